@@ -1,0 +1,273 @@
+//! Outlets consume records. Implement [`Outlet`]; wrap the instance in an
+//! [`OutletHandle`] to name it, give it its own processors and a timeout,
+//! and share it between links.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::error::{BoxError, Failure, NodeKind};
+use crate::node::{Lifecycle, guarded, short_type_name};
+use crate::processor::{Context, Processor, Stage};
+use crate::record::Record;
+use crate::update::Update;
+
+/// A consumer of records.
+///
+/// `push` must have durably written every record it was given before it
+/// returns `Ok`: the link counts a transfer as delivered only then.
+///
+/// ```
+/// use databay_core::{async_trait, BoxError, Outlet, Record, Update};
+///
+/// struct Stdout;
+///
+/// #[async_trait]
+/// impl Outlet for Stdout {
+///     async fn push(&mut self, records: &[Record], update: &Update) -> Result<(), BoxError> {
+///         for record in records {
+///             println!("{update} {}", record.payload);
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Outlet: Send + 'static {
+    /// Consumes one batch of one transfer.
+    async fn push(&mut self, records: &[Record], update: &Update) -> Result<(), BoxError>;
+
+    /// Runs once before the first link using this instance starts.
+    async fn on_start(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// Runs once after the last link using this instance stops.
+    async fn on_shutdown(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+struct Shared {
+    name: String,
+    timeout: Option<Duration>,
+    lifecycle: Lifecycle,
+    has_processors: bool,
+    processors: tokio::sync::Mutex<Vec<Stage>>,
+    outlet: tokio::sync::Mutex<Box<dyn Outlet>>,
+}
+
+/// Configures an [`OutletHandle`] before it is shared.
+pub struct OutletBuilder {
+    name: String,
+    timeout: Option<Duration>,
+    processors: Vec<Stage>,
+    outlet: Box<dyn Outlet>,
+}
+
+impl OutletBuilder {
+    /// Names the instance (logs, errors). Defaults to the type name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Limits each push to `timeout`. Overrides the link's `outlet_timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Adds a processor run on this outlet's copy of each batch, after the
+    /// link's processors and groupers.
+    pub fn processor<P: Processor>(mut self, processor: P) -> Self {
+        let position = self.processors.len();
+        self.processors.push(Stage::new(processor, position));
+        self
+    }
+
+    /// Adds a processor with an explicit name.
+    pub fn named_processor<P: Processor>(mut self, name: impl Into<String>, processor: P) -> Self {
+        let mut stage = Stage::new(processor, self.processors.len());
+        stage.name = name.into();
+        self.processors.push(stage);
+        self
+    }
+
+    /// The finished handle.
+    pub fn build(self) -> OutletHandle {
+        OutletHandle {
+            shared: Arc::new(Shared {
+                name: self.name,
+                timeout: self.timeout,
+                lifecycle: Lifecycle::default(),
+                has_processors: !self.processors.is_empty(),
+                processors: tokio::sync::Mutex::new(self.processors),
+                outlet: tokio::sync::Mutex::new(self.outlet),
+            }),
+        }
+    }
+}
+
+/// Where a delivery to an outlet failed.
+#[derive(Debug)]
+pub struct DeliveryError {
+    /// The outlet itself or one of its processors.
+    pub kind: NodeKind,
+    /// Name of the failing node.
+    pub node: String,
+    /// What went wrong.
+    pub failure: Failure,
+}
+
+/// A shareable handle to one outlet instance. Clones refer to the same
+/// instance; `on_start`/`on_shutdown` run once for it.
+#[derive(Clone)]
+pub struct OutletHandle {
+    shared: Arc<Shared>,
+}
+
+impl OutletHandle {
+    /// Wraps `outlet`, named after its type.
+    pub fn new<O: Outlet>(outlet: O) -> Self {
+        Self::builder(outlet).build()
+    }
+
+    /// Starts configuring a handle for `outlet`.
+    pub fn builder<O: Outlet>(outlet: O) -> OutletBuilder {
+        OutletBuilder {
+            name: short_type_name::<O>(),
+            timeout: None,
+            processors: Vec::new(),
+            outlet: Box::new(outlet),
+        }
+    }
+
+    /// The instance's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The push timeout, if one was set on the handle.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.shared.timeout
+    }
+
+    /// Whether a link using this instance is running.
+    pub fn active(&self) -> bool {
+        self.shared.lifecycle.active()
+    }
+
+    /// Whether both handles refer to the same instance.
+    pub fn same_as(&self, other: &OutletHandle) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Whether the outlet carries processors of its own.
+    pub fn has_processors(&self) -> bool {
+        self.shared.has_processors
+    }
+
+    /// The earliest wake-up its processors asked for.
+    pub async fn next_wakeup(&self) -> Option<Instant> {
+        if !self.shared.has_processors {
+            return None;
+        }
+        let stages = self.shared.processors.lock().await;
+        stages.iter().filter_map(|s| s.processor.next_wakeup()).min()
+    }
+
+    /// Delivers one batch: through the outlet's processors (on a copy, so
+    /// other outlets see the batch unchanged), then pushed if anything is
+    /// left. Returns how many records were pushed.
+    pub async fn deliver(
+        &self,
+        batch: &[Record],
+        cx: &Context<'_>,
+        timeout: Option<Duration>,
+    ) -> Result<usize, DeliveryError> {
+        let shared = &self.shared;
+        let timeout = shared.timeout.or(timeout);
+        if !shared.has_processors {
+            if batch.is_empty() {
+                return Ok(0);
+            }
+            return self.push(batch, cx.update, timeout).await;
+        }
+        let mut records = batch.to_vec();
+        {
+            let mut stages = shared.processors.lock().await;
+            for stage in stages.iter_mut() {
+                records = guarded(stage.processor.process(records, cx), None)
+                    .await
+                    .map_err(|failure| DeliveryError {
+                        kind: NodeKind::OutletProcessor,
+                        node: format!("{}/{}", shared.name, stage.name),
+                        failure,
+                    })?;
+            }
+        }
+        if records.is_empty() {
+            return Ok(0);
+        }
+        self.push(&records, cx.update, timeout).await
+    }
+
+    async fn push(
+        &self,
+        records: &[Record],
+        update: &Update,
+        timeout: Option<Duration>,
+    ) -> Result<usize, DeliveryError> {
+        let mut outlet = self.shared.outlet.lock().await;
+        guarded(outlet.push(records, update), timeout)
+            .await
+            .map_err(|failure| DeliveryError {
+                kind: NodeKind::Outlet,
+                node: self.shared.name.clone(),
+                failure,
+            })?;
+        Ok(records.len())
+    }
+
+    /// Registers a user of the instance; the first runs `on_start`.
+    pub async fn start(&self) -> Result<(), Failure> {
+        let shared = &self.shared;
+        shared
+            .lifecycle
+            .acquire(|| async {
+                let mut outlet = shared.outlet.lock().await;
+                guarded(outlet.on_start(), None).await
+            })
+            .await
+    }
+
+    /// Unregisters a user; the last runs `on_shutdown`.
+    pub async fn shutdown(&self) -> Result<(), Failure> {
+        let shared = &self.shared;
+        shared
+            .lifecycle
+            .release(|| async {
+                let mut outlet = shared.outlet.lock().await;
+                guarded(outlet.on_shutdown(), None).await
+            })
+            .await
+    }
+}
+
+impl<O: Outlet> From<O> for OutletHandle {
+    fn from(outlet: O) -> Self {
+        OutletHandle::new(outlet)
+    }
+}
+
+impl fmt::Debug for OutletHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutletHandle")
+            .field("name", &self.shared.name)
+            .field("active", &self.active())
+            .finish()
+    }
+}

@@ -1,0 +1,424 @@
+//! The planner drives many links, each on its own timer task.
+//!
+//! One `tokio::time` timer per link (no polling loop, no thread per link):
+//! tens of thousands of links cost a few kilobytes each and wake only when
+//! due. See the README's design notes for why not a cron-scheduler crate.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::future::join_all;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::error::{PlannerError, TransferError};
+use crate::link::{Link, LinkEvent, TransferReport};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Entry {
+    link: Link,
+    task: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    ignore_exceptions: bool,
+    immediate_transfer: bool,
+    stop_when_finished: bool,
+    shutdown_grace: Duration,
+    links: Mutex<Vec<Entry>>,
+    running: AtomicBool,
+    paused: AtomicBool,
+    /// `Some(wait)` once shutdown was asked for; cleared when the planner stopped.
+    shutdown: watch::Sender<Option<bool>>,
+    events_tx: mpsc::UnboundedSender<LinkEvent>,
+    events_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<LinkEvent>>,
+}
+
+/// Configures a [`Planner`].
+pub struct PlannerBuilder {
+    ignore_exceptions: bool,
+    immediate_transfer: bool,
+    stop_when_finished: bool,
+    shutdown_grace: Duration,
+    links: Vec<Link>,
+}
+
+impl PlannerBuilder {
+    /// Adds a link.
+    pub fn link(mut self, link: Link) -> Self {
+        self.links.push(link);
+        self
+    }
+
+    /// Keep running when a link's transfer fails (the error is logged and
+    /// counted). Otherwise a failed transfer shuts the planner down
+    /// gracefully and `start` returns the error.
+    pub fn ignore_exceptions(mut self, yes: bool) -> Self {
+        self.ignore_exceptions = yes;
+        self
+    }
+
+    /// Transfer once on start for every link that also wants it (default `true`).
+    pub fn immediate_transfer(mut self, yes: bool) -> Self {
+        self.immediate_transfer = yes;
+        self
+    }
+
+    /// Shut down by itself once every link has finished (all inputs
+    /// exhausted). Default `false`: a service keeps running.
+    pub fn stop_when_finished(mut self, yes: bool) -> Self {
+        self.stop_when_finished = yes;
+        self
+    }
+
+    /// How long graceful shutdown waits for in-flight transfers before
+    /// cancelling them (default 30 s). Buffers are flushed either way.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// The planner. Duplicate link names are refused.
+    pub fn build(self) -> Result<Planner, PlannerError> {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let planner = Planner {
+            inner: Arc::new(Inner {
+                ignore_exceptions: self.ignore_exceptions,
+                immediate_transfer: self.immediate_transfer,
+                stop_when_finished: self.stop_when_finished,
+                shutdown_grace: self.shutdown_grace,
+                links: Mutex::new(Vec::new()),
+                running: AtomicBool::new(false),
+                paused: AtomicBool::new(false),
+                shutdown: watch::channel(None).0,
+                events_tx,
+                events_rx: tokio::sync::Mutex::new(events_rx),
+            }),
+        };
+        {
+            let mut entries = lock(&planner.inner.links);
+            for link in self.links {
+                if entries.iter().any(|e| e.link.name() == link.name()) {
+                    return Err(PlannerError::DuplicateLink(link.name().to_owned()));
+                }
+                entries.push(Entry { link, task: None });
+            }
+        }
+        Ok(planner)
+    }
+}
+
+/// Schedules links and runs them until shut down. Cheap to clone: clones
+/// control the same planner, so one task can `start` while another calls
+/// `shutdown`.
+///
+/// ```
+/// use databay_core::{Link, Planner};
+/// use databay_core::testing::{CollectOutlet, StaticInlet};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let outlet = CollectOutlet::new();
+/// let link = Link::builder("ints")
+///     .inlet(StaticInlet::values([1]))
+///     .outlet(outlet.clone())
+///     .every(Duration::from_millis(10))
+///     .build()
+///     .unwrap();
+/// let planner = Planner::builder().link(link).build().unwrap();
+/// let running = tokio::spawn({
+///     let planner = planner.clone();
+///     async move { planner.start().await }
+/// });
+/// tokio::time::sleep(Duration::from_millis(55)).await;
+/// planner.shutdown(true);
+/// running.await.unwrap().unwrap();
+/// assert!(outlet.len() >= 3);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Planner {
+    inner: Arc<Inner>,
+}
+
+impl Planner {
+    /// Starts configuring a planner.
+    pub fn builder() -> PlannerBuilder {
+        PlannerBuilder {
+            ignore_exceptions: false,
+            immediate_transfer: true,
+            stop_when_finished: false,
+            shutdown_grace: Duration::from_secs(30),
+            links: Vec::new(),
+        }
+    }
+
+    /// A planner with default settings and these links.
+    pub fn new(links: impl IntoIterator<Item = Link>) -> Result<Self, PlannerError> {
+        links
+            .into_iter()
+            .fold(Self::builder(), PlannerBuilder::link)
+            .build()
+    }
+
+    /// The links, in the order they were added.
+    pub fn links(&self) -> Vec<Link> {
+        lock(&self.inner.links).iter().map(|e| e.link.clone()).collect()
+    }
+
+    /// The link called `name`.
+    pub fn link(&self, name: &str) -> Option<Link> {
+        lock(&self.inner.links)
+            .iter()
+            .find(|e| e.link.name() == name)
+            .map(|e| e.link.clone())
+    }
+
+    /// Whether `start` is running.
+    pub fn running(&self) -> bool {
+        self.inner.running.load(Ordering::SeqCst)
+    }
+
+    /// Adds a link; if the planner is running the link's nodes are started
+    /// and it is scheduled at once.
+    pub async fn add_link(&self, link: Link) -> Result<(), PlannerError> {
+        {
+            let mut entries = lock(&self.inner.links);
+            if entries.iter().any(|e| e.link.name() == link.name()) {
+                return Err(PlannerError::DuplicateLink(link.name().to_owned()));
+            }
+            entries.push(Entry {
+                link: link.clone(),
+                task: None,
+            });
+        }
+        if self.running() {
+            if let Err(e) = link.start().await {
+                lock(&self.inner.links).retain(|e| !e.link.same_as(&link));
+                return Err(e.into());
+            }
+            self.spawn_driver(&link);
+        }
+        Ok(())
+    }
+
+    fn spawn_driver(&self, link: &Link) {
+        link.set_planner_paused(self.inner.paused.load(Ordering::SeqCst));
+        let immediate = self.inner.immediate_transfer && link.immediate_transfer();
+        let task = tokio::spawn(link.clone().drive(immediate, self.inner.events_tx.clone()));
+        let mut entries = lock(&self.inner.links);
+        if let Some(entry) = entries.iter_mut().find(|e| e.link.same_as(link)) {
+            entry.task = Some(task);
+        } else {
+            task.abort();
+        }
+    }
+
+    /// Removes the link called `name`: unschedules it, lets an in-flight
+    /// transfer finish, flushes it and shuts its nodes down.
+    pub async fn remove_link(&self, name: &str) -> Result<Link, PlannerError> {
+        let entry = {
+            let mut entries = lock(&self.inner.links);
+            let pos = entries
+                .iter()
+                .position(|e| e.link.name() == name)
+                .ok_or_else(|| PlannerError::MissingLink(name.to_owned()))?;
+            entries.remove(pos)
+        };
+        let link = entry.link.clone();
+        if let Some(e) = self.retire(vec![(entry.link, entry.task)], true).await.into_iter().next() {
+            return Err(e);
+        }
+        Ok(link)
+    }
+
+    /// Removes every link (see [`Planner::remove_link`]).
+    pub async fn purge(&self) -> Vec<PlannerError> {
+        let entries = std::mem::take(&mut *lock(&self.inner.links));
+        self.retire(entries.into_iter().map(|e| (e.link, e.task)).collect(), true)
+            .await
+    }
+
+    /// Stops the drivers of `entries`, waits for them (up to the grace
+    /// period, or not at all without `wait`), flushes every link and shuts
+    /// its nodes down.
+    async fn retire(&self, entries: Vec<(Link, Option<JoinHandle<()>>)>, wait: bool) -> Vec<PlannerError> {
+        let (links, tasks): (Vec<Link>, Vec<Option<JoinHandle<()>>>) = entries.into_iter().unzip();
+        for link in &links {
+            link.request_stop();
+        }
+        let tasks: Vec<JoinHandle<()>> = tasks.into_iter().flatten().collect();
+        if wait {
+            let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+            if tokio::time::timeout(self.inner.shutdown_grace, join_all(tasks))
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "in-flight transfers did not finish within the {:?} grace period; cancelling them",
+                    self.inner.shutdown_grace
+                );
+                aborts.iter().for_each(tokio::task::AbortHandle::abort);
+            }
+        } else {
+            for task in &tasks {
+                task.abort();
+            }
+            join_all(tasks).await;
+        }
+        let mut errors = Vec::new();
+        let flushed = join_all(links.iter().map(|l| async move {
+            let flushed = l.flush().await;
+            (flushed, l.shutdown().await)
+        }))
+        .await;
+        for (flushed, hooks) in flushed {
+            if let Err(e) = flushed {
+                errors.push(PlannerError::Transfer(e));
+            }
+            errors.extend(hooks.into_iter().map(PlannerError::Hook));
+        }
+        errors
+    }
+
+    /// Runs the planner until [`shutdown`](Planner::shutdown) (or, with
+    /// `stop_when_finished`, until every link finished): starts every node
+    /// once, transfers immediately where asked, schedules each link, and on
+    /// the way out stops scheduling, lets in-flight transfers finish (within
+    /// the grace period), flushes buffers to the outlets and runs
+    /// `on_shutdown`. Returns the error that stopped it, if one did.
+    pub async fn start(&self) -> Result<(), PlannerError> {
+        if self.inner.running.swap(true, Ordering::SeqCst) {
+            return Err(PlannerError::AlreadyRunning);
+        }
+        let mut events = self.inner.events_rx.lock().await;
+        while events.try_recv().is_ok() {}
+        let mut shutdown = self.inner.shutdown.subscribe();
+
+        let links = self.links();
+        let mut started: Vec<&Link> = Vec::new();
+        for link in &links {
+            if let Err(e) = link.start().await {
+                tracing::error!("{e}");
+                for l in started {
+                    l.shutdown().await;
+                }
+                self.inner.running.store(false, Ordering::SeqCst);
+                self.inner.shutdown.send_replace(None);
+                return Err(e.into());
+            }
+            started.push(link);
+        }
+        tracing::info!(links = links.len(), "planner started");
+        for link in &links {
+            self.spawn_driver(link);
+        }
+
+        let outcome = loop {
+            if let Some(wait) = *shutdown.borrow_and_update() {
+                break (Ok(()), wait);
+            }
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        break (Ok(()), true);
+                    }
+                }
+                Some(event) = events.recv() => match event {
+                    LinkEvent::Failed(e) if !self.inner.ignore_exceptions => {
+                        tracing::error!("shutting the planner down after: {e}");
+                        break (Err(PlannerError::Transfer(e)), true);
+                    }
+                    LinkEvent::Failed(_) => {}
+                    LinkEvent::Finished(name) => {
+                        tracing::info!(link = %name, "link finished: every inlet is exhausted");
+                        if self.inner.stop_when_finished && self.all_finished() {
+                            break (Ok(()), true);
+                        }
+                    }
+                },
+            }
+        };
+        let (result, wait) = outcome;
+        // Links stay in the planner after it stops, so it can start again.
+        let running: Vec<(Link, Option<JoinHandle<()>>)> = lock(&self.inner.links)
+            .iter_mut()
+            .map(|e| (e.link.clone(), e.task.take()))
+            .collect();
+        let errors = self.retire(running, wait).await;
+        for e in &errors {
+            tracing::error!("during shutdown: {e}");
+        }
+        self.inner.running.store(false, Ordering::SeqCst);
+        self.inner.shutdown.send_replace(None);
+        tracing::info!("planner stopped");
+        match (result, errors.into_iter().next()) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => Ok(()),
+        }
+    }
+
+    fn all_finished(&self) -> bool {
+        lock(&self.inner.links)
+            .iter()
+            .all(|e| e.link.state() == crate::link::LinkState::Finished)
+    }
+
+    /// Asks the planner to stop. With `wait`, in-flight transfers may finish
+    /// (within the grace period); without, they are cancelled. Either way
+    /// buffers are flushed and `on_shutdown` runs before `start` returns.
+    /// Asking before `start` makes `start` return as soon as it has started.
+    pub fn shutdown(&self, wait: bool) {
+        self.inner.shutdown.send_replace(Some(wait));
+    }
+
+    /// Runs one transfer of every link now, concurrently, and returns each
+    /// link's outcome in link order.
+    pub async fn force_transfer(&self) -> Vec<Result<TransferReport, TransferError>> {
+        let links = self.links();
+        join_all(links.iter().map(Link::transfer)).await
+    }
+
+    /// Flushes every link (see [`Link::flush`]).
+    pub async fn flush(&self) -> Vec<Result<TransferReport, TransferError>> {
+        let links = self.links();
+        join_all(links.iter().map(Link::flush)).await
+    }
+
+    /// Pauses scheduled transfers of every link, present and future.
+    pub fn pause(&self) {
+        self.inner.paused.store(true, Ordering::SeqCst);
+        for link in self.links() {
+            link.set_planner_paused(true);
+        }
+    }
+
+    /// Resumes what [`Planner::pause`] paused (links paused on their own stay paused).
+    pub fn resume(&self) {
+        self.inner.paused.store(false, Ordering::SeqCst);
+        for link in self.links() {
+            link.set_planner_paused(false);
+        }
+    }
+
+    /// Whether the planner is paused.
+    pub fn is_paused(&self) -> bool {
+        self.inner.paused.load(Ordering::SeqCst)
+    }
+}
+
+impl std::fmt::Debug for Planner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planner")
+            .field("links", &self.links().iter().map(Link::name).collect::<Vec<_>>())
+            .field("running", &self.running())
+            .field("ignore_exceptions", &self.inner.ignore_exceptions)
+            .field("immediate_transfer", &self.inner.immediate_transfer)
+            .finish()
+    }
+}

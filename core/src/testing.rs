@@ -1,0 +1,401 @@
+//! A test kit for plugin authors: [`InletTester`] and [`OutletTester`] run
+//! the checks every inlet and outlet must pass, and [`StaticInlet`] /
+//! [`CollectOutlet`] stand in for the other end of a link in tests.
+//!
+//! ```
+//! use databay_core::testing::{InletTester, StaticInlet};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! InletTester::new(|| StaticInlet::values([1, 2])).run().await.unwrap();
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use crate::error::BoxError;
+use crate::inlet::{Inlet, InletHandle, Pull};
+use crate::outlet::{Outlet, OutletHandle};
+use crate::processor::{Context, Trigger};
+use crate::record::{INLET_KEY, Metadata, Record};
+use crate::update::Update;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The checks that failed, one line each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TesterFailures(pub Vec<String>);
+
+impl fmt::Display for TesterFailures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} check(s) failed:", self.0.len())?;
+        for failure in &self.0 {
+            writeln!(f, "  - {failure}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TesterFailures {}
+
+const GLOBAL_KEY: &str = "InletTester.global";
+
+/// Runs Databay's inlet checks on fresh instances from a factory:
+/// lifecycle hooks run and `active` follows them; `pull` succeeds; every
+/// record carries `__inlet__` and the global metadata; local metadata
+/// overrides global; and the inlet produces the same shape of output with
+/// and without global metadata (it must not depend on it).
+pub struct InletTester<F> {
+    make: F,
+    pulls: usize,
+}
+
+impl<I, F> InletTester<F>
+where
+    I: Inlet,
+    F: Fn() -> I,
+{
+    /// Tests instances made by `make`.
+    pub fn new(make: F) -> Self {
+        InletTester { make, pulls: 3 }
+    }
+
+    /// How many pulls each check makes (default 3).
+    pub fn pulls(mut self, pulls: usize) -> Self {
+        self.pulls = pulls.max(1);
+        self
+    }
+
+    /// Runs every check; all failures are reported together.
+    pub async fn run(&self) -> Result<(), TesterFailures> {
+        let mut failures = Vec::new();
+        let update = Update::new(["inlet_tester"], 0);
+
+        let mut global = Metadata::new();
+        global.insert(GLOBAL_KEY.into(), json!("global"));
+        let with_meta = InletHandle::builder((self.make)())
+            .name("tested")
+            .metadata(global)
+            .build();
+        let plain = InletHandle::builder((self.make)()).name("tested").build();
+
+        for handle in [&with_meta, &plain] {
+            if let Err(e) = handle.start().await {
+                failures.push(format!("on_start failed: {e}"));
+            } else if !handle.active() {
+                failures.push("not active after on_start".into());
+            }
+        }
+
+        let mut shapes: [Vec<&'static str>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..self.pulls {
+            for (which, handle) in [&with_meta, &plain].into_iter().enumerate() {
+                match handle.pull(&update, None).await {
+                    Err(e) => failures.push(format!("pull failed: {e}")),
+                    Ok(pull) => {
+                        shapes[which].push(shape(&pull));
+                        for record in pull.records() {
+                            check_record(record, which == 0, &mut failures);
+                        }
+                    }
+                }
+            }
+        }
+        if shapes[0] != shapes[1] {
+            failures.push(format!(
+                "output depends on global metadata: with it {:?}, without {:?}",
+                shapes[0], shapes[1]
+            ));
+        }
+
+        for handle in [&with_meta, &plain] {
+            if let Err(e) = handle.shutdown().await {
+                failures.push(format!("on_shutdown failed: {e}"));
+            } else if handle.active() {
+                failures.push("still active after on_shutdown".into());
+            }
+        }
+        failures.dedup();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(TesterFailures(failures))
+        }
+    }
+}
+
+fn shape(pull: &Pull) -> &'static str {
+    match pull {
+        Pull::Records(r) if r.is_empty() => "empty",
+        Pull::Records(_) => "records",
+        Pull::Nothing => "nothing",
+        Pull::RetryAfter(_) => "retry",
+        Pull::Exhausted(_) => "exhausted",
+    }
+}
+
+fn check_record(record: &Record, has_global: bool, failures: &mut Vec<String>) {
+    if record.meta(INLET_KEY) != Some(&json!("tested")) {
+        failures.push(format!("record lacks `{INLET_KEY}` naming its inlet: {record}"));
+    }
+    if has_global && record.meta(GLOBAL_KEY).is_none() {
+        failures.push(format!("record lacks the inlet's global metadata: {record}"));
+    }
+    // Local metadata must win over global: set one and read it back.
+    let mut probe = record.clone();
+    probe.set_meta(GLOBAL_KEY, "local");
+    if probe.meta(GLOBAL_KEY) != Some(&json!("local")) {
+        failures.push("local metadata does not override global metadata".into());
+    }
+}
+
+/// Runs the checks every outlet must pass on fresh instances: lifecycle
+/// hooks run and `active` follows them; an empty batch, and batches of
+/// varied payloads (objects, arrays, strings, numbers, null) with metadata,
+/// are accepted; pushing twice works.
+pub struct OutletTester<F> {
+    make: F,
+    records: Vec<Record>,
+}
+
+impl<O, F> OutletTester<F>
+where
+    O: Outlet,
+    F: Fn() -> O,
+{
+    /// Tests instances made by `make`, with a default set of records.
+    pub fn new(make: F) -> Self {
+        let records = vec![
+            Record::new(json!({"id": 1, "name": "a", "nested": {"x": [1, 2]}})),
+            Record::new(json!({"id": 2, "name": "b, with \"quotes\"\nand a newline"})),
+            Record::new(json!(42)).with_meta("OutletTester.local", true),
+            Record::new(json!("plain text")),
+            Record::new(json!([1, "two", null])),
+            Record::new(Value::Null),
+        ];
+        OutletTester { make, records }
+    }
+
+    /// Pushes these records instead of the defaults (an outlet that only
+    /// accepts one shape of payload says so here).
+    pub fn records(mut self, records: Vec<Record>) -> Self {
+        self.records = records;
+        self
+    }
+
+    /// Runs every check; all failures are reported together. Returns the
+    /// handle so the caller can inspect what the outlet wrote.
+    pub async fn run(&self) -> Result<OutletHandle, TesterFailures> {
+        let mut failures = Vec::new();
+        let handle = OutletHandle::new((self.make)());
+        let update = Update::new(["outlet_tester"], 0);
+        let cx = Context::new(&update, Trigger::Transfer);
+        match handle.start().await {
+            Err(e) => failures.push(format!("on_start failed: {e}")),
+            Ok(()) if !handle.active() => failures.push("not active after on_start".into()),
+            Ok(()) => {}
+        }
+        if let Err(e) = handle.deliver(&[], &cx, None).await {
+            failures.push(format!("empty batch refused: {}", e.failure));
+        }
+        for round in 0..2 {
+            match handle.deliver(&self.records, &cx, None).await {
+                Ok(n) if n == self.records.len() => {}
+                Ok(n) => failures.push(format!("push {round}: {n} of {} records counted", self.records.len())),
+                Err(e) => failures.push(format!("push {round} failed: {}", e.failure)),
+            }
+        }
+        match handle.shutdown().await {
+            Err(e) => failures.push(format!("on_shutdown failed: {e}")),
+            Ok(()) if handle.active() => failures.push("still active after on_shutdown".into()),
+            Ok(()) => {}
+        }
+        if failures.is_empty() {
+            Ok(handle)
+        } else {
+            Err(TesterFailures(failures))
+        }
+    }
+}
+
+/// An inlet that returns the same records on every pull, optionally
+/// reporting exhaustion after a number of pulls.
+#[derive(Clone, Debug)]
+pub struct StaticInlet {
+    records: Vec<Record>,
+    pulls_left: Option<usize>,
+}
+
+impl StaticInlet {
+    /// One record per value, on every pull.
+    pub fn values<I, V>(values: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Value>,
+    {
+        StaticInlet {
+            records: values.into_iter().map(Record::new).collect(),
+            pulls_left: None,
+        }
+    }
+
+    /// These records, on every pull.
+    pub fn records(records: Vec<Record>) -> Self {
+        StaticInlet {
+            records,
+            pulls_left: None,
+        }
+    }
+
+    /// Produce `n` times; the `n`-th pull reports the input exhausted.
+    pub fn times(mut self, n: usize) -> Self {
+        self.pulls_left = Some(n);
+        self
+    }
+}
+
+#[async_trait]
+impl Inlet for StaticInlet {
+    async fn pull(&mut self, _update: &Update) -> Result<Pull, BoxError> {
+        match &mut self.pulls_left {
+            None => Ok(Pull::Records(self.records.clone())),
+            Some(0) => Ok(Pull::exhausted()),
+            Some(n) => {
+                *n -= 1;
+                if *n == 0 {
+                    Ok(Pull::Exhausted(self.records.clone()))
+                } else {
+                    Ok(Pull::Records(self.records.clone()))
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Collected {
+    batches: Vec<(String, Vec<Record>)>,
+    starts: usize,
+    shutdowns: usize,
+}
+
+/// An outlet that keeps every batch it is given, for assertions. Clones
+/// share what was collected; give the link a clone and keep one.
+#[derive(Clone, Default)]
+pub struct CollectOutlet {
+    collected: Arc<Mutex<Collected>>,
+}
+
+impl CollectOutlet {
+    /// An empty collector.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every record received, in order.
+    pub fn records(&self) -> Vec<Record> {
+        lock(&self.collected)
+            .batches
+            .iter()
+            .flat_map(|(_, b)| b.iter().cloned())
+            .collect()
+    }
+
+    /// Every payload received, in order.
+    pub fn payloads(&self) -> Vec<Value> {
+        self.records().into_iter().map(Record::into_payload).collect()
+    }
+
+    /// The batches received, each with its update (`tag.index`).
+    pub fn batches(&self) -> Vec<(String, Vec<Record>)> {
+        lock(&self.collected).batches.clone()
+    }
+
+    /// Number of records received.
+    pub fn len(&self) -> usize {
+        lock(&self.collected).batches.iter().map(|(_, b)| b.len()).sum()
+    }
+
+    /// Whether nothing was received.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many times `on_start` and `on_shutdown` ran.
+    pub fn hook_counts(&self) -> (usize, usize) {
+        let c = lock(&self.collected);
+        (c.starts, c.shutdowns)
+    }
+}
+
+#[async_trait]
+impl Outlet for CollectOutlet {
+    async fn push(&mut self, records: &[Record], update: &Update) -> Result<(), BoxError> {
+        lock(&self.collected)
+            .batches
+            .push((update.to_string(), records.to_vec()));
+        Ok(())
+    }
+
+    async fn on_start(&mut self) -> Result<(), BoxError> {
+        lock(&self.collected).starts += 1;
+        Ok(())
+    }
+
+    async fn on_shutdown(&mut self) -> Result<(), BoxError> {
+        lock(&self.collected).shutdowns += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct ReadsNothing;
+    #[async_trait]
+    impl Inlet for ReadsNothing {
+        async fn pull(&mut self, _: &Update) -> Result<Pull, BoxError> {
+            Err("no data source".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn inlet_tester_reports_a_failing_pull() {
+        let err = InletTester::new(|| ReadsNothing).run().await.unwrap_err();
+        assert!(err.0.iter().any(|f| f.contains("no data source")), "{err}");
+    }
+
+    struct Picky;
+    #[async_trait]
+    impl Outlet for Picky {
+        async fn push(&mut self, records: &[Record], _: &Update) -> Result<(), BoxError> {
+            if records.iter().any(|r| !r.payload.is_object()) {
+                return Err("only objects".into());
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn outlet_tester_reports_refused_payloads() {
+        let err = OutletTester::new(|| Picky).run().await.unwrap_err();
+        assert!(err.0.iter().any(|f| f.contains("only objects")), "{err}");
+        OutletTester::new(|| Picky)
+            .records(vec![Record::new(json!({"a": 1}))])
+            .run()
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn kit_passes_its_own_helpers() {
+        InletTester::new(|| StaticInlet::values([1, 2]).times(10)).run().await.unwrap();
+        OutletTester::new(CollectOutlet::new).run().await.unwrap();
+    }
+}
