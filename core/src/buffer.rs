@@ -82,7 +82,10 @@ impl Buffer {
     }
 
     /// Adds a custom controller: given the stored records, `true` releases.
-    pub fn custom_controller(self, controller: impl FnMut(&[Record]) -> bool + Send + 'static) -> Self {
+    pub fn custom_controller(
+        self,
+        controller: impl FnMut(&[Record]) -> bool + Send + 'static,
+    ) -> Self {
         self.state().custom.push(Box::new(controller));
         self
     }
@@ -188,7 +191,11 @@ impl State {
 
 #[async_trait]
 impl Processor for Buffer {
-    async fn process(&mut self, records: Vec<Record>, cx: &Context<'_>) -> Result<Vec<Record>, BoxError> {
+    async fn process(
+        &mut self,
+        records: Vec<Record>,
+        cx: &Context<'_>,
+    ) -> Result<Vec<Record>, BoxError> {
         Ok(self.push(records, cx.now, cx.trigger))
     }
 
@@ -252,8 +259,15 @@ mod tests {
         let t0 = Instant::now();
         assert!(b.push(recs(1), t0, Trigger::Transfer).is_empty());
         assert_eq!(b.next_wakeup(), Some(t0 + Duration::from_secs(60)));
-        assert!(b.push(recs(1), t0 + Duration::from_secs(59), Trigger::Transfer).is_empty());
-        assert_eq!(b.push(vec![], t0 + Duration::from_secs(60), Trigger::Timer).len(), 2);
+        assert!(
+            b.push(recs(1), t0 + Duration::from_secs(59), Trigger::Transfer)
+                .is_empty()
+        );
+        assert_eq!(
+            b.push(vec![], t0 + Duration::from_secs(60), Trigger::Timer)
+                .len(),
+            2
+        );
         assert_eq!(b.next_wakeup(), None);
     }
 
@@ -261,7 +275,9 @@ mod tests {
     fn or_and_and_combinations() {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(61);
-        let or = Buffer::new().count_threshold(10).time_threshold(Duration::from_secs(60));
+        let or = Buffer::new()
+            .count_threshold(10)
+            .time_threshold(Duration::from_secs(60));
         or.push(recs(2), t0, Trigger::Transfer);
         assert_eq!(or.push(vec![], later, Trigger::Timer).len(), 2);
 
@@ -270,9 +286,13 @@ mod tests {
             .time_threshold(Duration::from_secs(60))
             .conjugate_controllers(true);
         and.push(recs(2), t0, Trigger::Transfer);
-        assert!(and.push(vec![], later, Trigger::Timer).is_empty(), "count not met");
         assert!(
-            and.push(recs(8), t0 + Duration::from_secs(1), Trigger::Transfer).is_empty(),
+            and.push(vec![], later, Trigger::Timer).is_empty(),
+            "count not met"
+        );
+        assert!(
+            and.push(recs(8), t0 + Duration::from_secs(1), Trigger::Transfer)
+                .is_empty(),
             "count met, time not"
         );
         assert_eq!(and.push(vec![], later, Trigger::Timer).len(), 10);
@@ -288,8 +308,16 @@ mod tests {
         b.push(recs(1), t0, Trigger::Transfer);
         assert!(b.next_wakeup().is_some());
         b.push(vec![], t0 + Duration::from_secs(2), Trigger::Timer);
-        assert_eq!(b.next_wakeup(), None, "a met time controller must not busy-wake");
-        assert_eq!(b.push(recs(9), t0 + Duration::from_secs(3), Trigger::Transfer).len(), 10);
+        assert_eq!(
+            b.next_wakeup(),
+            None,
+            "a met time controller must not busy-wake"
+        );
+        assert_eq!(
+            b.push(recs(9), t0 + Duration::from_secs(3), Trigger::Transfer)
+                .len(),
+            10
+        );
     }
 
     #[test]
@@ -304,7 +332,11 @@ mod tests {
             .count_threshold(100);
         let t = Instant::now();
         assert!(b.push(recs(3), t, Trigger::Transfer).is_empty());
-        assert_eq!(b.push(vec![Record::new(10_000)], t, Trigger::Transfer).len(), 4);
+        assert_eq!(
+            b.push(vec![Record::new(10_000)], t, Trigger::Transfer)
+                .len(),
+            4
+        );
         assert_eq!(count_calls.load(Ordering::SeqCst), 2);
     }
 

@@ -129,7 +129,7 @@ pub(crate) fn humanize(d: Duration) -> String {
             (h, 0, 0) => format!("{h}h"),
             _ => format!("{s}s"),
         }
-    } else if d.subsec_nanos() % 1_000_000 == 0 && d.as_secs() == 0 {
+    } else if d.subsec_nanos().is_multiple_of(1_000_000) && d.as_secs() == 0 {
         format!("{}ms", d.as_millis())
     } else {
         format!("{d:?}")

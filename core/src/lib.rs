@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 mod buffer;
+mod clock;
 mod error;
 mod inlet;
 mod link;

@@ -103,6 +103,7 @@ struct Inner {
     next_index: AtomicU64,
     counters: Counters,
     control: Control,
+    has_processors: AtomicBool,
     /// Earliest wake-up requested by a processor.
     processor_wakeup: Mutex<Option<Instant>>,
     next_tick: Mutex<Option<SystemTime>>,
@@ -127,7 +128,7 @@ struct Inner {
 ///     .unwrap();
 /// let report = link.transfer().await.unwrap();
 /// assert_eq!(report.update.to_string(), "numbers.0");
-/// assert_eq!(outlet.payloads(), vec![1.into(), 3.into()]);
+/// assert_eq!(outlet.payloads(), vec![serde_json::json!(1), serde_json::json!(3)]);
 /// # }
 /// ```
 #[derive(Clone)]
@@ -248,6 +249,7 @@ impl LinkBuilder {
     pub fn build(self) -> Result<Link, ScheduleError> {
         let schedule = self.schedule?;
         let tags = self.tags.unwrap_or_else(|| vec![self.name.clone()]);
+        let has_processors = !self.processors.is_empty();
         Ok(Link {
             inner: Arc::new(Inner {
                 name: self.name,
@@ -268,6 +270,7 @@ impl LinkBuilder {
                 next_index: AtomicU64::new(0),
                 counters: Counters::default(),
                 control: Control::default(),
+                has_processors: AtomicBool::new(has_processors),
                 processor_wakeup: Mutex::new(None),
                 next_tick: Mutex::new(None),
             }),
@@ -354,7 +357,10 @@ impl Link {
 
     /// The inlets, in order.
     pub fn inlets(&self) -> Vec<InletHandle> {
-        lock(&self.inner.inlets).iter().map(|s| s.handle.clone()).collect()
+        lock(&self.inner.inlets)
+            .iter()
+            .map(|s| s.handle.clone())
+            .collect()
     }
 
     /// The outlets, in order.
@@ -443,7 +449,10 @@ impl Link {
     }
 
     pub(crate) fn set_planner_paused(&self, paused: bool) {
-        self.inner.control.planner_paused.store(paused, Ordering::SeqCst);
+        self.inner
+            .control
+            .planner_paused
+            .store(paused, Ordering::SeqCst);
         self.inner.control.wake.notify_one();
     }
 
@@ -555,7 +564,8 @@ impl Link {
     /// running transfer of this link to end first (transfers never overlap).
     pub async fn transfer(&self) -> Result<TransferReport, TransferError> {
         let pipeline = self.inner.pipeline.lock().await;
-        self.run(pipeline, Trigger::Transfer, None, Pulls::Due).await
+        self.run(pipeline, Trigger::Transfer, None, Pulls::Due)
+            .await
     }
 
     /// Releases everything the processors hold (buffers, windows) and pushes
@@ -573,7 +583,7 @@ impl Link {
         pulls: Pulls,
     ) -> Result<TransferReport, TransferError> {
         let inner = &*self.inner;
-        let started = Instant::now();
+        let started = crate::clock::now();
         let index = inner.next_index.fetch_add(1, Ordering::Relaxed);
         let update = Update::for_link(inner.tags.clone(), index, scheduled);
         let span = tracing::info_span!("transfer", update = %update);
@@ -600,7 +610,8 @@ impl Link {
             Ok((records_in, records_out, ignored)) => {
                 c.transfers_ok.fetch_add(1, Ordering::Relaxed);
                 c.records_in.fetch_add(records_in as u64, Ordering::Relaxed);
-                c.records_out.fetch_add(records_out as u64, Ordering::Relaxed);
+                c.records_out
+                    .fetch_add(records_out as u64, Ordering::Relaxed);
                 if let Some(last) = ignored.last() {
                     c.errors.fetch_add(ignored.len() as u64, Ordering::Relaxed);
                     c.set_last_error(last.to_string());
@@ -638,7 +649,13 @@ impl Link {
         wakeup
     }
 
-    fn node_error(&self, update: &Update, kind: NodeKind, node: &str, failure: Failure) -> NodeError {
+    fn node_error(
+        &self,
+        update: &Update,
+        kind: NodeKind,
+        node: &str,
+        failure: Failure,
+    ) -> NodeError {
         NodeError {
             link: self.inner.name.clone(),
             update: update.to_string(),
@@ -753,9 +770,14 @@ impl Link {
         Ok((records_in, records_out, errors))
     }
 
-    async fn pull(&self, update: &Update, pulls: Pulls, errors: &mut Vec<NodeError>) -> Vec<Record> {
+    async fn pull(
+        &self,
+        update: &Update,
+        pulls: Pulls,
+        errors: &mut Vec<NodeError>,
+    ) -> Vec<Record> {
         let inner = &*self.inner;
-        let now = Instant::now();
+        let now = crate::clock::now();
         let mut due: Vec<InletHandle> = lock(&inner.inlets)
             .iter()
             .filter(|s| {
@@ -798,7 +820,7 @@ impl Link {
                 Ok(Pull::Records(r)) => r,
                 Ok(Pull::Nothing) => Vec::new(),
                 Ok(Pull::RetryAfter(d)) => {
-                    retry_at = Some(Instant::now() + d);
+                    retry_at = Some(crate::clock::now() + d);
                     Vec::new()
                 }
                 Ok(Pull::Exhausted(r)) => {
@@ -853,9 +875,8 @@ impl Link {
     }
 
     fn set_next_tick(&self, deadline: Option<Instant>) {
-        let wall = deadline.map(|d| {
-            SystemTime::now() + d.saturating_duration_since(Instant::now())
-        });
+        let wall =
+            deadline.map(|d| SystemTime::now() + d.saturating_duration_since(crate::clock::now()));
         *lock(&self.inner.next_tick) = wall;
     }
 
@@ -863,13 +884,18 @@ impl Link {
     pub(crate) async fn drive(self, immediate: bool, events: mpsc::UnboundedSender<LinkEvent>) {
         let inner = &*self.inner;
         let c = &inner.control;
-        c.stop.store(false, Ordering::SeqCst);
-        c.driving.store(true, Ordering::SeqCst);
         let mut ticker = Ticker::new(inner.schedule.clone());
         let mut was_paused = self.is_paused();
-        ticker.restart(Instant::now());
+        ticker.restart(crate::clock::now());
         if immediate && !was_paused {
-            self.scheduled(Trigger::Transfer, Some(Instant::now()), Pulls::Due, &events).await;
+            self.scheduled(
+                Trigger::Transfer,
+                Some(crate::clock::now()),
+                Pulls::Due,
+                &events,
+            )
+            .await;
+            self.count_skipped(ticker.catch_up(crate::clock::now()));
         }
         let mut jitter = ticker.draw_jitter();
         loop {
@@ -878,7 +904,8 @@ impl Link {
             }
             if self.is_exhausted() {
                 // Finite input ended: emit what the processors hold, then stop.
-                self.scheduled(Trigger::Flush, None, Pulls::None, &events).await;
+                self.scheduled(Trigger::Flush, None, Pulls::None, &events)
+                    .await;
                 c.finished.store(true, Ordering::SeqCst);
                 let _ = events.send(LinkEvent::Finished(inner.name.clone()));
                 break;
@@ -892,7 +919,7 @@ impl Link {
             }
             if was_paused {
                 was_paused = false;
-                ticker.restart(Instant::now());
+                ticker.restart(crate::clock::now());
                 jitter = ticker.draw_jitter();
             }
             let tick = ticker.deadline(jitter);
@@ -913,28 +940,60 @@ impl Link {
                     }
                 }
             }
-            let now = Instant::now();
+            let now = crate::clock::now();
             match tick {
                 Some(t) if now >= t => {
-                    inner.counters.lateness.observe(now.saturating_duration_since(t));
-                    self.scheduled(Trigger::Transfer, Some(t), Pulls::Due, &events).await;
-                    let skipped = ticker.advance(Instant::now());
-                    if skipped > 0 {
-                        inner.counters.ticks_skipped.fetch_add(skipped, Ordering::Relaxed);
-                        tracing::warn!(link = %inner.name, skipped, "transfer overran its interval; skipped ticks");
-                    }
+                    inner
+                        .counters
+                        .lateness
+                        .observe(now.saturating_duration_since(t));
+                    self.scheduled(Trigger::Transfer, Some(t), Pulls::Due, &events)
+                        .await;
+                    self.count_skipped(ticker.advance(crate::clock::now()));
                     jitter = ticker.draw_jitter();
                 }
                 _ if self.retry_due(now) => {
-                    self.scheduled(Trigger::Transfer, None, Pulls::Retries, &events).await;
+                    self.scheduled(Trigger::Transfer, None, Pulls::Retries, &events)
+                        .await;
                 }
                 _ => {
-                    self.scheduled(Trigger::Timer, None, Pulls::None, &events).await;
+                    self.scheduled(Trigger::Timer, None, Pulls::None, &events)
+                        .await;
                 }
             }
         }
         self.set_next_tick(None);
         c.driving.store(false, Ordering::SeqCst);
+    }
+
+    fn count_skipped(&self, skipped: u64) {
+        if skipped > 0 {
+            self.inner
+                .counters
+                .ticks_skipped
+                .fetch_add(skipped, Ordering::Relaxed);
+            tracing::warn!(link = %self.inner.name, skipped, "transfer overran its interval; skipped ticks");
+        }
+    }
+
+    /// Marks the link as driven by a timer task about to be spawned (before
+    /// the spawn, so a stop requested right after is not lost).
+    pub(crate) fn prepare_drive(&self) {
+        let c = &self.inner.control;
+        c.stop.store(false, Ordering::SeqCst);
+        c.driving.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn end_drive(&self) {
+        self.inner.control.driving.store(false, Ordering::SeqCst);
+        self.set_next_tick(None);
+    }
+
+    /// Whether a flush could release anything: some processor (of the link
+    /// or of an outlet) may hold records.
+    pub(crate) fn may_hold_records(&self) -> bool {
+        self.inner.has_processors.load(Ordering::Relaxed)
+            || self.outlets().iter().any(OutletHandle::has_processors)
     }
 
     /// A transfer started by the timer. If a forced transfer holds the link,
@@ -948,7 +1007,10 @@ impl Link {
     ) {
         let Ok(pipeline) = self.inner.pipeline.try_lock() else {
             if trigger == Trigger::Transfer && scheduled.is_some() {
-                self.inner.counters.ticks_skipped.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .counters
+                    .ticks_skipped
+                    .fetch_add(1, Ordering::Relaxed);
                 return;
             }
             // Timer and flush work must not be lost: wait for the lock.

@@ -176,7 +176,10 @@ impl OutletHandle {
             return None;
         }
         let stages = self.shared.processors.lock().await;
-        stages.iter().filter_map(|s| s.processor.next_wakeup()).min()
+        stages
+            .iter()
+            .filter_map(|s| s.processor.next_wakeup())
+            .min()
     }
 
     /// Delivers one batch: through the outlet's processors (on a copy, so

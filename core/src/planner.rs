@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{PlannerError, TransferError};
-use crate::link::{Link, LinkEvent, TransferReport};
+use crate::link::{Link, LinkEvent, LinkState, TransferReport};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -167,7 +167,10 @@ impl Planner {
 
     /// The links, in the order they were added.
     pub fn links(&self) -> Vec<Link> {
-        lock(&self.inner.links).iter().map(|e| e.link.clone()).collect()
+        lock(&self.inner.links)
+            .iter()
+            .map(|e| e.link.clone())
+            .collect()
     }
 
     /// The link called `name`.
@@ -209,6 +212,7 @@ impl Planner {
     fn spawn_driver(&self, link: &Link) {
         link.set_planner_paused(self.inner.paused.load(Ordering::SeqCst));
         let immediate = self.inner.immediate_transfer && link.immediate_transfer();
+        link.prepare_drive();
         let task = tokio::spawn(link.clone().drive(immediate, self.inner.events_tx.clone()));
         let mut entries = lock(&self.inner.links);
         if let Some(entry) = entries.iter_mut().find(|e| e.link.same_as(link)) {
@@ -230,7 +234,12 @@ impl Planner {
             entries.remove(pos)
         };
         let link = entry.link.clone();
-        if let Some(e) = self.retire(vec![(entry.link, entry.task)], true).await.into_iter().next() {
+        if let Some(e) = self
+            .retire(vec![(entry.link, entry.task)], true)
+            .await
+            .into_iter()
+            .next()
+        {
             return Err(e);
         }
         Ok(link)
@@ -239,14 +248,21 @@ impl Planner {
     /// Removes every link (see [`Planner::remove_link`]).
     pub async fn purge(&self) -> Vec<PlannerError> {
         let entries = std::mem::take(&mut *lock(&self.inner.links));
-        self.retire(entries.into_iter().map(|e| (e.link, e.task)).collect(), true)
-            .await
+        self.retire(
+            entries.into_iter().map(|e| (e.link, e.task)).collect(),
+            true,
+        )
+        .await
     }
 
     /// Stops the drivers of `entries`, waits for them (up to the grace
     /// period, or not at all without `wait`), flushes every link and shuts
     /// its nodes down.
-    async fn retire(&self, entries: Vec<(Link, Option<JoinHandle<()>>)>, wait: bool) -> Vec<PlannerError> {
+    async fn retire(
+        &self,
+        entries: Vec<(Link, Option<JoinHandle<()>>)>,
+        wait: bool,
+    ) -> Vec<PlannerError> {
         let (links, tasks): (Vec<Link>, Vec<Option<JoinHandle<()>>>) = entries.into_iter().unzip();
         for link in &links {
             link.request_stop();
@@ -270,9 +286,17 @@ impl Planner {
             }
             join_all(tasks).await;
         }
+        for link in &links {
+            link.end_drive();
+        }
         let mut errors = Vec::new();
         let flushed = join_all(links.iter().map(|l| async move {
-            let flushed = l.flush().await;
+            // A finished link flushed at the end of its input already.
+            let flushed = if l.may_hold_records() && l.state() != LinkState::Finished {
+                l.flush().await.map(drop)
+            } else {
+                Ok(())
+            };
             (flushed, l.shutdown().await)
         }))
         .await;
@@ -366,7 +390,7 @@ impl Planner {
     fn all_finished(&self) -> bool {
         lock(&self.inner.links)
             .iter()
-            .all(|e| e.link.state() == crate::link::LinkState::Finished)
+            .all(|e| e.link.state() == LinkState::Finished)
     }
 
     /// Asks the planner to stop. With `wait`, in-flight transfers may finish
@@ -415,7 +439,10 @@ impl Planner {
 impl std::fmt::Debug for Planner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Planner")
-            .field("links", &self.links().iter().map(Link::name).collect::<Vec<_>>())
+            .field(
+                "links",
+                &self.links().iter().map(Link::name).collect::<Vec<_>>(),
+            )
             .field("running", &self.running())
             .field("ignore_exceptions", &self.inner.ignore_exceptions)
             .field("immediate_transfer", &self.inner.immediate_transfer)

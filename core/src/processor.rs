@@ -45,7 +45,7 @@ impl<'a> Context<'a> {
         Context {
             update,
             trigger,
-            now: Instant::now(),
+            now: crate::clock::now(),
         }
     }
 }

@@ -271,7 +271,9 @@ impl<'a> MetadataRef<'a> {
 
     /// The merged metadata as an owned map.
     pub fn to_map(&self) -> Metadata {
-        self.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect()
+        self.iter()
+            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .collect()
     }
 }
 

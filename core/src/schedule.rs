@@ -38,7 +38,7 @@ pub enum Schedule {
     /// Every fixed interval.
     Every(Every),
     /// On a cron expression.
-    Cron(CronSchedule),
+    Cron(Box<CronSchedule>),
     /// Never on its own: only forced transfers and flushes.
     Manual,
 }
@@ -87,7 +87,8 @@ impl Schedule {
     /// assert!(Schedule::cron("61 * * * *", "UTC").is_err());
     /// ```
     pub fn cron(expr: &str, timezone: &str) -> Result<Self, ScheduleError> {
-        let tz = Tz::from_str(timezone).map_err(|_| ScheduleError::TimeZone(timezone.to_owned()))?;
+        let tz =
+            Tz::from_str(timezone).map_err(|_| ScheduleError::TimeZone(timezone.to_owned()))?;
         let cron = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
             .build()
@@ -96,11 +97,11 @@ impl Schedule {
                 expr: expr.to_owned(),
                 reason: e.to_string(),
             })?;
-        Ok(Schedule::Cron(CronSchedule {
+        Ok(Schedule::Cron(Box::new(CronSchedule {
             expr: expr.to_owned(),
             cron,
             tz,
-        }))
+        })))
     }
 
     /// Aligns an interval schedule to the wall clock: ticks fall on
@@ -194,6 +195,10 @@ pub(crate) struct Ticker {
     schedule: Schedule,
     /// The current base tick (without jitter).
     base: Option<Instant>,
+    /// For wall-clock schedules, the wall time of the coming tick: the next
+    /// one is searched after it, so a timer that fires a hair early by the
+    /// wall clock never fires the same occurrence twice.
+    wall_base: Option<DateTime<Utc>>,
 }
 
 impl Ticker {
@@ -201,26 +206,25 @@ impl Ticker {
         Ticker {
             schedule,
             base: None,
+            wall_base: None,
         }
     }
 
     /// Restarts the ticker from `now` (first start, or resume after pause).
     pub(crate) fn restart(&mut self, now: Instant) {
-        self.base = self.first_after(now);
-    }
-
-    fn first_after(&self, now: Instant) -> Option<Instant> {
-        match &self.schedule {
+        self.wall_base = None;
+        self.base = match &self.schedule {
             Schedule::Manual => None,
             Schedule::Every(e) if e.align_to.is_none() => Some(now + e.interval),
-            _ => self.wall_next(now),
-        }
+            _ => self.wall_next(now, SystemTime::now().into()),
+        };
     }
 
-    /// Next wall-clock fire, mapped onto the monotonic clock.
-    fn wall_next(&self, now: Instant) -> Option<Instant> {
+    /// The first wall-clock fire after `after`, mapped onto the monotonic clock.
+    fn wall_next(&mut self, now: Instant, after: DateTime<Utc>) -> Option<Instant> {
         let wall_now: DateTime<Utc> = SystemTime::now().into();
-        let next = self.schedule.next_after(wall_now)?;
+        let next = self.schedule.next_after(after.max(wall_now))?;
+        self.wall_base = Some(next);
         let ahead = (next - wall_now).to_std().unwrap_or_default();
         Some(now + ahead)
     }
@@ -253,27 +257,41 @@ impl Ticker {
         match &self.schedule {
             Schedule::Manual => 0,
             Schedule::Every(e) => {
-                let mut next = base + e.interval;
-                let mut skipped = 0;
-                if next <= now {
-                    let behind = now.duration_since(next).as_nanos() / e.interval.as_nanos();
-                    skipped = behind as u64 + 1;
-                    next += e.interval.mul_f64(skipped as f64);
-                    if next <= now {
-                        next += e.interval;
-                        skipped += 1;
-                    }
+                self.base = Some(base + e.interval);
+                self.catch_up(now)
+            }
+            Schedule::Cron(_) => {
+                let handled = self.wall_base.unwrap_or_else(|| SystemTime::now().into());
+                self.base = self.wall_next(now, handled);
+                self.catch_up(now)
+            }
+        }
+    }
+
+    /// Skips every tick at or before `now` (they passed while a transfer
+    /// ran) and returns how many there were.
+    pub(crate) fn catch_up(&mut self, now: Instant) -> u64 {
+        let Some(base) = self.base else { return 0 };
+        if base > now {
+            return 0;
+        }
+        match &self.schedule {
+            Schedule::Manual => 0,
+            Schedule::Every(e) => {
+                let behind = now.duration_since(base).as_nanos() / e.interval.as_nanos();
+                let skipped = u64::try_from(behind).unwrap_or(u64::MAX).saturating_add(1);
+                let mut next = base + e.interval.mul_f64(skipped as f64);
+                // Float rounding in mul_f64 must not leave us on a past tick.
+                while next <= now {
+                    next += e.interval;
                 }
                 self.base = Some(next);
                 skipped
             }
             Schedule::Cron(_) => {
-                // Count the occurrences that fell inside the overrun.
                 let wall_now: DateTime<Utc> = SystemTime::now().into();
-                let overrun = chrono::Duration::from_std(now.saturating_duration_since(base))
-                    .unwrap_or_default();
-                let mut t = wall_now - overrun;
-                let mut skipped = 0;
+                let mut t = self.wall_base.unwrap_or(wall_now);
+                let mut skipped = 1;
                 while let Some(n) = self.schedule.next_after(t) {
                     if n > wall_now || skipped >= 10_000 {
                         break;
@@ -281,7 +299,7 @@ impl Ticker {
                     skipped += 1;
                     t = n;
                 }
-                self.base = self.wall_next(now);
+                self.base = self.wall_next(now, t);
                 skipped
             }
         }
@@ -299,7 +317,10 @@ mod tests {
 
     #[test]
     fn zero_interval_is_refused() {
-        assert!(matches!(Schedule::every(Duration::ZERO), Err(ScheduleError::ZeroInterval)));
+        assert!(matches!(
+            Schedule::every(Duration::ZERO),
+            Err(ScheduleError::ZeroInterval)
+        ));
     }
 
     #[test]
@@ -307,10 +328,21 @@ mod tests {
         let s = Schedule::every(Duration::from_secs(3600))
             .unwrap()
             .align_to(Duration::from_secs(15 * 60));
-        assert_eq!(s.next_after(utc("2026-01-01T10:20:00Z")), Some(utc("2026-01-01T11:15:00Z")));
-        assert_eq!(s.next_after(utc("2026-01-01T10:15:00Z")), Some(utc("2026-01-01T11:15:00Z")));
-        assert_eq!(s.next_after(utc("2026-01-01T10:14:59Z")), Some(utc("2026-01-01T10:15:00Z")));
-        let sub = Schedule::every(Duration::from_millis(250)).unwrap().align_to(Duration::ZERO);
+        assert_eq!(
+            s.next_after(utc("2026-01-01T10:20:00Z")),
+            Some(utc("2026-01-01T11:15:00Z"))
+        );
+        assert_eq!(
+            s.next_after(utc("2026-01-01T10:15:00Z")),
+            Some(utc("2026-01-01T11:15:00Z"))
+        );
+        assert_eq!(
+            s.next_after(utc("2026-01-01T10:14:59Z")),
+            Some(utc("2026-01-01T10:15:00Z"))
+        );
+        let sub = Schedule::every(Duration::from_millis(250))
+            .unwrap()
+            .align_to(Duration::ZERO);
         assert_eq!(
             sub.next_after(utc("2026-01-01T10:00:00.300Z")),
             Some(utc("2026-01-01T10:00:00.500Z"))
@@ -321,10 +353,19 @@ mod tests {
     fn cron_follows_daylight_saving_in_its_zone() {
         let s = Schedule::cron("0 12 * * *", "Europe/London").unwrap();
         // Winter: noon London is 12:00 UTC; after the March change it is 11:00 UTC.
-        assert_eq!(s.next_after(utc("2026-03-28T12:30:00Z")), Some(utc("2026-03-29T11:00:00Z")));
-        assert_eq!(s.next_after(utc("2026-03-27T12:30:00Z")), Some(utc("2026-03-28T12:00:00Z")));
+        assert_eq!(
+            s.next_after(utc("2026-03-28T12:30:00Z")),
+            Some(utc("2026-03-29T11:00:00Z"))
+        );
+        assert_eq!(
+            s.next_after(utc("2026-03-27T12:30:00Z")),
+            Some(utc("2026-03-28T12:00:00Z"))
+        );
         // And back in October.
-        assert_eq!(s.next_after(utc("2026-10-24T12:00:00Z")), Some(utc("2026-10-25T12:00:00Z")));
+        assert_eq!(
+            s.next_after(utc("2026-10-24T12:00:00Z")),
+            Some(utc("2026-10-25T12:00:00Z"))
+        );
     }
 
     #[test]
@@ -333,24 +374,40 @@ mod tests {
         let s = Schedule::cron("30 2 * * *", "Europe/Berlin").unwrap();
         let next = s.next_after(utc("2026-03-28T12:00:00Z")).unwrap();
         let berlin = next.with_timezone(&chrono_tz::Europe::Berlin);
-        assert_eq!(berlin.date_naive(), chrono::NaiveDate::from_ymd_opt(2026, 3, 29).unwrap());
+        assert_eq!(
+            berlin.date_naive(),
+            chrono::NaiveDate::from_ymd_opt(2026, 3, 29).unwrap()
+        );
         let after = s.next_after(next).unwrap();
-        assert_eq!(after, chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 3, 30, 2, 30, 0).unwrap());
+        assert_eq!(
+            after,
+            chrono_tz::Europe::Berlin
+                .with_ymd_and_hms(2026, 3, 30, 2, 30, 0)
+                .unwrap()
+        );
     }
 
     #[test]
     fn cron_with_seconds_and_nicknames() {
         let s = Schedule::cron("*/10 * * * * *", "UTC").unwrap();
-        assert_eq!(s.next_after(utc("2026-01-01T00:00:01Z")), Some(utc("2026-01-01T00:00:10Z")));
+        assert_eq!(
+            s.next_after(utc("2026-01-01T00:00:01Z")),
+            Some(utc("2026-01-01T00:00:10Z"))
+        );
         let h = Schedule::cron("@hourly", "UTC").unwrap();
-        assert_eq!(h.next_after(utc("2026-01-01T00:00:01Z")), Some(utc("2026-01-01T01:00:00Z")));
+        assert_eq!(
+            h.next_after(utc("2026-01-01T00:00:01Z")),
+            Some(utc("2026-01-01T01:00:00Z"))
+        );
     }
 
     #[test]
     fn bad_cron_and_zone_are_named() {
         let e = Schedule::cron("0 25 * * *", "UTC").unwrap_err().to_string();
         assert!(e.contains("`0 25 * * *`"), "{e}");
-        let e = Schedule::cron("0 1 * * *", "Mars/Olympus").unwrap_err().to_string();
+        let e = Schedule::cron("0 1 * * *", "Mars/Olympus")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Mars/Olympus"), "{e}");
     }
 
@@ -369,6 +426,10 @@ mod tests {
         // Exactly on a tick boundary counts that tick as missed too.
         assert_eq!(t.advance(start + Duration::from_millis(600)), 1);
         assert_eq!(t.base(), Some(start + Duration::from_millis(700)));
+        // Catching up after an immediate transfer that overran: 700 and 800 missed.
+        assert_eq!(t.catch_up(start + Duration::from_millis(650)), 0);
+        assert_eq!(t.catch_up(start + Duration::from_millis(850)), 2);
+        assert_eq!(t.base(), Some(start + Duration::from_millis(900)));
     }
 
     #[test]

@@ -92,7 +92,11 @@ impl Counters {
             records_dropped: self.records_dropped.load(Relaxed),
             errors: self.errors.load(Relaxed),
             last_success: (ms > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
-            last_error: self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             duration: self.duration.snapshot(),
             lateness: self.lateness.snapshot(),
         }

@@ -141,10 +141,14 @@ fn shape(pull: &Pull) -> &'static str {
 
 fn check_record(record: &Record, has_global: bool, failures: &mut Vec<String>) {
     if record.meta(INLET_KEY) != Some(&json!("tested")) {
-        failures.push(format!("record lacks `{INLET_KEY}` naming its inlet: {record}"));
+        failures.push(format!(
+            "record lacks `{INLET_KEY}` naming its inlet: {record}"
+        ));
     }
     if has_global && record.meta(GLOBAL_KEY).is_none() {
-        failures.push(format!("record lacks the inlet's global metadata: {record}"));
+        failures.push(format!(
+            "record lacks the inlet's global metadata: {record}"
+        ));
     }
     // Local metadata must win over global: set one and read it back.
     let mut probe = record.clone();
@@ -206,7 +210,10 @@ where
         for round in 0..2 {
             match handle.deliver(&self.records, &cx, None).await {
                 Ok(n) if n == self.records.len() => {}
-                Ok(n) => failures.push(format!("push {round}: {n} of {} records counted", self.records.len())),
+                Ok(n) => failures.push(format!(
+                    "push {round}: {n} of {} records counted",
+                    self.records.len()
+                )),
                 Err(e) => failures.push(format!("push {round} failed: {}", e.failure)),
             }
         }
@@ -308,7 +315,10 @@ impl CollectOutlet {
 
     /// Every payload received, in order.
     pub fn payloads(&self) -> Vec<Value> {
-        self.records().into_iter().map(Record::into_payload).collect()
+        self.records()
+            .into_iter()
+            .map(Record::into_payload)
+            .collect()
     }
 
     /// The batches received, each with its update (`tag.index`).
@@ -318,7 +328,11 @@ impl CollectOutlet {
 
     /// Number of records received.
     pub fn len(&self) -> usize {
-        lock(&self.collected).batches.iter().map(|(_, b)| b.len()).sum()
+        lock(&self.collected)
+            .batches
+            .iter()
+            .map(|(_, b)| b.len())
+            .sum()
     }
 
     /// Whether nothing was received.
@@ -395,7 +409,10 @@ mod tests {
 
     #[tokio::test]
     async fn kit_passes_its_own_helpers() {
-        InletTester::new(|| StaticInlet::values([1, 2]).times(10)).run().await.unwrap();
+        InletTester::new(|| StaticInlet::values([1, 2]).times(10))
+            .run()
+            .await
+            .unwrap();
         OutletTester::new(CollectOutlet::new).run().await.unwrap();
     }
 }

@@ -1,0 +1,337 @@
+//! One link's transfer: pull, process, group, push, and its errors.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Behaviour, BrokenOutlet, Probe, ints, values};
+use databay_core::testing::{CollectOutlet, StaticInlet};
+use databay_core::{
+    Failure, InletHandle, Link, Metadata, NodeKind, OutletHandle, Record, processor,
+};
+use serde_json::json;
+
+fn meta(k: &str, v: &str) -> Metadata {
+    let mut m = Metadata::new();
+    m.insert(k.into(), json!(v));
+    m
+}
+
+#[tokio::test]
+async fn records_carry_global_and_local_metadata_and_inlet_name() {
+    let out = CollectOutlet::new();
+    let inlet = InletHandle::builder(StaticInlet::records(vec![
+        Record::new(1),
+        Record::new(2).with_meta("animal", "parrot"),
+    ]))
+    .name("animals")
+    .metadata(meta("animal", "cat"))
+    .build();
+    let link = Link::builder("meta")
+        .tags(["http_to_mongo"])
+        .inlet(inlet)
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    let report = link.transfer().await.unwrap();
+    assert_eq!(report.update.to_string(), "http_to_mongo.0");
+    assert_eq!((report.records_in, report.records_out), (2, 2));
+    let got = out.records();
+    assert_eq!(got[0].meta("animal"), Some(&json!("cat")));
+    assert_eq!(got[1].meta("animal"), Some(&json!("parrot")));
+    assert_eq!(got[0].inlet(), Some("animals"));
+    assert_eq!(
+        link.transfer().await.unwrap().update.to_string(),
+        "http_to_mongo.1"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn inlets_are_pulled_concurrently() {
+    let out = CollectOutlet::new();
+    let mut builder = Link::builder("async").outlet(out.clone());
+    for _ in 0..3 {
+        let (p, _) = Probe::with(Behaviour::Count, Duration::from_millis(500));
+        builder = builder.inlet(p);
+    }
+    let link = builder.build().unwrap();
+    let t0 = tokio::time::Instant::now();
+    link.transfer().await.unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_millis(600),
+        "three 0.5 s inlets took {took:?}"
+    );
+    assert_eq!(out.len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn inlet_concurrency_bounds_parallel_pulls() {
+    let (a, log_a) = Probe::with(Behaviour::Count, Duration::from_millis(100));
+    let (b, log_b) = Probe::with(Behaviour::Count, Duration::from_millis(100));
+    let (c, _) = Probe::with(Behaviour::Count, Duration::from_millis(100));
+    let link = Link::builder("bounded")
+        .inlet(a)
+        .inlet(b)
+        .inlet(c)
+        .inlet_concurrency(1)
+        .outlet(CollectOutlet::new())
+        .build()
+        .unwrap();
+    let t0 = tokio::time::Instant::now();
+    link.transfer().await.unwrap();
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    assert_eq!(log_a.max_in_flight() + log_b.max_in_flight(), 2);
+}
+
+#[tokio::test]
+async fn processors_run_in_order_and_groupers_batch_in_order() {
+    let out = CollectOutlet::new();
+    let link = Link::builder("pipeline")
+        .inlet(StaticInlet::values([
+            99.999, 1.234, 5.0, 2.5, 7.75, 3.0, 0.5,
+        ]))
+        .processor(|rs: Vec<Record>| {
+            rs.into_iter()
+                .filter(|r| r.payload.as_f64().is_some_and(|v| v < 50.0))
+                .collect()
+        })
+        .processor(|rs: Vec<Record>| {
+            rs.into_iter()
+                .map(|mut r| {
+                    r.payload = json!(r.payload.as_f64().unwrap_or_default().round());
+                    r
+                })
+                .collect()
+        })
+        .grouper(|batches: Vec<Vec<Record>>| {
+            batches
+                .into_iter()
+                .flat_map(|b| b.chunks(2).map(<[Record]>::to_vec).collect::<Vec<_>>())
+                .collect()
+        })
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap();
+    let batches: Vec<_> = out.batches().into_iter().map(|(_, b)| values(&b)).collect();
+    assert_eq!(
+        batches,
+        vec![
+            vec![json!(1.0), json!(5.0)],
+            vec![json!(3.0), json!(8.0)],
+            vec![json!(3.0), json!(1.0)]
+        ]
+    );
+}
+
+#[tokio::test]
+async fn outlet_processors_change_only_their_outlets_copy() {
+    let plain = CollectOutlet::new();
+    let doubled = CollectOutlet::new();
+    let link = Link::builder("copies")
+        .inlet(StaticInlet::values([1, 2]))
+        .outlet(plain.clone())
+        .outlet(
+            OutletHandle::builder(doubled.clone())
+                .processor(|rs: Vec<Record>| {
+                    rs.into_iter()
+                        .map(|mut r| {
+                            r.payload = json!(r.payload.as_i64().unwrap_or_default() * 2);
+                            r
+                        })
+                        .collect()
+                })
+                .build(),
+        )
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(plain.payloads(), vec![json!(1), json!(2)]);
+    assert_eq!(doubled.payloads(), vec![json!(2), json!(4)]);
+}
+
+#[tokio::test]
+async fn a_panicking_inlet_is_reported_as_that_inlets_error() {
+    let (bad, _) = Probe::with(Behaviour::Panic, Duration::ZERO);
+    let out = CollectOutlet::new();
+    let link = Link::builder("panics")
+        .inlet(InletHandle::builder(bad).name("volatile").build())
+        .inlet(StaticInlet::values([1]))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    let err = link.transfer().await.unwrap_err();
+    assert_eq!(err.errors.len(), 1);
+    let e = &err.errors[0];
+    assert_eq!(
+        (e.kind, e.node.as_str(), e.link.as_str()),
+        (NodeKind::Inlet, "volatile", "panics")
+    );
+    assert!(matches!(&e.failure, Failure::Panic(m) if m.contains("probe panicked on pull 1")));
+    assert_eq!(e.update, "panics.0");
+    assert!(out.is_empty(), "a failed transfer pushes nothing");
+    // The link survives and the inlet is used again.
+    assert!(link.transfer().await.is_err());
+    assert_eq!(link.stats().transfers_failed, 2);
+}
+
+#[tokio::test]
+async fn panics_in_processors_and_outlets_are_caught() {
+    let link = Link::builder("p")
+        .inlet(StaticInlet::values([1]))
+        .named_processor("boom", |_: Vec<Record>| -> Vec<Record> {
+            panic!("processor blew up")
+        })
+        .outlet(CollectOutlet::new())
+        .build()
+        .unwrap();
+    let err = link.transfer().await.unwrap_err();
+    assert_eq!(err.errors[0].kind, NodeKind::Processor);
+    assert_eq!(err.errors[0].node, "boom");
+    assert!(err.to_string().contains("processor blew up"), "{err}");
+
+    let link = Link::builder("o")
+        .inlet(StaticInlet::values([1]))
+        .outlet(BrokenOutlet { panic: true })
+        .build()
+        .unwrap();
+    let err = link.transfer().await.unwrap_err();
+    assert_eq!(err.errors[0].kind, NodeKind::Outlet);
+    assert!(matches!(&err.errors[0].failure, Failure::Panic(m) if m == "outlet exploded"));
+}
+
+#[tokio::test]
+async fn ignore_exceptions_keeps_the_rest_of_the_transfer() {
+    let (bad, _) = Probe::with(Behaviour::Fail, Duration::ZERO);
+    let good = CollectOutlet::new();
+    let link = Link::builder("tolerant")
+        .inlet(bad)
+        .inlet(StaticInlet::values([7]))
+        .outlet(BrokenOutlet { panic: false })
+        .outlet(good.clone())
+        .ignore_exceptions(true)
+        .build()
+        .unwrap();
+    let report = link.transfer().await.unwrap();
+    assert_eq!(good.payloads(), vec![json!(7)]);
+    let kinds: Vec<_> = report.ignored.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![NodeKind::Inlet, NodeKind::Outlet]);
+    let stats = link.stats();
+    assert_eq!((stats.transfers_ok, stats.errors), (1, 2));
+    assert!(stats.last_error.unwrap().contains("disk full"));
+}
+
+#[tokio::test]
+async fn a_failing_processor_never_lets_records_through_unprocessed() {
+    let out = CollectOutlet::new();
+    let after = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = after.clone();
+    let link = Link::builder("filtering")
+        .inlet(StaticInlet::values([1, 2, 3]))
+        .processor(processor::fallible(|_| Err("filter backend down".into())))
+        .processor(move |rs: Vec<Record>| {
+            seen.fetch_add(rs.len() + 1000, std::sync::atomic::Ordering::SeqCst);
+            rs
+        })
+        .outlet(out.clone())
+        .ignore_exceptions(true)
+        .build()
+        .unwrap();
+    let report = link.transfer().await.unwrap();
+    assert!(out.is_empty(), "unfiltered records reached the outlet");
+    assert_eq!(report.ignored.len(), 1);
+    assert_eq!(link.stats().records_dropped, 3);
+    // Later processors still run (with nothing), so their timers keep working.
+    assert_eq!(after.load(std::sync::atomic::Ordering::SeqCst), 1000);
+
+    // Without ignore_exceptions the transfer fails instead.
+    let strict = Link::builder("strict")
+        .inlet(StaticInlet::values([1]))
+        .processor(processor::fallible(|_| Err("nope".into())))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    assert!(strict.transfer().await.is_err());
+    assert!(out.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_inlets_and_outlets_time_out() {
+    let (slow, _) = Probe::with(Behaviour::Count, Duration::from_secs(10));
+    let link = Link::builder("slow")
+        .inlet(
+            InletHandle::builder(slow)
+                .timeout(Duration::from_secs(1))
+                .build(),
+        )
+        .outlet(CollectOutlet::new())
+        .inlet_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let err = link.transfer().await.unwrap_err();
+    assert!(matches!(err.errors[0].failure, Failure::Timeout(d) if d == Duration::from_secs(1)));
+    assert!(err.to_string().contains("timed out after 1s"), "{err}");
+}
+
+#[tokio::test]
+async fn add_and_remove_nodes_on_a_running_link() {
+    let out = CollectOutlet::new();
+    let link = Link::builder("dynamic")
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let (probe, log) = Probe::new();
+    let handle = InletHandle::new(probe);
+    link.add_inlet(handle.clone()).await.unwrap();
+    assert_eq!(
+        log.starts(),
+        1,
+        "an inlet added to a running link is started"
+    );
+    assert!(handle.active());
+    link.transfer().await.unwrap();
+    assert_eq!(out.payloads(), vec![json!(1)]);
+
+    let second = CollectOutlet::new();
+    let second_handle = OutletHandle::new(second.clone());
+    link.add_outlet(second_handle.clone()).await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(second.payloads(), vec![json!(2)]);
+    assert_eq!(second.hook_counts(), (1, 0));
+
+    assert!(link.remove_inlet(&handle).await.unwrap());
+    assert_eq!(log.shutdowns(), 1);
+    assert!(!handle.active());
+    assert!(link.remove_outlet(&second_handle).await.unwrap());
+    assert_eq!(second.hook_counts(), (1, 1));
+    assert!(
+        !link.remove_inlet(&handle).await.unwrap(),
+        "already removed"
+    );
+    let report = link.transfer().await.unwrap();
+    assert_eq!(report.records_in, 0);
+    assert_eq!(link.shutdown().await.len(), 0);
+    assert_eq!(out.hook_counts(), (1, 1));
+}
+
+#[tokio::test]
+async fn exhausted_inlets_end_with_their_last_records() {
+    let out = CollectOutlet::new();
+    let link = Link::builder("finite")
+        .inlet(StaticInlet::values([1]).times(2))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap();
+    assert!(!link.is_exhausted());
+    link.transfer().await.unwrap();
+    assert!(link.is_exhausted());
+    assert_eq!(
+        out.payloads(),
+        ints(3)[1..].iter().map(|_| json!(1)).collect::<Vec<_>>()
+    );
+    // An exhausted inlet is not pulled again.
+    assert_eq!(link.transfer().await.unwrap().records_in, 0);
+}

@@ -1,0 +1,563 @@
+//! The planner: scheduling, lifecycle, shutdown and error policy. Tests run
+//! on tokio's paused clock, so schedules are exact and the suite is fast.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Behaviour, Probe, eventually};
+use databay_core::testing::{CollectOutlet, StaticInlet};
+use databay_core::{Buffer, InletHandle, Link, LinkState, Planner, PlannerError, Schedule};
+use tokio::task::JoinHandle;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn run(planner: &Planner) -> JoinHandle<Result<(), PlannerError>> {
+    let p = planner.clone();
+    tokio::spawn(async move { p.start().await })
+}
+
+#[tokio::test(start_paused = true)]
+async fn links_transfer_on_their_interval_with_an_immediate_first_transfer() {
+    let (probe, log) = Probe::new();
+    let link = Link::builder("ticks")
+        .inlet(probe)
+        .outlet(CollectOutlet::new())
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::new([link.clone()]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(1050)).await;
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+    // Immediately, then at 100, 200, ..., 1000 ms.
+    assert_eq!(log.pulls(), 11);
+    assert_eq!(link.stats().ticks_skipped, 0);
+    assert_eq!(link.state(), LinkState::Idle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn immediate_transfer_can_be_disabled_on_link_or_planner() {
+    let (probe, log) = Probe::new();
+    let link = Link::builder("late")
+        .inlet(probe)
+        .every(ms(100))
+        .immediate_transfer(false)
+        .build()
+        .unwrap();
+    let planner = Planner::new([link]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(50)).await;
+    assert_eq!(log.pulls(), 0);
+    tokio::time::sleep(ms(100)).await;
+    assert_eq!(log.pulls(), 1);
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+
+    let (probe, log) = Probe::new();
+    let link = Link::builder("late")
+        .inlet(probe)
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::builder()
+        .immediate_transfer(false)
+        .link(link)
+        .build()
+        .unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(50)).await;
+    assert_eq!(log.pulls(), 0);
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn transfers_of_one_link_never_overlap_and_missed_ticks_are_counted() {
+    let (probe, log) = Probe::with(Behaviour::Count, ms(250));
+    let link = Link::builder("slow")
+        .inlet(probe)
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::new([link.clone()]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(1000)).await;
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+    assert_eq!(log.max_in_flight(), 1);
+    // Transfers at 0, 300, 600, 900 (each 250 ms, the last one finishing
+    // during shutdown); ticks 100, 200, 400, 500, 700, 800, 1000, 1100 skipped.
+    assert_eq!(log.pulls(), 4);
+    assert_eq!(link.stats().ticks_skipped, 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_inlet_starts_and_shuts_down_once() {
+    let (probe, log) = Probe::new();
+    let shared = InletHandle::new(probe);
+    let a = Link::builder("a")
+        .inlet(shared.clone())
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let b = Link::builder("b")
+        .inlet(shared.clone())
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::new([a, b]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(250)).await;
+    assert!(shared.active());
+    assert_eq!(log.starts(), 1);
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+    assert_eq!((log.starts(), log.shutdowns()), (1, 1));
+    assert!(!shared.active());
+    assert_eq!(log.pulls(), 6, "both links pulled it: 3 transfers each");
+}
+
+#[tokio::test(start_paused = true)]
+async fn pause_and_resume() {
+    let (probe, log) = Probe::new();
+    let link = Link::builder("p")
+        .inlet(probe)
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::new([link.clone()]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(250)).await;
+    assert_eq!(log.pulls(), 3);
+    planner.pause();
+    tokio::time::sleep(ms(10)).await;
+    assert_eq!(link.state(), LinkState::Paused);
+    tokio::time::sleep(ms(1000)).await;
+    assert_eq!(log.pulls(), 3, "no transfers while paused");
+    // A forced transfer still runs while paused.
+    planner.force_transfer().await.into_iter().for_each(|r| {
+        r.unwrap();
+    });
+    assert_eq!(log.pulls(), 4);
+    planner.resume();
+    tokio::time::sleep(ms(350)).await;
+    assert_eq!(log.pulls(), 7);
+    // Pausing one link alone; the planner's resume does not undo it.
+    link.pause();
+    planner.pause();
+    planner.resume();
+    tokio::time::sleep(ms(500)).await;
+    assert_eq!(log.pulls(), 7);
+    link.resume();
+    tokio::time::sleep(ms(150)).await;
+    assert_eq!(log.pulls(), 8);
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn links_are_added_and_removed_while_running() {
+    let (first, first_log) = Probe::new();
+    let planner = Planner::new([Link::builder("first")
+        .inlet(first)
+        .every(ms(100))
+        .build()
+        .unwrap()])
+    .unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(150)).await;
+
+    let (second, second_log) = Probe::new();
+    let out = CollectOutlet::new();
+    let added = Link::builder("second")
+        .inlet(second)
+        .outlet(out.clone())
+        .every(ms(100))
+        .build()
+        .unwrap();
+    planner.add_link(added).await.unwrap();
+    assert_eq!(second_log.starts(), 1);
+    tokio::time::sleep(ms(230)).await;
+    assert_eq!(second_log.pulls(), 3, "immediately, then twice");
+    assert!(matches!(
+        planner.add_link(Link::builder("second").build().unwrap()).await,
+        Err(PlannerError::DuplicateLink(n)) if n == "second"
+    ));
+
+    let removed = planner.remove_link("second").await.unwrap();
+    assert_eq!(removed.name(), "second");
+    assert_eq!(second_log.shutdowns(), 1);
+    assert_eq!(out.hook_counts(), (1, 1));
+    let pulls = second_log.pulls();
+    tokio::time::sleep(ms(500)).await;
+    assert_eq!(second_log.pulls(), pulls, "a removed link is not scheduled");
+    assert!(first_log.pulls() >= 8, "the other link kept running");
+    assert!(matches!(
+        planner.remove_link("nope").await,
+        Err(PlannerError::MissingLink(_))
+    ));
+
+    planner.purge().await;
+    assert!(planner.links().is_empty());
+    assert_eq!(first_log.shutdowns(), 1);
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn force_transfer_runs_every_link_now() {
+    let (probe, log) = Probe::new();
+    let manual = Link::builder("manual").inlet(probe).build().unwrap();
+    let planner = Planner::new([manual]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(10)).await;
+    assert_eq!(log.pulls(), 1, "the immediate transfer");
+    tokio::time::sleep(ms(10_000)).await;
+    assert_eq!(log.pulls(), 1, "a manual link has no schedule");
+    let results = planner.force_transfer().await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].as_ref().unwrap().update.to_string(), "manual.1");
+    assert_eq!(log.pulls(), 2);
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn buffer_time_threshold_fires_between_transfers() {
+    let (probe, log) = Probe::new();
+    let out = CollectOutlet::new();
+    let link = Link::builder("buffered")
+        .inlet(probe)
+        .processor(Buffer::new().time_threshold(ms(300)))
+        .outlet(out.clone())
+        .every(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let planner = Planner::new([link]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(299)).await;
+    assert!(out.is_empty());
+    tokio::time::sleep(ms(5)).await;
+    assert_eq!(
+        out.len(),
+        1,
+        "released at 300 ms, not at the next transfer (10 s)"
+    );
+    assert_eq!(log.pulls(), 1, "the release did not pull");
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn buffer_count_threshold_is_exact_inside_a_link() {
+    let out = CollectOutlet::new();
+    let link = Link::builder("counted")
+        .inlet(StaticInlet::values([1, 2]))
+        .processor(Buffer::new().count_threshold(4))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap();
+    assert!(out.is_empty());
+    link.transfer().await.unwrap();
+    assert_eq!(out.len(), 4, "released at exactly 4, not 5");
+}
+
+#[tokio::test(start_paused = true)]
+async fn graceful_shutdown_flushes_buffers_before_on_shutdown() {
+    let (probe, log) = Probe::new();
+    let out = CollectOutlet::new();
+    let buffer = Buffer::new().count_threshold(1_000);
+    let link = Link::builder("held")
+        .inlet(probe)
+        .processor(buffer.clone())
+        .outlet(out.clone())
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::new([link]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(450)).await;
+    assert_eq!(buffer.len(), 5);
+    assert!(out.is_empty());
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        out.len(),
+        5,
+        "records held in the buffer reached the outlet"
+    );
+    assert!(buffer.is_empty());
+    assert_eq!(out.hook_counts(), (1, 1));
+    assert_eq!(log.events().last().map(String::as_str), Some("shutdown"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn outlet_level_buffers_are_flushed_on_shutdown_too() {
+    let out = CollectOutlet::new();
+    let outlet = databay_core::OutletHandle::builder(out.clone())
+        .processor(Buffer::new().count_threshold(100))
+        .build();
+    let link = Link::builder("o")
+        .inlet(StaticInlet::values([1]))
+        .outlet(outlet)
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::new([link]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(250)).await;
+    assert!(out.is_empty());
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+    assert_eq!(out.len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_link_shuts_the_planner_down_gracefully() {
+    let (bad, _) = Probe::with(Behaviour::Fail, Duration::ZERO);
+    let (good, good_log) = Probe::new();
+    let out = CollectOutlet::new();
+    let planner = Planner::new([
+        Link::builder("bad")
+            .inlet(bad)
+            .every(ms(100))
+            .immediate_transfer(false)
+            .build()
+            .unwrap(),
+        Link::builder("good")
+            .inlet(good)
+            .processor(Buffer::new().count_threshold(100))
+            .outlet(out.clone())
+            .every(ms(30))
+            .build()
+            .unwrap(),
+    ])
+    .unwrap();
+    let result = planner.start().await;
+    let err = result.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("transfer bad.0 of link `bad` failed"),
+        "{err}"
+    );
+    assert_eq!(good_log.shutdowns(), 1);
+    assert_eq!(
+        out.len(),
+        good_log.pulls(),
+        "the good link's buffer was flushed"
+    );
+    assert!(!planner.running());
+}
+
+#[tokio::test(start_paused = true)]
+async fn ignore_exceptions_on_the_planner_keeps_links_running() {
+    let (bad, bad_log) = Probe::with(Behaviour::Panic, Duration::ZERO);
+    let (good, good_log) = Probe::new();
+    let bad_link = Link::builder("bad")
+        .inlet(bad)
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::builder()
+        .ignore_exceptions(true)
+        .link(bad_link.clone())
+        .link(
+            Link::builder("good")
+                .inlet(good)
+                .every(ms(100))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(550)).await;
+    assert!(planner.running());
+    assert_eq!(bad_log.pulls(), 6);
+    assert_eq!(good_log.pulls(), 6);
+    assert_eq!(bad_link.stats().transfers_failed, 6);
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_without_wait_cancels_in_flight_transfers_but_still_flushes() {
+    let (slow, _) = Probe::with(Behaviour::Count, Duration::from_secs(3600));
+    let out = CollectOutlet::new();
+    let buffer = Buffer::new().count_threshold(100);
+    let link = Link::builder("stuck")
+        .inlet(slow)
+        .inlet(StaticInlet::values([1]))
+        .processor(buffer.clone())
+        .outlet(out.clone())
+        .every(ms(100))
+        .immediate_transfer(false)
+        .build()
+        .unwrap();
+    let planner = Planner::new([link]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(150)).await;
+    let t0 = tokio::time::Instant::now();
+    planner.shutdown(false);
+    task.await.unwrap().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    assert_eq!(out.hook_counts(), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_grace_period_bounds_waiting_for_in_flight_transfers() {
+    let (slow, _) = Probe::with(Behaviour::Count, Duration::from_secs(3600));
+    let planner = Planner::builder()
+        .shutdown_grace(Duration::from_secs(2))
+        .link(
+            Link::builder("stuck")
+                .inlet(slow)
+                .every(ms(100))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(50)).await;
+    let t0 = tokio::time::Instant::now();
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_wakes_the_link_for_that_inlet_alone() {
+    let (retrying, retry_log) = Probe::with(Behaviour::RetryFirst(ms(300)), Duration::ZERO);
+    let (steady, steady_log) = Probe::new();
+    let out = CollectOutlet::new();
+    let link = Link::builder("r")
+        .inlet(retrying)
+        .inlet(steady)
+        .outlet(out.clone())
+        .every(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let planner = Planner::new([link]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(200)).await;
+    assert_eq!((retry_log.pulls(), steady_log.pulls()), (1, 1));
+    tokio::time::sleep(ms(150)).await;
+    assert_eq!(
+        retry_log.pulls(),
+        2,
+        "pulled again after the delay, before the next tick"
+    );
+    assert_eq!(steady_log.pulls(), 1, "the other inlet keeps its schedule");
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn finite_links_flush_and_finish_and_can_stop_the_planner() {
+    let out = CollectOutlet::new();
+    let link = Link::builder("finite")
+        .inlet(StaticInlet::values([1, 2]).times(3))
+        .processor(Buffer::new().count_threshold(1_000))
+        .outlet(out.clone())
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::builder()
+        .stop_when_finished(true)
+        .link(link.clone())
+        .build()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), planner.start())
+        .await
+        .expect("the planner stops once every link finished")
+        .unwrap();
+    assert_eq!(out.len(), 6, "the buffer was flushed at end of input");
+    assert_eq!(
+        link.stats().transfers_ok,
+        4,
+        "3 transfers and the final flush"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_twice_is_refused_and_shutdown_before_start_is_honoured() {
+    let planner = Planner::new([Link::builder("x").every(ms(100)).build().unwrap()]).unwrap();
+    planner.shutdown(true);
+    tokio::time::timeout(ms(100), planner.start())
+        .await
+        .unwrap()
+        .unwrap();
+
+    let task = run(&planner);
+    assert!(eventually(ms(100), || planner.running()).await);
+    assert!(matches!(
+        planner.start().await,
+        Err(PlannerError::AlreadyRunning)
+    ));
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn cron_schedules_fire_on_the_wall_clock() {
+    let (probe, log) = Probe::new();
+    let link = Link::builder("cron")
+        .inlet(probe)
+        .schedule(Schedule::cron("* * * * * *", "UTC").unwrap())
+        .immediate_transfer(false)
+        .build()
+        .unwrap();
+    let planner = Planner::new([link.clone()]).unwrap();
+    let task = run(&planner);
+    assert!(eventually(Duration::from_secs(5), || log.pulls() >= 2).await);
+    assert!(link.next_transfer().is_some());
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+    let stats = link.stats();
+    assert_eq!(stats.transfers_ok as usize, log.pulls());
+}
+
+#[tokio::test(start_paused = true)]
+async fn hooks_failing_on_start_stop_the_planner_with_the_error() {
+    struct NoStart;
+    #[databay_core::async_trait]
+    impl databay_core::Inlet for NoStart {
+        async fn pull(
+            &mut self,
+            _: &databay_core::Update,
+        ) -> Result<databay_core::Pull, databay_core::BoxError> {
+            Ok(databay_core::Pull::Nothing)
+        }
+        async fn on_start(&mut self) -> Result<(), databay_core::BoxError> {
+            Err("cannot open /dev/nothing".into())
+        }
+    }
+    let out = CollectOutlet::new();
+    let planner = Planner::new([
+        Link::builder("ok").outlet(out.clone()).build().unwrap(),
+        Link::builder("broken").inlet(NoStart).build().unwrap(),
+    ])
+    .unwrap();
+    let err = planner.start().await.unwrap_err().to_string();
+    assert!(
+        err.contains("link `broken`") && err.contains("on_start") && err.contains("/dev/nothing"),
+        "{err}"
+    );
+    assert_eq!(
+        out.hook_counts(),
+        (1, 1),
+        "what was started is shut down again"
+    );
+    let _ = Arc::new(());
+}
