@@ -1,1 +1,43 @@
-//! Built-in databay inlets.
+//! Built-in databay inlets, one module (folder) each.
+//!
+//! Every inlet here implements [`databay_core::Inlet`] through the public API
+//! of `databay-core` alone, exactly as a third-party plugin would, and passes
+//! [`databay_core::testing::InletTester`]. Each folder holds the code, its
+//! tests and a `README.md` listing every option and what the inlet emits.
+//!
+//! | Inlet | Produces |
+//! |-------|----------|
+//! | [`NullInlet`] | nothing, ever (a placeholder) |
+//! | [`RandomIntInlet`] | one random integer in `[min, max]` per transfer |
+//! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
+//!
+//! ```
+//! use databay_core::{Link, INLET_KEY};
+//! use databay_core::testing::CollectOutlet;
+//! use databay_inlets::RandomIntInlet;
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), databay_core::BoxError> {
+//! let outlet = CollectOutlet::new();
+//! let link = Link::builder("dice")
+//!     .inlet(RandomIntInlet::new(1, 6)?)
+//!     .outlet(outlet.clone())
+//!     .every(Duration::from_secs(1))
+//!     .build()?;
+//! link.transfer().await?;
+//! let roll = outlet.payloads()[0].as_i64().unwrap();
+//! assert!((1..=6).contains(&roll));
+//! assert_eq!(outlet.records()[0].meta(INLET_KEY), Some(&"RandomIntInlet".into()));
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod file;
+pub mod null;
+pub mod random_int;
+
+pub use file::{FileInlet, FileInletError, FileInletMode};
+pub use null::NullInlet;
+pub use random_int::{RandomIntError, RandomIntInlet};

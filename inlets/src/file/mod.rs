@@ -1,0 +1,497 @@
+//! [`FileInlet`]: reads a file line by line (held open, optionally as NDJSON,
+//! optionally following appends like `tail -f`) or whole on every transfer.
+//! The counterpart of Databay's `FileInlet`, plus batching, JSON parsing,
+//! end-of-input reporting and follow mode.
+
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::str::Utf8Error;
+
+use databay_core::{BoxError, Inlet, Pull, Record, Update, async_trait};
+use serde_json::Value;
+use tokio::fs::File;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, BufReader};
+
+#[cfg(test)]
+mod tests;
+
+/// Read buffer for line mode. Larger than tokio's 8 KiB default because each
+/// refill of a `tokio::fs::File` is a trip to the blocking pool.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// A UTF-8 byte order mark, which some editors put at the start of a file.
+/// It is not content, and `serde_json` rejects it, so it is stripped.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// How a [`FileInlet`] reads its file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum FileInletMode {
+    /// Lines, a few per transfer, from a file opened once in `on_start` and
+    /// held open until `on_shutdown` (Databay's `LINE` mode).
+    #[default]
+    Line,
+    /// The whole contents as one record per transfer; the file is opened
+    /// afresh on each pull, so every transfer sees its current contents
+    /// (Databay's `FILE` mode).
+    File,
+}
+
+/// What went wrong reading a [`FileInlet`]'s file. Every variant names the
+/// file, and where there is one, the 1-based line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileInletError {
+    /// The file could not be opened (it is missing, or not readable).
+    #[error("cannot open `{}`: {source}", .path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Reading the whole file failed (file mode).
+    #[error("cannot read `{}`: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Reading or seeking failed at a line (line mode).
+    #[error("cannot read `{}` at line {line}: {source}", .path.display())]
+    ReadLine {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line being read.
+        line: u64,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A line (or, in file mode, the file) is not valid UTF-8.
+    #[error("`{}` line {line} is not valid UTF-8: {source}", .path.display())]
+    Utf8 {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line holding the invalid bytes.
+        line: u64,
+        /// Where the invalid bytes are, within the line (line mode) or the
+        /// file (file mode).
+        source: Utf8Error,
+    },
+    /// A line (or, in file mode, the file) is not valid JSON.
+    #[error("invalid JSON in `{}` at line {line}, column {column}: {message}", .path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line in the file.
+        line: u64,
+        /// The 1-based column in that line.
+        column: u64,
+        /// What `serde_json` objected to, without its own position (which
+        /// counts from the start of the parsed text, not of the file).
+        message: String,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+}
+
+/// Reads a file: in [`Line`](FileInletMode::Line) mode a few lines per
+/// transfer from a file held open, in [`File`](FileInletMode::File) mode
+/// the whole file per transfer.
+///
+/// Payloads are JSON strings (the line without its `\n` or `\r\n`, or the
+/// whole contents), or with [`json(true)`](FileInlet::json) the parsed JSON
+/// values. The inlet adds no metadata of its own; the framework adds
+/// `__inlet__` and the inlet's global metadata.
+///
+/// Line mode:
+///
+/// - Each pull reads up to [`lines_per_transfer`](FileInlet::lines_per_transfer)
+///   lines (default 1), never the whole file into memory.
+/// - Without [`follow`](FileInlet::follow), the end of the file ends the
+///   input: the pull that reaches it returns [`Pull::Exhausted`] with the
+///   last lines (a final line without a newline included), so a finite link
+///   can finish.
+/// - With `follow(true)` the end of the file returns what was read, or
+///   [`Pull::Nothing`], and later pulls pick up appended lines. A last line
+///   without its newline is taken to be still being written and is left
+///   for a later pull. A file truncated below the read position (log
+///   rotation by `copytruncate`) is read again from its start. Like
+///   `tail -f`, the inlet follows the open file, not the name: a file
+///   replaced by rename is not seen.
+/// - A pull is all or nothing: if any line of it fails (invalid JSON or
+///   UTF-8, an I/O error), the pull returns the error and the read position
+///   goes back to where the pull started. No line is skipped: the same line
+///   fails again until the file is fixed in place, and then it is read.
+/// - In JSON mode blank lines are skipped (they still count in line
+///   numbers); in text mode they are records with an empty string.
+///
+/// ```
+/// use databay_core::{Inlet, Pull, Update};
+/// use databay_inlets::FileInlet;
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), databay_core::BoxError> {
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("events.ndjson");
+/// std::fs::write(&path, "{\"id\": 1}\n{\"id\": 2}\n{\"id\": 3}\n")?;
+///
+/// let mut inlet = FileInlet::new(&path).lines_per_transfer(2).json(true);
+/// inlet.on_start().await?;
+/// let update = Update::new(["events"], 0);
+///
+/// let first = inlet.pull(&update).await?;
+/// assert!(matches!(first, Pull::Records(_)));
+/// assert_eq!(first.records()[1].payload, json!({"id": 2}));
+///
+/// // The file ends within the second pull: those are the last records.
+/// let last = inlet.pull(&update).await?;
+/// assert!(matches!(last, Pull::Exhausted(_)));
+/// assert_eq!(last.records()[0].payload, json!({"id": 3}));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct FileInlet {
+    path: PathBuf,
+    mode: FileInletMode,
+    lines_per_transfer: usize,
+    json: bool,
+    follow: bool,
+    /// The open file in line mode, between `on_start` and `on_shutdown`.
+    reader: Option<LineReader>,
+}
+
+impl FileInlet {
+    /// Reads `path` in line mode, one line per transfer, as text, ending at
+    /// the end of the file. Nothing is opened until `on_start`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileInlet {
+            path: path.into(),
+            mode: FileInletMode::Line,
+            lines_per_transfer: 1,
+            json: false,
+            follow: false,
+            reader: None,
+        }
+    }
+
+    /// Reads the whole of `path` on every transfer, as text: shorthand for
+    /// `FileInlet::new(path).mode(FileInletMode::File)`.
+    pub fn whole_file(path: impl Into<PathBuf>) -> Self {
+        Self::new(path).mode(FileInletMode::File)
+    }
+
+    /// How the file is read (default [`FileInletMode::Line`]).
+    pub fn mode(mut self, mode: FileInletMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Line mode: at most this many lines per transfer (default 1; 0 is
+    /// taken as 1). In JSON mode skipped blank lines do not count. Ignored
+    /// in file mode.
+    pub fn lines_per_transfer(mut self, lines: usize) -> Self {
+        self.lines_per_transfer = lines.max(1);
+        self
+    }
+
+    /// Parses each line (line mode, NDJSON) or the whole file (file mode)
+    /// as JSON, and makes the parsed value the payload (default `false`:
+    /// the payload is the text as a JSON string).
+    pub fn json(mut self, json: bool) -> Self {
+        self.json = json;
+        self
+    }
+
+    /// Line mode: keep reading lines appended after the end of the file,
+    /// like `tail -f`, instead of reporting the input exhausted there
+    /// (default `false`). Ignored in file mode.
+    pub fn follow(mut self, follow: bool) -> Self {
+        self.follow = follow;
+        self
+    }
+
+    /// The file read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The configured mode.
+    pub fn read_mode(&self) -> FileInletMode {
+        self.mode
+    }
+
+    /// Line mode: how many lines have been delivered since the file was
+    /// opened, which is also the number of the last delivered line (blank
+    /// lines skipped in JSON mode count too). 0 before `on_start`.
+    pub fn lines_read(&self) -> u64 {
+        self.reader.as_ref().map_or(0, |r| r.line)
+    }
+
+    async fn pull_lines(&mut self) -> Result<Pull, FileInletError> {
+        // A pull without `on_start` (a link transferring before it was
+        // started) opens the file itself rather than failing.
+        let reader = match self.reader.take() {
+            Some(reader) => reader,
+            None => open_lines(&self.path).await?,
+        };
+        let reader = self.reader.insert(reader);
+        let options = LineOptions {
+            path: &self.path,
+            max: self.lines_per_transfer,
+            json: self.json,
+            follow: self.follow,
+        };
+        reader.read_batch(&options).await
+    }
+
+    async fn pull_whole_file(&self) -> Result<Pull, FileInletError> {
+        let path = &self.path;
+        let mut file = File::open(path)
+            .await
+            .map_err(|source| FileInletError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .await
+            .map_err(|source| FileInletError::Read {
+                path: path.clone(),
+                source,
+            })?;
+        if bytes.starts_with(BOM) {
+            bytes.drain(..BOM.len());
+        }
+        // Converted in place: a large file is not copied to become a string.
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let source = e.utf8_error();
+            FileInletError::Utf8 {
+                path: path.clone(),
+                line: line_of(e.as_bytes(), source.valid_up_to()),
+                source,
+            }
+        })?;
+        let payload = if self.json {
+            serde_json::from_str(&text).map_err(|e| json_error(path, e.line() as u64, e))?
+        } else {
+            Value::String(text)
+        };
+        Ok(Pull::Records(vec![Record::new(payload)]))
+    }
+}
+
+#[async_trait]
+impl Inlet for FileInlet {
+    async fn pull(&mut self, _update: &Update) -> Result<Pull, BoxError> {
+        let pull = match self.mode {
+            FileInletMode::Line => self.pull_lines().await?,
+            FileInletMode::File => self.pull_whole_file().await?,
+        };
+        Ok(pull)
+    }
+
+    /// Line mode: opens the file (from its first line), failing if it
+    /// cannot be opened. File mode: nothing; the file is opened per pull.
+    async fn on_start(&mut self) -> Result<(), BoxError> {
+        if self.mode == FileInletMode::Line {
+            self.reader = Some(open_lines(&self.path).await?);
+        }
+        Ok(())
+    }
+
+    /// Closes the file.
+    async fn on_shutdown(&mut self) -> Result<(), BoxError> {
+        self.reader = None;
+        Ok(())
+    }
+}
+
+/// Opens `path` for line mode, positioned at its first line.
+async fn open_lines(path: &Path) -> Result<LineReader, FileInletError> {
+    let file = File::open(path)
+        .await
+        .map_err(|source| FileInletError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(LineReader {
+        reader: BufReader::with_capacity(READ_BUFFER, file),
+        offset: 0,
+        line: 0,
+        needs_seek: false,
+        buf: Vec::new(),
+    })
+}
+
+/// Line-mode options for one pull.
+struct LineOptions<'a> {
+    path: &'a Path,
+    max: usize,
+    json: bool,
+    follow: bool,
+}
+
+/// Why a batch of lines stopped.
+enum BatchEnd {
+    /// It holds as many lines as asked for.
+    Full,
+    /// The end of the file (or, when following, of its complete lines).
+    EndOfFile,
+}
+
+/// An open file in line mode and the position of its next unread line.
+#[derive(Debug)]
+struct LineReader {
+    reader: BufReader<File>,
+    /// Byte offset of the start of the next line to deliver.
+    offset: u64,
+    /// Lines delivered (or skipped as blank) so far: the next is `line + 1`.
+    line: u64,
+    /// The underlying file position is not at `offset` (a pull failed or
+    /// stopped at a partial line): seek before reading.
+    needs_seek: bool,
+    /// Reused for each line to avoid an allocation per line.
+    buf: Vec<u8>,
+}
+
+impl LineReader {
+    async fn read_batch(&mut self, options: &LineOptions<'_>) -> Result<Pull, FileInletError> {
+        if self.needs_seek {
+            self.reader
+                .seek(SeekFrom::Start(self.offset))
+                .await
+                .map_err(|source| self.read_error(options.path, source))?;
+            self.needs_seek = false;
+        }
+        let (offset, line) = (self.offset, self.line);
+        let mut records = Vec::with_capacity(options.max.min(1024));
+        let end = match self.fill(options, &mut records).await {
+            Ok(end) => end,
+            Err(e) => {
+                // All or nothing: go back to where this pull started so the
+                // failing line (and those before it) are read again.
+                self.offset = offset;
+                self.line = line;
+                self.needs_seek = true;
+                return Err(e);
+            }
+        };
+        Ok(match (end, options.follow) {
+            (BatchEnd::Full, true) => Pull::Records(records),
+            // Report the end with the last lines rather than one pull later.
+            (BatchEnd::Full, false) if self.at_end().await => Pull::Exhausted(records),
+            (BatchEnd::Full, false) => Pull::Records(records),
+            (BatchEnd::EndOfFile, false) => Pull::Exhausted(records),
+            (BatchEnd::EndOfFile, true) => {
+                self.restart_if_truncated().await;
+                if records.is_empty() {
+                    Pull::Nothing
+                } else {
+                    Pull::Records(records)
+                }
+            }
+        })
+    }
+
+    /// Reads up to `options.max` records into `records`.
+    async fn fill(
+        &mut self,
+        options: &LineOptions<'_>,
+        records: &mut Vec<Record>,
+    ) -> Result<BatchEnd, FileInletError> {
+        let path = options.path;
+        while records.len() < options.max {
+            self.buf.clear();
+            let read = self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .await
+                .map_err(|source| self.read_error(path, source))?;
+            if read == 0 {
+                return Ok(BatchEnd::EndOfFile);
+            }
+            if options.follow && self.buf.last() != Some(&b'\n') {
+                // A writer is still appending this line: leave it for a
+                // later pull, which reads it again from its start.
+                self.needs_seek = true;
+                return Ok(BatchEnd::EndOfFile);
+            }
+            self.offset += read as u64;
+            self.line += 1;
+            let line = self.line;
+
+            let mut bytes = self.buf.as_slice();
+            bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+            bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+            if line == 1 {
+                bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+            }
+            let text = std::str::from_utf8(bytes).map_err(|source| FileInletError::Utf8 {
+                path: path.to_path_buf(),
+                line,
+                source,
+            })?;
+            if options.json {
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let value: Value =
+                    serde_json::from_str(text).map_err(|e| json_error(path, line, e))?;
+                records.push(Record::new(value));
+            } else {
+                records.push(Record::new(Value::String(text.to_owned())));
+            }
+        }
+        Ok(BatchEnd::Full)
+    }
+
+    /// Whether nothing is left to read. An error here is left for the next
+    /// pull to report, where it fails a pull that has delivered nothing.
+    async fn at_end(&mut self) -> bool {
+        matches!(self.reader.fill_buf().await, Ok(rest) if rest.is_empty())
+    }
+
+    /// Follow mode at the end of the file: if the file is now shorter than
+    /// the read position it was truncated (rotated in place), so start
+    /// again from its beginning rather than wait for it to regrow.
+    async fn restart_if_truncated(&mut self) {
+        if let Ok(meta) = self.reader.get_ref().metadata().await
+            && meta.len() < self.offset
+        {
+            self.offset = 0;
+            self.line = 0;
+            self.needs_seek = true;
+        }
+    }
+
+    fn read_error(&self, path: &Path, source: io::Error) -> FileInletError {
+        FileInletError::ReadLine {
+            path: path.to_path_buf(),
+            line: self.line + 1,
+            source,
+        }
+    }
+}
+
+/// A JSON error located at `line` of the file. `serde_json` appends its own
+/// position (relative to the parsed text) to its message; that part is
+/// replaced by the position in the file.
+fn json_error(path: &Path, line: u64, source: serde_json::Error) -> FileInletError {
+    let full = source.to_string();
+    let suffix = format!(" at line {} column {}", source.line(), source.column());
+    let message = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
+    FileInletError::Json {
+        path: path.to_path_buf(),
+        line,
+        column: source.column() as u64,
+        message,
+        source,
+    }
+}
+
+/// The 1-based line holding byte `index` of `text`.
+fn line_of(text: &[u8], index: usize) -> u64 {
+    let before = text.get(..index).unwrap_or(text);
+    before.iter().filter(|&&b| b == b'\n').count() as u64 + 1
+}

@@ -1,0 +1,628 @@
+//! Tests of [`FileInlet`], on real files in temporary directories.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use databay_core::testing::{CollectOutlet, InletTester};
+use databay_core::{INLET_KEY, Inlet, InletHandle, Link, Pull, Update};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use super::{FileInlet, FileInletError, FileInletMode};
+
+fn update() -> Update {
+    Update::new(["file"], 0)
+}
+
+/// A temporary directory holding `name` with `contents`.
+fn file_with(name: &str, contents: impl AsRef<[u8]>) -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents).unwrap();
+    (dir, path)
+}
+
+fn append(path: &Path, contents: &str) {
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(contents.as_bytes()).unwrap();
+}
+
+fn payloads(pull: &Pull) -> Vec<Value> {
+    pull.records().iter().map(|r| r.payload.clone()).collect()
+}
+
+fn strings(values: &[&str]) -> Vec<Value> {
+    values.iter().map(|s| json!(s)).collect()
+}
+
+/// Pulls once and returns the variant's name and the payloads.
+async fn pull(inlet: &mut FileInlet) -> (&'static str, Vec<Value>) {
+    let pull = inlet.pull(&update()).await.unwrap();
+    let kind = match &pull {
+        Pull::Records(_) => "records",
+        Pull::Nothing => "nothing",
+        Pull::RetryAfter(_) => "retry",
+        Pull::Exhausted(_) => "exhausted",
+    };
+    (kind, payloads(&pull))
+}
+
+async fn pull_err(inlet: &mut FileInlet) -> FileInletError {
+    let err = inlet.pull(&update()).await.unwrap_err();
+    *err.downcast::<FileInletError>().unwrap()
+}
+
+async fn started(inlet: FileInlet) -> FileInlet {
+    let mut inlet = inlet;
+    inlet.on_start().await.unwrap();
+    inlet
+}
+
+// --- the common inlet checks ---------------------------------------------
+
+#[tokio::test]
+async fn line_mode_passes_the_inlet_tester() {
+    let (_dir, path) = file_with("lines.txt", "a\nb\nc\nd\n");
+    InletTester::new(|| FileInlet::new(&path))
+        .run()
+        .await
+        .unwrap();
+    InletTester::new(|| FileInlet::new(&path).lines_per_transfer(3))
+        .pulls(4)
+        .run()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn json_follow_and_file_modes_pass_the_inlet_tester() {
+    let (_dir, path) = file_with("data.ndjson", "{\"a\":1}\n\n{\"a\":2}\n");
+    InletTester::new(|| FileInlet::new(&path).json(true).follow(true))
+        .pulls(4)
+        .run()
+        .await
+        .unwrap();
+    InletTester::new(|| FileInlet::whole_file(&path))
+        .run()
+        .await
+        .unwrap();
+    let (_dir2, doc) = file_with("doc.json", "{\"k\": [1, 2]}");
+    InletTester::new(|| FileInlet::whole_file(&doc).json(true))
+        .run()
+        .await
+        .unwrap();
+}
+
+// --- line mode -------------------------------------------------------------
+
+#[tokio::test]
+async fn options_default_to_line_mode_one_text_line_without_follow() {
+    let inlet = FileInlet::new("x.txt");
+    assert_eq!(inlet.read_mode(), FileInletMode::Line);
+    assert_eq!(inlet.path(), Path::new("x.txt"));
+    assert_eq!(inlet.lines_per_transfer, 1);
+    assert!(!inlet.json && !inlet.follow);
+    assert_eq!(FileInlet::whole_file("x").read_mode(), FileInletMode::File);
+    assert_eq!(
+        FileInlet::new("x").lines_per_transfer(0).lines_per_transfer,
+        1
+    );
+}
+
+#[tokio::test]
+async fn line_mode_reads_one_line_per_pull_and_strips_newlines() {
+    let (_dir, path) = file_with("lines.txt", "first\r\nsecond\nthird\n");
+    let mut inlet = started(FileInlet::new(&path)).await;
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["first"])));
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["second"])));
+    assert_eq!(inlet.lines_read(), 2);
+    // The last line comes with the news that the input has ended.
+    assert_eq!(pull(&mut inlet).await, ("exhausted", strings(&["third"])));
+    assert_eq!(pull(&mut inlet).await, ("exhausted", vec![]));
+}
+
+#[tokio::test]
+async fn a_final_line_without_newline_is_emitted_at_the_end() {
+    let (_dir, path) = file_with("lines.txt", "a\nb");
+    let mut inlet = started(FileInlet::new(&path)).await;
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["a"])));
+    assert_eq!(pull(&mut inlet).await, ("exhausted", strings(&["b"])));
+
+    let mut batched = started(FileInlet::new(&path).lines_per_transfer(10)).await;
+    assert_eq!(
+        pull(&mut batched).await,
+        ("exhausted", strings(&["a", "b"]))
+    );
+}
+
+#[tokio::test]
+async fn an_empty_file_is_exhausted_at_once() {
+    let (_dir, path) = file_with("empty.txt", "");
+    let mut inlet = started(FileInlet::new(&path)).await;
+    assert_eq!(pull(&mut inlet).await, ("exhausted", vec![]));
+}
+
+#[tokio::test]
+async fn n_lines_per_transfer() {
+    let contents: String = (1..=7).map(|i| format!("line {i}\n")).collect();
+    let (_dir, path) = file_with("lines.txt", contents);
+    let mut inlet = started(FileInlet::new(&path).lines_per_transfer(3)).await;
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("records", strings(&["line 1", "line 2", "line 3"]))
+    );
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("records", strings(&["line 4", "line 5", "line 6"]))
+    );
+    assert_eq!(pull(&mut inlet).await, ("exhausted", strings(&["line 7"])));
+}
+
+#[tokio::test]
+async fn a_batch_ending_exactly_at_the_end_reports_exhaustion_with_it() {
+    let (_dir, path) = file_with("lines.txt", "a\nb\nc\nd\n");
+    let mut inlet = started(FileInlet::new(&path).lines_per_transfer(2)).await;
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["a", "b"])));
+    assert_eq!(pull(&mut inlet).await, ("exhausted", strings(&["c", "d"])));
+}
+
+#[tokio::test]
+async fn text_mode_keeps_empty_lines_as_empty_strings() {
+    let (_dir, path) = file_with("lines.txt", "a\n\n\r\nb\n");
+    let mut inlet = started(FileInlet::new(&path).lines_per_transfer(10)).await;
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("exhausted", strings(&["a", "", "", "b"]))
+    );
+}
+
+#[tokio::test]
+async fn a_leading_byte_order_mark_is_not_content() {
+    let (_dir, path) = file_with("bom.ndjson", "\u{FEFF}{\"a\":1}\n{\"a\":2}\n");
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(5)).await;
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("exhausted", vec![json!({"a": 1}), json!({"a": 2})])
+    );
+}
+
+#[tokio::test]
+async fn a_line_longer_than_the_read_buffer_is_one_record() {
+    let long = "x".repeat(super::READ_BUFFER * 3 + 17);
+    let (_dir, path) = file_with("long.txt", format!("short\n{long}\nend\n"));
+    let mut inlet = started(FileInlet::new(&path).lines_per_transfer(10)).await;
+    let (kind, values) = pull(&mut inlet).await;
+    assert_eq!(kind, "exhausted");
+    assert_eq!(values, vec![json!("short"), json!(long), json!("end")]);
+}
+
+#[tokio::test]
+async fn many_lines_arrive_in_order_across_batches() {
+    let contents: String = (0..10_000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    let (_dir, path) = file_with("many.ndjson", contents);
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(999)).await;
+    let mut seen = Vec::new();
+    loop {
+        let (kind, values) = pull(&mut inlet).await;
+        assert!(values.len() <= 999);
+        seen.extend(values.into_iter().map(|v| v["n"].as_i64().unwrap()));
+        if kind == "exhausted" {
+            break;
+        }
+    }
+    assert_eq!(seen, (0..10_000).collect::<Vec<i64>>());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn line_mode_holds_the_file_open_from_on_start() {
+    let (dir, path) = file_with("held.txt", "one\ntwo\nthree\n");
+    let mut removed = started(FileInlet::new(&path)).await;
+    let mut renamed = started(FileInlet::new(&path)).await;
+    assert_eq!(pull(&mut removed).await, ("records", strings(&["one"])));
+
+    std::fs::rename(&path, dir.path().join("moved.txt")).unwrap();
+    assert_eq!(pull(&mut renamed).await, ("records", strings(&["one"])));
+    std::fs::remove_file(dir.path().join("moved.txt")).unwrap();
+    assert!(!path.exists());
+
+    // Both keep reading the file they opened, though its name is gone.
+    assert_eq!(pull(&mut removed).await, ("records", strings(&["two"])));
+    assert_eq!(pull(&mut renamed).await, ("records", strings(&["two"])));
+    assert_eq!(pull(&mut removed).await, ("exhausted", strings(&["three"])));
+
+    // Closing it for good: starting again needs the file to exist.
+    removed.on_shutdown().await.unwrap();
+    let err = removed.on_start().await.unwrap_err();
+    assert!(err.to_string().contains("held.txt"), "{err}");
+}
+
+#[tokio::test]
+async fn starting_again_reads_from_the_first_line() {
+    let (_dir, path) = file_with("lines.txt", "a\nb\n");
+    let mut inlet = started(FileInlet::new(&path)).await;
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["a"])));
+    inlet.on_shutdown().await.unwrap();
+    assert_eq!(inlet.lines_read(), 0);
+    inlet.on_start().await.unwrap();
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["a"])));
+}
+
+#[tokio::test]
+async fn a_pull_before_on_start_opens_the_file() {
+    let (_dir, path) = file_with("lines.txt", "a\nb\n");
+    let mut inlet = FileInlet::new(&path);
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["a"])));
+    assert_eq!(pull(&mut inlet).await, ("exhausted", strings(&["b"])));
+}
+
+#[tokio::test]
+async fn line_mode_reports_a_missing_file_at_on_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.txt");
+    let mut inlet = FileInlet::new(&path);
+    let err = inlet.on_start().await.unwrap_err();
+    let err = err.downcast::<FileInletError>().unwrap();
+    assert!(matches!(*err, FileInletError::Open { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.starts_with("cannot open"), "{message}");
+}
+
+// --- NDJSON ----------------------------------------------------------------
+
+#[tokio::test]
+async fn json_mode_parses_each_line_and_skips_blank_lines() {
+    let (_dir, path) = file_with(
+        "data.ndjson",
+        "{\"id\":1,\"tags\":[\"a\"]}\n\n   \n42\r\n\"text\"\nnull\n",
+    );
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(3)).await;
+    assert_eq!(
+        pull(&mut inlet).await,
+        (
+            "records",
+            vec![json!({"id": 1, "tags": ["a"]}), json!(42), json!("text")]
+        )
+    );
+    assert_eq!(pull(&mut inlet).await, ("exhausted", vec![Value::Null]));
+}
+
+#[tokio::test]
+async fn a_bad_json_line_fails_the_pull_naming_path_line_and_cause() {
+    let (_dir, path) = file_with("data.ndjson", "{\"a\":1}\n\n{\"a\":2,}\n{\"a\":3}\n");
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(10)).await;
+    let err = pull_err(&mut inlet).await;
+    let FileInletError::Json { line, column, .. } = &err else {
+        panic!("expected a JSON error, got {err:?}");
+    };
+    assert_eq!((*line, *column), (3, 8));
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("line 3, column 8"), "{message}");
+    assert!(message.contains("trailing comma"), "{message}");
+    // serde_json's own position counts from the line, not the file: dropped.
+    assert!(!message.contains("line 1"), "{message}");
+}
+
+#[tokio::test]
+async fn a_bad_json_line_loses_nothing_and_is_read_once_fixed() {
+    let (_dir, path) = file_with("data.ndjson", "{\"a\":1}\nnot json\n{\"a\":3}\n");
+    let mut inlet = started(FileInlet::new(&path).json(true)).await;
+    assert_eq!(pull(&mut inlet).await, ("records", vec![json!({"a": 1})]));
+
+    // The bad line fails every pull until it is fixed; nothing moves past it.
+    for _ in 0..3 {
+        let err = pull_err(&mut inlet).await;
+        assert!(
+            matches!(err, FileInletError::Json { line: 2, .. }),
+            "{err:?}"
+        );
+        assert_eq!(inlet.lines_read(), 1);
+    }
+
+    // Fixed in place (same file, rewritten): the inlet goes on from line 2.
+    std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n").unwrap();
+    assert_eq!(pull(&mut inlet).await, ("records", vec![json!({"a": 2})]));
+    assert_eq!(pull(&mut inlet).await, ("exhausted", vec![json!({"a": 3})]));
+}
+
+#[tokio::test]
+async fn a_failed_batch_is_read_again_whole() {
+    // The good line before the bad one in the same batch is not lost either.
+    let (_dir, path) = file_with("data.ndjson", "1\n2\noops\n4\n");
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(2)).await;
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("records", vec![json!(1), json!(2)])
+    );
+    let err = pull_err(&mut inlet).await;
+    assert!(
+        matches!(err, FileInletError::Json { line: 3, .. }),
+        "{err:?}"
+    );
+
+    std::fs::write(&path, "1\n2\n3\n4\n5\n").unwrap();
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("records", vec![json!(3), json!(4)])
+    );
+    assert_eq!(pull(&mut inlet).await, ("exhausted", vec![json!(5)]));
+}
+
+#[tokio::test]
+async fn a_batch_failing_after_good_lines_delivers_them_once_fixed() {
+    let (_dir, path) = file_with("data.ndjson", "1\n2\n{\n4\n");
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(10)).await;
+    let err = pull_err(&mut inlet).await;
+    assert!(
+        matches!(err, FileInletError::Json { line: 3, .. }),
+        "{err:?}"
+    );
+    assert_eq!(inlet.lines_read(), 0, "the whole batch is rewound");
+
+    std::fs::write(&path, "1\n2\n3\n4\n").unwrap();
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("exhausted", vec![json!(1), json!(2), json!(3), json!(4)])
+    );
+}
+
+#[tokio::test]
+async fn invalid_utf8_is_an_error_naming_the_line_and_nothing_is_skipped() {
+    let (_dir, path) = file_with("bytes.txt", b"ok\n\xFF\xFEbad\nafter\n");
+    let mut inlet = started(FileInlet::new(&path)).await;
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["ok"])));
+    let err = pull_err(&mut inlet).await;
+    assert!(
+        matches!(err, FileInletError::Utf8 { line: 2, .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("bytes.txt") && message.contains("line 2"),
+        "{message}"
+    );
+    let err = pull_err(&mut inlet).await;
+    assert!(
+        matches!(err, FileInletError::Utf8 { line: 2, .. }),
+        "{err:?}"
+    );
+}
+
+// --- follow ---------------------------------------------------------------
+
+#[tokio::test]
+async fn follow_mode_picks_up_appended_lines() {
+    let (_dir, path) = file_with("log.txt", "a\nb\n");
+    let mut inlet = started(FileInlet::new(&path).follow(true).lines_per_transfer(10)).await;
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["a", "b"])));
+    assert_eq!(pull(&mut inlet).await, ("nothing", vec![]));
+
+    append(&path, "c\n");
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["c"])));
+    assert_eq!(pull(&mut inlet).await, ("nothing", vec![]));
+
+    append(&path, "d\ne\n");
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["d", "e"])));
+}
+
+#[tokio::test]
+async fn follow_mode_does_not_emit_a_partial_line() {
+    let (_dir, path) = file_with("log.txt", "a\npart");
+    let mut inlet = started(FileInlet::new(&path).follow(true).lines_per_transfer(10)).await;
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["a"])));
+    assert_eq!(pull(&mut inlet).await, ("nothing", vec![]));
+
+    append(&path, "ial");
+    assert_eq!(pull(&mut inlet).await, ("nothing", vec![]));
+
+    append(&path, " line\nnext\n");
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("records", strings(&["partial line", "next"]))
+    );
+    assert_eq!(pull(&mut inlet).await, ("nothing", vec![]));
+}
+
+#[tokio::test]
+async fn follow_mode_with_one_line_per_transfer_never_reports_the_end() {
+    let (_dir, path) = file_with("log.ndjson", "1\n");
+    let mut inlet = started(FileInlet::new(&path).follow(true).json(true)).await;
+    assert_eq!(pull(&mut inlet).await, ("records", vec![json!(1)]));
+    assert_eq!(pull(&mut inlet).await, ("nothing", vec![]));
+    append(&path, "2\n3\n");
+    assert_eq!(pull(&mut inlet).await, ("records", vec![json!(2)]));
+    assert_eq!(pull(&mut inlet).await, ("records", vec![json!(3)]));
+    assert_eq!(pull(&mut inlet).await, ("nothing", vec![]));
+}
+
+#[tokio::test]
+async fn follow_mode_starts_over_when_the_file_is_truncated() {
+    let (_dir, path) = file_with("log.txt", "old 1\nold 2\n");
+    let mut inlet = started(FileInlet::new(&path).follow(true).lines_per_transfer(10)).await;
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("records", strings(&["old 1", "old 2"]))
+    );
+
+    // Rotated in place (copytruncate), then written again.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    append(&path, "new\n");
+    assert_eq!(pull(&mut inlet).await, ("nothing", vec![]));
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["new"])));
+}
+
+#[tokio::test]
+async fn follow_mode_waits_on_a_bad_json_line_until_it_is_fixed() {
+    let (_dir, path) = file_with("log.ndjson", "1\n");
+    let mut inlet = started(FileInlet::new(&path).follow(true).json(true)).await;
+    assert_eq!(pull(&mut inlet).await, ("records", vec![json!(1)]));
+    append(&path, "{oops}\n");
+    let err = pull_err(&mut inlet).await;
+    assert!(
+        matches!(err, FileInletError::Json { line: 2, .. }),
+        "{err:?}"
+    );
+    std::fs::write(&path, "1\n{\"fixed\":true}\n").unwrap();
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("records", vec![json!({"fixed": true})])
+    );
+}
+
+// --- file mode -------------------------------------------------------------
+
+#[tokio::test]
+async fn file_mode_reads_the_whole_file_each_pull() {
+    let (_dir, path) = file_with("whole.txt", "hello\nworld\n");
+    let mut inlet = started(FileInlet::whole_file(&path)).await;
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("records", strings(&["hello\nworld\n"]))
+    );
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("records", strings(&["hello\nworld\n"]))
+    );
+
+    std::fs::write(&path, "changed").unwrap();
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["changed"])));
+}
+
+#[tokio::test]
+async fn file_mode_ignores_line_options() {
+    let (_dir, path) = file_with("whole.txt", "a\nb\nc");
+    let mut inlet = FileInlet::whole_file(&path)
+        .lines_per_transfer(2)
+        .follow(true);
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["a\nb\nc"])));
+}
+
+#[tokio::test]
+async fn file_mode_parses_the_whole_file_as_one_json_value() {
+    let (_dir, path) = file_with("doc.json", "{\n  \"items\": [1, 2],\n  \"ok\": true\n}\n");
+    let mut inlet = FileInlet::whole_file(&path).json(true);
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("records", vec![json!({"items": [1, 2], "ok": true})])
+    );
+    let (_dir2, bom) = file_with("bom.json", "\u{FEFF}[1, 2]");
+    let mut inlet = FileInlet::whole_file(&bom).json(true);
+    assert_eq!(pull(&mut inlet).await, ("records", vec![json!([1, 2])]));
+}
+
+#[tokio::test]
+async fn file_mode_bad_json_names_the_path_and_its_line() {
+    let (_dir, path) = file_with("doc.json", "{\n  \"a\": 1,\n  \"b\": nope\n}\n");
+    let mut inlet = FileInlet::whole_file(&path).json(true);
+    let err = pull_err(&mut inlet).await;
+    assert!(
+        matches!(err, FileInletError::Json { line: 3, .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("doc.json") && message.contains("line 3"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn file_mode_invalid_utf8_names_the_line() {
+    let (_dir, path) = file_with("bytes.txt", b"one\ntwo\nth\xC3ree\n");
+    let mut inlet = FileInlet::whole_file(&path);
+    let err = pull_err(&mut inlet).await;
+    assert!(
+        matches!(err, FileInletError::Utf8 { line: 3, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn file_mode_reports_a_missing_file_at_pull_and_recovers_when_it_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("later.txt");
+    let mut inlet = FileInlet::whole_file(&path);
+    // Nothing is opened at start in file mode.
+    inlet.on_start().await.unwrap();
+    let err = pull_err(&mut inlet).await;
+    assert!(matches!(err, FileInletError::Open { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+
+    std::fs::write(&path, "now here").unwrap();
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["now here"])));
+}
+
+// --- in a link ---------------------------------------------------------------
+
+#[tokio::test]
+async fn a_link_delivers_the_lines_with_inlet_metadata_and_finishes() {
+    let (_dir, path) = file_with("events.ndjson", "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n");
+    let inlet = InletHandle::builder(FileInlet::new(&path).json(true).lines_per_transfer(2))
+        .name("events")
+        .meta("source", "file")
+        .build();
+    let outlet = CollectOutlet::new();
+    let link = Link::builder("file_to_memory")
+        .inlet(inlet)
+        .outlet(outlet.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+
+    let report = link.transfer().await.unwrap();
+    assert_eq!(report.records_in, 2);
+    assert!(!link.is_exhausted());
+    let report = link.transfer().await.unwrap();
+    assert_eq!(report.records_in, 1);
+    assert!(
+        link.is_exhausted(),
+        "the end of the file ends the link's input"
+    );
+
+    assert_eq!(
+        outlet.payloads(),
+        vec![json!({"id": 1}), json!({"id": 2}), json!({"id": 3})]
+    );
+    for record in outlet.records() {
+        assert_eq!(record.meta(INLET_KEY), Some(&json!("events")));
+        assert_eq!(record.meta("source"), Some(&json!("file")));
+    }
+    let batches = outlet.batches();
+    assert_eq!(batches.len(), 2);
+    assert_eq!(batches[0].0, "file_to_memory.0");
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_link_reports_the_bad_line_and_delivers_it_once_fixed() {
+    let (_dir, path) = file_with("events.ndjson", "1\nbad\n3\n");
+    let outlet = CollectOutlet::new();
+    let link = Link::builder("strict")
+        .inlet(FileInlet::new(&path).json(true).lines_per_transfer(5))
+        .outlet(outlet.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let err = link.transfer().await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("events.ndjson") && message.contains("line 2"),
+        "{message}"
+    );
+    assert!(outlet.is_empty());
+
+    std::fs::write(&path, "1\n2\n3\n").unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(outlet.payloads(), vec![json!(1), json!(2), json!(3)]);
+    assert!(link.is_exhausted());
+    assert!(link.shutdown().await.is_empty());
+}
