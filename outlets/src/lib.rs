@@ -1,1 +1,51 @@
 //! Built-in databay outlets.
+//!
+//! | Outlet | Writes |
+//! |---|---|
+//! | [`PrintOutlet`] | each record as a line on stdout (or any writer) |
+//! | [`NullOutlet`] | nothing: accepts and discards |
+//! | [`FileOutlet`] | each payload as a line of a text file |
+//! | [`CsvOutlet`] | each object payload as a row of a CSV file |
+//!
+//! Each lives in its own folder with a `README.md` describing every option,
+//! the metadata keys it reads and the errors it reports. They implement
+//! [`databay_core::Outlet`] through the public API only, as a third-party
+//! outlet would. The file outlets return from `push` only once the batch is
+//! synced to disk, the core's delivery contract.
+//!
+//! ```
+//! use databay_core::Link;
+//! use databay_core::testing::StaticInlet;
+//! use databay_outlets::{CsvOutlet, PrintOutlet};
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let dir = tempfile::tempdir().unwrap();
+//! let link = Link::builder("demo")
+//!     .inlet(StaticInlet::values([serde_json::json!({"id": 1})]))
+//!     .outlet(PrintOutlet::new().only_payload(true))
+//!     .outlet(CsvOutlet::new(dir.path().join("demo.csv")))
+//!     .every(Duration::from_secs(5))
+//!     .build()
+//!     .unwrap();
+//! link.transfer().await.unwrap();
+//! assert_eq!(std::fs::read_to_string(dir.path().join("demo.csv")).unwrap(), "id\n1\n");
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod common;
+pub mod csv;
+pub mod file;
+mod file_mode;
+pub mod null;
+pub mod print;
+
+pub use crate::common::FileIoError;
+pub use crate::csv::{CsvOutlet, CsvOutletError, ExtraColumns, ParseExtraColumnsError};
+pub use crate::file::{FileOutlet, FileOutletError};
+pub use crate::file_mode::{FileMode, ParseFileModeError};
+pub use crate::null::NullOutlet;
+pub use crate::print::{PrintOutlet, PrintOutletError};

@@ -1,0 +1,527 @@
+//! [`CsvOutlet`]: writes each record's object payload as one row of a CSV
+//! file, keeping one header per file.
+//!
+#![doc = include_str!("README.md")]
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use databay_core::{BoxError, Outlet, Record, Update, async_trait};
+use serde_json::{Map, Value};
+
+use crate::common::{FileIoError, json_kind, open_for_write, sync};
+use crate::file_mode::FileMode;
+
+#[cfg(test)]
+mod tests;
+
+/// Writes records as rows of CSV files, one header per file.
+///
+/// Every payload must be a JSON object; its keys are the columns. A record
+/// goes to the file named by its [`CSV_FILE`](Self::CSV_FILE) metadata, or
+/// to the default path. A new, empty or truncated file gets a header first;
+/// appending follows the header the file already has, and a key it lacks is
+/// handled as [`ExtraColumns`] says. A push is checked whole before any file
+/// is written, and returns `Ok` once every row is synced to disk. The
+/// [module documentation](self) details the format, options and errors.
+///
+/// ```
+/// use databay_core::{Outlet, Record, Update};
+/// use databay_outlets::CsvOutlet;
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("people.csv");
+/// let mut outlet = CsvOutlet::new(&path);
+/// let records = [
+///     Record::new(json!({"name": "Ann", "age": 31})),
+///     Record::new(json!({"name": "Bo, Jr.", "tags": ["x"]})),
+/// ];
+/// outlet.push(&records, &Update::new(["demo"], 0)).await.unwrap();
+/// assert_eq!(
+///     std::fs::read_to_string(&path).unwrap(),
+///     "age,name,tags\n31,Ann,\n,\"Bo, Jr.\",\"[\"\"x\"\"]\"\n"
+/// );
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvOutlet {
+    default_filepath: PathBuf,
+    default_file_mode: FileMode,
+    extra_columns: ExtraColumns,
+}
+
+/// What [`CsvOutlet`] does with a record key that is not a column of the
+/// header of the file it appends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ExtraColumns {
+    /// Fail the push, naming the record, the column and the file (`"error"`,
+    /// the default). Nothing is lost silently.
+    #[default]
+    Error,
+    /// Leave the value out of the row and log a warning (`"ignore"`).
+    Ignore,
+}
+
+/// A string that is not an [`ExtraColumns`] policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown extra_columns policy `{0}`: expected \"error\" or \"ignore\"")]
+pub struct ParseExtraColumnsError(pub String);
+
+impl FromStr for ExtraColumns {
+    type Err = ParseExtraColumnsError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "error" => Ok(ExtraColumns::Error),
+            "ignore" => Ok(ExtraColumns::Ignore),
+            other => Err(ParseExtraColumnsError(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for ExtraColumns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExtraColumns::Error => "error",
+            ExtraColumns::Ignore => "ignore",
+        })
+    }
+}
+
+/// Why a [`CsvOutlet`] push failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvOutletError {
+    /// A payload is not a JSON object, so it has no columns.
+    #[error(
+        "record {index} for `{}`: payload must be a JSON object to become a CSV row, found {found}",
+        path.display()
+    )]
+    NotAnObject {
+        /// Index of the record in the pushed batch, from 0.
+        index: usize,
+        /// The file the record was bound for.
+        path: PathBuf,
+        /// What the payload was (`a number`, `an array`, ...).
+        found: &'static str,
+    },
+    /// A record's `CsvOutlet.CSV_FILE` metadata is not a string.
+    #[error(
+        "record {index}: metadata `{}` must be a string, found {found}",
+        CsvOutlet::CSV_FILE
+    )]
+    Metadata {
+        /// Index of the record in the pushed batch, from 0.
+        index: usize,
+        /// What was found instead.
+        found: &'static str,
+    },
+    /// A record has a key the file's header does not, under
+    /// [`ExtraColumns::Error`].
+    #[error(
+        "record {index}: column `{column}` is not in the header of `{}` ({}); \
+         nothing was written (set extra_columns = \"ignore\" to drop such values)",
+        path.display(),
+        header.join(",")
+    )]
+    UnknownColumn {
+        /// Index of the record in the pushed batch, from 0.
+        index: usize,
+        /// The key that has no column.
+        column: String,
+        /// The file appended to.
+        path: PathBuf,
+        /// The file's header.
+        header: Vec<String>,
+    },
+    /// The first row of an existing file could not be read as a header.
+    #[error("cannot read the CSV header of `{}`: {source}", path.display())]
+    Header {
+        /// The file.
+        path: PathBuf,
+        /// The CSV reader's error (invalid UTF-8, IO).
+        #[source]
+        source: csv::Error,
+    },
+    /// Encoding rows in memory failed.
+    #[error("cannot encode CSV rows for `{}`: {source}", path.display())]
+    Encode {
+        /// The file the rows were for.
+        path: PathBuf,
+        /// The CSV writer's error.
+        #[source]
+        source: csv::Error,
+    },
+    /// Creating, opening, reading, writing or syncing a file failed.
+    #[error(transparent)]
+    Io(#[from] FileIoError),
+    /// A blocking file task panicked or was cancelled.
+    #[error("CsvOutlet file task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The records of one push bound for one file.
+struct Group<'a> {
+    path: &'a Path,
+    rows: Vec<(usize, &'a Map<String, Value>)>,
+}
+
+/// What an append-mode push found at a path before writing.
+enum Existing {
+    /// No such file yet.
+    Absent,
+    /// The file, opened for appending.
+    Open {
+        file: File,
+        /// Its first row; `None` when it has no rows.
+        header: Option<Vec<String>>,
+        /// It has content whose last byte is not a line break: the first
+        /// row must start on a new line.
+        needs_newline: bool,
+    },
+}
+
+/// The encoded rows of one file, ready for the blocking writer.
+struct Encoded {
+    path: PathBuf,
+    file: Option<File>,
+    truncate: bool,
+    bytes: Vec<u8>,
+}
+
+impl CsvOutlet {
+    /// Metadata key: the CSV file a record is written to (a string path).
+    pub const CSV_FILE: &'static str = "CsvOutlet.CSV_FILE";
+
+    /// Writes records without `CSV_FILE` metadata to `default_filepath`,
+    /// appending, with [`ExtraColumns::Error`].
+    pub fn new(default_filepath: impl Into<PathBuf>) -> Self {
+        CsvOutlet {
+            default_filepath: default_filepath.into(),
+            default_file_mode: FileMode::Append,
+            extra_columns: ExtraColumns::Error,
+        }
+    }
+
+    /// Append to files or replace them on every push (default
+    /// [`FileMode::Append`]).
+    pub fn file_mode(mut self, mode: FileMode) -> Self {
+        self.default_file_mode = mode;
+        self
+    }
+
+    /// What to do with keys the header of an existing file lacks (default
+    /// [`ExtraColumns::Error`]).
+    pub fn extra_columns(mut self, policy: ExtraColumns) -> Self {
+        self.extra_columns = policy;
+        self
+    }
+
+    /// Where records without `CSV_FILE` metadata go.
+    pub fn default_filepath(&self) -> &Path {
+        &self.default_filepath
+    }
+
+    /// The file mode of every push.
+    pub fn default_file_mode(&self) -> FileMode {
+        self.default_file_mode
+    }
+
+    /// Groups the batch by target file (in order of first appearance) and
+    /// checks every payload is an object.
+    fn group<'a>(&'a self, records: &'a [Record]) -> Result<Vec<Group<'a>>, CsvOutletError> {
+        let mut groups: Vec<Group<'a>> = Vec::new();
+        let mut by_path: HashMap<&'a Path, usize> = HashMap::new();
+        let mut last: Option<(&'a Path, usize)> = None;
+        for (index, record) in records.iter().enumerate() {
+            let path = match record.meta(CsvOutlet::CSV_FILE) {
+                None => self.default_filepath.as_path(),
+                Some(Value::String(p)) => Path::new(p.as_str()),
+                Some(other) => {
+                    return Err(CsvOutletError::Metadata {
+                        index,
+                        found: json_kind(other),
+                    });
+                }
+            };
+            let Value::Object(map) = &record.payload else {
+                return Err(CsvOutletError::NotAnObject {
+                    index,
+                    path: path.to_path_buf(),
+                    found: json_kind(&record.payload),
+                });
+            };
+            // Runs of records share a file; skip the hash lookup for them.
+            let slot = match last {
+                Some((p, slot)) if p == path => slot,
+                _ => *by_path.entry(path).or_insert_with(|| {
+                    groups.push(Group {
+                        path,
+                        rows: Vec::new(),
+                    });
+                    groups.len() - 1
+                }),
+            };
+            last = Some((path, slot));
+            groups[slot].rows.push((index, map));
+        }
+        Ok(groups)
+    }
+
+    fn encode(&self, group: &Group<'_>, existing: Existing) -> Result<Encoded, CsvOutletError> {
+        let path = group.path;
+        let truncate = self.default_file_mode == FileMode::Truncate;
+        let (file, header, needs_newline) = match existing {
+            Existing::Absent => (None, None, false),
+            Existing::Open {
+                file,
+                header,
+                needs_newline,
+            } => (Some(file), header, needs_newline),
+        };
+        let mut bytes = Vec::new();
+        if needs_newline {
+            bytes.push(b'\n');
+        }
+        let mut writer = csv::WriterBuilder::new().from_writer(bytes);
+        let encode_error = |source| CsvOutletError::Encode {
+            path: path.to_path_buf(),
+            source,
+        };
+        let columns: Vec<&str> = match &header {
+            Some(header) => header.iter().map(String::as_str).collect(),
+            None => {
+                let columns = union_of_keys(&group.rows);
+                writer.write_record(&columns).map_err(encode_error)?;
+                columns
+            }
+        };
+        let ignored =
+            encode_rows(
+                &mut writer,
+                path,
+                &columns,
+                &group.rows,
+                |index, column| match self.extra_columns {
+                    ExtraColumns::Ignore => Ok(()),
+                    ExtraColumns::Error => Err(CsvOutletError::UnknownColumn {
+                        index,
+                        column: column.to_owned(),
+                        path: path.to_path_buf(),
+                        header: columns.iter().map(|c| (*c).to_owned()).collect(),
+                    }),
+                },
+            )?;
+        if !ignored.is_empty() {
+            let mut names: Vec<&str> = ignored.into_iter().collect();
+            names.sort_unstable();
+            tracing::warn!(
+                path = %path.display(),
+                columns = %names.join(","),
+                "CsvOutlet left out values whose columns are not in the file's header"
+            );
+        }
+        let bytes = writer
+            .into_inner()
+            .map_err(|e| encode_error(csv::Error::from(e.into_error())))?;
+        Ok(Encoded {
+            path: path.to_path_buf(),
+            file,
+            truncate,
+            bytes,
+        })
+    }
+}
+
+/// Every key of `rows`, in order of first appearance.
+fn union_of_keys<'a>(rows: &[(usize, &'a Map<String, Value>)]) -> Vec<&'a str> {
+    let mut columns: Vec<&'a str> = Vec::new();
+    let mut seen: HashSet<&'a str> = HashSet::new();
+    let mut previous: Option<&Map<String, Value>> = None;
+    for (_, map) in rows {
+        // Records of a batch usually share their keys: comparing with the
+        // previous record is cheaper than hashing every key again.
+        if previous.is_some_and(|p| same_keys(p, map)) {
+            continue;
+        }
+        previous = Some(map);
+        for key in map.keys() {
+            if seen.insert(key.as_str()) {
+                columns.push(key.as_str());
+            }
+        }
+    }
+    columns
+}
+
+fn same_keys(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    a.len() == b.len() && a.keys().eq(b.keys())
+}
+
+/// Encodes `rows` under `columns`. A key with no column is passed to
+/// `on_unknown`, which fails the encoding or lets it leave the value out;
+/// returns the keys that were left out.
+fn encode_rows<'a, W: Write>(
+    writer: &mut csv::Writer<W>,
+    path: &Path,
+    columns: &[&str],
+    rows: &[(usize, &'a Map<String, Value>)],
+    mut on_unknown: impl FnMut(usize, &str) -> Result<(), CsvOutletError>,
+) -> Result<HashSet<&'a str>, CsvOutletError> {
+    // Only the first of duplicate header names counts a key as placed.
+    let counted: Vec<bool> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| !columns[..i].contains(c))
+        .collect();
+    let mut ignored = HashSet::new();
+    // Reused across rows so a row allocates nothing once they are warm.
+    let mut row = csv::ByteRecord::with_capacity(256, columns.len());
+    let mut scratch = Vec::with_capacity(64);
+    for &(index, map) in rows {
+        row.clear();
+        let in_column_order =
+            map.len() == columns.len() && map.keys().zip(columns).all(|(k, c)| k == c);
+        if in_column_order {
+            for value in map.values() {
+                push_cell(&mut row, &mut scratch, Some(value));
+            }
+        } else {
+            let mut placed = 0;
+            for (column, &counts) in columns.iter().zip(&counted) {
+                let value = map.get(*column);
+                placed += usize::from(counts && value.is_some());
+                push_cell(&mut row, &mut scratch, value);
+            }
+            if placed < map.len() {
+                for key in map.keys().filter(|k| !columns.contains(&k.as_str())) {
+                    on_unknown(index, key)?;
+                    ignored.insert(key.as_str());
+                }
+            }
+        }
+        writer
+            .write_byte_record(&row)
+            .map_err(|source| CsvOutletError::Encode {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    Ok(ignored)
+}
+
+fn push_cell(row: &mut csv::ByteRecord, scratch: &mut Vec<u8>, value: Option<&Value>) {
+    match value {
+        None | Some(Value::Null) => row.push_field(b""),
+        Some(Value::String(s)) => row.push_field(s.as_bytes()),
+        Some(other) => {
+            scratch.clear();
+            // Serializing a `Value` into a `Vec` cannot fail: its map keys
+            // are strings and the writer is infallible. Were it to fail,
+            // the cell would hold what was written so far.
+            let _ = serde_json::to_writer(&mut *scratch, other);
+            row.push_field(scratch);
+        }
+    }
+}
+
+/// Opens an existing file for appending and reads its header; `Absent` if
+/// there is no file.
+fn inspect(path: &Path) -> Result<Existing, CsvOutletError> {
+    let file = match OpenOptions::new().read(true).append(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Existing::Absent),
+        Err(e) => return Err(FileIoError::new("open", path, e).into()),
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| FileIoError::new("read the metadata of", path, e))?
+        .len();
+    if len == 0 {
+        return Ok(Existing::Open {
+            file,
+            header: None,
+            needs_newline: false,
+        });
+    }
+    let header = {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(&file);
+        let mut first = csv::StringRecord::new();
+        let found = reader
+            .read_record(&mut first)
+            .map_err(|source| CsvOutletError::Header {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        // The reader strips the UTF-8 byte order mark spreadsheet programs
+        // put at the start of a file, so it is not part of the first name.
+        found.then(|| first.iter().map(str::to_owned).collect())
+    };
+    let mut last = [0u8; 1];
+    (&file)
+        .seek(SeekFrom::End(-1))
+        .and_then(|_| (&file).read_exact(&mut last))
+        .map_err(|e| FileIoError::new("read", path, e))?;
+    Ok(Existing::Open {
+        file,
+        header,
+        needs_newline: last[0] != b'\n',
+    })
+}
+
+fn write_encoded(encoded: Vec<Encoded>) -> Result<(), FileIoError> {
+    for target in encoded {
+        let path = target.path.as_path();
+        let (mut file, created) = match target.file {
+            Some(file) => (file, false),
+            None => open_for_write(path, target.truncate)?,
+        };
+        file.write_all(&target.bytes)
+            .map_err(|e| FileIoError::new("write", path, e))?;
+        sync(&file, path, created)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Outlet for CsvOutlet {
+    async fn push(&mut self, records: &[Record], _update: &Update) -> Result<(), BoxError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let groups = self.group(records)?;
+        let existing: Vec<Existing> = match self.default_file_mode {
+            // Truncated files start over: nothing to read.
+            FileMode::Truncate => groups.iter().map(|_| Existing::Absent).collect(),
+            FileMode::Append => {
+                let paths: Vec<PathBuf> = groups.iter().map(|g| g.path.to_path_buf()).collect();
+                tokio::task::spawn_blocking(move || {
+                    paths
+                        .iter()
+                        .map(|p| inspect(p))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await
+                .map_err(CsvOutletError::from)??
+            }
+        };
+        let encoded = groups
+            .iter()
+            .zip(existing)
+            .map(|(group, existing)| self.encode(group, existing))
+            .collect::<Result<Vec<_>, _>>()?;
+        tokio::task::spawn_blocking(move || write_encoded(encoded))
+            .await
+            .map_err(CsvOutletError::from)?
+            .map_err(CsvOutletError::from)?;
+        Ok(())
+    }
+}

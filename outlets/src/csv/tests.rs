@@ -1,0 +1,465 @@
+//! Tests of [`CsvOutlet`] against real files in temporary directories.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use databay_core::testing::{OutletTester, StaticInlet};
+use databay_core::{InletHandle, Link, Outlet, Record, Update};
+use serde_json::{Value, json};
+
+use super::{CsvOutlet, CsvOutletError, ExtraColumns};
+use crate::FileMode;
+
+fn update() -> Update {
+    Update::new(["csv"], 0)
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    fs::read_to_string(path).unwrap()
+}
+
+/// Every row of the file, header included, as the csv crate reads it back.
+fn rows(path: impl AsRef<Path>) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+fn objects(values: &[Value]) -> Vec<Record> {
+    values.iter().cloned().map(Record::new).collect()
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[tokio::test]
+async fn writes_a_header_then_one_row_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let mut outlet = CsvOutlet::new(&path);
+    let records = objects(&[json!({"id": 1, "name": "a"}), json!({"id": 2, "name": "b"})]);
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "id,name\n1,a\n2,b\n");
+}
+
+#[tokio::test]
+async fn the_header_is_written_once_across_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let mut outlet = CsvOutlet::new(&path);
+    for i in 0..3 {
+        let records = objects(&[json!({"id": i, "name": "x"})]);
+        outlet.push(&records, &update()).await.unwrap();
+    }
+    assert_eq!(read(&path), "id,name\n0,x\n1,x\n2,x\n");
+}
+
+#[tokio::test]
+async fn appending_uses_the_existing_files_column_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "name,id,extra\nold,0,e\n").unwrap();
+    let mut outlet = CsvOutlet::new(&path);
+    let records = objects(&[json!({"id": 1, "name": "new", "extra": "x"})]);
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "name,id,extra\nold,0,e\nnew,1,x\n");
+}
+
+#[tokio::test]
+async fn missing_keys_give_empty_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "a,b,c\n").unwrap();
+    let mut outlet = CsvOutlet::new(&path);
+    let records = objects(&[json!({"b": 2}), json!({}), json!({"a": 1, "c": 3})]);
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "a,b,c\n,2,\n,,\n1,,3\n");
+}
+
+#[tokio::test]
+async fn a_new_file_gets_every_key_of_the_batch_in_order_of_appearance() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let mut outlet = CsvOutlet::new(&path);
+    let records = objects(&[
+        json!({"b": 1, "c": 2}),
+        json!({"b": 3, "c": 4}),
+        json!({"a": 5}),
+        json!({"b": 6, "d": 7}),
+    ]);
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "b,c,a,d\n1,2,,\n3,4,,\n,,5,\n6,,,7\n");
+}
+
+#[tokio::test]
+async fn special_characters_are_quoted_and_read_back_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let mut outlet = CsvOutlet::new(&path);
+    let tricky = [
+        "comma, inside",
+        "a \"quoted\" word",
+        "line\nbreak",
+        "crlf\r\nbreak",
+        " padded ",
+        "",
+        "ünïcödé",
+    ];
+    let records: Vec<Record> = tricky
+        .iter()
+        .map(|t| Record::new(json!({"text": t, "n": 1})))
+        .collect();
+    outlet.push(&records, &update()).await.unwrap();
+    let rows = rows(&path);
+    assert_eq!(rows[0], ["n", "text"]);
+    let texts: Vec<&str> = rows[1..].iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(texts, tricky);
+    assert!(read(&path).contains("\"a \"\"quoted\"\" word\""));
+}
+
+#[tokio::test]
+async fn values_are_rendered_by_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let mut outlet = CsvOutlet::new(&path);
+    let records = objects(&[json!({
+        "a_str": "raw text",
+        "b_int": -3,
+        "c_float": 2.5,
+        "d_bool": true,
+        "e_null": null,
+        "f_array": [1, "two", null],
+        "g_object": {"x": {"y": [1]}},
+    })]);
+    outlet.push(&records, &update()).await.unwrap();
+    let rows = rows(&path);
+    assert_eq!(
+        rows[1],
+        [
+            "raw text",
+            "-3",
+            "2.5",
+            "true",
+            "",
+            "[1,\"two\",null]",
+            "{\"x\":{\"y\":[1]}}"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_non_object_payload_names_the_record_and_file_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let mut outlet = CsvOutlet::new(&path);
+    let records = objects(&[json!({"a": 1}), json!([1, 2])]);
+    let err = outlet.push(&records, &update()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "record 1 for `{}`: payload must be a JSON object to become a CSV row, found an array",
+            path.display()
+        )
+    );
+    assert!(!path.exists(), "the valid record before it was not written");
+}
+
+#[tokio::test]
+async fn csv_file_metadata_routes_records_to_files_with_their_own_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = dir.path().join("default.csv");
+    let cats = dir.path().join("cats.csv");
+    let dogs = dir.path().join("dogs.csv");
+    let mut outlet = CsvOutlet::new(&default);
+    let records = vec![
+        Record::new(json!({"cat": "tom"})).with_meta(CsvOutlet::CSV_FILE, path_str(&cats)),
+        Record::new(json!({"dog": "rex", "age": 3}))
+            .with_meta(CsvOutlet::CSV_FILE, path_str(&dogs)),
+        Record::new(json!({"other": 1})),
+        Record::new(json!({"cat": "kit"})).with_meta(CsvOutlet::CSV_FILE, path_str(&cats)),
+    ];
+    outlet.push(&records, &update()).await.unwrap();
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&cats), "cat\ntom\nkit\ntom\nkit\n");
+    assert_eq!(read(&dogs), "age,dog\n3,rex\n3,rex\n");
+    assert_eq!(read(&default), "other\n1\n1\n");
+}
+
+#[tokio::test]
+async fn an_unknown_column_fails_the_whole_batch_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "id,name\n0,old\n").unwrap();
+    let mut outlet = CsvOutlet::new(&path);
+    let records = objects(&[
+        json!({"id": 1, "name": "ok"}),
+        json!({"id": 2, "name": "bad", "color": "red"}),
+    ]);
+    let err = outlet.push(&records, &update()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "record 1: column `color` is not in the header of `{}` (id,name); nothing was \
+             written (set extra_columns = \"ignore\" to drop such values)",
+            path.display()
+        )
+    );
+    let typed = err.downcast_ref::<CsvOutletError>().unwrap();
+    assert!(matches!(
+        typed,
+        CsvOutletError::UnknownColumn { index: 1, .. }
+    ));
+    assert_eq!(read(&path), "id,name\n0,old\n", "no partial batch");
+}
+
+#[tokio::test]
+async fn an_unknown_column_in_another_file_stops_every_file_of_the_push() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.csv");
+    let second = dir.path().join("second.csv");
+    fs::write(&second, "id\n").unwrap();
+    let mut outlet = CsvOutlet::new(&first);
+    let records = vec![
+        Record::new(json!({"id": 1})),
+        Record::new(json!({"id": 2, "x": 0})).with_meta(CsvOutlet::CSV_FILE, path_str(&second)),
+    ];
+    outlet.push(&records, &update()).await.unwrap_err();
+    assert!(!first.exists());
+    assert_eq!(read(&second), "id\n");
+}
+
+#[tokio::test]
+async fn ignore_leaves_unknown_columns_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "id,name\n").unwrap();
+    let mut outlet = CsvOutlet::new(&path).extra_columns(ExtraColumns::Ignore);
+    let records = objects(&[json!({"id": 1, "name": "a", "color": "red"})]);
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "id,name\n1,a\n");
+}
+
+#[tokio::test]
+async fn duplicate_header_names_do_not_hide_unknown_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "id,id\n").unwrap();
+    let mut outlet = CsvOutlet::new(&path);
+    let records = objects(&[json!({"id": 1, "zzz": 2})]);
+    let err = outlet.push(&records, &update()).await.unwrap_err();
+    assert!(err.to_string().contains("column `zzz`"), "{err}");
+    outlet
+        .push(&objects(&[json!({"id": 1})]), &update())
+        .await
+        .unwrap();
+    assert_eq!(read(&path), "id,id\n1,1\n");
+}
+
+#[tokio::test]
+async fn truncate_mode_rewrites_header_and_rows_on_every_push() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "old,header\n1,2\n").unwrap();
+    let mut outlet = CsvOutlet::new(&path).file_mode(FileMode::Truncate);
+    let records = objects(&[json!({"id": 1}), json!({"id": 2})]);
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "id\n1\n2\n");
+    let records = objects(&[json!({"name": "n"})]);
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "name\nn\n");
+}
+
+#[tokio::test]
+async fn a_failed_push_in_truncate_mode_leaves_the_file_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "id\n1\n").unwrap();
+    let mut outlet = CsvOutlet::new(&path).file_mode(FileMode::Truncate);
+    let records = objects(&[json!({"id": 2}), json!("not an object")]);
+    outlet.push(&records, &update()).await.unwrap_err();
+    assert_eq!(read(&path), "id\n1\n");
+}
+
+#[tokio::test]
+async fn an_empty_existing_file_gets_a_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "").unwrap();
+    let mut outlet = CsvOutlet::new(&path);
+    outlet
+        .push(&objects(&[json!({"id": 1})]), &update())
+        .await
+        .unwrap();
+    assert_eq!(read(&path), "id\n1\n");
+}
+
+#[tokio::test]
+async fn a_file_removed_between_pushes_gets_a_new_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let mut outlet = CsvOutlet::new(&path);
+    let records = objects(&[json!({"id": 1})]);
+    outlet.push(&records, &update()).await.unwrap();
+    fs::remove_file(&path).unwrap();
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "id\n1\n");
+    fs::write(&path, "").unwrap();
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "id\n1\n");
+}
+
+#[tokio::test]
+async fn rows_start_on_a_new_line_when_the_file_lacks_a_final_line_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "id,name\n0,old").unwrap();
+    let mut outlet = CsvOutlet::new(&path);
+    let records = objects(&[json!({"id": 1, "name": "new"})]);
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "id,name\n0,old\n1,new\n");
+}
+
+#[tokio::test]
+async fn a_byte_order_mark_is_not_part_of_the_first_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "\u{feff}id,name\n").unwrap();
+    let mut outlet = CsvOutlet::new(&path);
+    let records = objects(&[json!({"id": 1, "name": "a"})]);
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "\u{feff}id,name\n1,a\n");
+}
+
+#[tokio::test]
+async fn an_unreadable_header_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, b"\xff\xfe,id\n").unwrap();
+    let mut outlet = CsvOutlet::new(&path);
+    let err = outlet
+        .push(&objects(&[json!({"id": 1})]), &update())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "cannot read the CSV header of `{}`: ",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn creates_missing_parent_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x/y/out.csv");
+    let mut outlet = CsvOutlet::new(&path);
+    outlet
+        .push(&objects(&[json!({"id": 1})]), &update())
+        .await
+        .unwrap();
+    assert_eq!(read(&path), "id\n1\n");
+}
+
+#[tokio::test]
+async fn an_io_error_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("taken.csv");
+    fs::create_dir(&path).unwrap();
+    for mode in [FileMode::Append, FileMode::Truncate] {
+        let mut outlet = CsvOutlet::new(&path).file_mode(mode);
+        let err = outlet
+            .push(&objects(&[json!({"id": 1})]), &update())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("`{}`", path.display())),
+            "{mode}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_non_string_csv_file_names_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outlet = CsvOutlet::new(dir.path().join("out.csv"));
+    let records = vec![Record::new(json!({"id": 1})).with_meta(CsvOutlet::CSV_FILE, true)];
+    let err = outlet.push(&records, &update()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "record 0: metadata `CsvOutlet.CSV_FILE` must be a string, found a boolean"
+    );
+}
+
+#[test]
+fn extra_columns_parses_its_two_policies() {
+    assert_eq!("error".parse(), Ok(ExtraColumns::Error));
+    assert_eq!("ignore".parse(), Ok(ExtraColumns::Ignore));
+    assert_eq!(ExtraColumns::default(), ExtraColumns::Error);
+    let err = "drop".parse::<ExtraColumns>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown extra_columns policy `drop`: expected \"error\" or \"ignore\""
+    );
+}
+
+#[tokio::test]
+async fn passes_the_outlet_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checks.csv");
+    let make = {
+        let path = path.clone();
+        move || CsvOutlet::new(&path)
+    };
+    let records = objects(&[
+        json!({"id": 1, "name": "a", "nested": {"x": [1, 2]}}),
+        json!({"id": 2, "name": "b, with \"quotes\"\nand a newline"}),
+    ]);
+    OutletTester::new(make)
+        .records(records)
+        .run()
+        .await
+        .unwrap();
+    let rows = rows(&path);
+    assert_eq!(rows.len(), 5, "one header, two rows per push: {rows:?}");
+    assert_eq!(rows[0], ["id", "name", "nested"]);
+    assert_eq!(rows[2], ["2", "b, with \"quotes\"\nand a newline", ""]);
+}
+
+#[tokio::test]
+async fn writes_what_a_link_transfers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cats = dir.path().join("cat.csv");
+    let dogs = dir.path().join("dog.csv");
+    // Databay's example: one outlet, a file per inlet through global metadata.
+    let inlet_a = InletHandle::builder(StaticInlet::values([json!({"n": 1}), json!({"n": 2})]))
+        .name("cats")
+        .meta(CsvOutlet::CSV_FILE, path_str(&cats))
+        .build();
+    let inlet_b = InletHandle::builder(StaticInlet::values([json!({"n": 3})]))
+        .name("dogs")
+        .meta(CsvOutlet::CSV_FILE, path_str(&dogs))
+        .build();
+    let link = Link::builder("csv_link")
+        .inlet(inlet_a)
+        .inlet(inlet_b)
+        .outlet(CsvOutlet::new(dir.path().join("unused.csv")))
+        .every(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    for _ in 0..2 {
+        let report = link.transfer().await.unwrap();
+        assert_eq!(report.records_out, 3);
+    }
+    assert!(link.shutdown().await.is_empty());
+    assert_eq!(read(&cats), "n\n1\n2\n1\n2\n");
+    assert_eq!(read(&dogs), "n\n3\n3\n");
+    assert!(!dir.path().join("unused.csv").exists());
+}

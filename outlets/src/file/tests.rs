@@ -1,0 +1,231 @@
+//! Tests of [`FileOutlet`] against real files in temporary directories.
+
+use std::fs;
+use std::path::Path;
+
+use databay_core::testing::OutletTester;
+use databay_core::{Outlet, Record, Update};
+use serde_json::json;
+
+use super::{FileOutlet, FileOutletError};
+use crate::FileMode;
+
+fn update() -> Update {
+    Update::new(["file"], 0)
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    fs::read_to_string(path).unwrap()
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[tokio::test]
+async fn writes_payloads_one_per_line_to_the_default_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    let mut outlet = FileOutlet::new(&path);
+    let records = [
+        Record::new(1),
+        Record::new(json!({"a": [1, 2], "b": null})),
+        Record::new(json!([true, 2.5])),
+        Record::new(json!(null)),
+    ];
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(
+        read(&path),
+        "1\n{\"a\":[1,2],\"b\":null}\n[true,2.5]\nnull\n"
+    );
+}
+
+#[tokio::test]
+async fn a_string_payload_is_written_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    let mut outlet = FileOutlet::new(&path);
+    let records = [Record::new("plain \"text\""), Record::new("two\nlines")];
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "plain \"text\"\ntwo\nlines\n");
+}
+
+#[tokio::test]
+async fn appends_by_default_across_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    fs::write(&path, "before\n").unwrap();
+    let mut outlet = FileOutlet::new(&path);
+    outlet.push(&[Record::new(1)], &update()).await.unwrap();
+    outlet.push(&[Record::new(2)], &update()).await.unwrap();
+    assert_eq!(read(&path), "before\n1\n2\n");
+}
+
+#[tokio::test]
+async fn truncate_mode_replaces_the_file_on_every_push() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    fs::write(&path, "before\n").unwrap();
+    let mut outlet = FileOutlet::new(&path).file_mode(FileMode::Truncate);
+    outlet
+        .push(&[Record::new(1), Record::new(2)], &update())
+        .await
+        .unwrap();
+    assert_eq!(
+        read(&path),
+        "1\n2\n",
+        "truncated once, then the whole batch"
+    );
+    outlet.push(&[Record::new(3)], &update()).await.unwrap();
+    assert_eq!(read(&path), "3\n");
+}
+
+#[tokio::test]
+async fn metadata_overrides_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = dir.path().join("default.txt");
+    let cats = dir.path().join("cats.txt");
+    let mut outlet = FileOutlet::new(&default);
+    let records = [
+        Record::new("d1"),
+        Record::new("c1").with_meta(FileOutlet::FILEPATH, path_str(&cats)),
+        Record::new("d2"),
+        Record::new("c2").with_meta(FileOutlet::FILEPATH, path_str(&cats)),
+    ];
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&default), "d1\nd2\n");
+    assert_eq!(read(&cats), "c1\nc2\n");
+}
+
+#[tokio::test]
+async fn metadata_overrides_the_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = dir.path().join("kept.txt");
+    let replaced = dir.path().join("replaced.txt");
+    fs::write(&kept, "old\n").unwrap();
+    fs::write(&replaced, "old\n").unwrap();
+    // Truncate by default, but one file's records ask to append.
+    let mut outlet = FileOutlet::new(&replaced).file_mode(FileMode::Truncate);
+    let records = [
+        Record::new("new")
+            .with_meta(FileOutlet::FILEPATH, path_str(&kept))
+            .with_meta(FileOutlet::FILE_MODE, "a"),
+        Record::new("new"),
+    ];
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&kept), "old\nnew\n");
+    assert_eq!(read(&replaced), "new\n");
+
+    // Append by default, one record asks to truncate.
+    let mut outlet = FileOutlet::new(&kept);
+    let records = [Record::new("w").with_meta(FileOutlet::FILE_MODE, "w")];
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&kept), "w\n");
+}
+
+#[tokio::test]
+async fn a_file_is_truncated_once_per_push_and_keeps_the_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    fs::write(&path, "old\n").unwrap();
+    let mut outlet = FileOutlet::new(&path);
+    // Record by record (Databay), the `w` in the middle would erase `1`.
+    // A later record asking to append does not cancel the truncation.
+    let records = [
+        Record::new(1),
+        Record::new(2).with_meta(FileOutlet::FILE_MODE, "w"),
+        Record::new(3).with_meta(FileOutlet::FILE_MODE, "a"),
+    ];
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "1\n2\n3\n");
+    // The next push appends again: truncation was only for that push.
+    outlet.push(&[Record::new(4)], &update()).await.unwrap();
+    assert_eq!(read(&path), "1\n2\n3\n4\n");
+}
+
+#[tokio::test]
+async fn creates_missing_parent_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/c/out.txt");
+    let mut outlet = FileOutlet::new(&path);
+    outlet.push(&[Record::new(7)], &update()).await.unwrap();
+    assert_eq!(read(&path), "7\n");
+}
+
+#[tokio::test]
+async fn a_bad_mode_names_the_record_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    let mut outlet = FileOutlet::new(&path);
+    let records = [
+        Record::new(1),
+        Record::new(2).with_meta(FileOutlet::FILE_MODE, "r+"),
+    ];
+    let err = outlet.push(&records, &update()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "record 1: metadata `FileOutlet.FILE_MODE`: unknown file mode `r+`: \
+         expected \"a\" (append) or \"w\" (truncate)"
+    );
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn a_non_string_path_names_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outlet = FileOutlet::new(dir.path().join("out.txt"));
+    let records = [Record::new(1).with_meta(FileOutlet::FILEPATH, 5)];
+    let err = outlet.push(&records, &update()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "record 0: metadata `FileOutlet.FILEPATH` must be a string, found a number"
+    );
+}
+
+#[tokio::test]
+async fn an_io_error_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should be.
+    let path = dir.path().join("taken");
+    fs::create_dir(&path).unwrap();
+    let mut outlet = FileOutlet::new(&path);
+    let err = outlet.push(&[Record::new(1)], &update()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("cannot open `{}`: ", path.display())),
+        "{text}"
+    );
+}
+
+#[test]
+fn accepts_only_utf8_encodings() {
+    for name in ["utf-8", "UTF-8", "utf8", "utf_8"] {
+        assert!(FileOutlet::new("x").encoding(name).is_ok(), "{name}");
+    }
+    let err = FileOutlet::new("x").encoding("latin-1").unwrap_err();
+    assert!(matches!(err, FileOutletError::Encoding(_)));
+    assert_eq!(
+        err.to_string(),
+        "unsupported encoding `latin-1`: FileOutlet writes utf-8 only"
+    );
+}
+
+#[tokio::test]
+async fn passes_the_outlet_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checks.txt");
+    let make = {
+        let path = path.clone();
+        move || FileOutlet::new(&path)
+    };
+    OutletTester::new(make).run().await.unwrap();
+    let text = read(&path);
+    // Six records per push, two pushes; the newline inside an object
+    // payload is escaped by JSON, so each record is one line.
+    assert_eq!(text.lines().count(), 12, "{text}");
+    assert!(text.starts_with("{\"id\":1,\"name\":\"a\",\"nested\":{\"x\":[1,2]}}\n"));
+    assert!(
+        text.contains("\n42\nplain text\n[1,\"two\",null]\nnull\n"),
+        "{text}"
+    );
+}
