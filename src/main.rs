@@ -1,5 +1,5 @@
-//! The databay daemon.
+//! The databay daemon: `databay run CONFIG` and friends (`databay --help`).
 
-fn main() {
-    println!("databay {}", env!("CARGO_PKG_VERSION"));
+fn main() -> std::process::ExitCode {
+    databay::cli::main(databay::Registry::with_builtins())
 }

@@ -96,6 +96,21 @@ where
     }
 }
 
+#[async_trait]
+impl Processor for Box<dyn Processor> {
+    async fn process(
+        &mut self,
+        records: Vec<Record>,
+        cx: &Context<'_>,
+    ) -> Result<Vec<Record>, BoxError> {
+        (**self).process(records, cx).await
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        (**self).next_wakeup()
+    }
+}
+
 /// A processor from a closure that can fail.
 pub fn fallible<F>(f: F) -> Fallible<F>
 where
@@ -164,6 +179,12 @@ where
 {
     fn group(&mut self, batches: Vec<Vec<Record>>) -> Result<Vec<Vec<Record>>, BoxError> {
         Ok(self(batches))
+    }
+}
+
+impl Grouper for Box<dyn Grouper> {
+    fn group(&mut self, batches: Vec<Vec<Record>>) -> Result<Vec<Vec<Record>>, BoxError> {
+        (**self).group(batches)
     }
 }
 

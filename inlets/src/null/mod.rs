@@ -37,3 +37,7 @@ impl Inlet for NullInlet {
         Ok(Pull::Nothing)
     }
 }
+
+/// A documented config table for this inlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");

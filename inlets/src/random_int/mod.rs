@@ -101,3 +101,7 @@ impl Inlet for RandomIntInlet {
         Ok(Pull::value(self.rng.i64(self.min..=self.max)))
     }
 }
+
+/// A documented config table for this inlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");

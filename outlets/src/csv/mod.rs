@@ -525,3 +525,7 @@ impl Outlet for CsvOutlet {
         Ok(())
     }
 }
+
+/// A documented config table for this outlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");

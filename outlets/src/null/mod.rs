@@ -45,3 +45,7 @@ mod tests {
         OutletTester::new(NullOutlet::new).run().await.unwrap();
     }
 }
+
+/// A documented config table for this outlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");

@@ -169,3 +169,7 @@ impl Outlet for PrintOutlet {
         })
     }
 }
+
+/// A documented config table for this outlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");

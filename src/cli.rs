@@ -1,0 +1,230 @@
+//! The command line: `run`, `validate`, `once`, `plugins`. A plugin crate
+//! gets the same CLI with its own types by calling [`main`] with its
+//! registry.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, ConfigErrors};
+use crate::registry::{Kind, Registry};
+
+/// Exit code for configuration errors (sysexits' EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+/// Exit code for a bad command line (unknown link or type).
+pub const EXIT_USAGE: u8 = 2;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines: time, level, update, component, message.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "databay",
+    version,
+    about = "Moves data from inlets to outlets on a schedule."
+)]
+struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        global = true,
+        env = "DATABAY_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+    /// Log level or filter (`info`, `debug`, `databay_core=debug,info`).
+    /// `RUST_LOG`, when set, wins.
+    #[arg(long, global = true, env = "DATABAY_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the links of CONFIG until SIGINT/SIGTERM (SIGHUP reloads CONFIG).
+    Run {
+        /// The config file.
+        config: PathBuf,
+    },
+    /// Check CONFIG as `run` would, without starting anything.
+    Validate {
+        /// The config file.
+        config: PathBuf,
+    },
+    /// Run one transfer of every link (or one) and exit; non-zero if any failed.
+    Once {
+        /// The config file.
+        config: PathBuf,
+        /// Only this link.
+        #[arg(long)]
+        link: Option<String>,
+        /// Keep transferring until every inlet of the link reports the end
+        /// of its input (finite inputs such as files), or a transfer pulls
+        /// nothing.
+        #[arg(long)]
+        until_exhausted: bool,
+    },
+    /// List every component type; with TYPE, print its documented sample config.
+    Plugins {
+        /// A type name (`file`, `csv`, ...), optionally qualified by kind (`outlet/file`).
+        r#type: Option<String>,
+    },
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Parses the command line and runs it with `registry`'s component types.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     let mut registry = databay::Registry::with_builtins();
+///     // registry.inlet("my_inlet", ...);
+///     databay::cli::main(registry)
+/// }
+/// ```
+pub fn main(registry: Registry) -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log_level);
+    match cli.command {
+        Command::Plugins { r#type } => plugins(&registry, r#type.as_deref()),
+        Command::Validate { config } => validate(&config, &registry),
+        Command::Run { config } => with_runtime(|| crate::daemon::run(config, registry)),
+        Command::Once {
+            config,
+            link,
+            until_exhausted,
+        } => with_runtime(|| crate::daemon::once(config, registry, link, until_exhausted)),
+    }
+}
+
+fn with_runtime<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(f()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints every error of a config, and returns EX_CONFIG.
+pub(crate) fn config_failed(errors: &ConfigErrors) -> ExitCode {
+    eprintln!("{errors}");
+    let n = errors.0.len();
+    eprintln!("{n} error{} in the config", if n == 1 { "" } else { "s" });
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn validate(path: &Path, registry: &Registry) -> ExitCode {
+    match Config::load(path, registry) {
+        Err(errors) => config_failed(&errors),
+        Ok(config) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "{}: ok, {} link{}",
+                path.display(),
+                config.links.len(),
+                if config.links.len() == 1 { "" } else { "s" }
+            );
+            for l in &config.links {
+                let s = &l.summary;
+                let stages: Vec<String> = [
+                    s.inlets.join(" + "),
+                    s.processors.join(" -> "),
+                    s.groupers.join(" -> "),
+                    s.outlets.join(" + "),
+                ]
+                .into_iter()
+                .filter(|stage| !stage.is_empty())
+                .collect();
+                let _ = writeln!(out, "  {} ({}): {}", s.name, s.schedule, stages.join(" -> "));
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn plugins(registry: &Registry, wanted: Option<&str>) -> ExitCode {
+    let components = registry.components();
+    let mut out = std::io::stdout().lock();
+    let Some(wanted) = wanted else {
+        for kind in Kind::ALL {
+            let _ = writeln!(out, "{kind}s:");
+            for c in components.iter().filter(|c| c.kind == kind) {
+                let _ = writeln!(out, "  {:<12} {}", c.name, c.summary);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n`databay plugins TYPE` prints a type's documented sample config."
+        );
+        return ExitCode::SUCCESS;
+    };
+    let (kind, name) = match wanted.split_once('/') {
+        Some((k, n)) => (Kind::ALL.into_iter().find(|kind| kind.as_str() == k), n),
+        None => (None, wanted),
+    };
+    let matches: Vec<_> = components
+        .iter()
+        .filter(|c| c.name == name && kind.is_none_or(|k| k == c.kind))
+        .collect();
+    if matches.is_empty() {
+        let names: Vec<&str> = components.iter().map(|c| c.name.as_str()).collect();
+        let hint = crate::config::closest_name(name, names.iter().copied())
+            .map(|n| format!(" (did you mean `{n}`?)"))
+            .unwrap_or_default();
+        eprintln!("error: no component type `{wanted}`{hint}; `databay plugins` lists them");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    for (i, c) in matches.iter().enumerate() {
+        if i > 0 {
+            let _ = writeln!(out);
+        }
+        let header = match c.kind {
+            Kind::Inlet => "[[link.inlet]]",
+            Kind::Outlet => "[[link.outlet]]",
+            Kind::Processor => "[[link.processor]]",
+            Kind::Grouper => "[[link.grouper]]",
+        };
+        let _ = writeln!(
+            out,
+            "# {} `{}`: {}\n{header}\n{}",
+            c.kind,
+            c.name,
+            c.summary,
+            c.sample.trim_end()
+        );
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,220 @@
+//! Config errors: each names the file, line and column, and the key path,
+//! with the closest valid name for a typo. Loading reports every error of a
+//! file at once.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, 0 when the problem is not tied to a place.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// Where in the document: `link.quickstart.inlet[0].min`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// A suggestion, if there is one (`did you mean ...?`).
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": `{}`", self.key)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Collects errors while a file is checked, turning byte spans into lines
+/// and columns and keeping environment-derived values out of messages.
+pub(crate) struct Diagnostics<'a> {
+    file: &'a Path,
+    text: &'a str,
+    /// Spans whose text came from the environment: never quoted.
+    secret_spans: Vec<Range<usize>>,
+    pub(crate) errors: Vec<(usize, ConfigError)>,
+}
+
+impl<'a> Diagnostics<'a> {
+    pub(crate) fn new(file: &'a Path, text: &'a str) -> Self {
+        Diagnostics {
+            file,
+            text,
+            secret_spans: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub(crate) fn mark_secret(&mut self, span: Range<usize>) {
+        self.secret_spans.push(span);
+    }
+
+    pub(crate) fn is_secret(&self, span: &Range<usize>) -> bool {
+        self.secret_spans
+            .iter()
+            .any(|s| s.start < span.end.max(span.start + 1) && span.start < s.end)
+    }
+
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..floor_char_boundary(self.text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    /// Records an error at `span` (or nowhere in particular).
+    pub(crate) fn error(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let offset = span.as_ref().map_or(0, |s| s.start);
+        let (line, column) = span.as_ref().map_or((0, 0), |s| self.position(s.start));
+        let mut message = message.into();
+        if let Some(s) = &span
+            && self.is_secret(s)
+        {
+            // serde quotes the offending value; this one came from the environment.
+            message = format!(
+                "invalid value from the environment ({})",
+                redact_quoted(&message)
+            );
+        }
+        self.errors.push((
+            offset,
+            ConfigError {
+                file: self.file.to_path_buf(),
+                line,
+                column,
+                key: key.into(),
+                message,
+                hint,
+            },
+        ));
+    }
+
+    pub(crate) fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// The errors in file order.
+    pub(crate) fn finish(mut self) -> Vec<ConfigError> {
+        self.errors.sort_by_key(|(offset, _)| *offset);
+        self.errors.into_iter().map(|(_, e)| e).collect()
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Keeps the shape of a serde message but drops quoted values:
+/// `invalid type: string "hunter2", expected u16` -> `invalid type: string, expected u16`.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_quote = false;
+    for c in message.chars() {
+        match c {
+            '"' => in_quote = !in_quote,
+            _ if in_quote => {}
+            _ => out.push(c),
+        }
+    }
+    out.replace("string ,", "string,").replace("  ", " ")
+}
+
+/// The valid name closest to `given`, if one is close enough to be a typo.
+pub(crate) fn closest<'n>(
+    given: &str,
+    valid: impl IntoIterator<Item = &'n str>,
+) -> Option<&'n str> {
+    valid
+        .into_iter()
+        .map(|v| (strsim::jaro_winkler(given, v), v))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, v)| v)
+}
+
+/// For serde's `unknown field `x`, expected one of `a`, `b`` (and
+/// `unknown variant`), a `did you mean` hint.
+pub(crate) fn serde_hint(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (given, expected) = rest.split_once('`')?;
+    let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    closest(given, names.iter().copied()).map(|n| format!("did you mean `{n}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_lines_and_char_columns() {
+        let text = "a = 1\nbé = 2\n";
+        let d = Diagnostics::new(Path::new("x.toml"), text);
+        assert_eq!(d.position(0), (1, 1));
+        assert_eq!(d.position(6), (2, 1));
+        assert_eq!(d.position(text.find('=').map(|_| 10).unwrap()), (2, 4));
+    }
+
+    #[test]
+    fn serde_unknown_field_gets_a_suggestion() {
+        let m = "unknown field `lines_per_transfr`, expected one of `path`, `lines_per_transfer`, `json`";
+        assert_eq!(
+            serde_hint(m).as_deref(),
+            Some("did you mean `lines_per_transfer`?")
+        );
+        assert_eq!(serde_hint("unknown field `zzz`, expected `path`"), None);
+    }
+
+    #[test]
+    fn quoted_values_are_redacted() {
+        assert_eq!(
+            redact_quoted("invalid type: string \"hunter2\", expected u16"),
+            "invalid type: string, expected u16"
+        );
+    }
+}

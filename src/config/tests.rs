@@ -1,0 +1,155 @@
+use super::*;
+
+fn load(text: &str) -> Result<Config, ConfigErrors> {
+    let env = |name: &str| match name {
+        "DB_PASSWORD" => Some("hunter2".to_owned()),
+        "OUT_DIR" => Some("/tmp/out".to_owned()),
+        _ => None,
+    };
+    Config::parse(
+        Path::new("test.toml"),
+        text,
+        &Registry::with_builtins(),
+        &env,
+    )
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match load(text) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const GOOD: &str = r#"
+[daemon]
+shutdown_grace = "10s"
+
+[admin]
+listen = "127.0.0.1:9999"
+
+[[link]]
+name = "ints"
+tags = ["random_ints"]
+every = "250ms"
+jitter = "10ms"
+ignore_exceptions = true
+inlet_timeout = "1s"
+
+  [[link.inlet]]
+  type = "random_int"
+  name = "dice"
+  min = 1
+  max = 6
+  metadata = { animal = "cat" }
+
+  [[link.outlet]]
+  type = "null"
+
+[[link]]
+name = "nightly"
+cron = "0 3 * * *"
+timezone = "Europe/Berlin"
+
+  [[link.inlet]]
+  type = "null"
+
+  [[link.outlet]]
+  type = "file"
+  path = "${OUT_DIR}/x.txt"
+"#;
+
+#[test]
+fn a_good_config_builds_its_links() {
+    let config = load(GOOD).unwrap();
+    assert_eq!(config.daemon.shutdown_grace.0, Duration::from_secs(10));
+    assert_eq!(config.admin.listen.port(), 9999);
+    assert_eq!(config.links.len(), 2);
+    let ints = &config.links[0];
+    assert_eq!(ints.link.name(), "ints");
+    assert_eq!(ints.link.tags(), ["random_ints"]);
+    assert_eq!(ints.summary.inlets, ["random_int"]);
+    assert_eq!(ints.summary.schedule, "every 250ms jitter 10ms");
+    assert_eq!(ints.link.inlets()[0].name(), "dice");
+    assert_eq!(
+        ints.link.inlets()[0].metadata().get("animal"),
+        Some(&serde_json::json!("cat"))
+    );
+    assert!(ints.link.ignores_exceptions());
+    assert_eq!(
+        config.links[1].summary.schedule,
+        "cron `0 3 * * *` Europe/Berlin"
+    );
+}
+
+#[test]
+fn fingerprints_change_only_with_the_link() {
+    let a = load(GOOD).unwrap();
+    let b = load(&GOOD.replace("max = 6", "max = 7")).unwrap();
+    assert_ne!(a.links[0].fingerprint, b.links[0].fingerprint);
+    assert_eq!(a.links[1].fingerprint, b.links[1].fingerprint);
+}
+
+#[test]
+fn errors_are_located_and_all_reported() {
+    let text = "[[link]]\nname = \"a\"\nevery = \"5 sekonds\"\n[[link.inlet]]\ntype = \"random_itn\"\n[[link.outlet]]\ntype = \"null\"\nbogus = 1\n";
+    let errs = errors(text);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("test.toml:3:9: `link[0].every`: invalid duration `5 sekonds`"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[1]
+            .starts_with("test.toml:5:8: `link.a.inlet[0].type`: unknown inlet type `random_itn`"),
+        "{}",
+        errs[1]
+    );
+    assert!(
+        errs[1].ends_with("(did you mean `random_int`?)"),
+        "{}",
+        errs[1]
+    );
+    assert!(
+        errs[2].contains("8:1: `link.a.outlet[0].bogus`: unknown field `bogus`"),
+        "{}",
+        errs[2]
+    );
+}
+
+#[test]
+fn typos_in_link_keys_get_suggestions() {
+    let errs = errors("[[link]]\nname = \"a\"\nevry = \"5s\"\n[[link.inlet]]\ntype = \"null\"\n");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("unknown field `evry`") && e.contains("did you mean `every`?")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn environment_values_never_appear_in_errors() {
+    let errs = errors(
+        "[[link]]\nname = \"a\"\nevery = \"1s\"\n[[link.inlet]]\ntype = \"random_int\"\nseed = \"${DB_PASSWORD}\"\n",
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(!errs[0].contains("hunter2"), "{}", errs[0]);
+    assert!(
+        errs[0].contains("seed") && errs[0].contains("from the environment"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn a_missing_environment_variable_is_named() {
+    let errs = errors(
+        "[[link]]\nname = \"a\"\nevery = \"1s\"\n[[link.outlet]]\ntype = \"file\"\npath = \"${NOPE}/x\"\n",
+    );
+    assert!(
+        errs[0].contains("`NOPE` is not set") && errs[0].contains("6:8"),
+        "{}",
+        errs[0]
+    );
+}

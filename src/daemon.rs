@@ -1,0 +1,360 @@
+//! `databay run` and `databay once`: the config turned into a planner,
+//! signals (SIGINT/SIGTERM: graceful shutdown, a second one forces exit;
+//! SIGHUP: reload), and reloads that replace only the links that changed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+
+use databay_core::{Link, Planner};
+use futures::future::join_all;
+
+use crate::config::{Config, LinkSummary};
+use crate::registry::Registry;
+
+type Summaries = Arc<RwLock<BTreeMap<String, LinkSummary>>>;
+
+/// What the running daemon knows of each link it loaded.
+struct Loaded {
+    fingerprints: BTreeMap<String, String>,
+    summaries: Summaries,
+    admin: crate::config::AdminSettings,
+}
+
+fn planner_for(config: &Config) -> Result<Planner, databay_core::PlannerError> {
+    config
+        .links
+        .iter()
+        .fold(
+            Planner::builder()
+                .ignore_exceptions(config.daemon.ignore_exceptions)
+                .immediate_transfer(config.daemon.immediate_transfer)
+                .shutdown_grace(config.daemon.shutdown_grace.0),
+            |b, l| b.link(l.link.clone()),
+        )
+        .build()
+}
+
+pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
+    let config = match Config::load(&path, &registry) {
+        Ok(c) => c,
+        Err(errors) => return crate::cli::config_failed(&errors),
+    };
+    let planner = match planner_for(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(crate::cli::EXIT_CONFIG);
+        }
+    };
+    let mut loaded = Loaded {
+        fingerprints: config
+            .links
+            .iter()
+            .map(|l| (l.summary.name.clone(), l.fingerprint.clone()))
+            .collect(),
+        summaries: Arc::new(RwLock::new(
+            config
+                .links
+                .iter()
+                .map(|l| (l.summary.name.clone(), l.summary.clone()))
+                .collect(),
+        )),
+        admin: config.admin.clone(),
+    };
+
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    #[cfg(feature = "admin")]
+    let admin_task = if config.admin.enabled {
+        let listener = match tokio::net::TcpListener::bind(config.admin.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot bind the admin endpoint to {}: {e} (set [admin] listen, or enabled = false)",
+                    config.admin.listen
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(%addr, "admin endpoint listening");
+        let state = crate::admin::AdminState::new(planner.clone(), loaded.summaries.clone());
+        Some(tokio::spawn(crate::admin::serve(
+            listener,
+            state,
+            async move {
+                let _ = admin_stopped.await;
+            },
+        )))
+    } else {
+        drop(admin_stopped);
+        None
+    };
+    #[cfg(not(feature = "admin"))]
+    drop(admin_stopped);
+
+    tracing::info!(config = %path.display(), links = config.links.len(), "databay starting");
+    let mut running = tokio::spawn({
+        let planner = planner.clone();
+        async move { planner.start().await }
+    });
+
+    let outcome = supervise(&path, &registry, &planner, &mut loaded, &mut running).await;
+    let _ = admin_stop.send(());
+    #[cfg(feature = "admin")]
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
+    outcome
+}
+
+#[cfg(unix)]
+async fn supervise(
+    path: &PathBuf,
+    registry: &Registry,
+    planner: &Planner,
+    loaded: &mut Loaded,
+    running: &mut tokio::task::JoinHandle<Result<(), databay_core::PlannerError>>,
+) -> ExitCode {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        _ => {
+            eprintln!("error: cannot install signal handlers");
+            planner.shutdown(true);
+            return finish(running.await);
+        }
+    };
+    loop {
+        tokio::select! {
+            result = &mut *running => return finish(result),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(path, registry, planner, loaded).await,
+        }
+    }
+    tracing::info!(
+        "shutting down: letting in-flight transfers finish, flushing buffers (signal again to force)"
+    );
+    planner.shutdown(true);
+    tokio::select! {
+        result = &mut *running => finish(result),
+        _ = term.recv() => forced(),
+        _ = int.recv() => forced(),
+    }
+}
+
+#[cfg(not(unix))]
+async fn supervise(
+    _path: &PathBuf,
+    _registry: &Registry,
+    planner: &Planner,
+    _loaded: &mut Loaded,
+    running: &mut tokio::task::JoinHandle<Result<(), databay_core::PlannerError>>,
+) -> ExitCode {
+    tokio::select! {
+        result = &mut *running => return finish(result),
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    planner.shutdown(true);
+    tokio::select! {
+        result = &mut *running => finish(result),
+        _ = tokio::signal::ctrl_c() => forced(),
+    }
+}
+
+fn forced() -> ExitCode {
+    tracing::warn!("second signal: exiting without waiting");
+    ExitCode::from(130)
+}
+
+fn finish(
+    result: Result<Result<(), databay_core::PlannerError>, tokio::task::JoinError>,
+) -> ExitCode {
+    match result {
+        Ok(Ok(())) => {
+            tracing::info!("databay stopped");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            tracing::error!("databay stopped: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            tracing::error!("the planner task failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Re-reads the config: a broken file is rejected with its errors and the
+/// running links stay; otherwise removed and changed links are stopped
+/// (flushed, shut down), changed and new ones started, unchanged ones left
+/// running undisturbed.
+async fn reload(path: &PathBuf, registry: &Registry, planner: &Planner, loaded: &mut Loaded) {
+    tracing::info!(config = %path.display(), "SIGHUP: reloading the config");
+    let config = match Config::load(path, registry) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!("reload rejected: {e}");
+            }
+            tracing::error!("the config has errors; the running links are unchanged");
+            return;
+        }
+    };
+    if config.admin != loaded.admin {
+        tracing::warn!("[admin] changed; restart databay to apply it");
+    }
+    let mut kept = 0;
+    let new_names: Vec<String> = config
+        .links
+        .iter()
+        .map(|l| l.summary.name.clone())
+        .collect();
+    let stale: Vec<String> = loaded
+        .fingerprints
+        .keys()
+        .filter(|n| !new_names.contains(n))
+        .cloned()
+        .collect();
+    for name in stale {
+        remove(planner, loaded, &name).await;
+        tracing::info!(link = %name, "link removed");
+    }
+    for l in config.links {
+        let name = l.summary.name.clone();
+        match loaded.fingerprints.get(&name) {
+            Some(fp) if *fp == l.fingerprint => {
+                kept += 1;
+                continue;
+            }
+            Some(_) => {
+                remove(planner, loaded, &name).await;
+                tracing::info!(link = %name, "link changed; replacing it");
+            }
+            None => tracing::info!(link = %name, "link added"),
+        }
+        if let Err(e) = planner.add_link(l.link).await {
+            tracing::error!(link = %name, "cannot start the link: {e}");
+            continue;
+        }
+        loaded.fingerprints.insert(name.clone(), l.fingerprint);
+        write(&loaded.summaries).insert(name, l.summary);
+    }
+    tracing::info!(unchanged = kept, "reload done");
+}
+
+fn write(s: &Summaries) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, LinkSummary>> {
+    s.write().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn remove(planner: &Planner, loaded: &mut Loaded, name: &str) {
+    if let Err(e) = planner.remove_link(name).await {
+        tracing::error!(link = %name, "while stopping the link: {e}");
+    }
+    loaded.fingerprints.remove(name);
+    write(&loaded.summaries).remove(name);
+}
+
+pub(crate) async fn once(
+    path: PathBuf,
+    registry: Registry,
+    only: Option<String>,
+    until_exhausted: bool,
+) -> ExitCode {
+    let config = match Config::load(&path, &registry) {
+        Ok(c) => c,
+        Err(errors) => return crate::cli::config_failed(&errors),
+    };
+    let links: Vec<Link> = match &only {
+        None => config.links.iter().map(|l| l.link.clone()).collect(),
+        Some(name) => match config.links.iter().find(|l| l.summary.name == *name) {
+            Some(l) => vec![l.link.clone()],
+            None => {
+                let names: Vec<&str> = config
+                    .links
+                    .iter()
+                    .map(|l| l.summary.name.as_str())
+                    .collect();
+                let hint = crate::config::closest_name(name, names.iter().copied())
+                    .map(|n| format!(" (did you mean `{n}`?)"))
+                    .unwrap_or_default();
+                eprintln!("error: no link named `{name}` in {}{hint}", path.display());
+                return ExitCode::from(crate::cli::EXIT_USAGE);
+            }
+        },
+    };
+    let outcomes = join_all(links.iter().map(|l| once_link(l, until_exhausted))).await;
+    let failed = outcomes.iter().filter(|ok| !**ok).count();
+    if failed > 0 {
+        eprintln!("{failed} of {} link(s) failed", links.len());
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// One link's `once`: start, transfer (until its input ends, if asked),
+/// flush what processors hold, shut down. Returns whether all went well.
+async fn once_link(link: &Link, until_exhausted: bool) -> bool {
+    if let Err(e) = link.start().await {
+        eprintln!("link `{}`: {e}", link.name());
+        return false;
+    }
+    let mut ok = true;
+    let (mut transfers, mut records_in, mut records_out) = (0u64, 0usize, 0usize);
+    loop {
+        let pulled = match link.transfer().await {
+            Ok(report) => {
+                transfers += 1;
+                records_in += report.records_in;
+                records_out += report.records_out;
+                for e in &report.ignored {
+                    eprintln!("link `{}`: ignored: {e}", link.name());
+                }
+                report.records_in
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                for cause in &e.errors {
+                    eprintln!("  {cause}");
+                }
+                ok = false;
+                break;
+            }
+        };
+        // An input that has nothing now but has not ended (a followed file,
+        // an endless source) must not spin forever.
+        if !until_exhausted || link.is_exhausted() || pulled == 0 {
+            break;
+        }
+    }
+    match link.flush().await {
+        Ok(report) => records_out += report.records_out,
+        Err(e) => {
+            eprintln!("{e}");
+            ok = false;
+        }
+    }
+    for e in link.shutdown().await {
+        eprintln!("{e}");
+        ok = false;
+    }
+    eprintln!(
+        "link `{}`: {} transfer{}, {records_in} records in, {records_out} out{}",
+        link.name(),
+        transfers,
+        if transfers == 1 { "" } else { "s" },
+        if ok { "" } else { " (failed)" }
+    );
+    ok
+}

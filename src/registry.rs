@@ -1,0 +1,301 @@
+//! The component registry: type names (`type = "file"`) mapped to
+//! factories that build inlets, outlets, processors and groupers from their
+//! options. The built-ins register themselves; a plugin crate adds its own
+//! and runs the same CLI (see `examples/plugin`).
+//!
+//! Options are plain serde structs: the registry deserializes each
+//! component's TOML table into them, so a factory only ever sees typed,
+//! validated values. Mark option structs `#[serde(deny_unknown_fields)]` so
+//! typos are reported (with the closest valid name).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use databay_core::{
+    BoxError, Grouper, Inlet, InletBuilder, InletHandle, Outlet, OutletBuilder, OutletHandle,
+    Processor,
+};
+use serde::de::DeserializeOwned;
+
+/// What kind of component a type name refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// An inlet (`[[link.inlet]]`).
+    Inlet,
+    /// An outlet (`[[link.outlet]]`).
+    Outlet,
+    /// A processor (`[[link.processor]]`, `[[link.outlet.processor]]`).
+    Processor,
+    /// A grouper (`[[link.grouper]]`).
+    Grouper,
+}
+
+impl Kind {
+    /// Every kind, in display order.
+    pub const ALL: [Kind; 4] = [Kind::Inlet, Kind::Outlet, Kind::Processor, Kind::Grouper];
+
+    /// The kind's name as the config spells its tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Inlet => "inlet",
+            Kind::Outlet => "outlet",
+            Kind::Processor => "processor",
+            Kind::Grouper => "grouper",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a factory knows about where it is building.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// The link the component belongs to.
+    pub link: String,
+    /// The directory of the config file; relative paths in options are
+    /// resolved against it.
+    pub base_dir: PathBuf,
+}
+
+impl BuildContext {
+    /// `path` resolved against the config file's directory.
+    pub fn resolve(&self, path: impl AsRef<Path>) -> PathBuf {
+        let path = path.as_ref();
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+/// Why a factory could not build its component.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The options did not deserialize (unknown key, wrong type, ...).
+    Options(toml::de::Error),
+    /// The factory refused the options.
+    Invalid(BoxError),
+}
+
+/// A component's options as the config holds them, ready to deserialize.
+pub(crate) type RawOptions<'a> = toml::Spanned<toml::de::DeValue<'a>>;
+
+type Factory<T> =
+    Arc<dyn for<'a> Fn(RawOptions<'a>, &BuildContext) -> Result<T, BuildError> + Send + Sync>;
+
+/// One registered type.
+pub struct Component<T> {
+    /// The type name used in configs.
+    pub name: String,
+    /// One line saying what it does.
+    pub summary: String,
+    /// A documented sample TOML table with every option and its default.
+    pub sample: String,
+    pub(crate) build: Factory<T>,
+}
+
+impl<T> Clone for Component<T> {
+    fn clone(&self) -> Self {
+        Component {
+            name: self.name.clone(),
+            summary: self.summary.clone(),
+            sample: self.sample.clone(),
+            build: self.build.clone(),
+        }
+    }
+}
+
+/// Describes one registered type, for `databay plugins`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentInfo {
+    /// What kind of component.
+    pub kind: Kind,
+    /// The type name.
+    pub name: String,
+    /// One line saying what it does.
+    pub summary: String,
+    /// The sample TOML.
+    pub sample: String,
+}
+
+/// Type names to factories, one table per kind.
+#[derive(Clone, Default)]
+pub struct Registry {
+    pub(crate) inlets: BTreeMap<String, Component<InletBuilder>>,
+    pub(crate) outlets: BTreeMap<String, Component<OutletBuilder>>,
+    pub(crate) processors: BTreeMap<String, Component<Box<dyn Processor>>>,
+    pub(crate) groupers: BTreeMap<String, Component<Box<dyn Grouper>>>,
+}
+
+fn factory<O, T, F, R>(build: F, wrap: impl Fn(T) -> R + Send + Sync + 'static) -> Factory<R>
+where
+    O: DeserializeOwned,
+    F: Fn(O, &BuildContext) -> Result<T, BoxError> + Send + Sync + 'static,
+{
+    Arc::new(move |raw: RawOptions<'_>, cx: &BuildContext| {
+        let options = O::deserialize(serde::de::IntoDeserializer::into_deserializer(raw))
+            .map_err(BuildError::Options)?;
+        build(options, cx).map(&wrap).map_err(BuildError::Invalid)
+    })
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry holding every built-in type.
+    pub fn with_builtins() -> Self {
+        let mut registry = Self::new();
+        crate::builtins::register(&mut registry);
+        registry
+    }
+
+    /// Registers an inlet type. `build` turns deserialized options into
+    /// the inlet; `sample` documents every option.
+    ///
+    /// ```
+    /// use databay::{BuildContext, Registry};
+    /// use databay_core::{async_trait, BoxError, Inlet, Pull, Update};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// #[serde(deny_unknown_fields)]
+    /// struct Options { greeting: String }
+    ///
+    /// struct Hello(String);
+    /// #[async_trait]
+    /// impl Inlet for Hello {
+    ///     async fn pull(&mut self, _: &Update) -> Result<Pull, BoxError> {
+    ///         Ok(Pull::value(self.0.clone()))
+    ///     }
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.inlet("hello", "Says hello.", "greeting = \"hi\"\n", |o: Options, _: &BuildContext| {
+    ///     Ok(Hello(o.greeting))
+    /// });
+    /// assert!(registry.components().iter().any(|c| c.name == "hello"));
+    /// ```
+    pub fn inlet<O, I, F>(&mut self, name: &str, summary: &str, sample: &str, build: F) -> &mut Self
+    where
+        O: DeserializeOwned,
+        I: Inlet,
+        F: Fn(O, &BuildContext) -> Result<I, BoxError> + Send + Sync + 'static,
+    {
+        let component = Component {
+            name: name.to_owned(),
+            summary: summary.to_owned(),
+            sample: sample.to_owned(),
+            build: factory(build, InletHandle::builder::<I>),
+        };
+        self.inlets.insert(name.to_owned(), component);
+        self
+    }
+
+    /// Registers an outlet type.
+    pub fn outlet<O, T, F>(
+        &mut self,
+        name: &str,
+        summary: &str,
+        sample: &str,
+        build: F,
+    ) -> &mut Self
+    where
+        O: DeserializeOwned,
+        T: Outlet,
+        F: Fn(O, &BuildContext) -> Result<T, BoxError> + Send + Sync + 'static,
+    {
+        let component = Component {
+            name: name.to_owned(),
+            summary: summary.to_owned(),
+            sample: sample.to_owned(),
+            build: factory(build, OutletHandle::builder::<T>),
+        };
+        self.outlets.insert(name.to_owned(), component);
+        self
+    }
+
+    /// Registers a processor type.
+    pub fn processor<O, P, F>(
+        &mut self,
+        name: &str,
+        summary: &str,
+        sample: &str,
+        build: F,
+    ) -> &mut Self
+    where
+        O: DeserializeOwned,
+        P: Processor,
+        F: Fn(O, &BuildContext) -> Result<P, BoxError> + Send + Sync + 'static,
+    {
+        let component = Component {
+            name: name.to_owned(),
+            summary: summary.to_owned(),
+            sample: sample.to_owned(),
+            build: factory(build, |p: P| Box::new(p) as Box<dyn Processor>),
+        };
+        self.processors.insert(name.to_owned(), component);
+        self
+    }
+
+    /// Registers a grouper type.
+    pub fn grouper<O, G, F>(
+        &mut self,
+        name: &str,
+        summary: &str,
+        sample: &str,
+        build: F,
+    ) -> &mut Self
+    where
+        O: DeserializeOwned,
+        G: Grouper,
+        F: Fn(O, &BuildContext) -> Result<G, BoxError> + Send + Sync + 'static,
+    {
+        let component = Component {
+            name: name.to_owned(),
+            summary: summary.to_owned(),
+            sample: sample.to_owned(),
+            build: factory(build, |g: G| Box::new(g) as Box<dyn Grouper>),
+        };
+        self.groupers.insert(name.to_owned(), component);
+        self
+    }
+
+    /// The type names registered for `kind`, sorted.
+    pub fn names(&self, kind: Kind) -> Vec<&str> {
+        match kind {
+            Kind::Inlet => self.inlets.keys().map(String::as_str).collect(),
+            Kind::Outlet => self.outlets.keys().map(String::as_str).collect(),
+            Kind::Processor => self.processors.keys().map(String::as_str).collect(),
+            Kind::Grouper => self.groupers.keys().map(String::as_str).collect(),
+        }
+    }
+
+    /// Every registered type, by kind then name.
+    pub fn components(&self) -> Vec<ComponentInfo> {
+        fn infos<T>(
+            kind: Kind,
+            map: &BTreeMap<String, Component<T>>,
+        ) -> impl Iterator<Item = ComponentInfo> + '_ {
+            map.values().map(move |c| ComponentInfo {
+                kind,
+                name: c.name.clone(),
+                summary: c.summary.clone(),
+                sample: c.sample.clone(),
+            })
+        }
+        infos(Kind::Inlet, &self.inlets)
+            .chain(infos(Kind::Outlet, &self.outlets))
+            .chain(infos(Kind::Processor, &self.processors))
+            .chain(infos(Kind::Grouper, &self.groupers))
+            .collect()
+    }
+}
