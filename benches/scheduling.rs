@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use databay_core::{BoxError, Inlet, Link, Outlet, Planner, Pull, Record, Schedule, Update, async_trait};
+use databay_core::{
+    BoxError, Inlet, Link, Outlet, Planner, Pull, Record, Schedule, Update, async_trait,
+};
 use hdrhistogram::Histogram;
 
 thread_local! {
@@ -38,10 +40,15 @@ fn record_lateness(micros: u64) {
             let h = Arc::new(Mutex::new(
                 Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
             ));
-            ALL.lock().unwrap_or_else(|p| p.into_inner()).push(h.clone());
+            ALL.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(h.clone());
             h
         });
-        let _ = h.lock().unwrap_or_else(|p| p.into_inner()).record(micros.max(1));
+        let _ = h
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(micros.max(1));
     });
 }
 
@@ -136,7 +143,9 @@ async fn run(n: usize, args: &Args) {
         } else {
             interval.mul_f64(i as f64 / n as f64)
         };
-        let schedule = Schedule::every(interval).expect("non-zero interval").align_to(offset);
+        let schedule = Schedule::every(interval)
+            .expect("non-zero interval")
+            .align_to(offset);
         let link = Link::builder(format!("link-{i}"))
             .inlet(Tick)
             .outlet(Discard)
@@ -164,11 +173,16 @@ async fn run(n: usize, args: &Args) {
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let done = PULLS.load(Ordering::Relaxed) - base;
-    let skipped: u64 = planner.links().iter().map(|l| l.stats().ticks_skipped).sum();
+    let skipped: u64 = planner
+        .links()
+        .iter()
+        .map(|l| l.stats().ticks_skipped)
+        .sum();
     planner.shutdown(false);
     let _ = runner.await;
 
-    let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+    let mut merged =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
     for h in ALL.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         let _ = merged.add(&*h.lock().unwrap_or_else(|p| p.into_inner()));
     }

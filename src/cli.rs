@@ -168,7 +168,13 @@ fn validate(path: &Path, registry: &Registry) -> ExitCode {
                 .into_iter()
                 .filter(|stage| !stage.is_empty())
                 .collect();
-                let _ = writeln!(out, "  {} ({}): {}", s.name, s.schedule, stages.join(" -> "));
+                let _ = writeln!(
+                    out,
+                    "  {} ({}): {}",
+                    s.name,
+                    s.schedule,
+                    stages.join(" -> ")
+                );
             }
             ExitCode::SUCCESS
         }

@@ -3,7 +3,7 @@
 //! SIGHUP: reload), and reloads that replace only the links that changed.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 
@@ -114,7 +114,7 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
 
 #[cfg(unix)]
 async fn supervise(
-    path: &PathBuf,
+    path: &Path,
     registry: &Registry,
     planner: &Planner,
     loaded: &mut Loaded,
@@ -154,7 +154,7 @@ async fn supervise(
 
 #[cfg(not(unix))]
 async fn supervise(
-    _path: &PathBuf,
+    _path: &Path,
     _registry: &Registry,
     planner: &Planner,
     _loaded: &mut Loaded,
@@ -199,7 +199,7 @@ fn finish(
 /// running links stay; otherwise removed and changed links are stopped
 /// (flushed, shut down), changed and new ones started, unchanged ones left
 /// running undisturbed.
-async fn reload(path: &PathBuf, registry: &Registry, planner: &Planner, loaded: &mut Loaded) {
+async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mut Loaded) {
     tracing::info!(config = %path.display(), "SIGHUP: reloading the config");
     let config = match Config::load(path, registry) {
         Ok(c) => c,

@@ -288,6 +288,22 @@ impl InletSlot {
     }
 }
 
+/// Holds a flag up for as long as it lives.
+struct Flag<'a>(&'a AtomicBool);
+
+impl<'a> Flag<'a> {
+    fn raise(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        Flag(flag)
+    }
+}
+
+impl Drop for Flag<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 /// Which inlets a transfer pulls.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pulls {
@@ -587,7 +603,8 @@ impl Link {
         let index = inner.next_index.fetch_add(1, Ordering::Relaxed);
         let update = Update::for_link(inner.tags.clone(), index, scheduled);
         let span = tracing::info_span!("transfer", update = %update);
-        inner.control.transferring.store(true, Ordering::SeqCst);
+        // Reset even if this future is dropped midway (a cancelled transfer).
+        let _transferring = Flag::raise(&inner.control.transferring);
         let outcome = self
             .run_stages(&mut pipeline, &update, trigger, pulls)
             .instrument(span)
@@ -601,7 +618,7 @@ impl Link {
         let wakeup = self.with_outlet_wakeups(from_processors).await;
         *lock(&inner.processor_wakeup) = wakeup;
         drop(pipeline);
-        inner.control.transferring.store(false, Ordering::SeqCst);
+        drop(_transferring);
 
         let duration = started.elapsed();
         let c = &inner.counters;

@@ -335,3 +335,18 @@ async fn exhausted_inlets_end_with_their_last_records() {
     // An exhausted inlet is not pulled again.
     assert_eq!(link.transfer().await.unwrap().records_in, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_transfer_does_not_leave_the_link_transferring() {
+    let (slow, _) = Probe::with(Behaviour::Count, Duration::from_secs(60));
+    let link = Link::builder("cancelled").inlet(slow).build().unwrap();
+    let running = tokio::spawn({
+        let link = link.clone();
+        async move { link.transfer().await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(link.state(), databay_core::LinkState::Transferring);
+    running.abort();
+    let _ = running.await;
+    assert_eq!(link.state(), databay_core::LinkState::Idle);
+}

@@ -153,3 +153,19 @@ fn a_missing_environment_variable_is_named() {
         errs[0]
     );
 }
+
+#[test]
+fn every_example_config_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            seen += 1;
+            if let Err(e) = Config::load(&path, &Registry::with_builtins()) {
+                panic!("{} does not validate:\n{e}", path.display());
+            }
+        }
+    }
+    assert!(seen >= 4, "only {seen} example configs found");
+}

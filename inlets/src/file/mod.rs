@@ -12,6 +12,10 @@ use serde_json::Value;
 use tokio::fs::File;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, BufReader};
 
+/// A documented config table for this inlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");
+
 #[cfg(test)]
 mod tests;
 
@@ -495,7 +499,3 @@ fn line_of(text: &[u8], index: usize) -> u64 {
     let before = text.get(..index).unwrap_or(text);
     before.iter().filter(|&&b| b == b'\n').count() as u64 + 1
 }
-
-/// A documented config table for this inlet, every option with its default
-/// (what `databay plugins` prints).
-pub const SAMPLE: &str = include_str!("sample.toml");

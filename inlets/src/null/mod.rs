@@ -4,6 +4,10 @@
 
 use databay_core::{BoxError, Inlet, Pull, Update, async_trait};
 
+/// A documented config table for this inlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");
+
 #[cfg(test)]
 mod tests;
 
@@ -37,7 +41,3 @@ impl Inlet for NullInlet {
         Ok(Pull::Nothing)
     }
 }
-
-/// A documented config table for this inlet, every option with its default
-/// (what `databay plugins` prints).
-pub const SAMPLE: &str = include_str!("sample.toml");

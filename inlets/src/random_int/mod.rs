@@ -3,6 +3,10 @@
 
 use databay_core::{BoxError, Inlet, Pull, Update, async_trait};
 
+/// A documented config table for this inlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");
+
 #[cfg(test)]
 mod tests;
 
@@ -101,7 +105,3 @@ impl Inlet for RandomIntInlet {
         Ok(Pull::value(self.rng.i64(self.min..=self.max)))
     }
 }
-
-/// A documented config table for this inlet, every option with its default
-/// (what `databay plugins` prints).
-pub const SAMPLE: &str = include_str!("sample.toml");

@@ -16,6 +16,10 @@ use serde_json::{Map, Value};
 use crate::common::{FileIoError, json_kind, open_for_write, sync};
 use crate::file_mode::FileMode;
 
+/// A documented config table for this outlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");
+
 #[cfg(test)]
 mod tests;
 
@@ -525,7 +529,3 @@ impl Outlet for CsvOutlet {
         Ok(())
     }
 }
-
-/// A documented config table for this outlet, every option with its default
-/// (what `databay plugins` prints).
-pub const SAMPLE: &str = include_str!("sample.toml");

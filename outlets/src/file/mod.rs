@@ -14,6 +14,10 @@ use serde_json::Value;
 use crate::common::{FileIoError, json_kind, open_for_write, sync};
 use crate::file_mode::{FileMode, ParseFileModeError};
 
+/// A documented config table for this outlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");
+
 #[cfg(test)]
 mod tests;
 
@@ -216,7 +220,3 @@ impl Outlet for FileOutlet {
         Ok(())
     }
 }
-
-/// A documented config table for this outlet, every option with its default
-/// (what `databay plugins` prints).
-pub const SAMPLE: &str = include_str!("sample.toml");

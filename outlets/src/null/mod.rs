@@ -35,6 +35,10 @@ impl Outlet for NullOutlet {
     }
 }
 
+/// A documented config table for this outlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,7 +49,3 @@ mod tests {
         OutletTester::new(NullOutlet::new).run().await.unwrap();
     }
 }
-
-/// A documented config table for this outlet, every option with its default
-/// (what `databay plugins` prints).
-pub const SAMPLE: &str = include_str!("sample.toml");

@@ -8,6 +8,10 @@ use std::io::{self, BufWriter, Write};
 
 use databay_core::{BoxError, Outlet, Record, Update, async_trait};
 
+/// A documented config table for this outlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");
+
 #[cfg(test)]
 mod tests;
 
@@ -169,7 +173,3 @@ impl Outlet for PrintOutlet {
         })
     }
 }
-
-/// A documented config table for this outlet, every option with its default
-/// (what `databay plugins` prints).
-pub const SAMPLE: &str = include_str!("sample.toml");

@@ -1,0 +1,165 @@
+//! `remove`: removes fields from every record, without jq.
+
+use async_trait::async_trait;
+use databay_core::{BoxError, Context, Processor, Record};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::Error;
+use super::pointer::Pointer;
+
+pub(crate) const SUMMARY: &str = "Removes fields (no jq needed).";
+
+pub(crate) const SAMPLE: &str = r#"# Remove fields (no jq needed).
+type = "remove"
+# JSON pointers; a field that is not there is fine. An array index removes
+# the element.
+fields = ["/password", "/meta/debug"]
+"#;
+
+/// Options of the `remove` processor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveOptions {
+    /// JSON pointers to the fields to remove.
+    pub fields: Vec<String>,
+}
+
+impl RemoveOptions {
+    /// Builds the processor.
+    pub fn build(self) -> Result<Remove, Error> {
+        Remove::new(&self.fields)
+    }
+}
+
+/// Removes fields at JSON pointers; missing fields are left alone.
+///
+/// ```
+/// use databay::processors::Remove;
+/// use serde_json::json;
+///
+/// let remove = Remove::new(["/password"]).unwrap();
+/// let mut payload = json!({"user": "u1", "password": "hunter2"});
+/// remove.apply(&mut payload);
+/// assert_eq!(payload, json!({"user": "u1"}));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Remove {
+    fields: Vec<Pointer>,
+}
+
+impl Remove {
+    /// A `remove` of `fields`, in the order given. Refuses an empty list
+    /// and `""` (the whole payload).
+    pub fn new<K: AsRef<str>>(fields: impl IntoIterator<Item = K>) -> Result<Self, Error> {
+        let fields = fields
+            .into_iter()
+            .map(|k| {
+                let pointer = Pointer::parse(k.as_ref()).map_err(|e| Error::option("fields", e.to_string()))?;
+                if pointer.is_root() {
+                    return Err(Error::option(
+                        "fields",
+                        "\"\" is the whole payload, which cannot be removed; name a field such as \"/password\"",
+                    ));
+                }
+                Ok(pointer)
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if fields.is_empty() {
+            return Err(Error::option("fields", "name at least one field to remove"));
+        }
+        Ok(Remove { fields })
+    }
+
+    /// Removes the fields from one payload.
+    pub fn apply(&self, payload: &mut Value) {
+        for pointer in &self.fields {
+            pointer.take(payload);
+        }
+    }
+}
+
+#[async_trait]
+impl Processor for Remove {
+    async fn process(
+        &mut self,
+        mut records: Vec<Record>,
+        _cx: &Context<'_>,
+    ) -> Result<Vec<Record>, BoxError> {
+        for record in &mut records {
+            self.apply(&mut record.payload);
+        }
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processors::tests::{build_processor, payloads, run, sample_options};
+    use serde_json::json;
+
+    fn opts(toml: &str) -> Result<Remove, String> {
+        let o: RemoveOptions = toml::from_str(toml).map_err(|e| e.to_string())?;
+        o.build().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sample_is_valid() {
+        let o: RemoveOptions = sample_options(SAMPLE);
+        assert_eq!(o.fields, ["/password", "/meta/debug"]);
+        o.build().unwrap();
+    }
+
+    #[tokio::test]
+    async fn removes_fields_and_ignores_missing_ones() {
+        let mut remove = opts("fields = [\"/password\", \"/meta/debug\", \"/l/0\"]").unwrap();
+        let records = vec![
+            Record::new(
+                json!({"user": "u1", "password": "x", "meta": {"debug": 1, "k": 2}, "l": [1, 2]}),
+            )
+            .with_meta("m", true),
+            Record::new(json!({"user": "u2"})),
+            Record::new(json!({"meta": "not an object"})),
+            Record::new(json!(7)),
+        ];
+        let out = run(&mut remove, records).await.unwrap();
+        assert_eq!(
+            payloads(&out),
+            vec![
+                json!({"user": "u1", "meta": {"k": 2}, "l": [2]}),
+                json!({"user": "u2"}),
+                json!({"meta": "not an object"}),
+                json!(7),
+            ]
+        );
+        assert_eq!(out[0].meta("m"), Some(&json!(true)));
+    }
+
+    #[test]
+    fn build_errors_name_the_option() {
+        let e = opts("fields = [\"/a\", \"b\"]").unwrap_err();
+        assert!(
+            e.starts_with("option `fields`: invalid JSON pointer \"b\""),
+            "{e}"
+        );
+        let e = opts("fields = [\"\"]").unwrap_err();
+        assert!(
+            e.starts_with("option `fields`: \"\" is the whole payload"),
+            "{e}"
+        );
+        let e = opts("fields = []").unwrap_err();
+        assert_eq!(e, "option `fields`: name at least one field to remove");
+        let e = opts("fields = [\"/a\"]\nfield = 1").unwrap_err();
+        assert!(e.contains("unknown field `field`"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn builds_through_the_registry() {
+        let mut p = build_processor("remove", "fields = [\"/a\"]").unwrap();
+        let out = run(&mut p, vec![Record::new(json!({"a": 1, "b": 2}))])
+            .await
+            .unwrap();
+        assert_eq!(payloads(&out), vec![json!({"b": 2})]);
+    }
+}
