@@ -164,6 +164,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("jq", "config/file_to_csv_jq.toml"),
     ] {
         let output = dir.join(format!("{name}.csv"));
+        // The configs append; start from an empty output.
+        let _ = std::fs::remove_file(&output);
         let (took, peak) = daemon(&root.join(config), &input, &output)?;
         let written = rows_in(&output)?;
         if written != rows {

@@ -14,5 +14,7 @@ pub mod config;
 mod daemon;
 pub mod processors;
 mod registry;
+mod secret;
 
 pub use registry::{BuildContext, BuildError, ComponentInfo, Kind, Registry};
+pub use secret::Secret;

@@ -65,6 +65,10 @@ pub(crate) struct Diagnostics<'a> {
     text: &'a str,
     /// Spans whose text came from the environment: never quoted.
     secret_spans: Vec<Range<usize>>,
+    /// The values those spans expanded to, to scrub from any message: a
+    /// component may quote an option value in an error placed elsewhere
+    /// (at its `type`), or quote it in backticks.
+    secret_values: Vec<String>,
     pub(crate) errors: Vec<(usize, ConfigError)>,
 }
 
@@ -74,12 +78,18 @@ impl<'a> Diagnostics<'a> {
             file,
             text,
             secret_spans: Vec::new(),
+            secret_values: Vec::new(),
             errors: Vec::new(),
         }
     }
 
-    pub(crate) fn mark_secret(&mut self, span: Range<usize>) {
+    /// Marks `span` as holding `value`, taken (at least partly) from the
+    /// environment.
+    pub(crate) fn mark_secret(&mut self, span: Range<usize>, value: &str) {
         self.secret_spans.push(span);
+        if !value.is_empty() {
+            self.secret_values.push(value.to_owned());
+        }
     }
 
     pub(crate) fn is_secret(&self, span: &Range<usize>) -> bool {
@@ -107,7 +117,7 @@ impl<'a> Diagnostics<'a> {
     ) {
         let offset = span.as_ref().map_or(0, |s| s.start);
         let (line, column) = span.as_ref().map_or((0, 0), |s| self.position(s.start));
-        let mut message = message.into();
+        let mut message = scrub(&message.into(), &self.secret_values);
         if let Some(s) = &span
             && self.is_secret(s)
         {
@@ -146,6 +156,58 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+/// Replaces every quoted part of `message` (in `"` or backticks) that is
+/// part of a secret value, or holds one, by `***`; and any other occurrence
+/// of a secret of four or more characters (shorter ones would eat ordinary
+/// words).
+fn scrub(message: &str, secrets: &[String]) -> String {
+    if secrets.is_empty() {
+        return message.to_owned();
+    }
+    let out = map_quoted(message, |part| {
+        !part.is_empty()
+            && secrets
+                .iter()
+                .any(|s| s.contains(part) || part.contains(s.as_str()))
+    });
+    secrets
+        .iter()
+        .filter(|s| s.chars().count() >= 4)
+        .fold(out, |m, s| m.replace(s.as_str(), "***"))
+}
+
+/// For a component's own error when some of its options came from the
+/// environment: the error may quote a value derived from them (a jq
+/// compiler names the identifiers it found), so every quoted part becomes
+/// `***` except the names in `keep` (the component's option keys, which are
+/// written in the file).
+pub(crate) fn withhold_quoted(message: &str, keep: &[String]) -> String {
+    map_quoted(message, |part| !keep.iter().any(|k| k == part))
+}
+
+/// `message` with each quoted part (in `"` or backticks) for which
+/// `withhold` is true replaced by `***`.
+fn map_quoted(message: &str, withhold: impl Fn(&str) -> bool) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = &rest[open..=open];
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(quote) else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let part = &after[..close];
+        out.push_str(quote);
+        out.push_str(if withhold(part) { "***" } else { part });
+        out.push_str(quote);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Keeps the shape of a serde message but drops quoted values:
@@ -208,6 +270,34 @@ mod tests {
             Some("did you mean `lines_per_transfer`?")
         );
         assert_eq!(serde_hint("unknown field `zzz`, expected `path`"), None);
+    }
+
+    #[test]
+    fn secret_values_are_scrubbed_from_any_message() {
+        let secrets = ["hunter2 secret".to_owned()];
+        assert_eq!(
+            scrub(
+                "unknown file mode `hunter2 secret`: expected \"a\"",
+                &secrets
+            ),
+            "unknown file mode `***`: expected \"a\""
+        );
+        assert_eq!(
+            scrub("expected nothing at column 9, found `secret`", &secrets),
+            "expected nothing at column 9, found `***`"
+        );
+        assert_eq!(
+            scrub("bad value hunter2 secret!", &secrets),
+            "bad value ***!"
+        );
+        assert_eq!(scrub("no `quote", &secrets), "no `quote");
+        assert_eq!(
+            withhold_quoted(
+                "option `expr`: undefined filter `hunter2/0`",
+                &["expr".to_owned()]
+            ),
+            "option `expr`: undefined filter `***`"
+        );
     }
 
     #[test]

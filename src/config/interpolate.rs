@@ -37,7 +37,7 @@ fn value(
         DeValue::String(s) if s.contains('$') => match expand(s, env) {
             Ok((expanded, from_env)) => {
                 if from_env {
-                    diag.mark_secret(span);
+                    diag.mark_secret(span, &expanded);
                 }
                 *s = Cow::Owned(expanded);
             }

@@ -182,7 +182,14 @@ impl Config {
         let mut diag = Diagnostics::new(path, text);
         let (mut doc, parse_errors) = DeTable::parse_recoverable(text);
         for e in parse_errors {
-            diag.error(e.span(), "", e.message().to_owned(), None);
+            // The parser's "duplicate key" does not say which: its span does.
+            let message = match e.span().and_then(|s| text.get(s)) {
+                Some(k) if e.message() == "duplicate key" && !k.is_empty() => {
+                    format!("duplicate key `{k}`")
+                }
+                _ => e.message().to_owned(),
+            };
+            diag.error(e.span(), "", message, None);
         }
         interpolate::table(doc.get_mut(), env, &mut diag, "");
         let base_dir = path
@@ -286,6 +293,31 @@ impl<'t> Loader<'_, 't> {
         None
     }
 
+    /// `[daemon]` or `[admin]`: a table (serde alone would also take an
+    /// array, as the struct's fields in order), or the defaults.
+    fn section<T: serde::de::DeserializeOwned + Default>(
+        &mut self,
+        doc: &mut DeTable<'t>,
+        key: &str,
+    ) -> T {
+        match doc.remove(key) {
+            None => T::default(),
+            Some(v) if !matches!(v.get_ref(), DeValue::Table(_)) => {
+                self.diag.error(
+                    Some(v.span()),
+                    key,
+                    format!(
+                        "expected a table (`[{key}]`), found {}",
+                        v.get_ref().type_str()
+                    ),
+                    None,
+                );
+                T::default()
+            }
+            Some(v) => self.deserialize(v, key).unwrap_or_default(),
+        }
+    }
+
     fn document(&mut self, path: &Path, mut doc: DeTable<'t>) -> Config {
         for (k, v) in doc.iter() {
             if !TOP_KEYS.contains(&k.get_ref().as_ref()) {
@@ -302,14 +334,8 @@ impl<'t> Loader<'_, 't> {
                 let _ = v;
             }
         }
-        let daemon = match doc.remove("daemon") {
-            Some(v) => self.deserialize(v, "daemon").unwrap_or_default(),
-            None => DaemonSettings::default(),
-        };
-        let admin = match doc.remove("admin") {
-            Some(v) => self.deserialize(v, "admin").unwrap_or_default(),
-            None => AdminSettings::default(),
-        };
+        let daemon = self.section(&mut doc, "daemon");
+        let admin = self.section(&mut doc, "admin");
         let mut links = Vec::new();
         match doc.remove("link") {
             None => self.diag.error(
@@ -657,10 +683,16 @@ impl<'t> Loader<'_, 't> {
             Ok(v) => Some(v),
             Err(BuildError::Options(e)) => self.report_de(e, key, Some(&table), c.span),
             Err(BuildError::Invalid(e)) => {
+                let mut message = e.to_string();
+                if table.iter().any(|(_, v)| self.diag.is_secret(&v.span())) {
+                    let keys: Vec<String> =
+                        table.iter().map(|(k, _)| k.get_ref().to_string()).collect();
+                    message = error::withhold_quoted(&message, &keys);
+                }
                 self.diag.error(
                     Some(c.type_span),
                     key.to_owned(),
-                    format!("invalid {} options: {e}", c.type_name),
+                    format!("invalid {} options: {message}", c.type_name),
                     None,
                 );
                 None
