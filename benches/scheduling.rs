@@ -173,11 +173,9 @@ async fn run(n: usize, args: &Args) {
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let done = PULLS.load(Ordering::Relaxed) - base;
-    let skipped: u64 = planner
-        .links()
-        .iter()
-        .map(|l| l.stats().ticks_skipped)
-        .sum();
+    let links = planner.links();
+    let skipped: u64 = links.iter().map(|l| l.stats().ticks_skipped).sum();
+    let idle = links.iter().filter(|l| l.stats().transfers_ok == 0).count();
     planner.shutdown(false);
     let _ = runner.await;
 
@@ -189,7 +187,7 @@ async fn run(n: usize, args: &Args) {
     let expected = (n as f64 * wall / interval.as_secs_f64()).round() as u64;
     let ms = |us: u64| us as f64 / 1000.0;
     println!(
-        "links={n:>7} interval={:?} window={wall:.1}s transfers={done} expected≈{expected} ({:.2}%) skipped={skipped} \
+        "links={n:>7} interval={:?} window={wall:.1}s transfers={done} expected≈{expected} ({:.2}%) skipped={skipped} never_fired={idle} \
          lateness p50={:.2}ms p99={:.2}ms max={:.2}ms cpu={:.1}% of one core peak_rss={:.0}MiB (before start {:.0}MiB)",
         interval,
         100.0 * done as f64 / expected.max(1) as f64,

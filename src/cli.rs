@@ -129,7 +129,14 @@ where
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(f()),
+        Ok(runtime) => {
+            let code = runtime.block_on(f());
+            // Dropping the runtime would wait for every blocking task, and
+            // after a forced stop one may never end (an inlet blocked
+            // opening or reading a FIFO): a second signal must still exit.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            code
+        }
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::FAILURE

@@ -307,7 +307,8 @@ pub(crate) async fn once(
 /// flush what processors hold, shut down. Returns whether all went well.
 async fn once_link(link: &Link, until_exhausted: bool) -> bool {
     if let Err(e) = link.start().await {
-        eprintln!("link `{}`: {e}", link.name());
+        // A NodeError names the link itself.
+        eprintln!("{e}");
         return false;
     }
     let mut ok = true;

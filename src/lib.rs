@@ -12,6 +12,7 @@ mod builtins;
 pub mod cli;
 pub mod config;
 mod daemon;
+mod duration;
 pub mod processors;
 mod registry;
 mod secret;

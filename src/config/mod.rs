@@ -191,6 +191,11 @@ impl Config {
             };
             diag.error(e.span(), "", message, None);
         }
+        if diag.has_errors() {
+            // The document's shape cannot be trusted past a syntax error:
+            // checking it would report errors that are not there.
+            return Err(ConfigErrors(diag.finish()));
+        }
         interpolate::table(doc.get_mut(), env, &mut diag, "");
         let base_dir = path
             .parent()
@@ -382,7 +387,14 @@ impl<'t> Loader<'_, 't> {
         names: &mut BTreeSet<String>,
     ) -> Option<LinkConfig> {
         let span = item.span();
-        let key = format!("link[{index}]");
+        // Name the link in key paths when it has a usable name.
+        let key = match item.get_ref() {
+            DeValue::Table(t) => match t.get("name").map(|n| n.get_ref()) {
+                Some(DeValue::String(n)) => format!("link.{n}"),
+                _ => format!("link[{index}]"),
+            },
+            _ => format!("link[{index}]"),
+        };
         let fingerprint = serde_json::Value::deserialize(item.clone().into_deserializer())
             .map(|v| v.to_string())
             .unwrap_or_default();
@@ -395,11 +407,6 @@ impl<'t> Loader<'_, 't> {
             Spanned::new(span.clone(), DeValue::Table(table.clone())),
             &key,
         );
-        // Name the link in later keys when it has a usable name.
-        let key = match table.get("name").map(|n| n.get_ref()) {
-            Some(DeValue::String(n)) => format!("link.{n}"),
-            _ => key,
-        };
         let inlets = self.components(&mut table, "inlet", &key);
         let processors = self.components(&mut table, "processor", &key);
         let groupers = self.components(&mut table, "grouper", &key);

@@ -96,7 +96,7 @@ fn errors_are_located_and_all_reported() {
     let errs = errors(text);
     assert_eq!(errs.len(), 3, "{errs:#?}");
     assert!(
-        errs[0].starts_with("test.toml:3:9: `link[0].every`: invalid duration `5 sekonds`"),
+        errs[0].starts_with("test.toml:3:9: `link.a.every`: invalid duration `5 sekonds`"),
         "{}",
         errs[0]
     );

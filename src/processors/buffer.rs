@@ -6,7 +6,8 @@ use std::time::Duration;
 use databay_core::Buffer;
 use serde::Deserialize;
 
-use super::{Error, duration};
+use super::Error;
+use crate::duration;
 
 pub(crate) const SUMMARY: &str = "Holds records until a count or time threshold releases them.";
 

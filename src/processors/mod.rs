@@ -22,7 +22,6 @@ use crate::{BuildContext, Registry};
 
 mod buffer;
 mod chunk;
-mod duration;
 mod group_by;
 #[cfg(feature = "jq")]
 mod jq;
