@@ -161,7 +161,18 @@ async fn run(n: usize, args: &Args) {
         let p = planner.clone();
         tokio::spawn(async move { p.start().await })
     };
-    // Let every link arm its first timer, then measure a whole window.
+    // Wait until every link is scheduled (starting 100 000 links takes a
+    // while), let each arm its first timer, then measure a whole window.
+    let setup = Instant::now();
+    while !planner.running()
+        || planner
+            .links()
+            .iter()
+            .any(|l| l.state() == databay_core::LinkState::Idle)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let setup = setup.elapsed();
     tokio::time::sleep(interval + Duration::from_millis(100)).await;
     let base = PULLS.load(Ordering::Relaxed);
     for h in ALL.lock().unwrap_or_else(|p| p.into_inner()).iter() {
@@ -188,7 +199,7 @@ async fn run(n: usize, args: &Args) {
     let ms = |us: u64| us as f64 / 1000.0;
     println!(
         "links={n:>7} interval={:?} window={wall:.1}s transfers={done} expected≈{expected} ({:.2}%) skipped={skipped} never_fired={idle} \
-         lateness p50={:.2}ms p99={:.2}ms max={:.2}ms cpu={:.1}% of one core peak_rss={:.0}MiB (before start {:.0}MiB)",
+         lateness p50={:.2}ms p99={:.2}ms max={:.2}ms cpu={:.1}% of one core peak_rss={:.0}MiB (before start {:.0}MiB) start={:.2}s",
         interval,
         100.0 * done as f64 / expected.max(1) as f64,
         ms(merged.value_at_quantile(0.50)),
@@ -197,6 +208,7 @@ async fn run(n: usize, args: &Args) {
         100.0 * cpu / wall,
         peak_rss_mib(),
         rss_before,
+        setup.as_secs_f64(),
     );
 }
 

@@ -246,6 +246,7 @@ struct LinkView {
     last_success: Option<String>,
     last_error: Option<String>,
     counters: CountersView,
+    components: Vec<databay_core::NodeStats>,
     summary: Option<ShapeView>,
 }
 
@@ -290,6 +291,7 @@ impl LinkView {
                 errors: stats.errors,
             },
             last_error: stats.last_error,
+            components: link.node_stats(),
             summary: summary.map(|s| ShapeView {
                 inlets: s.inlets.clone(),
                 processors: s.processors.clone(),
@@ -341,6 +343,7 @@ pub fn metrics_text(planner: &Planner) -> String {
             label: escape_label(l.name()),
             paused: l.is_paused(),
             stats: l.stats(),
+            nodes: l.node_stats(),
         })
         .collect();
     let mut out = String::with_capacity(1024 + links.len() * 3072);
@@ -354,6 +357,7 @@ struct LinkMetrics {
     label: String,
     paused: bool,
     stats: LinkStats,
+    nodes: Vec<databay_core::NodeStats>,
 }
 
 fn render(out: &mut String, links: &[LinkMetrics]) -> fmt::Result {
@@ -449,6 +453,44 @@ fn render(out: &mut String, links: &[LinkMetrics]) -> fmt::Result {
             l.label,
             u8::from(l.paused)
         )?;
+    }
+
+    type ReadNode = fn(&databay_core::NodeStats) -> u64;
+    let node_counters: [(&str, &str, ReadNode); 3] = [
+        (
+            "databay_component_calls_total",
+            "Pulls (inlets) or pushes (outlets) made, per component of each link.",
+            |n| n.calls,
+        ),
+        (
+            "databay_component_records_total",
+            "Records pulled (inlets) or accepted (outlets), per component of each link.",
+            |n| n.records,
+        ),
+        (
+            "databay_component_errors_total",
+            "Failed pulls or pushes (errors, panics, timeouts), per component of each link.",
+            |n| n.errors,
+        ),
+    ];
+    for (metric, help, value) in node_counters {
+        family(out, metric, "counter", help)?;
+        for l in links {
+            for n in &l.nodes {
+                let kind = match n.kind {
+                    databay_core::NodeKind::Inlet => "inlet",
+                    _ => "outlet",
+                };
+                writeln!(
+                    out,
+                    "{metric}{{link=\"{}\",kind=\"{kind}\",index=\"{}\",component=\"{}\"}} {}",
+                    l.label,
+                    n.index,
+                    escape_label(&n.name),
+                    value(n)
+                )?;
+            }
+        }
     }
 
     histogram(
@@ -1063,6 +1105,14 @@ mod tests {
             3.0
         );
         assert_eq!(sample(&text, "databay_links"), 1.0);
+        let pulled = format!(
+            "databay_component_records_total{{link=\"{label}\",kind=\"inlet\",index=\"0\",component=\"StaticInlet\"}}"
+        );
+        assert_eq!(sample(&text, &pulled), 6.0);
+        let pushes = format!(
+            "databay_component_calls_total{{link=\"{label}\",kind=\"outlet\",index=\"0\",component=\"CollectOutlet\"}}"
+        );
+        assert_eq!(sample(&text, &pushes), 3.0);
         assert!(text.contains("# TYPE databay_transfer_duration_seconds histogram\n"));
         assert!(text.contains("# TYPE databay_records_in_total counter\n"));
         assert!(text.contains("# TYPE databay_link_paused gauge\n"));
@@ -1091,6 +1141,7 @@ mod tests {
             label: "h".into(),
             paused: false,
             stats,
+            nodes: Vec::new(),
         }];
         let mut text = String::new();
         render(&mut text, &links).expect("render");

@@ -81,21 +81,6 @@ enum Command {
     },
 }
 
-fn init_logging(format: LogFormat, level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-}
-
 /// Parses the command line and runs it with `registry`'s component types.
 ///
 /// ```no_run
@@ -107,7 +92,7 @@ fn init_logging(format: LogFormat, level: &str) {
 /// ```
 pub fn main(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, &cli.log_level);
+    crate::logging::init(cli.log_format, &cli.log_level);
     match cli.command {
         Command::Plugins { r#type } => plugins(&registry, r#type.as_deref()),
         Command::Validate { config } => validate(&config, &registry),

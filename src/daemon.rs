@@ -77,11 +77,6 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let addr = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        tracing::info!(%addr, "admin endpoint listening");
         let state = crate::admin::AdminState::new(planner.clone(), loaded.summaries.clone());
         Some(tokio::spawn(crate::admin::serve(
             listener,

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 mod daemon;
 mod duration;
+mod logging;
 pub mod processors;
 mod registry;
 mod secret;

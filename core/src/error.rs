@@ -7,7 +7,8 @@ use std::time::Duration;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What kind of node of a link failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NodeKind {
     /// An inlet.
     Inlet,
@@ -49,7 +50,6 @@ pub enum Failure {
 
 /// The failure of one node during one transfer (or a start/shutdown hook).
 #[derive(Debug, thiserror::Error)]
-#[error("link `{link}`, update {update}, {kind} `{node}`: {failure}")]
 pub struct NodeError {
     /// Name of the link.
     pub link: String,
@@ -62,6 +62,25 @@ pub struct NodeError {
     /// What went wrong.
     #[source]
     pub failure: Failure,
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.update.starts_with("on_") {
+            // A lifecycle hook, not a transfer.
+            write!(
+                f,
+                "link `{}`, {} `{}`, {}: {}",
+                self.link, self.kind, self.node, self.update, self.failure
+            )
+        } else {
+            write!(
+                f,
+                "link `{}`, update {}, {} `{}`: {}",
+                self.link, self.update, self.kind, self.node, self.failure
+            )
+        }
+    }
 }
 
 /// A transfer that failed: the errors that were not ignored. Nothing was

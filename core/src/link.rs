@@ -59,10 +59,73 @@ pub enum LinkState {
     Finished,
 }
 
+/// Per-node counters of one link: every inlet and outlet reports the same
+/// figures, counted here rather than by each component.
+#[derive(Default)]
+struct NodeCounters {
+    calls: AtomicU64,
+    records: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl NodeCounters {
+    fn record(&self, records: usize, failed: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.records.fetch_add(records as u64, Ordering::Relaxed);
+        if failed {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn snapshot(&self, kind: NodeKind, name: &str, index: usize) -> NodeStats {
+        NodeStats {
+            kind,
+            name: name.to_owned(),
+            index,
+            calls: self.calls.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What one inlet or outlet of a link did, as this link saw it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeStats {
+    /// Inlet or outlet.
+    pub kind: NodeKind,
+    /// The node's name.
+    pub name: String,
+    /// Its position among the link's inlets (or outlets).
+    pub index: usize,
+    /// Pulls (or pushes) made.
+    pub calls: u64,
+    /// Records pulled (or accepted).
+    pub records: u64,
+    /// Calls that failed (errors, panics, timeouts).
+    pub errors: u64,
+}
+
 struct InletSlot {
     handle: InletHandle,
     retry_at: Option<Instant>,
     exhausted: bool,
+    counters: Arc<NodeCounters>,
+}
+
+#[derive(Clone)]
+struct OutletSlot {
+    handle: OutletHandle,
+    counters: Arc<NodeCounters>,
+}
+
+impl OutletSlot {
+    fn new(handle: OutletHandle) -> Self {
+        OutletSlot {
+            handle,
+            counters: Arc::default(),
+        }
+    }
 }
 
 struct NamedGrouper {
@@ -96,7 +159,7 @@ struct Inner {
     inlet_timeout: Option<Duration>,
     outlet_timeout: Option<Duration>,
     inlets: Mutex<Vec<InletSlot>>,
-    outlets: Mutex<Vec<OutletHandle>>,
+    outlets: Mutex<Vec<OutletSlot>>,
     pipeline: tokio::sync::Mutex<Pipeline>,
     /// Whether this link has started its nodes (and so owes them a shutdown).
     started: tokio::sync::Mutex<bool>,
@@ -261,7 +324,7 @@ impl LinkBuilder {
                 inlet_timeout: self.inlet_timeout,
                 outlet_timeout: self.outlet_timeout,
                 inlets: Mutex::new(self.inlets.into_iter().map(InletSlot::new).collect()),
-                outlets: Mutex::new(self.outlets),
+                outlets: Mutex::new(self.outlets.into_iter().map(OutletSlot::new).collect()),
                 pipeline: tokio::sync::Mutex::new(Pipeline {
                     processors: self.processors,
                     groupers: self.groupers,
@@ -284,6 +347,7 @@ impl InletSlot {
             handle,
             retry_at: None,
             exhausted: false,
+            counters: Arc::default(),
         }
     }
 }
@@ -302,6 +366,20 @@ impl Drop for Flag<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::SeqCst);
     }
+}
+
+/// One push to one outlet, in a span naming it.
+async fn deliver(
+    slot: &OutletSlot,
+    batch: &[Record],
+    cx: &Context<'_>,
+    timeout: Option<Duration>,
+) -> Result<usize, crate::outlet::DeliveryError> {
+    let span = tracing::info_span!("outlet", component = %slot.handle.name());
+    slot.handle
+        .deliver(batch, cx, timeout)
+        .instrument(span)
+        .await
 }
 
 /// Which inlets a transfer pulls.
@@ -381,7 +459,26 @@ impl Link {
 
     /// The outlets, in order.
     pub fn outlets(&self) -> Vec<OutletHandle> {
-        lock(&self.inner.outlets).clone()
+        lock(&self.inner.outlets)
+            .iter()
+            .map(|o| o.handle.clone())
+            .collect()
+    }
+
+    /// What each inlet and outlet did for this link, inlets first.
+    pub fn node_stats(&self) -> Vec<NodeStats> {
+        let mut stats: Vec<NodeStats> = lock(&self.inner.inlets)
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.counters.snapshot(NodeKind::Inlet, s.handle.name(), i))
+            .collect();
+        stats.extend(
+            lock(&self.inner.outlets)
+                .iter()
+                .enumerate()
+                .map(|(i, s)| s.counters.snapshot(NodeKind::Outlet, s.handle.name(), i)),
+        );
+        stats
     }
 
     /// Adds an inlet; if the link is running, the inlet is started first.
@@ -428,7 +525,7 @@ impl Link {
                 .await
                 .map_err(|f| self.hook_error(NodeKind::Outlet, outlet.name(), "on_start", f))?;
         }
-        lock(&self.inner.outlets).push(outlet);
+        lock(&self.inner.outlets).push(OutletSlot::new(outlet));
         self.inner.control.wake.notify_one();
         Ok(())
     }
@@ -440,7 +537,7 @@ impl Link {
         let removed = {
             let mut outlets = lock(&self.inner.outlets);
             let before = outlets.len();
-            outlets.retain(|o| !o.same_as(outlet));
+            outlets.retain(|o| !o.handle.same_as(outlet));
             before != outlets.len()
         };
         if removed && *started {
@@ -756,8 +853,8 @@ impl Link {
             }
         }
 
-        let outlets = self.outlets();
-        let any_outlet_processors = outlets.iter().any(OutletHandle::has_processors);
+        let outlets: Vec<OutletSlot> = lock(&inner.outlets).clone();
+        let any_outlet_processors = outlets.iter().any(|o| o.handle.has_processors());
         let timeout = inner.outlet_timeout;
         let mut records_out = 0;
         for batch in &batches {
@@ -765,12 +862,14 @@ impl Link {
                 continue;
             }
             let results = if outlets.len() == 1 {
-                vec![outlets[0].deliver(batch, &cx, timeout).await]
+                vec![deliver(&outlets[0], batch, &cx, timeout).await]
             } else {
-                join_all(outlets.iter().map(|o| o.deliver(batch, &cx, timeout))).await
+                join_all(outlets.iter().map(|o| deliver(o, batch, &cx, timeout))).await
             };
             let mut failed = false;
-            for result in results {
+            for (slot, result) in outlets.iter().zip(results) {
+                slot.counters
+                    .record(*result.as_ref().unwrap_or(&0), result.is_err());
                 match result {
                     Ok(n) => records_out += n,
                     Err(d) => {
@@ -808,21 +907,22 @@ impl Link {
             .map(|s| s.handle.clone())
             .collect();
         let timeout = inner.inlet_timeout;
+        let pull = |handle: InletHandle| async move {
+            let span = tracing::info_span!("inlet", component = %handle.name());
+            let result = handle.pull(update, timeout).instrument(span).await;
+            (handle, result)
+        };
         let results: Vec<(InletHandle, Result<Pull, Failure>)> = if due.len() == 1
             && let Some(handle) = due.pop()
         {
-            let result = handle.pull(update, timeout).await;
-            vec![(handle, result)]
+            vec![pull(handle).await]
         } else {
             let limit = match inner.inlet_concurrency {
                 0 => due.len().max(1),
                 n => n,
             };
             futures::stream::iter(due)
-                .map(|handle| async move {
-                    let result = handle.pull(update, timeout).await;
-                    (handle, result)
-                })
+                .map(pull)
                 .buffered(limit)
                 .collect()
                 .await
@@ -832,7 +932,7 @@ impl Link {
         let mut slots = lock(&inner.inlets);
         for (handle, result) in results {
             let slot = slots.iter_mut().find(|s| s.handle.same_as(&handle));
-            let (mut retry_at, mut exhausted) = (None, false);
+            let (mut retry_at, mut exhausted, mut failed) = (None, false, false);
             let produced = match result {
                 Ok(Pull::Records(r)) => r,
                 Ok(Pull::Nothing) => Vec::new(),
@@ -845,6 +945,7 @@ impl Link {
                     r
                 }
                 Err(failure) => {
+                    failed = true;
                     let e = self.node_error(update, NodeKind::Inlet, handle.name(), failure);
                     if inner.ignore_exceptions {
                         tracing::warn!("{e} (ignored)");
@@ -856,6 +957,7 @@ impl Link {
             if let Some(slot) = slot {
                 slot.retry_at = retry_at;
                 slot.exhausted |= exhausted;
+                slot.counters.record(produced.len(), failed);
             }
             if records.is_empty() {
                 records = produced;
@@ -1010,7 +1112,9 @@ impl Link {
     /// or of an outlet) may hold records.
     pub(crate) fn may_hold_records(&self) -> bool {
         self.inner.has_processors.load(Ordering::Relaxed)
-            || self.outlets().iter().any(OutletHandle::has_processors)
+            || lock(&self.inner.outlets)
+                .iter()
+                .any(|o| o.handle.has_processors())
     }
 
     /// A transfer started by the timer. If a forced transfer holds the link,

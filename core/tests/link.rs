@@ -350,3 +350,30 @@ async fn a_cancelled_transfer_does_not_leave_the_link_transferring() {
     let _ = running.await;
     assert_eq!(link.state(), databay_core::LinkState::Idle);
 }
+
+#[tokio::test]
+async fn every_inlet_and_outlet_is_counted_for_its_link() {
+    let (bad, _) = Probe::with(Behaviour::Fail, Duration::ZERO);
+    let link = Link::builder("counted")
+        .inlet(InletHandle::builder(bad).name("flaky").build())
+        .inlet(StaticInlet::values([1, 2, 3]))
+        .outlet(CollectOutlet::new())
+        .outlet(BrokenOutlet { panic: false })
+        .ignore_exceptions(true)
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap();
+    link.transfer().await.unwrap();
+    let stats = link.node_stats();
+    let row = |kind, index: usize| {
+        let s = stats
+            .iter()
+            .find(|s| s.kind == kind && s.index == index)
+            .unwrap();
+        (s.name.as_str(), s.calls, s.records, s.errors)
+    };
+    assert_eq!(row(NodeKind::Inlet, 0), ("flaky", 2, 0, 2));
+    assert_eq!(row(NodeKind::Inlet, 1), ("StaticInlet", 2, 6, 0));
+    assert_eq!(row(NodeKind::Outlet, 0), ("CollectOutlet", 2, 6, 0));
+    assert_eq!(row(NodeKind::Outlet, 1), ("BrokenOutlet", 2, 0, 2));
+}
