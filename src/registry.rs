@@ -101,6 +101,17 @@ pub struct Component<T> {
     pub(crate) build: Factory<T>,
 }
 
+impl<T> Component<T> {
+    fn new(name: &str, summary: &str, sample: &str, build: Factory<T>) -> Self {
+        Component {
+            name: name.to_owned(),
+            summary: summary.to_owned(),
+            sample: sample.to_owned(),
+            build,
+        }
+    }
+}
+
 impl<T> Clone for Component<T> {
     fn clone(&self) -> Self {
         Component {
@@ -190,13 +201,15 @@ impl Registry {
         I: Inlet,
         F: Fn(O, &BuildContext) -> Result<I, BoxError> + Send + Sync + 'static,
     {
-        let component = Component {
-            name: name.to_owned(),
-            summary: summary.to_owned(),
-            sample: sample.to_owned(),
-            build: factory(build, InletHandle::builder::<I>),
-        };
-        self.inlets.insert(name.to_owned(), component);
+        self.inlets.insert(
+            name.to_owned(),
+            Component::new(
+                name,
+                summary,
+                sample,
+                factory(build, InletHandle::builder::<I>),
+            ),
+        );
         self
     }
 
@@ -213,13 +226,15 @@ impl Registry {
         T: Outlet,
         F: Fn(O, &BuildContext) -> Result<T, BoxError> + Send + Sync + 'static,
     {
-        let component = Component {
-            name: name.to_owned(),
-            summary: summary.to_owned(),
-            sample: sample.to_owned(),
-            build: factory(build, OutletHandle::builder::<T>),
-        };
-        self.outlets.insert(name.to_owned(), component);
+        self.outlets.insert(
+            name.to_owned(),
+            Component::new(
+                name,
+                summary,
+                sample,
+                factory(build, OutletHandle::builder::<T>),
+            ),
+        );
         self
     }
 
@@ -236,13 +251,15 @@ impl Registry {
         P: Processor,
         F: Fn(O, &BuildContext) -> Result<P, BoxError> + Send + Sync + 'static,
     {
-        let component = Component {
-            name: name.to_owned(),
-            summary: summary.to_owned(),
-            sample: sample.to_owned(),
-            build: factory(build, |p: P| Box::new(p) as Box<dyn Processor>),
-        };
-        self.processors.insert(name.to_owned(), component);
+        self.processors.insert(
+            name.to_owned(),
+            Component::new(
+                name,
+                summary,
+                sample,
+                factory(build, |p: P| Box::new(p) as Box<dyn Processor>),
+            ),
+        );
         self
     }
 
@@ -259,13 +276,15 @@ impl Registry {
         G: Grouper,
         F: Fn(O, &BuildContext) -> Result<G, BoxError> + Send + Sync + 'static,
     {
-        let component = Component {
-            name: name.to_owned(),
-            summary: summary.to_owned(),
-            sample: sample.to_owned(),
-            build: factory(build, |g: G| Box::new(g) as Box<dyn Grouper>),
-        };
-        self.groupers.insert(name.to_owned(), component);
+        self.groupers.insert(
+            name.to_owned(),
+            Component::new(
+                name,
+                summary,
+                sample,
+                factory(build, |g: G| Box::new(g) as Box<dyn Grouper>),
+            ),
+        );
         self
     }
 
