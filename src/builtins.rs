@@ -9,7 +9,7 @@ use databay_inlets::{FileInlet, FileInletMode, NullInlet, RandomIntInlet};
 use databay_outlets::{CsvOutlet, ExtraColumns, FileMode, FileOutlet, NullOutlet, PrintOutlet};
 use serde::Deserialize;
 
-use crate::{BuildContext, Registry};
+use crate::{BuildContext, OptionError, Registry};
 
 /// An option table that accepts no keys (beyond `type` and `name`).
 #[derive(Deserialize)]
@@ -122,7 +122,7 @@ pub(crate) fn register(registry: &mut Registry) {
                     FileReadMode::File => FileInletMode::File,
                 };
                 if o.lines_per_transfer == 0 {
-                    return Err("`lines_per_transfer` must be at least 1".into());
+                    return Err(OptionError::new("lines_per_transfer", "must be at least 1").into());
                 }
                 Ok(FileInlet::new(cx.resolve(&o.path))
                     .mode(mode)

@@ -18,5 +18,5 @@ pub mod processors;
 mod registry;
 mod secret;
 
-pub use registry::{BuildContext, BuildError, ComponentInfo, Kind, Registry};
+pub use registry::{BuildContext, BuildError, ComponentInfo, Kind, OptionError, Registry};
 pub use secret::Secret;

@@ -84,6 +84,33 @@ pub enum BuildError {
     Invalid(BoxError),
 }
 
+/// An error a factory returns about one of its options: the config error
+/// then points at that option's line and key, not just at the component.
+///
+/// ```
+/// use databay::OptionError;
+/// let e: databay_core::BoxError = OptionError::new("port", "must not be 0").into();
+/// assert_eq!(e.to_string(), "option `port`: must not be 0");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("option `{option}`: {message}")]
+pub struct OptionError {
+    /// The option's key, as written in TOML.
+    pub option: String,
+    /// What is wrong with its value.
+    pub message: String,
+}
+
+impl OptionError {
+    /// An error about `option`.
+    pub fn new(option: impl Into<String>, message: impl Into<String>) -> Self {
+        OptionError {
+            option: option.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// A component's options as the config holds them, ready to deserialize.
 pub(crate) type RawOptions<'a> = toml::Spanned<toml::de::DeValue<'a>>;
 

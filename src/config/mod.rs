@@ -696,9 +696,24 @@ impl<'t> Loader<'_, 't> {
                         table.iter().map(|(k, _)| k.get_ref().to_string()).collect();
                     message = error::withhold_quoted(&message, &keys);
                 }
+                // Point at the option the factory named, if it named one.
+                let option = e
+                    .downcast_ref::<crate::OptionError>()
+                    .map(|o| o.option.clone())
+                    .or_else(|| match e.downcast_ref::<crate::processors::Error>() {
+                        Some(crate::processors::Error::Option { option, .. }) => {
+                            Some((*option).to_owned())
+                        }
+                        _ => None,
+                    });
+                let (span, key) =
+                    match option.and_then(|o| table.get(o.as_str()).map(|v| (o, v.span()))) {
+                        Some((o, span)) => (span, format!("{key}.{o}")),
+                        None => (c.type_span, key.to_owned()),
+                    };
                 self.diag.error(
-                    Some(c.type_span),
-                    key.to_owned(),
+                    Some(span),
+                    key,
                     format!("invalid {} options: {message}", c.type_name),
                     None,
                 );
