@@ -7,6 +7,7 @@
 //! is released when the link flushes, which graceful shutdown does.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -154,8 +155,18 @@ impl State {
         let conjugate = self.conjugate;
         let mut any = false;
         // Custom, then count, then time; stop as soon as the answer is known.
-        for controller in self.custom.iter_mut() {
-            let yes = controller(&self.records);
+        for (i, controller) in self.custom.iter_mut().enumerate() {
+            // A panicking controller must not take the held records with it:
+            // it counts as "keep holding", and the panic is logged.
+            let records = &self.records;
+            let yes = std::panic::catch_unwind(AssertUnwindSafe(|| controller(records)))
+                .unwrap_or_else(|_| {
+                    tracing::error!(
+                        controller = i,
+                        "a buffer's custom controller panicked; holding the records"
+                    );
+                    false
+                });
             if yes && !conjugate {
                 return true;
             }
@@ -183,8 +194,11 @@ impl State {
         self.records.clear();
         self.since = None;
         self.flush = false;
-        if let Some(cb) = self.on_reset.as_mut() {
-            cb();
+        if let Some(cb) = self.on_reset.as_mut()
+            && std::panic::catch_unwind(AssertUnwindSafe(cb)).is_err()
+        {
+            // The records being released must still reach the outlets.
+            tracing::error!("a buffer's on_reset callback panicked");
         }
     }
 }
@@ -203,7 +217,7 @@ impl Processor for Buffer {
         let state = self.state();
         match (state.time_threshold, state.since) {
             (Some(t), Some(since)) if !state.records.is_empty() => {
-                let due = since + t;
+                let due = since.checked_add(t)?;
                 (state.last_eval < Some(due)).then_some(due)
             }
             _ => None,

@@ -66,7 +66,9 @@ pub struct NodeError {
 
 impl fmt::Display for NodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.update.starts_with("on_") {
+        // Hooks are named by their phase; a transfer's update always ends
+        // in its index, so a link called `on_call` is not mistaken for one.
+        if matches!(self.update.as_str(), "on_start" | "on_shutdown") {
             // A lifecycle hook, not a transfer.
             write!(
                 f,

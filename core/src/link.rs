@@ -352,6 +352,10 @@ impl InletSlot {
     }
 }
 
+/// The shortest retry delay honoured: an inlet answering `RetryAfter(0)`
+/// over and over is pulled at most this often.
+const MIN_RETRY: Duration = Duration::from_millis(1);
+
 /// Holds a flag up for as long as it lives.
 struct Flag<'a>(&'a AtomicBool);
 
@@ -398,6 +402,8 @@ enum Pulls {
 pub(crate) enum LinkEvent {
     Failed(TransferError),
     Finished(String),
+    /// A link left the planner (its end may be what finishes the rest).
+    Removed,
 }
 
 impl Link {
@@ -492,6 +498,7 @@ impl Link {
                 .map_err(|f| self.hook_error(NodeKind::Inlet, inlet.name(), "on_start", f))?;
         }
         lock(&self.inner.inlets).push(InletSlot::new(inlet));
+        self.inner.control.wake.notify_one();
         Ok(())
     }
 
@@ -712,8 +719,23 @@ impl Link {
             .iter()
             .filter_map(|s| s.processor.next_wakeup())
             .min();
-        let wakeup = self.with_outlet_wakeups(from_processors).await;
-        *lock(&inner.processor_wakeup) = wakeup;
+        // A wake-up at or before this run's start was due while it ran and
+        // had its chance: asking again for the past would spin the timer.
+        let wakeup = self
+            .with_outlet_wakeups(from_processors)
+            .await
+            .filter(|w| *w > started);
+        let earlier = {
+            let mut stored = lock(&inner.processor_wakeup);
+            let earlier = wakeup.is_some_and(|w| stored.is_none_or(|s| w < s));
+            *stored = wakeup;
+            earlier
+        };
+        if earlier {
+            // The timer task may be asleep until a later tick (this was a
+            // forced transfer): wake it to re-plan.
+            inner.control.wake.notify_one();
+        }
         drop(pipeline);
         drop(_transferring);
 
@@ -810,6 +832,11 @@ impl Link {
             _ => self.pull(update, pulls, &mut errors).await,
         };
         if !errors.is_empty() && !inner.ignore_exceptions {
+            // What the other inlets produced goes down with the transfer.
+            inner
+                .counters
+                .records_dropped
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
             return Err(errors);
         }
         let records_in = records.len();
@@ -855,6 +882,11 @@ impl Link {
 
         let outlets: Vec<OutletSlot> = lock(&inner.outlets).clone();
         let any_outlet_processors = outlets.iter().any(|o| o.handle.has_processors());
+        if batches.is_empty() && any_outlet_processors {
+            // Outlets' own processors (buffers) must still run on timers and
+            // flushes even when a grouper left no batch at all.
+            batches.push(Vec::new());
+        }
         let timeout = inner.outlet_timeout;
         let mut records_out = 0;
         for batch in &batches {
@@ -873,6 +905,13 @@ impl Link {
                 match result {
                     Ok(n) => records_out += n,
                     Err(d) => {
+                        if d.kind == NodeKind::OutletProcessor && inner.ignore_exceptions {
+                            // That outlet's copy of the batch is gone.
+                            inner
+                                .counters
+                                .records_dropped
+                                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        }
                         let e = self.node_error(update, d.kind, &d.node, d.failure);
                         failed |= self.on_error(e, &mut errors).is_err();
                     }
@@ -894,9 +933,12 @@ impl Link {
     ) -> Vec<Record> {
         let inner = &*self.inner;
         let now = crate::clock::now();
-        let mut due: Vec<InletHandle> = lock(&inner.inlets)
+        // Slots are remembered by position, so one instance listed twice
+        // is two slots with their own state.
+        let mut due: Vec<(usize, InletHandle)> = lock(&inner.inlets)
             .iter()
-            .filter(|s| {
+            .enumerate()
+            .filter(|(_, s)| {
                 !s.exhausted
                     && match (pulls, s.retry_at) {
                         (_, Some(at)) => at <= now,
@@ -904,18 +946,18 @@ impl Link {
                         _ => true,
                     }
             })
-            .map(|s| s.handle.clone())
+            .map(|(i, s)| (i, s.handle.clone()))
             .collect();
         let timeout = inner.inlet_timeout;
-        let pull = |handle: InletHandle| async move {
+        let pull = |(index, handle): (usize, InletHandle)| async move {
             let span = tracing::info_span!("inlet", component = %handle.name());
             let result = handle.pull(update, timeout).instrument(span).await;
-            (handle, result)
+            (index, handle, result)
         };
-        let results: Vec<(InletHandle, Result<Pull, Failure>)> = if due.len() == 1
-            && let Some(handle) = due.pop()
+        let results: Vec<(usize, InletHandle, Result<Pull, Failure>)> = if due.len() == 1
+            && let Some(one) = due.pop()
         {
-            vec![pull(handle).await]
+            vec![pull(one).await]
         } else {
             let limit = match inner.inlet_concurrency {
                 0 => due.len().max(1),
@@ -930,14 +972,22 @@ impl Link {
 
         let mut records: Vec<Record> = Vec::new();
         let mut slots = lock(&inner.inlets);
-        for (handle, result) in results {
-            let slot = slots.iter_mut().find(|s| s.handle.same_as(&handle));
+        let mut retrying = false;
+        for (index, handle, result) in results {
+            // The list may have changed during the pulls: fall back to the
+            // instance if the position no longer holds it.
+            let slot = match slots.get(index) {
+                Some(s) if s.handle.same_as(&handle) => slots.get_mut(index),
+                _ => slots.iter_mut().find(|s| s.handle.same_as(&handle)),
+            };
             let (mut retry_at, mut exhausted, mut failed) = (None, false, false);
             let produced = match result {
                 Ok(Pull::Records(r)) => r,
                 Ok(Pull::Nothing) => Vec::new(),
                 Ok(Pull::RetryAfter(d)) => {
-                    retry_at = Some(crate::clock::now() + d);
+                    // A floor keeps `RetryAfter(0)` from spinning the timer.
+                    retry_at = Some(crate::clock::after(crate::clock::now(), d.max(MIN_RETRY)));
+                    retrying = true;
                     Vec::new()
                 }
                 Ok(Pull::Exhausted(r)) => {
@@ -964,6 +1014,11 @@ impl Link {
             } else {
                 records.extend(produced);
             }
+        }
+        if retrying {
+            // The timer may sleep until a later tick (a forced transfer):
+            // wake it to plan the retry.
+            inner.control.wake.notify_one();
         }
         records
     }

@@ -31,6 +31,8 @@ struct Inner {
     shutdown_grace: Duration,
     links: Mutex<Vec<Entry>>,
     running: AtomicBool,
+    /// Set (under the links lock) once `start` retires its links.
+    stopping: AtomicBool,
     paused: AtomicBool,
     /// `Some(wait)` once shutdown was asked for; cleared when the planner stopped.
     shutdown: watch::Sender<Option<bool>>,
@@ -93,6 +95,7 @@ impl PlannerBuilder {
                 shutdown_grace: self.shutdown_grace,
                 links: Mutex::new(Vec::new()),
                 running: AtomicBool::new(false),
+                stopping: AtomicBool::new(false),
                 paused: AtomicBool::new(false),
                 shutdown: watch::channel(None).0,
                 events_tx,
@@ -204,22 +207,38 @@ impl Planner {
                 lock(&self.inner.links).retain(|e| !e.link.same_as(&link));
                 return Err(e.into());
             }
-            self.spawn_driver(&link);
+            if !self.spawn_driver(&link) {
+                // The planner stopped while the link was starting: it stays
+                // in the planner for a later start, its nodes shut down.
+                for e in link.shutdown().await {
+                    tracing::error!("{e}");
+                }
+            }
         }
         Ok(())
     }
 
-    fn spawn_driver(&self, link: &Link) {
-        link.set_planner_paused(self.inner.paused.load(Ordering::SeqCst));
-        let immediate = self.inner.immediate_transfer && link.immediate_transfer();
-        link.prepare_drive();
-        let task = tokio::spawn(link.clone().drive(immediate, self.inner.events_tx.clone()));
+    /// Spawns the link's timer task, unless it has one or the planner is
+    /// stopping. Decided under the links lock, which `start` also holds
+    /// when it takes the links to retire: a link is either retired or
+    /// never driven, never driven after the planner stopped.
+    fn spawn_driver(&self, link: &Link) -> bool {
         let mut entries = lock(&self.inner.links);
-        if let Some(entry) = entries.iter_mut().find(|e| e.link.same_as(link)) {
-            entry.task = Some(task);
-        } else {
-            task.abort();
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            return false;
         }
+        let Some(entry) = entries.iter_mut().find(|e| e.link.same_as(link)) else {
+            return false;
+        };
+        if entry.task.is_none() {
+            link.set_planner_paused(self.inner.paused.load(Ordering::SeqCst));
+            let immediate = self.inner.immediate_transfer && link.immediate_transfer();
+            link.prepare_drive();
+            entry.task = Some(tokio::spawn(
+                link.clone().drive(immediate, self.inner.events_tx.clone()),
+            ));
+        }
+        true
     }
 
     /// Removes the link called `name`: unschedules it, lets an in-flight
@@ -234,6 +253,7 @@ impl Planner {
             entries.remove(pos)
         };
         let link = entry.link.clone();
+        let _ = self.inner.events_tx.send(LinkEvent::Removed);
         if let Some(e) = self
             .retire(vec![(entry.link, entry.task)], true)
             .await
@@ -248,6 +268,7 @@ impl Planner {
     /// Removes every link (see [`Planner::remove_link`]).
     pub async fn purge(&self) -> Vec<PlannerError> {
         let entries = std::mem::take(&mut *lock(&self.inner.links));
+        let _ = self.inner.events_tx.send(LinkEvent::Removed);
         self.retire(
             entries.into_iter().map(|e| (e.link, e.task)).collect(),
             true,
@@ -290,14 +311,27 @@ impl Planner {
             link.end_drive();
         }
         let mut errors = Vec::new();
+        let grace = self.inner.shutdown_grace;
         let flushed = join_all(links.iter().map(|l| async move {
-            // A finished link flushed at the end of its input already.
-            let flushed = if l.may_hold_records() && l.state() != LinkState::Finished {
-                l.flush().await.map(drop)
-            } else {
-                Ok(())
-            };
-            (flushed, l.shutdown().await)
+            // Bounded: a forced transfer still holding the link (or a hook
+            // that hangs) must not hold shutdown up forever.
+            let done = tokio::time::timeout(grace, async {
+                // A finished link flushed at the end of its input already.
+                let flushed = if l.may_hold_records() && l.state() != LinkState::Finished {
+                    l.flush().await.map(drop)
+                } else {
+                    Ok(())
+                };
+                (flushed, l.shutdown().await)
+            })
+            .await;
+            done.unwrap_or_else(|_| {
+                tracing::error!(
+                    link = %l.name(),
+                    "flush and on_shutdown did not finish within the {grace:?} grace period; abandoned"
+                );
+                (Ok(()), Vec::new())
+            })
         }))
         .await;
         for (flushed, hooks) in flushed {
@@ -323,6 +357,7 @@ impl Planner {
         while events.try_recv().is_ok() {}
         let mut shutdown = self.inner.shutdown.subscribe();
 
+        self.inner.stopping.store(false, Ordering::SeqCst);
         let links = self.links();
         let mut started: Vec<&Link> = Vec::new();
         for link in &links {
@@ -343,6 +378,9 @@ impl Planner {
         }
 
         let outcome = loop {
+            if self.inner.stop_when_finished && self.all_finished() {
+                break (Ok(()), true);
+            }
             if let Some(wait) = *shutdown.borrow_and_update() {
                 break (Ok(()), wait);
             }
@@ -364,15 +402,24 @@ impl Planner {
                             break (Ok(()), true);
                         }
                     }
+                    LinkEvent::Removed => {
+                        if self.inner.stop_when_finished && self.all_finished() {
+                            break (Ok(()), true);
+                        }
+                    }
                 },
             }
         };
         let (result, wait) = outcome;
         // Links stay in the planner after it stops, so it can start again.
-        let running: Vec<(Link, Option<JoinHandle<()>>)> = lock(&self.inner.links)
-            .iter_mut()
-            .map(|e| (e.link.clone(), e.task.take()))
-            .collect();
+        let running: Vec<(Link, Option<JoinHandle<()>>)> = {
+            let mut entries = lock(&self.inner.links);
+            self.inner.stopping.store(true, Ordering::SeqCst);
+            entries
+                .iter_mut()
+                .map(|e| (e.link.clone(), e.task.take()))
+                .collect()
+        };
         let errors = self.retire(running, wait).await;
         for e in &errors {
             tracing::error!("during shutdown: {e}");

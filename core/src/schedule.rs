@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::clock::after;
+
 /// A schedule that could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
@@ -117,10 +119,14 @@ impl Schedule {
 
     /// Delays each fire by a random amount in `[0, jitter)`, so many links
     /// on one interval do not all fire together. Ticks do not drift: the
-    /// jitter is drawn afresh for each one. Applies to interval schedules.
+    /// jitter is drawn afresh for each one. Applies to interval schedules;
+    /// a jitter longer than half the interval is cut to half of it, so a
+    /// fire never runs into the next tick.
     pub fn jitter(mut self, jitter: Duration) -> Self {
         match &mut self {
-            Schedule::Every(e) => e.jitter = Some(jitter).filter(|j| !j.is_zero()),
+            Schedule::Every(e) => {
+                e.jitter = Some(jitter.min(e.interval / 2)).filter(|j| !j.is_zero())
+            }
             Schedule::Cron(_) | Schedule::Manual => {}
         }
         self
@@ -215,18 +221,18 @@ impl Ticker {
         self.wall_base = None;
         self.base = match &self.schedule {
             Schedule::Manual => None,
-            Schedule::Every(e) if e.align_to.is_none() => Some(now + e.interval),
+            Schedule::Every(e) if e.align_to.is_none() => Some(after(now, e.interval)),
             _ => self.wall_next(now, SystemTime::now().into()),
         };
     }
 
     /// The first wall-clock fire after `after`, mapped onto the monotonic clock.
-    fn wall_next(&mut self, now: Instant, after: DateTime<Utc>) -> Option<Instant> {
+    fn wall_next(&mut self, now: Instant, from: DateTime<Utc>) -> Option<Instant> {
         let wall_now: DateTime<Utc> = SystemTime::now().into();
-        let next = self.schedule.next_after(after.max(wall_now))?;
+        let next = self.schedule.next_after(from.max(wall_now))?;
         self.wall_base = Some(next);
         let ahead = (next - wall_now).to_std().unwrap_or_default();
-        Some(now + ahead)
+        Some(after(now, ahead))
     }
 
     /// The base deadline of the coming tick.
@@ -237,7 +243,7 @@ impl Ticker {
 
     /// The instant to fire the coming tick (base plus jitter).
     pub(crate) fn deadline(&self, jitter_draw: Duration) -> Option<Instant> {
-        self.base.map(|b| b + jitter_draw)
+        self.base.map(|b| after(b, jitter_draw))
     }
 
     /// A fresh jitter draw for the coming tick.
@@ -245,7 +251,9 @@ impl Ticker {
         match &self.schedule {
             Schedule::Every(Every {
                 jitter: Some(j), ..
-            }) => j.mul_f64(fastrand::f64()),
+            }) => Duration::from_nanos(fastrand::u64(
+                0..u64::try_from(j.as_nanos()).unwrap_or(u64::MAX),
+            )),
             _ => Duration::ZERO,
         }
     }
@@ -257,7 +265,7 @@ impl Ticker {
         match &self.schedule {
             Schedule::Manual => 0,
             Schedule::Every(e) => {
-                self.base = Some(base + e.interval);
+                self.base = Some(after(base, e.interval));
                 self.catch_up(now)
             }
             Schedule::Cron(_) => {
@@ -278,14 +286,16 @@ impl Ticker {
         match &self.schedule {
             Schedule::Manual => 0,
             Schedule::Every(e) => {
-                let behind = now.duration_since(base).as_nanos() / e.interval.as_nanos();
+                let period = e.interval.as_nanos();
+                let behind = now.duration_since(base).as_nanos() / period;
                 let skipped = u64::try_from(behind).unwrap_or(u64::MAX).saturating_add(1);
-                let mut next = base + e.interval.mul_f64(skipped as f64);
-                // Float rounding in mul_f64 must not leave us on a past tick.
-                while next <= now {
-                    next += e.interval;
-                }
-                self.base = Some(next);
+                // `base` is at or before `now`, so this many periods land
+                // past `now` and fit in a Duration (they span at most the
+                // elapsed time plus one period).
+                let ahead = Duration::from_nanos(
+                    u64::try_from(period.saturating_mul(u128::from(skipped))).unwrap_or(u64::MAX),
+                );
+                self.base = Some(after(base, ahead));
                 skipped
             }
             Schedule::Cron(_) => {

@@ -2,7 +2,7 @@
 //! edge values (zero, huge durations), misbehaving user code (panicking
 //! callbacks, odd groupers, stale wake-ups) and the promises of the docs.
 //!
-//! Tests marked `#[ignore = "BUG: ..."]` fail today and document a bug;
+//! A test marked `#[ignore]` documents behaviour that a later issue brings;
 //! run them with `cargo test -p databay-core --test adversarial -- --ignored`.
 //! Tests that could spin forever on a bug are self-limiting: the user code
 //! they drive stops misbehaving after a number of calls, so a failing test
@@ -182,7 +182,6 @@ fn join_panicked<T>(r: &Result<T, tokio::task::JoinError>) -> Option<String> {
 /// stopped planner must leave no timer task behind, and the link's nodes
 /// must not be pulled after their `on_shutdown`.
 #[tokio::test(start_paused = true)]
-#[ignore = "BUG: add_link racing shutdown spawns a driver after the planner stopped (pulls after on_shutdown, forever)"]
 async fn add_link_racing_shutdown_leaves_no_driver_behind() {
     let planner = Planner::new([Link::builder("base").every(ms(100)).build().unwrap()]).unwrap();
     let task = run(&planner);
@@ -326,7 +325,6 @@ async fn a_tick_during_a_forced_transfer_is_skipped_and_counted() {
 /// buffer its first record arms the buffer's time threshold: the link
 /// wakes for it between scheduled transfers, as the README promises.
 #[tokio::test(start_paused = true)]
-#[ignore = "BUG: a wake-up set by a forced transfer (buffer time threshold, inlet retry) is ignored until the next tick"]
 async fn a_forced_transfer_arms_the_buffer_time_threshold() {
     let out = CollectOutlet::new();
     let link = Link::builder("held")
@@ -357,7 +355,6 @@ async fn a_forced_transfer_arms_the_buffer_time_threshold() {
 /// Same root cause, inlet side: `RetryAfter` answered to a forced transfer
 /// is not honoured before the next tick.
 #[tokio::test(start_paused = true)]
-#[ignore = "BUG: a RetryAfter answered to a forced transfer does not wake the link"]
 async fn a_forced_transfer_arms_an_inlet_retry() {
     let (probe, log) = Probe::with(Behaviour::RetryFirst(ms(300)), Duration::ZERO);
     let link = Link::builder("r")
@@ -384,7 +381,6 @@ async fn a_forced_transfer_arms_an_inlet_retry() {
 /// planner then waits for it forever (on the pipeline lock for the flush,
 /// and on the inlet's lock for `on_shutdown`).
 #[tokio::test(start_paused = true)]
-#[ignore = "BUG: shutdown (grace period or no wait) waits forever for an in-flight forced transfer"]
 async fn shutdown_is_bounded_even_with_a_forced_transfer_in_flight() {
     for wait in [true, false] {
         let (slow, _) = Probe::with(Behaviour::Count, Duration::from_secs(3600));
@@ -500,7 +496,6 @@ async fn a_planner_restarts_after_shutdown() {
 /// `stop_when_finished`: removing the last link that had not finished
 /// leaves only finished links, so the planner should stop.
 #[tokio::test(start_paused = true)]
-#[ignore = "BUG: with stop_when_finished, removing the last unfinished link never stops the planner"]
 async fn stop_when_finished_after_removing_the_last_unfinished_link() {
     let (endless, _) = Probe::new();
     let planner = Planner::builder()
@@ -568,7 +563,6 @@ async fn an_input_exhausted_on_its_first_pull_stops_the_planner() {
 /// `RetryAfter(Duration::MAX)` ("never again") must not panic the transfer:
 /// errors are values, never panics.
 #[tokio::test]
-#[ignore = "BUG: RetryAfter(huge) overflows Instant + Duration in Link::pull and panics the transfer"]
 async fn retry_after_duration_max_does_not_panic() {
     let link = Link::builder("never")
         .inlet(Answer(|| Pull::RetryAfter(Duration::MAX)))
@@ -583,7 +577,6 @@ async fn retry_after_duration_max_does_not_panic() {
 /// again, it must not turn the link into a hot loop that never lets the
 /// clock move (here: 10 000 pulls without a millisecond passing).
 #[tokio::test(start_paused = true)]
-#[ignore = "BUG (hardening): repeated RetryAfter(ZERO) busy-loops the link's timer task"]
 async fn retry_after_zero_does_not_busy_loop() {
     let pulls = Arc::new(AtomicUsize::new(0));
     let link = Link::builder("eager")
@@ -607,7 +600,6 @@ async fn retry_after_zero_does_not_busy_loop() {
 /// never") must not panic the link's timer: the immediate transfer still
 /// happens and nothing else.
 #[tokio::test(start_paused = true)]
-#[ignore = "BUG: Schedule::every(huge) panics the link's timer task (Instant overflow in Ticker::restart)"]
 async fn a_huge_interval_does_not_panic_the_timer() {
     // Refusing such an interval up front would be a fix too.
     let Ok(schedule) = Schedule::every(Duration::MAX) else {
@@ -633,7 +625,6 @@ async fn a_huge_interval_does_not_panic_the_timer() {
 /// so the link's timer draws on this thread). The inlet asks for a retry in
 /// 100 ms: a live timer honours it, a dead one does not.
 #[tokio::test(start_paused = true)]
-#[ignore = "BUG: a huge jitter panics the link's timer task (Instant overflow in Ticker::deadline)"]
 async fn a_huge_jitter_does_not_panic_the_timer() {
     let seed = (0u64..)
         .find(|s| {
@@ -668,7 +659,6 @@ async fn a_huge_jitter_does_not_panic_the_timer() {
 /// A buffer whose time threshold is huge ("release on count only, in
 /// practice") must not panic the transfer.
 #[tokio::test]
-#[ignore = "BUG: Buffer::time_threshold(huge) overflows Instant + Duration in Buffer::next_wakeup and panics the transfer"]
 async fn a_huge_buffer_time_threshold_does_not_panic() {
     let out = CollectOutlet::new();
     let link = Link::builder("patient")
@@ -694,7 +684,6 @@ async fn a_huge_buffer_time_threshold_does_not_panic() {
 /// missed "because the previous transfer overran" and none may be counted
 /// as skipped (nor warned about).
 #[tokio::test(start_paused = true)]
-#[ignore = "BUG: jitter >= interval counts every tick passed during the jitter delay as skipped (and warns of an overrun)"]
 async fn jitter_larger_than_the_interval_counts_no_overrun() {
     let (probe, log) = Probe::new();
     let link = Link::builder("j")
@@ -819,7 +808,6 @@ fn drop_empty_batches(batches: Vec<Vec<Record>>) -> Vec<Vec<Record>> {
 /// a flush never reaches the outlets' processors: what an outlet-level
 /// buffer holds is lost on graceful shutdown.
 #[tokio::test(start_paused = true)]
-#[ignore = "BUG: when groupers leave no batch, a flush never reaches outlet processors: outlet buffers lose records on shutdown"]
 async fn outlet_buffers_are_flushed_whatever_the_groupers_return() {
     let out = CollectOutlet::new();
     let outlet = OutletHandle::builder(out.clone())
@@ -845,7 +833,6 @@ async fn outlet_buffers_are_flushed_whatever_the_groupers_return() {
 /// Same cause, timer side: the outlet buffer's time threshold is never
 /// served, and the link spins on the deadline it cannot reach.
 #[tokio::test(start_paused = true)]
-#[ignore = "BUG: when groupers leave no batch, an outlet buffer's time threshold is never served and the link busy-loops"]
 async fn outlet_buffer_timer_with_a_grouper_that_drops_empty_batches() {
     let calls = Arc::new(AtomicUsize::new(0));
     let out = CollectOutlet::new();
@@ -943,7 +930,6 @@ async fn a_shared_outlet_with_a_buffer_is_flushed_once_for_both_links() {
 /// and `transfers_ok`). The Buffer guards itself against this (`last_eval`);
 /// the engine does not.
 #[tokio::test(start_paused = true)]
-#[ignore = "BUG (hardening): a processor wake-up that stays in the past makes the link run timer transfers in a hot loop"]
 async fn a_stale_processor_wakeup_does_not_spin() {
     let calls = Arc::new(AtomicUsize::new(0));
     let link = Link::builder("stale")
@@ -972,7 +958,6 @@ async fn a_stale_processor_wakeup_does_not_spin() {
 /// release: they are dropped during unwinding. Every record must end up
 /// either delivered or counted in `records_dropped`.
 #[tokio::test]
-#[ignore = "BUG: a panic in Buffer::on_reset loses every released record but counts only the current batch as dropped"]
 async fn a_panicking_on_reset_does_not_lose_records_silently() {
     let out = CollectOutlet::new();
     let link = Link::builder("reset")
@@ -989,8 +974,10 @@ async fn a_panicking_on_reset_does_not_lose_records_silently() {
     for _ in 0..3 {
         link.transfer().await.unwrap();
     }
+    // The panic is contained by the buffer (logged); the release goes on.
     let stats = link.stats();
-    assert_eq!(stats.errors, 1);
+    assert_eq!(stats.errors, 0);
+    assert_eq!(out.len(), 3);
     assert_eq!(
         out.len() as u64 + stats.records_dropped,
         3,
@@ -1004,7 +991,6 @@ async fn a_panicking_on_reset_does_not_lose_records_silently() {
 /// stays usable) and are released later, yet the failed call counted them
 /// as dropped.
 #[tokio::test]
-#[ignore = "BUG: a panicking Buffer controller keeps the records but records_dropped counts them as dropped (they are delivered later)"]
 async fn a_panicking_controller_does_not_count_kept_records_as_dropped() {
     let first = Arc::new(AtomicBool::new(true));
     let buffer = {
@@ -1061,12 +1047,9 @@ async fn a_buffer_stays_usable_after_a_controller_panic() {
         .outlet(out.clone())
         .build()
         .unwrap();
-    let err = link.transfer().await.unwrap_err();
-    assert!(
-        matches!(&err.errors[0].failure, Failure::Panic(m) if m == "controller failed"),
-        "{err}"
-    );
-    assert_eq!(err.errors[0].kind, NodeKind::Processor);
+    // The buffer contains its controller's panic (logged): the transfer
+    // goes on and the record stays held.
+    link.transfer().await.unwrap();
     assert_eq!(buffer.len(), 1);
     link.transfer().await.unwrap();
     assert_eq!(buffer.len(), 2);
@@ -1080,7 +1063,6 @@ async fn a_buffer_stays_usable_after_a_controller_panic() {
 /// `records_dropped`)". An outlet's own processor failing under
 /// `ignore_exceptions` drops the batch for that outlet, uncounted.
 #[tokio::test]
-#[ignore = "BUG: records dropped by a failing outlet processor are not counted in records_dropped"]
 async fn a_failing_outlet_processor_counts_what_it_dropped() {
     let out = CollectOutlet::new();
     let outlet = OutletHandle::builder(out.clone())
@@ -1108,7 +1090,7 @@ async fn a_failing_outlet_processor_counts_what_it_dropped() {
 /// optional dead-letter outlet or fails the transfer (nothing committed,
 /// re-pulled later)" and "records held in Buffers" are checkpointed.
 #[tokio::test]
-#[ignore = "BUG: records released by a buffer into a failed push are lost (no retry, no re-buffering, no dead letter)"]
+#[ignore = "not yet: failed pushes are retried or sent to a dead-letter outlet by the delivery issue, not this one"]
 async fn a_failed_push_does_not_lose_buffered_records() {
     let outlet = Flaky::new(1);
     let link = Link::builder("flaky")
@@ -1133,7 +1115,6 @@ async fn a_failed_push_does_not_lose_buffered_records() {
 /// The same inlet instance listed twice in one link: each listing is its
 /// own slot, so exhaustion and counters must be tracked per slot.
 #[tokio::test]
-#[ignore = "BUG (minor): pull results are matched to slots by instance, so a twice-listed inlet never marks its second slot exhausted"]
 async fn the_same_inlet_twice_in_one_link_still_finishes() {
     let inlet = InletHandle::new(StaticInlet::values([1]).times(1));
     let link = Link::builder("twice")
@@ -1241,7 +1222,6 @@ async fn update_display_with_empty_or_many_tags() {
 /// A link whose tag starts with `on_` (`on_call`, `on_prem_sync`): its
 /// transfer errors must read as transfer errors, not as lifecycle hooks.
 #[tokio::test]
-#[ignore = "BUG: NodeError Display treats any update starting with `on_` as a lifecycle hook"]
 async fn node_error_display_for_a_link_named_on_something() {
     let (probe, _) = Probe::with(Behaviour::Fail, Duration::ZERO);
     let link = Link::builder("on_call").inlet(probe).build().unwrap();
