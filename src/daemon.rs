@@ -20,6 +20,7 @@ struct Loaded {
     fingerprints: BTreeMap<String, String>,
     summaries: Summaries,
     admin: crate::config::AdminSettings,
+    daemon: crate::config::DaemonSettings,
 }
 
 fn planner_for(config: &Config) -> Result<Planner, databay_core::PlannerError> {
@@ -62,6 +63,7 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
                 .collect(),
         )),
         admin: config.admin.clone(),
+        daemon: config.daemon.clone(),
     };
 
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -101,8 +103,15 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
     let outcome = supervise(&path, &registry, &planner, &mut loaded, &mut running).await;
     let _ = admin_stop.send(());
     #[cfg(feature = "admin")]
-    if let Some(task) = admin_task {
-        let _ = task.await;
+    if let Some(mut task) = admin_task {
+        // Open requests get a moment to finish; one stuck on a hung forced
+        // transfer must not keep the daemon alive.
+        if tokio::time::timeout(std::time::Duration::from_secs(1), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
     }
     outcome
 }
@@ -209,6 +218,9 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
     if config.admin != loaded.admin {
         tracing::warn!("[admin] changed; restart databay to apply it");
     }
+    if config.daemon != loaded.daemon {
+        tracing::warn!("[daemon] changed; restart databay to apply it");
+    }
     let mut kept = 0;
     let new_names: Vec<String> = config
         .links
@@ -222,7 +234,7 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
         .cloned()
         .collect();
     for name in stale {
-        remove(planner, loaded, &name).await;
+        let _ = remove(planner, loaded, &name).await;
         tracing::info!(link = %name, "link removed");
     }
     for l in config.links {
@@ -233,8 +245,16 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
                 continue;
             }
             Some(_) => {
-                remove(planner, loaded, &name).await;
+                let old = remove(planner, loaded, &name).await;
                 tracing::info!(link = %name, "link changed; replacing it");
+                if let Err(e) = planner.add_link(l.link).await {
+                    tracing::error!(link = %name, "cannot start the link; keeping its old version: {e}");
+                    restore(planner, loaded, old).await;
+                    continue;
+                }
+                loaded.fingerprints.insert(name.clone(), l.fingerprint);
+                write(&loaded.summaries).insert(name, l.summary);
+                continue;
             }
             None => tracing::info!(link = %name, "link added"),
         }
@@ -252,12 +272,50 @@ fn write(s: &Summaries) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Link
     s.write().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn remove(planner: &Planner, loaded: &mut Loaded, name: &str) {
-    if let Err(e) = planner.remove_link(name).await {
-        tracing::error!(link = %name, "while stopping the link: {e}");
+/// What a removed link was, to put it back if its replacement fails.
+struct Removed {
+    link: Option<Link>,
+    fingerprint: Option<String>,
+    summary: Option<LinkSummary>,
+}
+
+async fn remove(planner: &Planner, loaded: &mut Loaded, name: &str) -> Removed {
+    let link = match planner.remove_link(name).await {
+        Ok(link) => Some(link),
+        Err(e) => {
+            tracing::error!(link = %name, "while stopping the link: {e}");
+            planner.link(name)
+        }
+    };
+    Removed {
+        link,
+        fingerprint: loaded.fingerprints.remove(name),
+        summary: write(&loaded.summaries).remove(name),
     }
-    loaded.fingerprints.remove(name);
-    write(&loaded.summaries).remove(name);
+}
+
+async fn restore(planner: &Planner, loaded: &mut Loaded, old: Removed) {
+    let Removed {
+        link: Some(link),
+        fingerprint,
+        summary,
+    } = old
+    else {
+        return;
+    };
+    let name = link.name().to_owned();
+    if planner.link(&name).is_none()
+        && let Err(e) = planner.add_link(link).await
+    {
+        tracing::error!(link = %name, "cannot restart the old link either: {e}");
+        return;
+    }
+    if let Some(f) = fingerprint {
+        loaded.fingerprints.insert(name.clone(), f);
+    }
+    if let Some(s) = summary {
+        write(&loaded.summaries).insert(name, s);
+    }
 }
 
 pub(crate) async fn once(

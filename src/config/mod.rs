@@ -51,7 +51,7 @@ fn yes() -> bool {
 }
 
 /// `[daemon]`: how the planner runs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonSettings {
     /// How long shutdown waits for in-flight transfers (default 30s).
