@@ -85,6 +85,15 @@ struct CsvOptions {
     extra_columns: Option<String>,
 }
 
+/// A `path` option that is not empty (an empty one would name the
+/// config's own directory).
+fn path(path: &std::path::Path, cx: &BuildContext) -> Result<PathBuf, BoxError> {
+    if path.as_os_str().is_empty() {
+        return Err(OptionError::new("path", "must not be empty").into());
+    }
+    Ok(cx.resolve(path))
+}
+
 fn file_mode(mode: Option<&str>) -> Result<FileMode, BoxError> {
     Ok(mode
         .map(str::parse::<FileMode>)
@@ -124,7 +133,7 @@ pub(crate) fn register(registry: &mut Registry) {
                 if o.lines_per_transfer == 0 {
                     return Err(OptionError::new("lines_per_transfer", "must be at least 1").into());
                 }
-                Ok(FileInlet::new(cx.resolve(&o.path))
+                Ok(FileInlet::new(path(&o.path, cx)?)
                     .mode(mode)
                     .lines_per_transfer(o.lines_per_transfer)
                     .json(o.json)
@@ -153,7 +162,7 @@ pub(crate) fn register(registry: &mut Registry) {
             databay_outlets::file::SAMPLE,
             |o: FileOutletOptions, cx: &BuildContext| {
                 let outlet =
-                    FileOutlet::new(cx.resolve(&o.path)).file_mode(file_mode(o.mode.as_deref())?);
+                    FileOutlet::new(path(&o.path, cx)?).file_mode(file_mode(o.mode.as_deref())?);
                 Ok(match o.encoding {
                     Some(e) => outlet.encoding(&e)?,
                     None => outlet,
@@ -171,7 +180,7 @@ pub(crate) fn register(registry: &mut Registry) {
                     .map(str::parse::<ExtraColumns>)
                     .transpose()?
                     .unwrap_or_default();
-                Ok(CsvOutlet::new(cx.resolve(&o.path))
+                Ok(CsvOutlet::new(path(&o.path, cx)?)
                     .file_mode(file_mode(o.mode.as_deref())?)
                     .extra_columns(extra))
             },

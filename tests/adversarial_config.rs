@@ -8,7 +8,7 @@
 //! is mutated many ways and fed to `Config::parse`, which must not panic
 //! and must locate every error it reports.
 //!
-//! Tests marked `#[ignore = "BUG: ..."]` demonstrate a bug: they fail today
+//! Tests marked `#[ignore = "BUG: ..."]` demonstrate a known, open bug: they fail today
 //! and pass once it is fixed.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -432,7 +432,6 @@ fn keys_nested_too_deep_get_a_located_explained_error() {
 /// A link name from the environment is written into the key path of every
 /// error of that link (`link.<value>`), which the scrubbing never sees.
 #[test]
-#[ignore = "BUG: a link `name` from ${ENV} is echoed in ConfigError.key (`link.<secret>`) and so in the printed error"]
 fn a_link_name_from_the_environment_is_not_in_error_keys() {
     let text = "[[link]]\nname = \"${SECRET_NAME}\"\n[[link.inlet]]\ntype = \"null\"\n[[link.outlet]]\ntype = \"null\"\n";
     for e in errors_of(text, &env) {
@@ -444,7 +443,6 @@ fn a_link_name_from_the_environment_is_not_in_error_keys() {
 /// croner upper-cases the expression and quotes its parts in single quotes,
 /// so neither the verbatim scrub nor the quote-withholding catch it.
 #[test]
-#[ignore = "BUG: a cron expression from ${ENV} leaks through croner's message ('... in part 'HUNTER2-SWORDFISH'')"]
 fn a_cron_expression_from_the_environment_is_not_echoed() {
     let text = "[[link]]\nname = \"l\"\ncron = \"0 0 * * ${SECRET_DOW}\"\n[[link.inlet]]\ntype = \"null\"\n[[link.outlet]]\ntype = \"null\"\n";
     for e in errors_of(text, &env) {
@@ -457,7 +455,6 @@ fn a_cron_expression_from_the_environment_is_not_echoed() {
 /// it no longer matches the secret, and a `"` inside it desynchronises the
 /// quote pairing of the scrubber.
 #[test]
-#[ignore = "BUG: secrets containing \" \\ tab or non-printable chars are echoed (escaped) in buffer `time` and select `pointer` errors"]
 fn secrets_with_escaped_characters_are_not_echoed() {
     for secret in [
         "pass\"word-hunter2-swordfish",
@@ -548,7 +545,6 @@ fn plain_secrets_are_never_echoed_by_any_option() {
 /// expression `${NOPE}`") under a different key path (`link[0].every`
 /// against `link.l.every`).
 #[test]
-#[ignore = "BUG: a missing ${VAR} also gets the literal `${VAR}` validated (second, misleading error) and its key path says `link[0]` not `link.<name>`"]
 fn a_missing_variable_is_one_error_keyed_like_the_others() {
     for (text, key) in [
         (
@@ -620,7 +616,6 @@ fn a_non_utf8_environment_variable_is_not_taken_for_unset() {
 /// A link with inlets but no outlet validates, and `once` pulls its records
 /// and throws every one of them away (`2 records in, 0 out`), exit code 0.
 #[test]
-#[ignore = "BUG: a link with no outlet (or no inlet) loads without error; its records are pulled and silently discarded"]
 fn a_link_without_outlets_is_a_config_error() {
     let no_outlet =
         "[[link]]\nname = \"l\"\nevery = \"1s\"\n[[link.inlet]]\ntype = \"random_int\"\n";
@@ -664,7 +659,6 @@ fn a_link_without_outlets_is_a_config_error() {
 /// `link = []` (found by the fuzzer) loads instead: `validate` says "ok, 0
 /// links", `run` starts a daemon with nothing to do, `once` exits 0.
 #[test]
-#[ignore = "BUG: `link = []` loads as a config with 0 links instead of the \"no links\" error"]
 fn an_empty_link_array_is_a_config_error() {
     let errors = errors_of("link = []\n", &env);
     assert!(
@@ -677,7 +671,6 @@ fn an_empty_link_array_is_a_config_error() {
 /// and at run time every pull fails with "cannot read `./` at line 1: Is a
 /// directory", an error that names neither the option nor its line.
 #[test]
-#[ignore = "BUG: an empty `path` for file/csv inlets and outlets validates and resolves to the config directory"]
 fn empty_paths_are_config_errors() {
     for body in [
         "[[link.inlet]]\ntype = \"file\"\npath = \"\"\n",
@@ -697,7 +690,6 @@ fn empty_paths_are_config_errors() {
 /// An empty link name loads: the link's key path is `link.`, its updates
 /// display as `.0`, and the admin endpoint's `/links/{name}` cannot name it.
 #[test]
-#[ignore = "BUG: `name = \"\"` is accepted as a link name (key path `link.`, update `.0`, unreachable at /links/{name})"]
 fn an_empty_link_name_is_a_config_error() {
     let errors = errors_of(&link("").replace("name = \"l\"", "name = \"\""), &env);
     assert!(errors.iter().all(|e| e.line > 0), "{errors:?}");
@@ -816,7 +808,6 @@ fn readme_options(readme: &str) -> Vec<String> {
 /// `default_file_mode` and `default_encoding`, which the config rejects
 /// (it takes `path`, `mode`, `encoding`).
 #[test]
-#[ignore = "BUG: outlets/src/{csv,file}/README.md list options `default_filepath`/`default_file_mode`/`default_encoding` that the TOML config rejects"]
 fn every_option_a_readme_lists_is_accepted() {
     let mut wrong = Vec::new();
     for (kind, crate_dir) in [(Kind::Inlet, "inlets"), (Kind::Outlet, "outlets")] {
@@ -898,7 +889,6 @@ async fn kept(body: &str, inputs: Vec<Value>) -> Vec<Value> {
 /// `null`, so `value = nan` selects records whose field is missing or null,
 /// `set` writes nulls, and `value = inf` is refused as "not null".
 #[tokio::test]
-#[ignore = "BUG: TOML nan/inf in select `value` / set `fields` silently become JSON null (select matches missing fields, set writes null)"]
 async fn non_finite_toml_floats_are_config_errors() {
     for body in [
         "[[link.processor]]\ntype = \"select\"\npointer = \"/a\"\nvalue = nan\n",
@@ -917,7 +907,6 @@ async fn non_finite_toml_floats_are_config_errors() {
 /// (`/a` <-> `/b`) or a shift (`/a` -> `/b` -> `/c`) overwrites a field that
 /// is itself being moved: its value vanishes without an error.
 #[tokio::test]
-#[ignore = "BUG: rename with a target that is also a source (swap /a<->/b, chain /a->/b->/c) silently loses a value"]
 async fn rename_never_loses_a_value_it_was_told_to_move() {
     let swap = kept(
         "[[link.processor]]\ntype = \"rename\"\nfields = { \"/a\" = \"/b\", \"/b\" = \"/a\" }\n",
@@ -943,7 +932,6 @@ async fn rename_never_loses_a_value_it_was_told_to_move() {
 /// `del(.l[0], .l[1])` deletes both named elements; `rename` from indices
 /// of one array shifts the same way.
 #[tokio::test]
-#[ignore = "BUG: remove/rename of several indices of one array apply sequentially: later indices shift, the wrong elements are removed/moved"]
 async fn several_indices_of_one_array_mean_the_original_positions() {
     let remove = "[[link.processor]]\ntype = \"remove\"\nfields = [\"/l/0\", \"/l/1\"]\n";
     assert_eq!(

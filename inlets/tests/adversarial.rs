@@ -2,7 +2,7 @@
 //! changing input files. Every bad input must give an error naming the
 //! file (and line), lose nothing, and never panic.
 //!
-//! Tests marked `#[ignore = "BUG: ..."]` demonstrate a bug: they fail today
+//! Tests marked `#[ignore = "BUG: ..."]` demonstrate a known, open bug: they fail today
 //! and pass once it is fixed.
 
 use std::io::Write;

@@ -30,6 +30,28 @@ impl FileIoError {
     }
 }
 
+/// A key under which two spellings of one file meet (`out.csv`,
+/// `./out.csv`, `d/../out.csv`), so a batch opens, truncates and heads each
+/// file once. Lexical: `.` dropped, `..` folded into its parent.
+pub(crate) fn file_key(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut key = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                let folded =
+                    matches!(key.components().next_back(), Some(Component::Normal(_))) && key.pop();
+                if !folded {
+                    key.push("..");
+                }
+            }
+            other => key.push(other),
+        }
+    }
+    key
+}
+
 /// Opens `path` for writing, creating it and its missing parent directories.
 /// `truncate` empties an existing file, otherwise writes go to its end.
 ///

@@ -3,7 +3,7 @@
 //! Every bad input must give an error naming what and where, lose nothing
 //! and never panic.
 //!
-//! Tests marked `#[ignore = "BUG: ..."]` demonstrate a bug: they fail today
+//! Tests marked `#[ignore = "BUG: ..."]` demonstrate a known, open bug: they fail today
 //! and pass once it is fixed.
 
 use std::fs;
@@ -139,7 +139,6 @@ async fn an_existing_header_with_bom_and_crlf_is_followed() {
 /// a data row; truncating, the second group's truncation erases the
 /// first group's rows, though the push returned Ok.
 #[tokio::test]
-#[ignore = "BUG: CsvOutlet groups by path spelling: one file named two ways gets a second header mid-file (append) or loses rows (truncate)"]
 async fn one_file_under_two_spellings_gets_one_header_and_every_row() {
     for mode in [FileMode::Append, FileMode::Truncate] {
         let dir = tempfile::tempdir().unwrap();
@@ -162,7 +161,6 @@ async fn one_file_under_two_spellings_gets_one_header_and_every_row() {
 /// with an empty name) and a row `""`; from then on every record with a
 /// key fails with "column `id` is not in the header of ... ()".
 #[tokio::test]
-#[ignore = "BUG: an empty-object payload writes a phantom `\"\"` header column into a new CSV file; every later push then fails"]
 async fn an_empty_object_does_not_poison_a_new_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.csv");
@@ -311,7 +309,6 @@ async fn an_empty_or_directory_filepath_fails_naming_it() {
 /// batch never erases its own records"; a file named two ways is two
 /// targets, each truncated in turn.
 #[tokio::test]
-#[ignore = "BUG: FileOutlet groups by path spelling: in \"w\" mode a file named two ways is truncated twice and loses the batch's first records"]
 async fn one_file_under_two_spellings_keeps_the_whole_batch_in_truncate_mode() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.txt");

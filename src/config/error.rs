@@ -69,6 +69,9 @@ pub(crate) struct Diagnostics<'a> {
     /// component may quote an option value in an error placed elsewhere
     /// (at its `type`), or quote it in backticks.
     secret_values: Vec<String>,
+    /// Spans already reported (a `${VAR}` that could not be expanded):
+    /// checking their unexpanded text would only add misleading errors.
+    reported: Vec<Range<usize>>,
     pub(crate) errors: Vec<(usize, ConfigError)>,
 }
 
@@ -79,17 +82,27 @@ impl<'a> Diagnostics<'a> {
             text,
             secret_spans: Vec::new(),
             secret_values: Vec::new(),
+            reported: Vec::new(),
             errors: Vec::new(),
         }
     }
 
-    /// Marks `span` as holding `value`, taken (at least partly) from the
-    /// environment.
-    pub(crate) fn mark_secret(&mut self, span: Range<usize>, value: &str) {
+    /// Records an error at `span` and silences any later one there.
+    pub(crate) fn error_once(&mut self, span: Range<usize>, key: &str, message: String) {
+        self.error(Some(span.clone()), key, message, None);
+        self.reported.push(span);
+    }
+
+    /// Marks `span` as holding `values` taken from the environment.
+    pub(crate) fn mark_secret(&mut self, span: Range<usize>, values: &[String]) {
         self.secret_spans.push(span);
-        if !value.is_empty() {
-            self.secret_values.push(value.to_owned());
-        }
+        self.secret_values
+            .extend(values.iter().filter(|v| !v.is_empty()).cloned());
+    }
+
+    /// `message` with every environment value removed.
+    pub(crate) fn scrub(&self, message: &str) -> String {
+        scrub(message, &self.secret_values)
     }
 
     pub(crate) fn is_secret(&self, span: &Range<usize>) -> bool {
@@ -115,6 +128,14 @@ impl<'a> Diagnostics<'a> {
         message: impl Into<String>,
         hint: Option<String>,
     ) {
+        if let Some(s) = &span
+            && self
+                .reported
+                .iter()
+                .any(|r| r.start <= s.start && s.end <= r.end)
+        {
+            return;
+        }
         let offset = span.as_ref().map_or(0, |s| s.start);
         let (line, column) = span.as_ref().map_or((0, 0), |s| self.position(s.start));
         let mut message = scrub(&message.into(), &self.secret_values);
@@ -163,16 +184,46 @@ fn scrub(message: &str, secrets: &[String]) -> String {
     if secrets.is_empty() {
         return message.to_owned();
     }
-    let out = map_quoted(message, |part| {
+    // Whole occurrences first (as given, escaped as `{:?}` prints them, in
+    // any ASCII case), before quote pairing can be thrown off by a quote
+    // inside a secret.
+    let out = secrets
+        .iter()
+        .filter(|s| s.chars().count() >= 4)
+        .flat_map(|s| [s.escape_debug().to_string(), s.clone()])
+        .fold(message.to_owned(), |m, s| {
+            replace_ascii_case_insensitive(&m, &s, "***")
+        });
+    map_quoted(&out, |part| {
         !part.is_empty()
+            && part != "***"
             && secrets
                 .iter()
                 .any(|s| s.contains(part) || part.contains(s.as_str()))
-    });
-    secrets
-        .iter()
-        .filter(|s| s.chars().count() >= 4)
-        .fold(out, |m, s| m.replace(s.as_str(), "***"))
+    })
+}
+
+/// `text` with every occurrence of `needle`, in any ASCII case (parsers
+/// upper-case what they quote), replaced by `with`.
+fn replace_ascii_case_insensitive(text: &str, needle: &str, with: &str) -> String {
+    if needle.is_empty() {
+        return text.to_owned();
+    }
+    // ASCII lower-casing keeps byte offsets, so matches map back exactly.
+    let hay = text.to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in hay.match_indices(&needle) {
+        if at < last {
+            continue;
+        }
+        out.push_str(&text[last..at]);
+        out.push_str(with);
+        last = at + needle.len();
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// For a component's own error when some of its options came from the

@@ -36,12 +36,12 @@ fn value(
     match v {
         DeValue::String(s) if s.contains('$') => match expand(s, env) {
             Ok((expanded, from_env)) => {
-                if from_env {
-                    diag.mark_secret(span, &expanded);
+                if !from_env.is_empty() {
+                    diag.mark_secret(span, &from_env);
                 }
                 *s = Cow::Owned(expanded);
             }
-            Err(message) => diag.error(Some(span), key, message, None),
+            Err(message) => diag.error_once(span, key, message),
         },
         DeValue::Table(t) => table(t, env, diag, key),
         DeValue::Array(items) => {
@@ -49,21 +49,34 @@ fn value(
                 std::borrow::BorrowMut::borrow_mut(items);
             for (i, item) in items.iter_mut().enumerate() {
                 let span = item.span();
-                value(item.get_mut(), span, env, diag, &format!("{key}[{i}]"));
+                // Links are named in key paths (`link.orders.every`), as in
+                // every other config error.
+                let path = match item.get_ref() {
+                    DeValue::Table(t) if key == "link" => {
+                        match t.get("name").map(|n| n.get_ref()) {
+                            Some(DeValue::String(n)) if !n.is_empty() && !n.contains('$') => {
+                                format!("link.{n}")
+                            }
+                            _ => format!("{key}[{i}]"),
+                        }
+                    }
+                    _ => format!("{key}[{i}]"),
+                };
+                value(item.get_mut(), span, env, diag, &path);
             }
         }
         _ => {}
     }
 }
 
-/// Expands one string. Returns the result and whether any part of it came
-/// from the environment (a default written in the file does not count).
+/// Expands one string. Returns the result and the values that came from
+/// the environment (a default written in the file does not count).
 pub(super) fn expand(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(String, bool), String> {
+) -> Result<(String, Vec<String>), String> {
     let mut out = String::with_capacity(text.len());
-    let mut from_env = false;
+    let mut from_env: Vec<String> = Vec::new();
     let mut rest = text;
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
@@ -87,8 +100,8 @@ pub(super) fn expand(
             }
             match (env(name), default) {
                 (Some(value), _) => {
-                    from_env = true;
                     out.push_str(&value);
+                    from_env.push(value);
                 }
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => {
@@ -123,13 +136,16 @@ mod tests {
     fn expands_variables_defaults_and_escapes() {
         assert_eq!(
             expand("http://${HOST}:5432", &env),
-            Ok(("http://db.local:5432".into(), true))
+            Ok(("http://db.local:5432".into(), vec!["db.local".to_owned()]))
         );
-        assert_eq!(expand("${PORT:-8080}", &env), Ok(("8080".into(), false)));
-        assert_eq!(expand("${EMPTY:-x}", &env), Ok((String::new(), true)));
+        assert_eq!(expand("${PORT:-8080}", &env), Ok(("8080".into(), vec![])));
+        assert_eq!(
+            expand("${EMPTY:-x}", &env),
+            Ok((String::new(), vec![String::new()]))
+        );
         assert_eq!(
             expand("cost: $5, literal $${HOST}", &env),
-            Ok(("cost: $5, literal ${HOST}".into(), false))
+            Ok(("cost: $5, literal ${HOST}".into(), vec![]))
         );
     }
 

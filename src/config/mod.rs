@@ -353,6 +353,14 @@ impl<'t> Loader<'_, 't> {
                 let span = v.span();
                 match v.into_inner() {
                     DeValue::Array(items) => {
+                        if items.is_empty() {
+                            self.diag.error(
+                                Some(span.clone()),
+                                "link",
+                                "no links: declare at least one `[[link]]`",
+                                None,
+                            );
+                        }
                         let mut names = BTreeSet::new();
                         for (i, item) in items.into_iter().enumerate() {
                             if let Some(link) = self.link(i, item, &mut names) {
@@ -389,9 +397,14 @@ impl<'t> Loader<'_, 't> {
         let span = item.span();
         // Name the link in key paths when it has a usable name.
         let key = match item.get_ref() {
-            DeValue::Table(t) => match t.get("name").map(|n| n.get_ref()) {
-                Some(DeValue::String(n)) => format!("link.{n}"),
-                _ => format!("link[{index}]"),
+            DeValue::Table(t) => match t.get("name") {
+                // A name from the environment stays out of key paths.
+                Some(n) if self.diag.is_secret(&n.span()) => format!("link[{index}]"),
+                Some(n) => match n.get_ref() {
+                    DeValue::String(n) if !n.is_empty() => format!("link.{n}"),
+                    _ => format!("link[{index}]"),
+                },
+                None => format!("link[{index}]"),
             },
             _ => format!("link[{index}]"),
         };
@@ -407,6 +420,10 @@ impl<'t> Loader<'_, 't> {
             Spanned::new(span.clone(), DeValue::Table(table.clone())),
             &key,
         );
+        // Whether the link declares each end at all (a broken declaration
+        // is reported on its own).
+        let declares_inlet = table.contains_key("inlet");
+        let declares_outlet = table.contains_key("outlet");
         let inlets = self.components(&mut table, "inlet", &key);
         let processors = self.components(&mut table, "processor", &key);
         let groupers = self.components(&mut table, "grouper", &key);
@@ -464,6 +481,27 @@ impl<'t> Loader<'_, 't> {
             let k = format!("{key}.outlet[{i}]");
             summary.outlets.push(c.type_name.clone());
             built_outlets.extend(self.outlet(c, &k, &cx));
+        }
+        let name_span = table.get("name").map(|n| n.span());
+        if settings.is_some() && link_name.trim().is_empty() {
+            self.diag.error(
+                name_span.clone(),
+                format!("{key}.name"),
+                "a link name must not be empty",
+                None,
+            );
+        }
+        // A link missing either end would pull and drop records, or never
+        // run: both are mistakes worth stopping on.
+        for (missing, what) in [(!declares_inlet, "inlet"), (!declares_outlet, "outlet")] {
+            if missing && settings.is_some() {
+                self.diag.error(
+                    name_span.clone().or(Some(span.clone())),
+                    key.clone(),
+                    format!("the link has no {what}"),
+                    Some(format!("add a `[[link.{what}]]` table")),
+                );
+            }
         }
         let settings = settings?;
 
@@ -690,7 +728,7 @@ impl<'t> Loader<'_, 't> {
             Ok(v) => Some(v),
             Err(BuildError::Options(e)) => self.report_de(e, key, Some(&table), c.span),
             Err(BuildError::Invalid(e)) => {
-                let mut message = e.to_string();
+                let mut message = self.diag.scrub(&e.to_string());
                 if table.iter().any(|(_, v)| self.diag.is_secret(&v.span())) {
                     let keys: Vec<String> =
                         table.iter().map(|(k, _)| k.get_ref().to_string()).collect();

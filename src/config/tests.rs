@@ -131,7 +131,7 @@ fn typos_in_link_keys_get_suggestions() {
 #[test]
 fn environment_values_never_appear_in_errors() {
     let errs = errors(
-        "[[link]]\nname = \"a\"\nevery = \"1s\"\n[[link.inlet]]\ntype = \"random_int\"\nseed = \"${DB_PASSWORD}\"\n",
+        "[[link]]\nname = \"a\"\nevery = \"1s\"\n[[link.inlet]]\ntype = \"random_int\"\nseed = \"${DB_PASSWORD}\"\n[[link.outlet]]\ntype = \"null\"\n",
     );
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert!(!errs[0].contains("hunter2"), "{}", errs[0]);
@@ -145,7 +145,7 @@ fn environment_values_never_appear_in_errors() {
 #[test]
 fn a_missing_environment_variable_is_named() {
     let errs = errors(
-        "[[link]]\nname = \"a\"\nevery = \"1s\"\n[[link.outlet]]\ntype = \"file\"\npath = \"${NOPE}/x\"\n",
+        "[[link]]\nname = \"a\"\nevery = \"1s\"\n[[link.outlet]]\ntype = \"file\"\npath = \"${NOPE}/x\"\n[[link.inlet]]\ntype = \"null\"\n",
     );
     assert!(
         errs[0].contains("`NOPE` is not set") && errs[0].contains("6:8"),

@@ -139,6 +139,14 @@ impl Pointer {
         })
     }
 
+    /// Orders pointers so that, taken in this order, removing one never
+    /// moves what a later one points at: deeper paths first, and within
+    /// one array higher indices first.
+    pub(crate) fn removal_order(a: &Pointer, b: &Pointer) -> std::cmp::Ordering {
+        let key = |t: &Token| (t.index, t.key.clone());
+        b.tokens.iter().map(key).cmp(a.tokens.iter().map(key))
+    }
+
     /// Removes the value at this pointer and returns it; `None` when there
     /// is nothing there. At the root, the payload is left `null`.
     pub fn take(&self, value: &mut Value) -> Option<Value> {

@@ -68,11 +68,16 @@ impl Remove {
         if fields.is_empty() {
             return Err(Error::option("fields", "name at least one field to remove"));
         }
+        let mut fields = fields;
+        fields.sort_by(Pointer::removal_order);
+        fields.dedup();
         Ok(Remove { fields })
     }
 
     /// Removes the fields from one payload.
     pub fn apply(&self, payload: &mut Value) {
+        // `fields` is kept in removal order, so several indices of one array
+        // mean their original positions.
         for pointer in &self.fields {
             pointer.take(payload);
         }

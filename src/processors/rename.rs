@@ -50,6 +50,8 @@ impl RenameOptions {
 #[derive(Debug, Clone)]
 pub struct Rename {
     fields: Vec<(Pointer, Pointer)>,
+    /// Positions in `fields`, in the order sources are taken out.
+    take_order: Vec<usize>,
 }
 
 impl Rename {
@@ -75,13 +77,22 @@ impl Rename {
         if fields.is_empty() {
             return Err(Error::option("fields", "name at least one field to rename"));
         }
-        Ok(Rename { fields })
+        let mut take_order: Vec<usize> = (0..fields.len()).collect();
+        take_order.sort_by(|a, b| Pointer::removal_order(&fields[*a].0, &fields[*b].0));
+        Ok(Rename { fields, take_order })
     }
 
-    /// Moves the fields in one payload.
+    /// Moves the fields in one payload. Every source is taken out before
+    /// any target is written, so swaps (`/a` <-> `/b`) and chains
+    /// (`/a` -> `/b` -> `/c`) move the original values, and several indices
+    /// of one array mean their original positions.
     pub fn apply(&self, payload: &mut Value) -> Result<(), String> {
-        for (from, to) in &self.fields {
-            if let Some(value) = from.take(payload) {
+        let mut taken: Vec<Option<Value>> = vec![None; self.fields.len()];
+        for &i in self.take_order.iter() {
+            taken[i] = self.fields[i].0.take(payload);
+        }
+        for ((from, to), value) in self.fields.iter().zip(taken) {
+            if let Some(value) = value {
                 to.set(payload, value)
                     .map_err(|e| format!("cannot move `{from}` to `{to}`: {}", e.reason()))?;
             }

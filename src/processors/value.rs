@@ -27,17 +27,40 @@ pub(crate) fn from_toml(value: Value) -> Value {
     }
 }
 
+/// A TOML value as JSON. TOML's `nan` and `inf` have no JSON form (serde
+/// would turn them into `null` without a word): they are refused.
+fn to_json<E: serde::de::Error>(value: toml::Value) -> Result<Value, E> {
+    fn check<E: serde::de::Error>(v: &toml::Value) -> Result<(), E> {
+        match v {
+            toml::Value::Float(f) if !f.is_finite() => Err(E::custom(format!(
+                "`{f}` has no JSON form: write a finite number"
+            ))),
+            toml::Value::Array(items) => items.iter().try_for_each(check),
+            toml::Value::Table(t) => t.values().try_for_each(check),
+            _ => Ok(()),
+        }
+    }
+    check(&value)?;
+    serde_json::to_value(value)
+        .map(from_toml)
+        .map_err(|e| E::custom(e.to_string()))
+}
+
 /// `deserialize_with` for an optional JSON value given in TOML.
 pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Ok(Option::<Value>::deserialize(d)?.map(from_toml))
+    Option::<toml::Value>::deserialize(d)?
+        .map(to_json)
+        .transpose()
 }
 
 /// `deserialize_with` for a table of JSON values given in TOML.
 pub(crate) fn deserialize_map<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, Value>, D::Error> {
-    let map = BTreeMap::<String, Value>::deserialize(d)?;
-    Ok(map.into_iter().map(|(k, v)| (k, from_toml(v))).collect())
+    let map = BTreeMap::<String, toml::Value>::deserialize(d)?;
+    map.into_iter()
+        .map(|(k, v)| to_json(v).map(|v| (k, v)))
+        .collect()
 }
 
 /// A JSON number in a form that compares exactly with any other.

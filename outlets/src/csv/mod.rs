@@ -240,7 +240,7 @@ impl CsvOutlet {
     /// checks every payload is an object.
     fn group<'a>(&'a self, records: &'a [Record]) -> Result<Vec<Group<'a>>, CsvOutletError> {
         let mut groups: Vec<Group<'a>> = Vec::new();
-        let mut by_path: HashMap<&'a Path, usize> = HashMap::new();
+        let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
         let mut last: Option<(&'a Path, usize)> = None;
         for (index, record) in records.iter().enumerate() {
             let path = match record.meta(CsvOutlet::CSV_FILE) {
@@ -263,13 +263,15 @@ impl CsvOutlet {
             // Runs of records share a file; skip the hash lookup for them.
             let slot = match last {
                 Some((p, slot)) if p == path => slot,
-                _ => *by_path.entry(path).or_insert_with(|| {
-                    groups.push(Group {
-                        path,
-                        rows: Vec::new(),
-                    });
-                    groups.len() - 1
-                }),
+                _ => *by_path
+                    .entry(crate::common::file_key(path))
+                    .or_insert_with(|| {
+                        groups.push(Group {
+                            path,
+                            rows: Vec::new(),
+                        });
+                        groups.len() - 1
+                    }),
             };
             last = Some((path, slot));
             groups[slot].rows.push((index, map));
@@ -301,6 +303,15 @@ impl CsvOutlet {
             Some(header) => header.iter().map(String::as_str).collect(),
             None => {
                 let columns = union_of_keys(&group.rows);
+                if columns.is_empty() {
+                    // A header with no column would be written as one
+                    // empty-named column and refuse every later row.
+                    return Err(CsvOutletError::NotAnObject {
+                        index: group.rows.first().map_or(0, |(i, _)| *i),
+                        path: path.to_path_buf(),
+                        found: "an empty object (no column to start the file's header with)",
+                    });
+                }
                 writer.write_record(&columns).map_err(encode_error)?;
                 columns
             }

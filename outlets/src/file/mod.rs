@@ -143,7 +143,7 @@ impl FileOutlet {
     /// order files are first named.
     fn render(&self, records: &[Record]) -> Result<Vec<Target>, FileOutletError> {
         let mut targets: Vec<Target> = Vec::new();
-        let mut by_path: HashMap<&Path, usize> = HashMap::new();
+        let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
         for (index, record) in records.iter().enumerate() {
             let path = match record.meta(Self::FILEPATH) {
                 None => self.default_filepath.as_path(),
@@ -169,14 +169,16 @@ impl FileOutlet {
                     });
                 }
             };
-            let slot = *by_path.entry(path).or_insert_with(|| {
-                targets.push(Target {
-                    path: path.to_path_buf(),
-                    truncate: false,
-                    lines: Vec::new(),
+            let slot = *by_path
+                .entry(crate::common::file_key(path))
+                .or_insert_with(|| {
+                    targets.push(Target {
+                        path: path.to_path_buf(),
+                        truncate: false,
+                        lines: Vec::new(),
+                    });
+                    targets.len() - 1
                 });
-                targets.len() - 1
-            });
             let target = &mut targets[slot];
             target.truncate |= mode == FileMode::Truncate;
             match &record.payload {
