@@ -153,7 +153,6 @@ async fn a_json_line_with_trailing_garbage_names_line_and_column() {
 /// serde_json counts columns in bytes; config errors (and editors) count
 /// characters, so a line with non-ASCII text points past the fault.
 #[tokio::test]
-#[ignore = "BUG (minor): FileInlet JSON error columns count bytes, not characters of the line"]
 async fn json_error_columns_count_characters_of_the_line() {
     let (_dir, path) = file_with("{\"é\":\"é\" x}\n");
     let mut inlet = started(FileInlet::new(&path).json(true)).await;
@@ -201,7 +200,6 @@ async fn a_directory_as_path_fails_every_pull_naming_it() {
 /// contents, delivers the tail of a line as a record (`"cc"`), and the new
 /// lines before it are never delivered.
 #[tokio::test]
-#[ignore = "BUG: follow mode misses a truncation when the file regrew past the read offset: emits a line fragment, loses the lines before it"]
 async fn follow_mode_truncated_then_regrown_longer_starts_over() {
     let (_dir, path) = file_with("aaaa\nbbbb\n");
     let mut inlet = started(FileInlet::new(&path).follow(true).lines_per_transfer(10)).await;

@@ -277,7 +277,12 @@ impl FileInlet {
             }
         })?;
         let payload = if self.json {
-            serde_json::from_str(&text).map_err(|e| json_error(path, e.line() as u64, e))?
+            serde_json::from_str(&text).map_err(|e| {
+                // The error's own line is the file's line here; its column
+                // is counted within that line.
+                let bad_line = text.lines().nth(e.line().saturating_sub(1)).unwrap_or("");
+                json_error(path, e.line() as u64, bad_line, e)
+            })?
         } else {
             Value::String(text)
         };
@@ -361,6 +366,14 @@ struct LineReader {
 
 impl LineReader {
     async fn read_batch(&mut self, options: &LineOptions<'_>) -> Result<Pull, FileInletError> {
+        if options.follow && self.reader.buffer().is_empty() && self.no_longer_a_line_end().await {
+            // Truncated and regrown past our position since the last pull
+            // (copytruncate, then more writes): start over from the top
+            // rather than emit the tail of someone else's line.
+            self.offset = 0;
+            self.line = 0;
+            self.needs_seek = true;
+        }
         if self.needs_seek {
             self.reader
                 .seek(SeekFrom::Start(self.offset))
@@ -441,7 +454,7 @@ impl LineReader {
                     continue;
                 }
                 let value: Value =
-                    serde_json::from_str(text).map_err(|e| json_error(path, line, e))?;
+                    serde_json::from_str(text).map_err(|e| json_error(path, line, text, e))?;
                 records.push(Record::new(value));
             } else {
                 records.push(Record::new(Value::String(text.to_owned())));
@@ -454,6 +467,30 @@ impl LineReader {
     /// pull to report, where it fails a pull that has delivered nothing.
     async fn at_end(&mut self) -> bool {
         matches!(self.reader.fill_buf().await, Ok(rest) if rest.is_empty())
+    }
+
+    /// Whether the byte before the read position, which ended a line when
+    /// it was read, no longer is a line end: the file was rewritten.
+    #[cfg(unix)]
+    async fn no_longer_a_line_end(&mut self) -> bool {
+        let Some(at) = self.offset.checked_sub(1) else {
+            return false;
+        };
+        let Ok(file) = self.reader.get_ref().try_clone().await else {
+            return false;
+        };
+        let file = file.into_std().await;
+        tokio::task::spawn_blocking(move || {
+            let mut byte = [0u8; 1];
+            matches!(std::os::unix::fs::FileExt::read_at(&file, &mut byte, at), Ok(1) if byte[0] != b'\n')
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    #[cfg(not(unix))]
+    async fn no_longer_a_line_end(&mut self) -> bool {
+        false
     }
 
     /// Follow mode at the end of the file: if the file is now shorter than
@@ -481,17 +518,26 @@ impl LineReader {
 /// A JSON error located at `line` of the file. `serde_json` appends its own
 /// position (relative to the parsed text) to its message; that part is
 /// replaced by the position in the file.
-fn json_error(path: &Path, line: u64, source: serde_json::Error) -> FileInletError {
+fn json_error(path: &Path, line: u64, text: &str, source: serde_json::Error) -> FileInletError {
     let full = source.to_string();
     let suffix = format!(" at line {} column {}", source.line(), source.column());
     let message = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
     FileInletError::Json {
         path: path.to_path_buf(),
         line,
-        column: source.column() as u64,
+        column: char_column(text, source.column()),
         message,
         source,
     }
+}
+
+/// serde_json counts columns in bytes; people count characters.
+fn char_column(text: &str, byte_column: usize) -> u64 {
+    let mut end = byte_column.saturating_sub(1).min(text.len());
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].chars().count() as u64 + 1
 }
 
 /// The 1-based line holding byte `index` of `text`.
