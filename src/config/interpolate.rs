@@ -9,9 +9,13 @@ use toml::de::{DeTable, DeValue};
 
 use super::error::Diagnostics;
 
+/// Looks a variable up: its value, `None` if unset, or why it cannot be
+/// used (set, but not UTF-8).
+pub(super) type Lookup<'a> = dyn Fn(&str) -> Result<Option<String>, String> + 'a;
+
 pub(super) fn table(
     table: &mut DeTable<'_>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &Lookup<'_>,
     diag: &mut Diagnostics<'_>,
     key: &str,
 ) {
@@ -29,7 +33,7 @@ pub(super) fn table(
 fn value(
     v: &mut DeValue<'_>,
     span: std::ops::Range<usize>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &Lookup<'_>,
     diag: &mut Diagnostics<'_>,
     key: &str,
 ) {
@@ -71,10 +75,7 @@ fn value(
 
 /// Expands one string. Returns the result and the values that came from
 /// the environment (a default written in the file does not count).
-pub(super) fn expand(
-    text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(String, Vec<String>), String> {
+pub(super) fn expand(text: &str, env: &Lookup<'_>) -> Result<(String, Vec<String>), String> {
     let mut out = String::with_capacity(text.len());
     let mut from_env: Vec<String> = Vec::new();
     let mut rest = text;
@@ -98,7 +99,7 @@ pub(super) fn expand(
                     "invalid environment variable name `{name}` (letters, digits and `_` only)"
                 ));
             }
-            match (env(name), default) {
+            match (env(name)?, default) {
                 (Some(value), _) => {
                     out.push_str(&value);
                     from_env.push(value);
@@ -124,12 +125,12 @@ pub(super) fn expand(
 mod tests {
     use super::*;
 
-    fn env(name: &str) -> Option<String> {
-        match name {
+    fn env(name: &str) -> Result<Option<String>, String> {
+        Ok(match name {
             "HOST" => Some("db.local".into()),
             "EMPTY" => Some(String::new()),
             _ => None,
-        }
+        })
     }
 
     #[test]

@@ -169,7 +169,14 @@ impl Config {
                 hint: None,
             }])
         })?;
-        Self::parse(path, &text, registry, &|name| std::env::var(name).ok())
+        let lookup = |name: &str| match std::env::var(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+                "environment variable `{name}` is set but is not valid UTF-8"
+            )),
+        };
+        Self::check(path, &text, registry, &lookup)
     }
 
     /// Checks `text` (the contents of `path`), taking `${VAR}` values from `env`.
@@ -178,6 +185,15 @@ impl Config {
         text: &str,
         registry: &Registry,
         env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        Self::check(path, text, registry, &|name| Ok(env(name)))
+    }
+
+    fn check(
+        path: &Path,
+        text: &str,
+        registry: &Registry,
+        env: &interpolate::Lookup<'_>,
     ) -> Result<Config, ConfigErrors> {
         let mut diag = Diagnostics::new(path, text);
         let (mut doc, parse_errors) = DeTable::parse_recoverable(text);
