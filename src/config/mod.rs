@@ -205,6 +205,20 @@ impl Config {
                 }
                 _ => e.message().to_owned(),
             };
+            if e.span().is_none() && message.contains("recursion limit") {
+                // toml stops at a nesting depth and says neither where nor
+                // why in words: point at the most deeply nested key.
+                let (offset, depth) = deepest_key(text);
+                diag.error(
+                    Some(offset..offset + 1),
+                    "",
+                    format!(
+                        "keys or tables nested too deeply ({depth} levels; toml's recursion limit)"
+                    ),
+                    None,
+                );
+                continue;
+            }
             diag.error(e.span(), "", message, None);
         }
         if diag.has_errors() {
@@ -858,6 +872,22 @@ impl<'t> Loader<'_, 't> {
         let component = self.registry.groupers.get(&c.type_name)?.clone();
         self.build(|raw| (component.build)(raw, cx), c, key)
     }
+}
+
+/// The start of the line whose key (before `=`, or a `[table]` header)
+/// has the most dotted parts, and that count.
+fn deepest_key(text: &str) -> (usize, usize) {
+    let mut best = (0, 0);
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let key = line.split('=').next().unwrap_or(line);
+        let depth = key.matches('.').count() + 1;
+        if depth > best.1 {
+            best = (offset, depth);
+        }
+        offset += line.len();
+    }
+    best
 }
 
 struct RawComponent<'t> {
