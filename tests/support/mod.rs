@@ -1,0 +1,339 @@
+//! What the end-to-end tests of the `databay` binary share: running it
+//! (a daemon killed if the test fails, its output collected), waiting on
+//! its logs, and a tiny HTTP/1.1 client for the admin endpoint.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long any one wait may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_databay")
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `databay` command with no log settings inherited from the caller.
+pub fn databay() -> Command {
+    let mut cmd = Command::new(bin());
+    for var in [
+        "RUST_LOG",
+        "DATABAY_LOG_FORMAT",
+        "DATABAY_LOG_LEVEL",
+        "ORDERS_FILE",
+        "ORDERS_CSV",
+        "NOPE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Collects a pipe into a shared string, line by line, on its own thread.
+pub fn collect(pipe: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinHandle<()>) {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    let handle = thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(pipe);
+        let mut line = String::new();
+        while let Ok(n) = std::io::BufRead::read_line(&mut reader, &mut line) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
+    (text, handle)
+}
+
+/// A running `databay` process, killed when dropped (a failing test does
+/// not leave it behind).
+pub struct Daemon {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+    status: Option<ExitStatus>,
+}
+
+impl Daemon {
+    pub fn spawn(mut cmd: Command) -> Daemon {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("cannot start databay");
+        let (stdout, out_reader) = collect(child.stdout.take().expect("piped stdout"));
+        let (stderr, err_reader) = collect(child.stderr.take().expect("piped stderr"));
+        Daemon {
+            child,
+            stdout,
+            stderr,
+            readers: vec![out_reader, err_reader],
+            status: None,
+        }
+    }
+
+    /// `databay --log-format json ARGS` in `dir`.
+    pub fn start(dir: &Path, args: &[&str]) -> Daemon {
+        let mut cmd = databay();
+        cmd.args(["--log-format", "json"])
+            .args(args)
+            .current_dir(dir);
+        Daemon::spawn(cmd)
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The JSON log lines so far.
+    pub fn logs(&self) -> Vec<Value> {
+        self.stderr()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// How many log lines so far have this message (prefix).
+    pub fn count_logs(&self, message: &str) -> usize {
+        self.logs()
+            .iter()
+            .filter(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            })
+            .count()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("cannot run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    pub fn running(&mut self) -> bool {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait");
+        }
+        self.status.is_none()
+    }
+
+    /// Waits for the process to exit (within `limit`), then for its output.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        while self.running() {
+            assert!(
+                Instant::now() < deadline,
+                "databay did not exit within {limit:?}; stderr:\n{}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        self.status.expect("exited")
+    }
+
+    /// Waits until a log line satisfies `pred`.
+    pub fn wait_log(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(line) = self.logs().into_iter().find(&pred) {
+                return line;
+            }
+            assert!(
+                self.running(),
+                "databay exited while waiting for {what}; stderr:\n{}",
+                self.stderr()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {PATIENCE:?}; stderr:\n{}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `count_logs(message)` reaches `n`.
+    pub fn wait_count(&mut self, message: &str, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.count_logs(message) < n {
+            assert!(
+                self.running(),
+                "databay exited while waiting for `{message}` #{n}; stderr:\n{}",
+                self.stderr()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "no `{message}` #{n} within {PATIENCE:?}; stderr:\n{}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The admin endpoint's address, from the log.
+    pub fn admin_addr(&mut self) -> SocketAddr {
+        let line = self.wait_log("`admin endpoint listening`", |l| {
+            l["message"] == "admin endpoint listening"
+        });
+        line["addr"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line}"))
+    }
+}
+
+impl Daemon {
+    /// TERM, then the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(20)).code()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.running() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to the end (killing it after `PATIENCE`).
+pub fn output(mut cmd: Command) -> Output {
+    let mut daemon = {
+        cmd.stdin(Stdio::null());
+        Daemon::spawn(cmd)
+    };
+    let status = daemon.wait_exit(PATIENCE);
+    Output {
+        status,
+        stdout: daemon.stdout().into_bytes(),
+        stderr: daemon.stderr().into_bytes(),
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Polls `f` until it gives a value, failing after `PATIENCE`.
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+// --- a tiny HTTP/1.1 client -------------------------------------------------
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> Reply {
+    let mut stream = TcpStream::connect_timeout(&addr, PATIENCE).expect("connect to admin");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read reply");
+    let raw = text(&raw);
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {raw:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    let headers = head.to_ascii_lowercase();
+    let body = if headers.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").expect("chunk size");
+        let size = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+}
+
+/// `/links`, by name.
+pub fn links(addr: SocketAddr) -> BTreeMap<String, Value> {
+    let reply = http(addr, "GET", "/links");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let Value::Array(items) = reply.json() else {
+        panic!("/links is not an array: {}", reply.body)
+    };
+    items
+        .into_iter()
+        .map(|l| (l["name"].as_str().expect("name").to_owned(), l))
+        .collect()
+}
+
+pub fn transfers_ok(link: &Value) -> u64 {
+    link["counters"]["transfers_ok"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counters.transfers_ok in {link}"))
+}
+
+/// Polls `/links` until `link` has at least `n` successful transfers.
+pub fn wait_transfers(addr: SocketAddr, link: &str, n: u64) -> u64 {
+    eventually(&format!("{n} transfers of `{link}`"), || {
+        let ok = links(addr).get(link).map(transfers_ok)?;
+        (ok >= n).then_some(ok)
+    })
+}
