@@ -239,27 +239,28 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
     }
     for l in config.links {
         let name = l.summary.name.clone();
-        match loaded.fingerprints.get(&name) {
+        let old = match loaded.fingerprints.get(&name) {
             Some(fp) if *fp == l.fingerprint => {
                 kept += 1;
                 continue;
             }
             Some(_) => {
-                let old = remove(planner, loaded, &name).await;
                 tracing::info!(link = %name, "link changed; replacing it");
-                if let Err(e) = planner.add_link(l.link).await {
+                Some(remove(planner, loaded, &name).await)
+            }
+            None => {
+                tracing::info!(link = %name, "link added");
+                None
+            }
+        };
+        if let Err(e) = planner.add_link(l.link).await {
+            match old {
+                Some(old) => {
                     tracing::error!(link = %name, "cannot start the link; keeping its old version: {e}");
                     restore(planner, loaded, old).await;
-                    continue;
                 }
-                loaded.fingerprints.insert(name.clone(), l.fingerprint);
-                write(&loaded.summaries).insert(name, l.summary);
-                continue;
+                None => tracing::error!(link = %name, "cannot start the link: {e}"),
             }
-            None => tracing::info!(link = %name, "link added"),
-        }
-        if let Err(e) = planner.add_link(l.link).await {
-            tracing::error!(link = %name, "cannot start the link: {e}");
             continue;
         }
         loaded.fingerprints.insert(name.clone(), l.fingerprint);

@@ -777,7 +777,14 @@ impl Link {
     }
 
     async fn with_outlet_wakeups(&self, mut wakeup: Option<Instant>) -> Option<Instant> {
-        for outlet in self.outlets().iter().filter(|o| o.has_processors()) {
+        // Runs after every transfer: most links have no outlet processors,
+        // and then this collects (and allocates) nothing.
+        let with_processors: Vec<OutletHandle> = lock(&self.inner.outlets)
+            .iter()
+            .filter(|o| o.handle.has_processors())
+            .map(|o| o.handle.clone())
+            .collect();
+        for outlet in &with_processors {
             if let Some(w) = outlet.next_wakeup().await {
                 wakeup = Some(wakeup.map_or(w, |c| c.min(w)));
             }
@@ -1181,8 +1188,9 @@ impl Link {
         pulls: Pulls,
         events: &mpsc::UnboundedSender<LinkEvent>,
     ) {
-        let Ok(pipeline) = self.inner.pipeline.try_lock() else {
-            if trigger == Trigger::Transfer && scheduled.is_some() {
+        let pipeline = match self.inner.pipeline.try_lock() {
+            Ok(pipeline) => pipeline,
+            Err(_) if trigger == Trigger::Transfer && scheduled.is_some() => {
                 self.inner
                     .counters
                     .ticks_skipped
@@ -1190,11 +1198,7 @@ impl Link {
                 return;
             }
             // Timer and flush work must not be lost: wait for the lock.
-            let pipeline = self.inner.pipeline.lock().await;
-            if let Err(e) = self.run(pipeline, trigger, scheduled, pulls).await {
-                let _ = events.send(LinkEvent::Failed(e));
-            }
-            return;
+            Err(_) => self.inner.pipeline.lock().await,
         };
         if let Err(e) = self.run(pipeline, trigger, scheduled, pulls).await {
             let _ = events.send(LinkEvent::Failed(e));
