@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, ConfigErrors};
-use crate::registry::{Kind, Registry};
+use databay_component::{Kind, Registry};
 
 /// Exit code for configuration errors (sysexits' EX_CONFIG).
 pub const EXIT_CONFIG: u8 = 78;
@@ -85,7 +85,7 @@ enum Command {
 ///
 /// ```no_run
 /// fn main() -> std::process::ExitCode {
-///     let mut registry = databay::Registry::with_builtins();
+///     let mut registry = databay::builtins();
 ///     // registry.inlet("my_inlet", ...);
 ///     databay::cli::main(registry)
 /// }

@@ -11,7 +11,7 @@ use databay_core::{Link, Planner};
 use futures::future::join_all;
 
 use crate::config::{Config, LinkSummary};
-use crate::registry::Registry;
+use databay_component::Registry;
 
 type Summaries = Arc<RwLock<BTreeMap<String, LinkSummary>>>;
 

@@ -1,7 +1,8 @@
-//! The databay daemon as a library: the component [`Registry`], the TOML
-//! config that turns into links, the CLI and the admin endpoint. A plugin
-//! crate registers its own types and calls [`cli::main`] to get the same
-//! daemon with them built in.
+//! The databay daemon as a library: the TOML config that turns into links,
+//! the CLI and the admin endpoint, with the built-in component crates
+//! registered ([`builtins`]). A plugin crate registers its own types (the
+//! plugin API is `databay-component`, re-exported here) and calls
+//! [`cli::main`] to get the same daemon with them built in.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -12,11 +13,9 @@ mod builtins;
 pub mod cli;
 pub mod config;
 mod daemon;
-mod duration;
 mod logging;
-pub mod processors;
-mod registry;
-mod secret;
 
-pub use registry::{BuildContext, BuildError, ComponentInfo, Kind, OptionError, Registry};
-pub use secret::Secret;
+pub use builtins::builtins;
+pub use databay_component::{
+    BuildContext, BuildError, ComponentInfo, HumanDuration, Kind, OptionError, Registry, Secret,
+};

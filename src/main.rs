@@ -8,5 +8,5 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    databay::cli::main(databay::Registry::with_builtins())
+    databay::cli::main(databay::builtins())
 }

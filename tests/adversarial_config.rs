@@ -44,7 +44,7 @@ fn parse_with(
 }
 
 fn errors_of(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<ConfigError> {
-    match parse_with(text, &Registry::with_builtins(), env) {
+    match parse_with(text, &databay::builtins(), env) {
         Ok(_) => panic!("expected config errors for:\n{text}"),
         Err(e) => e.0,
     }
@@ -348,7 +348,7 @@ fn check(text: &str, registry: &Registry) -> Vec<String> {
 /// the whole file), names the file, and never shows an environment value.
 #[test]
 fn fuzzed_configs_never_panic_and_every_error_is_located() {
-    let registry = Registry::with_builtins();
+    let registry = databay::builtins();
     let mut corpus = files_in(&root().join("config"));
     corpus.extend(files_in(&root().join("tests/fixtures/bad-config")));
     corpus.extend(sample_configs(&registry));
@@ -742,7 +742,7 @@ fn sample_keys(sample: &str) -> Vec<String> {
 /// `databay plugins TYPE` never hides one.
 #[test]
 fn every_sample_documents_every_accepted_option() {
-    let registry = Registry::with_builtins();
+    let registry = databay::builtins();
     // The probe itself works: it reads real option lists.
     let file = accepted_options(Kind::Inlet, "file");
     assert!(file.contains(&"lines_per_transfer".to_owned()), "{file:?}");
@@ -765,7 +765,7 @@ fn every_sample_documents_every_accepted_option() {
 /// `databay plugins NAME` prints exactly the registered sample.
 #[test]
 fn plugins_prints_each_sample() {
-    let registry = Registry::with_builtins();
+    let registry = databay::builtins();
     for c in registry.components() {
         let out = Command::new(env!("CARGO_BIN_EXE_databay"))
             .args(["plugins", &c.name])
@@ -843,7 +843,7 @@ struct NoOptions {}
 /// the processor/grouper tables in `body`, a `collect` outlet. Returns the
 /// batches pushed, or the config or transfer error as text.
 async fn through(body: &str, inputs: Vec<Value>) -> Result<Vec<Vec<Value>>, String> {
-    let mut registry = Registry::with_builtins();
+    let mut registry = databay::builtins();
     let outlet = CollectOutlet::new();
     let handle = outlet.clone();
     registry.inlet(

@@ -41,3 +41,11 @@ pub mod random_int;
 pub use file::{FileInlet, FileInletError, FileInletMode};
 pub use null::NullInlet;
 pub use random_int::{RandomIntError, RandomIntInlet};
+
+/// Registers every inlet type of this crate (`type = "file"`, ...), each
+/// with the options, sample and summary in its own folder.
+pub fn register(registry: &mut databay_component::Registry) {
+    file::register(registry);
+    null::register(registry);
+    random_int::register(registry);
+}

@@ -49,3 +49,12 @@ pub use crate::file::{FileOutlet, FileOutletError};
 pub use crate::file_mode::{FileMode, ParseFileModeError};
 pub use crate::null::NullOutlet;
 pub use crate::print::{PrintOutlet, PrintOutletError};
+
+/// Registers every outlet type of this crate (`type = "csv"`, ...), each
+/// with the options, sample and summary in its own folder.
+pub fn register(registry: &mut databay_component::Registry) {
+    csv::register(registry);
+    file::register(registry);
+    null::register(registry);
+    print::register(registry);
+}

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use databay::{BuildContext, Registry};
+use databay_component::{BuildContext, Registry};
 use databay_core::{BoxError, Inlet, Outlet, Pull, Record, Update, async_trait};
 use serde::Deserialize;
 use serde_json::json;

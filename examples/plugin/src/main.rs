@@ -2,7 +2,7 @@
 //! (`run`, `validate`, `once`, `plugins`) in a few lines.
 
 fn main() -> std::process::ExitCode {
-    let mut registry = databay::Registry::with_builtins();
+    let mut registry = databay::builtins();
     databay_example_plugin::register(&mut registry);
     databay::cli::main(registry)
 }

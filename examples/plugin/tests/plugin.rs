@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use databay::Registry;
 use databay::config::Config;
 use databay_core::testing::{InletTester, OutletTester};
 use databay_core::{Link, Record};
@@ -28,7 +27,7 @@ async fn countdown_and_tally_pass_the_test_kit() {
 
 #[tokio::test]
 async fn the_sample_config_loads_and_runs_to_the_end() {
-    let mut registry = Registry::with_builtins();
+    let mut registry = databay::builtins();
     register(&mut registry);
     let config = Config::parse(Path::new("sample.toml"), SAMPLE, &registry, &|_| None).unwrap();
     assert_eq!(config.links.len(), 1);
@@ -65,7 +64,7 @@ async fn tally_rejects_records_without_n() {
 
 #[test]
 fn a_typo_in_a_plugin_option_is_located() {
-    let mut registry = Registry::with_builtins();
+    let mut registry = databay::builtins();
     register(&mut registry);
     let text = SAMPLE.replace("from = 5", "form = 5");
     let err = match Config::parse(Path::new("sample.toml"), &text, &registry, &|_| None) {

@@ -16,6 +16,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, BufReader};
 /// (what `databay plugins` prints).
 pub const SAMPLE: &str = include_str!("sample.toml");
 
+mod options;
+pub(crate) use options::register;
+pub use options::{FileInletOptions, FileReadMode};
 #[cfg(test)]
 mod tests;
 

@@ -8,6 +8,9 @@ use databay_core::{BoxError, Inlet, Pull, Update, async_trait};
 /// (what `databay plugins` prints).
 pub const SAMPLE: &str = include_str!("sample.toml");
 
+mod options;
+pub use options::NullInletOptions;
+pub(crate) use options::register;
 #[cfg(test)]
 mod tests;
 

@@ -7,6 +7,9 @@ use databay_core::{BoxError, Inlet, Pull, Update, async_trait};
 /// (what `databay plugins` prints).
 pub const SAMPLE: &str = include_str!("sample.toml");
 
+mod options;
+pub use options::RandomIntOptions;
+pub(crate) use options::register;
 #[cfg(test)]
 mod tests;
 

@@ -20,6 +20,9 @@ use crate::file_mode::FileMode;
 /// (what `databay plugins` prints).
 pub const SAMPLE: &str = include_str!("sample.toml");
 
+mod options;
+pub use options::CsvOptions;
+pub(crate) use options::register;
 #[cfg(test)]
 mod tests;
 

@@ -18,6 +18,9 @@ use crate::file_mode::{FileMode, ParseFileModeError};
 /// (what `databay plugins` prints).
 pub const SAMPLE: &str = include_str!("sample.toml");
 
+pub(crate) mod options;
+pub use options::FileOutletOptions;
+pub(crate) use options::register;
 #[cfg(test)]
 mod tests;
 

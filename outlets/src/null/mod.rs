@@ -39,6 +39,10 @@ impl Outlet for NullOutlet {
 /// (what `databay plugins` prints).
 pub const SAMPLE: &str = include_str!("sample.toml");
 
+mod options;
+pub use options::NullOutletOptions;
+pub(crate) use options::register;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,9 @@ use databay_core::{BoxError, Outlet, Record, Update, async_trait};
 /// (what `databay plugins` prints).
 pub const SAMPLE: &str = include_str!("sample.toml");
 
+mod options;
+pub use options::PrintOptions;
+pub(crate) use options::register;
 #[cfg(test)]
 mod tests;
 

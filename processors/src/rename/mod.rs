@@ -7,19 +7,21 @@ use databay_core::{BoxError, Context, Processor, Record};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Error;
-use super::pointer::Pointer;
+use crate::RecordError;
+use crate::pointer::Pointer;
+use databay_component::{BuildContext, OptionError, Registry};
 
-pub(crate) const SUMMARY: &str = "Moves fields to new names (no jq needed).";
+const SUMMARY: &str = "Moves fields to new names (no jq needed).";
+const SAMPLE: &str = include_str!("sample.toml");
 
-pub(crate) const SAMPLE: &str = r#"# Move fields to new names (no jq needed).
-type = "rename"
-# Old JSON pointer -> new JSON pointer, applied in order of the old one. A
-# missing old field is fine (nothing moves); objects on the way to the new
-# place are created. "" as old wraps the payload ("" = "/data"), as new
-# unwraps the field ("/data" = "").
-fields = { "/usr" = "/user", "/meta/ts" = "/ts" }
-"#;
+pub(crate) fn register(registry: &mut Registry) {
+    registry.processor(
+        "rename",
+        SUMMARY,
+        SAMPLE,
+        |o: RenameOptions, _: &BuildContext| Ok(o.build()?),
+    );
+}
 
 /// Options of the `rename` processor.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,7 +33,7 @@ pub struct RenameOptions {
 
 impl RenameOptions {
     /// Builds the processor.
-    pub fn build(self) -> Result<Rename, Error> {
+    pub fn build(self) -> Result<Rename, OptionError> {
         Rename::new(self.fields)
     }
 }
@@ -39,7 +41,7 @@ impl RenameOptions {
 /// Moves the value at one JSON pointer to another.
 ///
 /// ```
-/// use databay::processors::Rename;
+/// use databay_processors::Rename;
 /// use serde_json::json;
 ///
 /// let rename = Rename::new([("/usr", "/user/name")]).unwrap();
@@ -59,23 +61,27 @@ impl Rename {
     /// Refuses an empty list and a field renamed to itself.
     pub fn new<A: AsRef<str>, B: AsRef<str>>(
         fields: impl IntoIterator<Item = (A, B)>,
-    ) -> Result<Self, Error> {
-        let parse = |s: &str| Pointer::parse(s).map_err(|e| Error::option("fields", e.to_string()));
+    ) -> Result<Self, OptionError> {
+        let parse =
+            |s: &str| Pointer::parse(s).map_err(|e| OptionError::new("fields", e.to_string()));
         let fields = fields
             .into_iter()
             .map(|(from, to)| {
                 let (from, to) = (parse(from.as_ref())?, parse(to.as_ref())?);
                 if from == to {
-                    return Err(Error::option(
+                    return Err(OptionError::new(
                         "fields",
                         format!("`{from}` is renamed to itself"),
                     ));
                 }
                 Ok((from, to))
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect::<Result<Vec<_>, OptionError>>()?;
         if fields.is_empty() {
-            return Err(Error::option("fields", "name at least one field to rename"));
+            return Err(OptionError::new(
+                "fields",
+                "name at least one field to rename",
+            ));
         }
         let mut take_order: Vec<usize> = (0..fields.len()).collect();
         take_order.sort_by(|a, b| Pointer::removal_order(&fields[*a].0, &fields[*b].0));
@@ -111,7 +117,7 @@ impl Processor for Rename {
         let count = records.len();
         for (index, record) in records.iter_mut().enumerate() {
             self.apply(&mut record.payload)
-                .map_err(|e| Error::record(index, count, e))?;
+                .map_err(|e| RecordError::new(index, count, e))?;
         }
         Ok(records)
     }
@@ -120,7 +126,16 @@ impl Processor for Rename {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processors::tests::{build_processor, payloads, run, sample_options};
+
+    #[test]
+    fn sample_and_readme_match_the_options() {
+        crate::tests::assert_documented(
+            databay_component::Kind::Processor,
+            "rename",
+            include_str!("README.md"),
+        );
+    }
+    use crate::tests::{build_processor, payloads, run, sample_options};
     use serde_json::json;
 
     fn opts(toml: &str) -> Result<Rename, String> {

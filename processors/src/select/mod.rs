@@ -11,25 +11,21 @@ use databay_core::{BoxError, Context, Processor, Record};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Error;
-use super::pointer::{Pointer, kind};
-use super::value::{self, Num};
+use crate::pointer::{Pointer, kind};
+use crate::value::{self, Num};
+use databay_component::{BuildContext, OptionError, Registry};
 
-pub(crate) const SUMMARY: &str = "Keeps records whose field compares to a value (no jq needed).";
+const SUMMARY: &str = "Keeps records whose field compares to a value (no jq needed).";
+const SAMPLE: &str = include_str!("sample.toml");
 
-pub(crate) const SAMPLE: &str = r#"# Keep records whose field compares to a value (no jq needed).
-type = "select"
-# JSON pointer to the field ("" is the whole payload).
-pointer = "/amount"
-# eq | ne | gt | ge | lt | le | exists | missing | contains  (default "eq")
-# Numbers compare as numbers (1 == 1.0), strings by bytes; gt/ge/lt/le keep
-# nothing when the types differ. eq/ne see a missing field as null, as jq
-# does. contains: substring of a string, element of an array, key of an
-# object. exists/missing take no value.
-op = "gt"
-# Any TOML value: number, string, boolean, array, table.
-value = 10
-"#;
+pub(crate) fn register(registry: &mut Registry) {
+    registry.processor(
+        "select",
+        SUMMARY,
+        SAMPLE,
+        |o: SelectOptions, _: &BuildContext| Ok(o.build()?),
+    );
+}
 
 /// The comparison a [`Select`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
@@ -104,7 +100,7 @@ pub struct SelectOptions {
 
 impl SelectOptions {
     /// Builds the processor.
-    pub fn build(self) -> Result<Select, Error> {
+    pub fn build(self) -> Result<Select, OptionError> {
         Select::new(&self.pointer, self.op, self.value)
     }
 }
@@ -112,7 +108,7 @@ impl SelectOptions {
 /// Keeps the records whose field at a JSON pointer compares to a value.
 ///
 /// ```
-/// use databay::processors::{Op, Select};
+/// use databay_processors::{Op, Select};
 /// use serde_json::json;
 ///
 /// let select = Select::new("/amount", Op::Gt, Some(json!(10))).unwrap();
@@ -140,13 +136,13 @@ impl Select {
     /// `value` by `op`. `value` is required except for [`Op::Exists`] and
     /// [`Op::Missing`], which refuse one; ordering ops need a number or a
     /// string.
-    pub fn new(pointer: &str, op: Op, value: Option<Value>) -> Result<Self, Error> {
+    pub fn new(pointer: &str, op: Op, value: Option<Value>) -> Result<Self, OptionError> {
         let pointer =
-            Pointer::parse(pointer).map_err(|e| Error::option("pointer", e.to_string()))?;
+            Pointer::parse(pointer).map_err(|e| OptionError::new("pointer", e.to_string()))?;
         let operand = match (op.takes_value(), value) {
             (false, None) => Operand::None,
             (false, Some(_)) => {
-                return Err(Error::option(
+                return Err(OptionError::new(
                     "value",
                     format!(
                         "not used with op = \"{op}\", which only checks whether the field is present; remove it"
@@ -154,7 +150,7 @@ impl Select {
                 ));
             }
             (true, None) => {
-                return Err(Error::option(
+                return Err(OptionError::new(
                     "value",
                     format!("required with op = \"{op}\""),
                 ));
@@ -162,7 +158,7 @@ impl Select {
             (true, Some(Value::Number(n))) => Operand::Num(Num::new(&n)),
             (true, Some(Value::String(s))) => Operand::Str(s),
             (true, Some(other)) if op.is_ordering() => {
-                return Err(Error::option(
+                return Err(OptionError::new(
                     "value",
                     format!(
                         "op = \"{op}\" compares numbers or strings, not {}",
@@ -251,9 +247,16 @@ impl Processor for Select {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processors::tests::{
-        build_processor, payloads, processor_error, run, sample_options,
-    };
+
+    #[test]
+    fn sample_and_readme_match_the_options() {
+        crate::tests::assert_documented(
+            databay_component::Kind::Processor,
+            "select",
+            include_str!("README.md"),
+        );
+    }
+    use crate::tests::{build_processor, payloads, processor_error, run, sample_options};
     use serde_json::json;
 
     fn opts(toml: &str) -> Result<Select, String> {

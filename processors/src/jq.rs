@@ -9,8 +9,6 @@
 
 use std::fmt;
 
-use async_trait::async_trait;
-use databay_core::{BoxError, Context, Processor, Record};
 use jaq_core::ValT as _;
 use jaq_core::data::JustLut;
 use jaq_core::load::{self, Arena, File, Loader};
@@ -19,32 +17,11 @@ use jaq_json::{Num, Rc, Val};
 use serde::Deserialize;
 use serde_json::{Number, Value};
 
-use super::Error;
-
 type Data = JustLut<Val>;
 
 /// Values nested deeper than this are refused rather than risking the
 /// stack; serde_json's own parser stops at 128.
 const MAX_DEPTH: usize = 512;
-
-pub(crate) const FILTER_SUMMARY: &str = "Keeps records for which a jq expression is true.";
-
-pub(crate) const FILTER_SAMPLE: &str = r#"# Keep records for which a jq expression is true.
-type = "filter"
-# jq expression run on each payload. The record is kept when its first output
-# is neither false nor null; no output drops it. A jq error fails the batch.
-expr = ".amount > 10 and (.user | startswith(\"u\"))"
-"#;
-
-pub(crate) const MAP_SUMMARY: &str = "Replaces each payload by the outputs of a jq expression.";
-
-pub(crate) const MAP_SAMPLE: &str = r#"# Replace each payload by the outputs of a jq expression.
-type = "map"
-# jq expression run on each payload. Each output becomes a record carrying
-# the original's metadata: no output drops the record, several outputs make
-# several records. A jq error fails the batch.
-expr = "select(.amount > 10) | .flag = true"
-"#;
 
 /// Options of the `filter` and `map` processors.
 #[derive(Debug, Clone, Deserialize)]
@@ -79,7 +56,7 @@ pub enum JqError {
 /// A compiled jq expression.
 ///
 /// ```
-/// use databay::processors::JqProgram;
+/// use databay_processors::JqProgram;
 /// use serde_json::json;
 ///
 /// let jq = JqProgram::compile(".items[] | .id").unwrap();
@@ -159,7 +136,7 @@ impl JqProgram {
     }
 
     /// The outputs on a jaq value, lazily.
-    fn outputs(&self, input: Val) -> impl Iterator<Item = Result<Val, JqError>> + '_ {
+    pub(crate) fn outputs(&self, input: Val) -> impl Iterator<Item = Result<Val, JqError>> + '_ {
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
         self.filter
             .id
@@ -167,7 +144,7 @@ impl JqProgram {
             .map(move |y| y.map_err(|e| self.run_error(exception_message(e))))
     }
 
-    fn run_error(&self, message: String) -> JqError {
+    pub(crate) fn run_error(&self, message: String) -> JqError {
         JqError::Run {
             expr: self.expr.clone(),
             message,
@@ -313,7 +290,7 @@ fn to_val(value: &Value, depth: usize) -> Result<Val, String> {
 }
 
 /// A JSON value as a jaq value, consuming: strings move without copying.
-fn into_val(value: Value, depth: usize) -> Result<Val, String> {
+pub(crate) fn into_val(value: Value, depth: usize) -> Result<Val, String> {
     if depth > MAX_DEPTH {
         return Err(format!(
             "the payload is nested deeper than {MAX_DEPTH} levels"
@@ -348,7 +325,7 @@ fn number_to_val(n: &Number) -> Val {
 
 /// A jaq value as a JSON value, consuming: unshared strings, arrays and
 /// objects are moved rather than copied.
-fn into_json(value: Val, depth: usize) -> Result<Value, String> {
+pub(crate) fn into_json(value: Val, depth: usize) -> Result<Value, String> {
     if depth > MAX_DEPTH {
         return Err(format!(
             "the output is nested deeper than {MAX_DEPTH} levels"
@@ -418,157 +395,16 @@ fn num_to_json(n: &Num) -> Result<Value, String> {
     }
 }
 
-/// Keeps the records for which a jq expression is true.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use databay::processors::JqFilter;
-/// use databay_core::{Context, Processor, Record, Trigger, Update};
-/// use serde_json::json;
-///
-/// let mut filter = JqFilter::new(".amount > 10").unwrap();
-/// let update = Update::new(["example"], 0);
-/// let records = vec![Record::new(json!({"amount": 12})), Record::new(json!({"amount": 3}))];
-/// let kept = filter.process(records, &Context::new(&update, Trigger::Transfer)).await.unwrap();
-/// assert_eq!(kept.len(), 1);
-/// # }
-/// ```
-#[derive(Debug)]
-pub struct JqFilter {
-    program: JqProgram,
-}
-
-impl JqFilter {
-    /// A `filter` of `expr`; a compile error names the `expr` option.
-    pub fn new(expr: &str) -> Result<Self, Error> {
-        let program = JqProgram::compile(expr).map_err(|e| Error::option("expr", e.to_string()))?;
-        Ok(Self::from_program(program))
-    }
-
-    /// A `filter` of an already compiled program.
-    pub fn from_program(program: JqProgram) -> Self {
-        JqFilter { program }
-    }
-
-    /// The program.
-    pub fn program(&self) -> &JqProgram {
-        &self.program
-    }
-}
-
-#[async_trait]
-impl Processor for JqFilter {
-    async fn process(
-        &mut self,
-        mut records: Vec<Record>,
-        _cx: &Context<'_>,
-    ) -> Result<Vec<Record>, BoxError> {
-        let count = records.len();
-        let mut index = 0;
-        let mut failure = None;
-        records.retain(|record| {
-            let i = index;
-            index += 1;
-            if failure.is_some() {
-                return false;
-            }
-            match self.program.test(&record.payload) {
-                Ok(keep) => keep,
-                Err(e) => {
-                    failure = Some(Error::record(i, count, e));
-                    false
-                }
-            }
-        });
-        match failure {
-            Some(e) => Err(e.into()),
-            None => Ok(records),
-        }
-    }
-}
-
-/// Replaces each payload by the outputs of a jq expression: one record
-/// per output, each with the original record's metadata.
-#[derive(Debug)]
-pub struct JqMap {
-    program: JqProgram,
-}
-
-impl JqMap {
-    /// A `map` of `expr`; a compile error names the `expr` option.
-    pub fn new(expr: &str) -> Result<Self, Error> {
-        let program = JqProgram::compile(expr).map_err(|e| Error::option("expr", e.to_string()))?;
-        Ok(Self::from_program(program))
-    }
-
-    /// A `map` of an already compiled program.
-    pub fn from_program(program: JqProgram) -> Self {
-        JqMap { program }
-    }
-
-    /// The program.
-    pub fn program(&self) -> &JqProgram {
-        &self.program
-    }
-
-    /// Maps one record, appending the results to `out`.
-    fn map_record(&self, mut record: Record, out: &mut Vec<Record>) -> Result<(), JqError> {
-        let payload = std::mem::take(&mut record.payload);
-        let input = into_val(payload, 0).map_err(|m| self.program.run_error(m))?;
-        // The payload is taken out first, so copying the record for a second
-        // output copies only its metadata handle.
-        let mut pending: Option<Value> = None;
-        for y in self.program.outputs(input) {
-            let y = into_json(y?, 0).map_err(|m| self.program.run_error(m))?;
-            if let Some(previous) = pending.replace(y) {
-                let mut copy = record.clone();
-                copy.payload = previous;
-                out.push(copy);
-            }
-        }
-        if let Some(last) = pending {
-            record.payload = last;
-            out.push(record);
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Processor for JqMap {
-    async fn process(
-        &mut self,
-        records: Vec<Record>,
-        _cx: &Context<'_>,
-    ) -> Result<Vec<Record>, BoxError> {
-        let count = records.len();
-        let mut out = Vec::with_capacity(count);
-        for (index, record) in records.into_iter().enumerate() {
-            self.map_record(record, &mut out)
-                .map_err(|e| Error::record(index, count, e))?;
-        }
-        Ok(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processors::tests::{
-        build_processor, payloads, processor_error, run, sample_options,
-    };
+    use crate::tests::{build_processor, payloads, processor_error, run};
+    use crate::{JqFilter, JqMap};
+    use databay_core::Record;
     use serde_json::json;
 
     fn jq(expr: &str, input: Value) -> Vec<Value> {
         JqProgram::compile(expr).unwrap().run(&input).unwrap()
-    }
-
-    #[test]
-    fn samples_are_valid() {
-        let o: JqOptions = sample_options(FILTER_SAMPLE);
-        JqFilter::new(&o.expr).unwrap();
-        let o: JqOptions = sample_options(MAP_SAMPLE);
-        JqMap::new(&o.expr).unwrap();
     }
 
     #[test]
@@ -653,119 +489,6 @@ mod tests {
         assert!(e.contains("undefined variable `$x` at column 1"), "{e}");
         let e = JqMap::new(".a § .b").unwrap_err().to_string();
         assert!(e.ends_with("unexpected `§` at column 4"), "{e}");
-    }
-
-    #[tokio::test]
-    async fn filter_keeps_truthy_first_outputs() {
-        let mut filter = JqFilter::new(".amount > 10").unwrap();
-        let records = vec![
-            Record::new(json!({"amount": 12.5})).with_meta("k", 1),
-            Record::new(json!({"amount": 10})),
-            Record::new(json!({"amount": 11})),
-        ];
-        let out = run(&mut filter, records).await.unwrap();
-        assert_eq!(
-            payloads(&out),
-            vec![json!({"amount": 12.5}), json!({"amount": 11})]
-        );
-        assert_eq!(out[0].meta("k"), Some(&json!(1)));
-
-        // First output decides; no output drops; null and false are falsy,
-        // anything else (0, "", []) is truthy.
-        let mut first = JqFilter::new(".[]").unwrap();
-        let records = [
-            json!([true, false]),
-            json!([false, true]),
-            json!([]),
-            json!([null]),
-            json!([0]),
-            json!([""]),
-        ]
-        .into_iter()
-        .map(Record::new)
-        .collect();
-        let out = run(&mut first, records).await.unwrap();
-        assert_eq!(
-            payloads(&out),
-            vec![json!([true, false]), json!([0]), json!([""])]
-        );
-    }
-
-    #[tokio::test]
-    async fn filter_runtime_errors_name_expression_and_record() {
-        let mut filter = JqFilter::new(".amount + 1 > 10").unwrap();
-        let records = vec![
-            Record::new(json!({"amount": 1})),
-            Record::new(json!({"amount": "x"})),
-        ];
-        let e = run(&mut filter, records).await.unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "record 1 of 2: jq expression `.amount + 1 > 10` failed: cannot calculate \"x\" + 1"
-        );
-        let mut custom = JqFilter::new("error(\"bad record\")").unwrap();
-        let e = run(&mut custom, vec![Record::new(json!(1))])
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("failed: bad record") || e.contains("failed: \"bad record\""),
-            "{e}"
-        );
-    }
-
-    #[tokio::test]
-    async fn map_replaces_payloads_and_keeps_metadata() {
-        let mut map = JqMap::new("select(.amount > 10) | .flag = true").unwrap();
-        let records = vec![
-            Record::new(json!({"id": 1, "amount": 12.5})).with_meta("k", "v"),
-            Record::new(json!({"id": 2, "amount": 5})),
-        ];
-        let out = run(&mut map, records).await.unwrap();
-        assert_eq!(
-            payloads(&out),
-            vec![json!({"id": 1, "amount": 12.5, "flag": true})]
-        );
-        assert_eq!(out[0].meta("k"), Some(&json!("v")));
-    }
-
-    #[tokio::test]
-    async fn map_multiple_outputs_make_records_in_order() {
-        let mut map = JqMap::new(".items[]").unwrap();
-        let records = vec![
-            Record::new(json!({"items": [1, 2, 3]})).with_meta("src", "a"),
-            Record::new(json!({"items": []})),
-            Record::new(json!({"items": ["x"]})).with_meta("src", "b"),
-        ];
-        let out = run(&mut map, records).await.unwrap();
-        assert_eq!(
-            payloads(&out),
-            vec![json!(1), json!(2), json!(3), json!("x")]
-        );
-        let sources: Vec<_> = out.iter().map(|r| r.meta("src").cloned()).collect();
-        assert_eq!(
-            sources,
-            vec![
-                Some(json!("a")),
-                Some(json!("a")),
-                Some(json!("a")),
-                Some(json!("b"))
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn map_runtime_errors_name_expression_and_record() {
-        let mut map = JqMap::new(".user | ascii_downcase").unwrap();
-        let records = vec![
-            Record::new(json!({"user": "A"})),
-            Record::new(json!({"user": 5})),
-        ];
-        let e = run(&mut map, records).await.unwrap_err().to_string();
-        assert!(
-            e.starts_with("record 1 of 2: jq expression `.user | ascii_downcase` failed: "),
-            "{e}"
-        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Deserialize;
 /// interpolated from the environment are kept out of config errors anyway.
 ///
 /// ```
-/// use databay::Secret;
+/// use databay_component::Secret;
 ///
 /// #[derive(serde::Deserialize, Debug)]
 /// struct Options { user: String, password: Secret<String> }

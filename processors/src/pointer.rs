@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 /// whole payload. `~1` stands for `/` and `~0` for `~` inside a token.
 ///
 /// ```
-/// use databay::processors::Pointer;
+/// use databay_processors::Pointer;
 /// use serde_json::json;
 ///
 /// let pointer = Pointer::parse("/meta/source").unwrap();

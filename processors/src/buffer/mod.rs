@@ -6,23 +6,20 @@ use std::time::Duration;
 use databay_core::Buffer;
 use serde::Deserialize;
 
-use super::Error;
-use crate::duration;
+use databay_component::duration;
+use databay_component::{BuildContext, OptionError, Registry};
 
-pub(crate) const SUMMARY: &str = "Holds records until a count or time threshold releases them.";
+const SUMMARY: &str = "Holds records until a count or time threshold releases them.";
+const SAMPLE: &str = include_str!("sample.toml");
 
-pub(crate) const SAMPLE: &str = r#"# Hold records until a count or time threshold releases them.
-type = "buffer"
-# Release once this many records are held (unset: no count threshold).
-count = 1000
-# Release once the oldest held record has waited this long; the link wakes
-# for it even between transfers (unset: no time threshold).
-time = "30s"
-# false: release when either threshold is met; true: only when both are.
-conjugate = false
-# With neither count nor time, records pass straight through. Held records
-# are released when the link flushes (graceful shutdown, end of input).
-"#;
+pub(crate) fn register(registry: &mut Registry) {
+    registry.processor(
+        "buffer",
+        SUMMARY,
+        SAMPLE,
+        |o: BufferOptions, _: &BuildContext| Ok(o.build()?),
+    );
+}
 
 /// Options of the `buffer` processor.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -45,7 +42,7 @@ impl BufferOptions {
     /// straight through.
     ///
     /// ```
-    /// use databay::processors::BufferOptions;
+    /// use databay_processors::BufferOptions;
     /// use std::time::Duration;
     ///
     /// let buffer = BufferOptions { count: Some(10), time: Some(Duration::from_secs(5)), conjugate: false }
@@ -53,11 +50,11 @@ impl BufferOptions {
     ///     .unwrap();
     /// assert!(buffer.is_empty());
     /// ```
-    pub fn build(self) -> Result<Buffer, Error> {
+    pub fn build(self) -> Result<Buffer, OptionError> {
         let mut buffer = Buffer::new().conjugate_controllers(self.conjugate);
         if let Some(count) = self.count {
             if count == 0 {
-                return Err(Error::option(
+                return Err(OptionError::new(
                     "count",
                     "must be at least 1 (leave it out for no count threshold)",
                 ));
@@ -66,7 +63,7 @@ impl BufferOptions {
         }
         if let Some(time) = self.time {
             if time.is_zero() {
-                return Err(Error::option(
+                return Err(OptionError::new(
                     "time",
                     "must be longer than 0s (leave it out for no time threshold)",
                 ));
@@ -80,9 +77,16 @@ impl BufferOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processors::tests::{
-        build_processor, processor_error, run, run_with, sample_options,
-    };
+
+    #[test]
+    fn sample_and_readme_match_the_options() {
+        crate::tests::assert_documented(
+            databay_component::Kind::Processor,
+            "buffer",
+            include_str!("README.md"),
+        );
+    }
+    use crate::tests::{build_processor, processor_error, run, run_with, sample_options};
     use databay_core::{Processor, Record, Trigger};
     use serde_json::json;
     use std::time::Instant;

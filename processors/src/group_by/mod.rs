@@ -11,25 +11,24 @@ use databay_core::{BoxError, Grouper, Record};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Error;
+use crate::RecordError;
 #[cfg(feature = "jq")]
-use super::JqProgram;
-use super::pointer::Pointer;
+use crate::jq::JqProgram;
+use crate::pointer::Pointer;
+use databay_component::{BuildContext, OptionError, Registry};
 
-pub(crate) const SUMMARY: &str =
+const SUMMARY: &str =
     "Puts records with equal keys (a field or a jq expression) in the same batch.";
+const SAMPLE: &str = include_str!("sample.toml");
 
-pub(crate) const SAMPLE: &str = r#"# Put records with equal keys in the same batch; each batch is pushed
-# separately. Batches come in the order their keys first appear; records
-# without the key share one batch with those whose key is null. Keys are
-# compared as JSON text: 1 and 1.0 are different keys.
-type = "group_by"
-# JSON pointer to the key. Set exactly one of pointer and expr.
-pointer = "/user"
-# jq expression giving the key (its first output; none means null). Needs
-# the `jq` feature.
-# expr = ".user | ascii_downcase"
-"#;
+pub(crate) fn register(registry: &mut Registry) {
+    registry.grouper(
+        "group_by",
+        SUMMARY,
+        SAMPLE,
+        |o: GroupByOptions, _: &BuildContext| Ok(o.build()?),
+    );
+}
 
 /// Options of the `group_by` grouper.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -45,21 +44,21 @@ pub struct GroupByOptions {
 
 impl GroupByOptions {
     /// Builds the grouper; exactly one of `pointer` and `expr` must be set.
-    pub fn build(self) -> Result<GroupBy, Error> {
+    pub fn build(self) -> Result<GroupBy, OptionError> {
         match (self.pointer, self.expr) {
             (Some(pointer), None) => GroupBy::pointer(&pointer),
             #[cfg(feature = "jq")]
             (None, Some(expr)) => GroupBy::jq(&expr),
             #[cfg(not(feature = "jq"))]
-            (None, Some(_)) => Err(Error::option(
+            (None, Some(_)) => Err(OptionError::new(
                 "expr",
                 "jq expressions need databay built with the `jq` feature; use `pointer`",
             )),
-            (Some(_), Some(_)) => Err(Error::option(
+            (Some(_), Some(_)) => Err(OptionError::new(
                 "pointer",
                 "set either `pointer` or `expr`, not both",
             )),
-            (None, None) => Err(Error::option(
+            (None, None) => Err(OptionError::new(
                 "pointer",
                 "set `pointer` (a JSON pointer such as \"/user\") or `expr` (a jq expression) to say what to group by",
             )),
@@ -82,7 +81,7 @@ pub enum GroupKey {
 /// their keys first appear. Each incoming batch is grouped on its own.
 ///
 /// ```
-/// use databay::processors::GroupBy;
+/// use databay_processors::GroupBy;
 /// use databay_core::{Grouper, Record};
 /// use serde_json::json;
 ///
@@ -116,17 +115,18 @@ impl GroupBy {
 
     /// Groups by the field at `pointer`; a bad pointer names the `pointer`
     /// option.
-    pub fn pointer(pointer: &str) -> Result<Self, Error> {
+    pub fn pointer(pointer: &str) -> Result<Self, OptionError> {
         let pointer =
-            Pointer::parse(pointer).map_err(|e| Error::option("pointer", e.to_string()))?;
+            Pointer::parse(pointer).map_err(|e| OptionError::new("pointer", e.to_string()))?;
         Ok(Self::new(GroupKey::Pointer(pointer)))
     }
 
     /// Groups by the first output of the jq expression `expr`; a compile
     /// error names the `expr` option.
     #[cfg(feature = "jq")]
-    pub fn jq(expr: &str) -> Result<Self, Error> {
-        let program = JqProgram::compile(expr).map_err(|e| Error::option("expr", e.to_string()))?;
+    pub fn jq(expr: &str) -> Result<Self, OptionError> {
+        let program =
+            JqProgram::compile(expr).map_err(|e| OptionError::new("expr", e.to_string()))?;
         Ok(Self::new(GroupKey::Jq(program)))
     }
 
@@ -151,13 +151,17 @@ impl GroupBy {
         result.map_err(|e| format!("cannot write the key as JSON: {e}"))
     }
 
-    fn group_batch(&mut self, batch: Vec<Record>, out: &mut Vec<Vec<Record>>) -> Result<(), Error> {
+    fn group_batch(
+        &mut self,
+        batch: Vec<Record>,
+        out: &mut Vec<Vec<Record>>,
+    ) -> Result<(), RecordError> {
         let count = batch.len();
         let first = out.len();
         self.index.clear();
         for (i, record) in batch.into_iter().enumerate() {
             self.write_key(&record.payload)
-                .map_err(|e| Error::record(i, count, e))?;
+                .map_err(|e| RecordError::new(i, count, e))?;
             match self.index.get(self.buf.as_slice()) {
                 Some(&at) => out[at].push(record),
                 None => {
@@ -188,7 +192,16 @@ impl Grouper for GroupBy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processors::tests::{build_grouper, grouper_error, sample_options};
+
+    #[test]
+    fn sample_and_readme_match_the_options() {
+        crate::tests::assert_documented(
+            databay_component::Kind::Grouper,
+            "group_by",
+            include_str!("README.md"),
+        );
+    }
+    use crate::tests::{build_grouper, grouper_error, sample_options};
     use serde_json::json;
 
     fn shape(batches: &[Vec<Record>]) -> Vec<Vec<Value>> {

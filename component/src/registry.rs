@@ -6,7 +6,9 @@
 //! Options are plain serde structs: the registry deserializes each
 //! component's TOML table into them, so a factory only ever sees typed,
 //! validated values. Mark option structs `#[serde(deny_unknown_fields)]` so
-//! typos are reported (with the closest valid name).
+//! typos are reported (with the closest valid name), and document every
+//! field: the struct is the component's spec, and [`crate::testing`]
+//! checks its sample and README against it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +20,8 @@ use databay_core::{
     Processor,
 };
 use serde::de::DeserializeOwned;
+
+use crate::BuildError;
 
 /// What kind of component a type name refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,6 +47,18 @@ impl Kind {
             Kind::Outlet => "outlet",
             Kind::Processor => "processor",
             Kind::Grouper => "grouper",
+        }
+    }
+
+    /// The keys every component of this kind takes besides its own
+    /// options, read by the config itself: `name`, an inlet's `metadata`
+    /// and `timeout`, an outlet's `timeout` and own `processor`s.
+    pub fn common_options(self) -> &'static [&'static str] {
+        match self {
+            Kind::Inlet => &["name", "metadata", "timeout"],
+            Kind::Outlet => &["name", "timeout", "processor"],
+            Kind::Processor => &["name"],
+            Kind::Grouper => &[],
         }
     }
 }
@@ -73,46 +89,28 @@ impl BuildContext {
             self.base_dir.join(path)
         }
     }
-}
 
-/// Why a factory could not build its component.
-#[derive(Debug)]
-pub enum BuildError {
-    /// The options did not deserialize (unknown key, wrong type, ...).
-    Options(toml::de::Error),
-    /// The factory refused the options.
-    Invalid(BoxError),
-}
-
-/// An error a factory returns about one of its options: the config error
-/// then points at that option's line and key, not just at the component.
-///
-/// ```
-/// use databay::OptionError;
-/// let e: databay_core::BoxError = OptionError::new("port", "must not be 0").into();
-/// assert_eq!(e.to_string(), "option `port`: must not be 0");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("option `{option}`: {message}")]
-pub struct OptionError {
-    /// The option's key, as written in TOML.
-    pub option: String,
-    /// What is wrong with its value.
-    pub message: String,
-}
-
-impl OptionError {
-    /// An error about `option`.
-    pub fn new(option: impl Into<String>, message: impl Into<String>) -> Self {
-        OptionError {
-            option: option.into(),
-            message: message.into(),
+    /// The path option `option` resolved against the config file's
+    /// directory; an empty one (which would name that directory) is an
+    /// error about the option.
+    ///
+    /// ```
+    /// use databay_component::BuildContext;
+    /// let cx = BuildContext { link: "l".into(), base_dir: "/etc/databay".into() };
+    /// assert_eq!(cx.path("path", "out.csv".as_ref()).unwrap(), std::path::Path::new("/etc/databay/out.csv"));
+    /// assert_eq!(cx.path("path", "".as_ref()).unwrap_err().to_string(), "option `path`: must not be empty");
+    /// ```
+    pub fn path(&self, option: &str, path: &Path) -> Result<PathBuf, crate::OptionError> {
+        if path.as_os_str().is_empty() {
+            return Err(crate::OptionError::new(option, "must not be empty"));
         }
+        Ok(self.resolve(path))
     }
 }
 
-/// A component's options as the config holds them, ready to deserialize.
-pub(crate) type RawOptions<'a> = toml::Spanned<toml::de::DeValue<'a>>;
+/// A component's options as the config holds them (its TOML table, with
+/// spans), ready to deserialize.
+pub type RawOptions<'a> = toml::Spanned<toml::de::DeValue<'a>>;
 
 type Factory<T> =
     Arc<dyn for<'a> Fn(RawOptions<'a>, &BuildContext) -> Result<T, BuildError> + Send + Sync>;
@@ -125,17 +123,33 @@ pub struct Component<T> {
     pub summary: String,
     /// A documented sample TOML table with every option and its default.
     pub sample: String,
-    pub(crate) build: Factory<T>,
+    /// The option names its options struct declares (`None` when the
+    /// struct does not say, e.g. with `#[serde(flatten)]`).
+    pub options: Option<&'static [&'static str]>,
+    build: Factory<T>,
 }
 
 impl<T> Component<T> {
-    fn new(name: &str, summary: &str, sample: &str, build: Factory<T>) -> Self {
+    fn new(
+        name: &str,
+        summary: &str,
+        sample: &str,
+        options: Option<&'static [&'static str]>,
+        build: Factory<T>,
+    ) -> Self {
         Component {
             name: name.to_owned(),
             summary: summary.to_owned(),
             sample: sample.to_owned(),
+            options,
             build,
         }
+    }
+
+    /// Builds one component from its options table (without `type` and
+    /// the [common options](Kind::common_options)).
+    pub fn build(&self, options: RawOptions<'_>, cx: &BuildContext) -> Result<T, BuildError> {
+        (self.build)(options, cx)
     }
 }
 
@@ -145,6 +159,7 @@ impl<T> Clone for Component<T> {
             name: self.name.clone(),
             summary: self.summary.clone(),
             sample: self.sample.clone(),
+            options: self.options,
             build: self.build.clone(),
         }
     }
@@ -161,15 +176,17 @@ pub struct ComponentInfo {
     pub summary: String,
     /// The sample TOML.
     pub sample: String,
+    /// The option names its options struct declares, when known.
+    pub options: Option<&'static [&'static str]>,
 }
 
 /// Type names to factories, one table per kind.
 #[derive(Clone, Default)]
 pub struct Registry {
-    pub(crate) inlets: BTreeMap<String, Component<InletBuilder>>,
-    pub(crate) outlets: BTreeMap<String, Component<OutletBuilder>>,
-    pub(crate) processors: BTreeMap<String, Component<Box<dyn Processor>>>,
-    pub(crate) groupers: BTreeMap<String, Component<Box<dyn Grouper>>>,
+    inlets: BTreeMap<String, Component<InletBuilder>>,
+    outlets: BTreeMap<String, Component<OutletBuilder>>,
+    processors: BTreeMap<String, Component<Box<dyn Processor>>>,
+    groupers: BTreeMap<String, Component<Box<dyn Grouper>>>,
 }
 
 fn factory<O, T, F, R>(build: F, wrap: impl Fn(T) -> R + Send + Sync + 'static) -> Factory<R>
@@ -190,18 +207,11 @@ impl Registry {
         Self::default()
     }
 
-    /// A registry holding every built-in type.
-    pub fn with_builtins() -> Self {
-        let mut registry = Self::new();
-        crate::builtins::register(&mut registry);
-        registry
-    }
-
     /// Registers an inlet type. `build` turns deserialized options into
     /// the inlet; `sample` documents every option.
     ///
     /// ```
-    /// use databay::{BuildContext, Registry};
+    /// use databay_component::{BuildContext, Registry};
     /// use databay_core::{async_trait, BoxError, Inlet, Pull, Update};
     ///
     /// #[derive(serde::Deserialize)]
@@ -234,6 +244,7 @@ impl Registry {
                 name,
                 summary,
                 sample,
+                crate::options::names::<O>(),
                 factory(build, InletHandle::builder::<I>),
             ),
         );
@@ -259,6 +270,7 @@ impl Registry {
                 name,
                 summary,
                 sample,
+                crate::options::names::<O>(),
                 factory(build, OutletHandle::builder::<T>),
             ),
         );
@@ -284,6 +296,7 @@ impl Registry {
                 name,
                 summary,
                 sample,
+                crate::options::names::<O>(),
                 factory(build, |p: P| Box::new(p) as Box<dyn Processor>),
             ),
         );
@@ -309,10 +322,38 @@ impl Registry {
                 name,
                 summary,
                 sample,
+                crate::options::names::<O>(),
                 factory(build, |g: G| Box::new(g) as Box<dyn Grouper>),
             ),
         );
         self
+    }
+
+    /// The inlet type `name`.
+    pub fn inlet_type(&self, name: &str) -> Option<&Component<InletBuilder>> {
+        self.inlets.get(name)
+    }
+
+    /// The outlet type `name`.
+    pub fn outlet_type(&self, name: &str) -> Option<&Component<OutletBuilder>> {
+        self.outlets.get(name)
+    }
+
+    /// The processor type `name`.
+    pub fn processor_type(&self, name: &str) -> Option<&Component<Box<dyn Processor>>> {
+        self.processors.get(name)
+    }
+
+    /// The grouper type `name`.
+    pub fn grouper_type(&self, name: &str) -> Option<&Component<Box<dyn Grouper>>> {
+        self.groupers.get(name)
+    }
+
+    /// What is registered as `name` of `kind`.
+    pub fn info(&self, kind: Kind, name: &str) -> Option<ComponentInfo> {
+        self.components()
+            .into_iter()
+            .find(|c| c.kind == kind && c.name == name)
     }
 
     /// The type names registered for `kind`, sorted.
@@ -336,6 +377,7 @@ impl Registry {
                 name: c.name.clone(),
                 summary: c.summary.clone(),
                 sample: c.sample.clone(),
+                options: c.options,
             })
         }
         infos(Kind::Inlet, &self.inlets)

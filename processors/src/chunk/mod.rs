@@ -4,16 +4,19 @@
 use databay_core::{BoxError, Grouper, Record};
 use serde::Deserialize;
 
-use super::Error;
+use databay_component::{BuildContext, OptionError, Registry};
 
-pub(crate) const SUMMARY: &str = "Splits batches into chunks of at most `size` records.";
+const SUMMARY: &str = "Splits batches into chunks of at most `size` records.";
+const SAMPLE: &str = include_str!("sample.toml");
 
-pub(crate) const SAMPLE: &str = r#"# Split batches into chunks of at most `size` records; each chunk is pushed
-# separately, in order.
-type = "chunk"
-# At least 1. Required.
-size = 500
-"#;
+pub(crate) fn register(registry: &mut Registry) {
+    registry.grouper(
+        "chunk",
+        SUMMARY,
+        SAMPLE,
+        |o: ChunkOptions, _: &BuildContext| Ok(o.build()?),
+    );
+}
 
 /// Options of the `chunk` grouper.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,7 +28,7 @@ pub struct ChunkOptions {
 
 impl ChunkOptions {
     /// Builds the grouper.
-    pub fn build(self) -> Result<Chunk, Error> {
+    pub fn build(self) -> Result<Chunk, OptionError> {
         Chunk::new(self.size)
     }
 }
@@ -33,7 +36,7 @@ impl ChunkOptions {
 /// Splits every batch into chunks of at most `size` records, keeping order.
 ///
 /// ```
-/// use databay::processors::Chunk;
+/// use databay_processors::Chunk;
 /// use databay_core::{Grouper, Record};
 ///
 /// let mut chunk = Chunk::new(2).unwrap();
@@ -48,9 +51,9 @@ pub struct Chunk {
 
 impl Chunk {
     /// A `chunk` of at most `size` records; `size` must be at least 1.
-    pub fn new(size: usize) -> Result<Self, Error> {
+    pub fn new(size: usize) -> Result<Self, OptionError> {
         if size == 0 {
-            return Err(Error::option("size", "must be at least 1"));
+            return Err(OptionError::new("size", "must be at least 1"));
         }
         Ok(Chunk { size })
     }
@@ -83,7 +86,16 @@ impl Grouper for Chunk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processors::tests::{build_grouper, grouper_error, sample_options};
+
+    #[test]
+    fn sample_and_readme_match_the_options() {
+        crate::tests::assert_documented(
+            databay_component::Kind::Grouper,
+            "chunk",
+            include_str!("README.md"),
+        );
+    }
+    use crate::tests::{build_grouper, grouper_error, sample_options};
     use serde_json::{Value, json};
 
     fn batch(range: std::ops::Range<u64>) -> Vec<Record> {

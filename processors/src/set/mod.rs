@@ -7,20 +7,19 @@ use databay_core::{BoxError, Context, Processor, Record};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Error;
-use super::pointer::Pointer;
-use super::value;
+use crate::RecordError;
+use crate::pointer::Pointer;
+use crate::value;
+use databay_component::{BuildContext, OptionError, Registry};
 
-pub(crate) const SUMMARY: &str = "Sets fields to fixed values (no jq needed).";
+const SUMMARY: &str = "Sets fields to fixed values (no jq needed).";
+const SAMPLE: &str = include_str!("sample.toml");
 
-pub(crate) const SAMPLE: &str = r#"# Set fields to fixed values (no jq needed).
-type = "set"
-# JSON pointer -> any TOML value. Missing objects on the way are created
-# (a null becomes an object); a record where something on the way is not
-# an object fails its batch. Applied in pointer order, a parent before its
-# children.
-fields = { "/flag" = true, "/meta/source" = "api" }
-"#;
+pub(crate) fn register(registry: &mut Registry) {
+    registry.processor("set", SUMMARY, SAMPLE, |o: SetOptions, _: &BuildContext| {
+        Ok(o.build()?)
+    });
+}
 
 /// Options of the `set` processor.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,7 +32,7 @@ pub struct SetOptions {
 
 impl SetOptions {
     /// Builds the processor.
-    pub fn build(self) -> Result<Set, Error> {
+    pub fn build(self) -> Result<Set, OptionError> {
         Set::new(self.fields)
     }
 }
@@ -41,7 +40,7 @@ impl SetOptions {
 /// Sets fields at JSON pointers to fixed values.
 ///
 /// ```
-/// use databay::processors::Set;
+/// use databay_processors::Set;
 /// use serde_json::json;
 ///
 /// let set = Set::new([("/meta/source", json!("api"))]).unwrap();
@@ -58,17 +57,19 @@ impl Set {
     /// A `set` of `fields` (pointer, value), applied in the order given.
     /// Refuses an empty list, and a pointer below one set to a value that
     /// cannot hold it (`/a` = 1 with `/a/b`).
-    pub fn new<K: AsRef<str>>(fields: impl IntoIterator<Item = (K, Value)>) -> Result<Self, Error> {
+    pub fn new<K: AsRef<str>>(
+        fields: impl IntoIterator<Item = (K, Value)>,
+    ) -> Result<Self, OptionError> {
         let fields = fields
             .into_iter()
             .map(|(k, v)| {
                 let pointer = Pointer::parse(k.as_ref())
-                    .map_err(|e| Error::option("fields", e.to_string()))?;
+                    .map_err(|e| OptionError::new("fields", e.to_string()))?;
                 Ok((pointer, v))
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect::<Result<Vec<_>, OptionError>>()?;
         if fields.is_empty() {
-            return Err(Error::option("fields", "name at least one field to set"));
+            return Err(OptionError::new("fields", "name at least one field to set"));
         }
         for (i, (outer, value)) in fields.iter().enumerate() {
             if value.is_object() || value.is_array() || value.is_null() {
@@ -76,7 +77,7 @@ impl Set {
             }
             let later = fields[i + 1..].iter().map(|(p, _)| p);
             if let Some(inner) = later.filter(|p| *p != outer).find(|p| p.starts_with(outer)) {
-                return Err(Error::option(
+                return Err(OptionError::new(
                     "fields",
                     format!(
                         "`{inner}` is inside `{outer}`, which is set to {value}, not an object"
@@ -88,7 +89,7 @@ impl Set {
     }
 
     /// Sets the fields in one payload.
-    pub fn apply(&self, payload: &mut Value) -> Result<(), super::SetError> {
+    pub fn apply(&self, payload: &mut Value) -> Result<(), crate::SetError> {
         for (pointer, value) in &self.fields {
             pointer.set(payload, value.clone())?;
         }
@@ -106,7 +107,7 @@ impl Processor for Set {
         let count = records.len();
         for (index, record) in records.iter_mut().enumerate() {
             self.apply(&mut record.payload)
-                .map_err(|e| Error::record(index, count, e))?;
+                .map_err(|e| RecordError::new(index, count, e))?;
         }
         Ok(records)
     }
@@ -115,9 +116,16 @@ impl Processor for Set {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processors::tests::{
-        build_processor, payloads, processor_error, run, sample_options,
-    };
+
+    #[test]
+    fn sample_and_readme_match_the_options() {
+        crate::tests::assert_documented(
+            databay_component::Kind::Processor,
+            "set",
+            include_str!("README.md"),
+        );
+    }
+    use crate::tests::{build_processor, payloads, processor_error, run, sample_options};
     use serde_json::json;
 
     fn opts(toml: &str) -> Result<Set, String> {

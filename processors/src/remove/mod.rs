@@ -5,17 +5,20 @@ use databay_core::{BoxError, Context, Processor, Record};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Error;
-use super::pointer::Pointer;
+use crate::pointer::Pointer;
+use databay_component::{BuildContext, OptionError, Registry};
 
-pub(crate) const SUMMARY: &str = "Removes fields (no jq needed).";
+const SUMMARY: &str = "Removes fields (no jq needed).";
+const SAMPLE: &str = include_str!("sample.toml");
 
-pub(crate) const SAMPLE: &str = r#"# Remove fields (no jq needed).
-type = "remove"
-# JSON pointers; a field that is not there is fine. An array index removes
-# the element.
-fields = ["/password", "/meta/debug"]
-"#;
+pub(crate) fn register(registry: &mut Registry) {
+    registry.processor(
+        "remove",
+        SUMMARY,
+        SAMPLE,
+        |o: RemoveOptions, _: &BuildContext| Ok(o.build()?),
+    );
+}
 
 /// Options of the `remove` processor.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,7 +30,7 @@ pub struct RemoveOptions {
 
 impl RemoveOptions {
     /// Builds the processor.
-    pub fn build(self) -> Result<Remove, Error> {
+    pub fn build(self) -> Result<Remove, OptionError> {
         Remove::new(&self.fields)
     }
 }
@@ -35,7 +38,7 @@ impl RemoveOptions {
 /// Removes fields at JSON pointers; missing fields are left alone.
 ///
 /// ```
-/// use databay::processors::Remove;
+/// use databay_processors::Remove;
 /// use serde_json::json;
 ///
 /// let remove = Remove::new(["/password"]).unwrap();
@@ -51,22 +54,25 @@ pub struct Remove {
 impl Remove {
     /// A `remove` of `fields`, in the order given. Refuses an empty list
     /// and `""` (the whole payload).
-    pub fn new<K: AsRef<str>>(fields: impl IntoIterator<Item = K>) -> Result<Self, Error> {
+    pub fn new<K: AsRef<str>>(fields: impl IntoIterator<Item = K>) -> Result<Self, OptionError> {
         let fields = fields
             .into_iter()
             .map(|k| {
-                let pointer = Pointer::parse(k.as_ref()).map_err(|e| Error::option("fields", e.to_string()))?;
+                let pointer = Pointer::parse(k.as_ref()).map_err(|e| OptionError::new("fields", e.to_string()))?;
                 if pointer.is_root() {
-                    return Err(Error::option(
+                    return Err(OptionError::new(
                         "fields",
                         "\"\" is the whole payload, which cannot be removed; name a field such as \"/password\"",
                     ));
                 }
                 Ok(pointer)
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect::<Result<Vec<_>, OptionError>>()?;
         if fields.is_empty() {
-            return Err(Error::option("fields", "name at least one field to remove"));
+            return Err(OptionError::new(
+                "fields",
+                "name at least one field to remove",
+            ));
         }
         let mut fields = fields;
         fields.sort_by(Pointer::removal_order);
@@ -101,7 +107,16 @@ impl Processor for Remove {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processors::tests::{build_processor, payloads, run, sample_options};
+
+    #[test]
+    fn sample_and_readme_match_the_options() {
+        crate::tests::assert_documented(
+            databay_component::Kind::Processor,
+            "remove",
+            include_str!("README.md"),
+        );
+    }
+    use crate::tests::{build_processor, payloads, run, sample_options};
     use serde_json::json;
 
     fn opts(toml: &str) -> Result<Remove, String> {

@@ -1,15 +1,25 @@
 //! Helpers shared by the processors' tests, checks over every registered
-//! type, and a throughput measurement (`cargo test --release -p databay
-//! processors::tests::throughput -- --ignored --nocapture`; set
+//! type, and a throughput measurement (`cargo test --release -p
+//! databay-processors tests::throughput -- --ignored --nocapture`; set
 //! `DATABAY_BENCH_ONLY=<label>` to run one case).
-
-use std::path::PathBuf;
 
 use databay_core::{BoxError, Context, Grouper, Processor, Record, Trigger, Update};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{BuildContext, BuildError, Kind, Registry};
+use databay_component::{Kind, Registry};
+
+/// Every type of this crate, registered.
+pub(crate) fn registry() -> Registry {
+    let mut registry = Registry::new();
+    crate::register(&mut registry);
+    registry
+}
+
+/// The shared sample-and-README check, for one of this crate's types.
+pub(crate) fn assert_documented(kind: Kind, name: &str, readme: &str) {
+    databay_component::testing::assert_documented(&registry(), kind, name, readme);
+}
 
 /// Runs `processor` on `records` as a transfer would.
 pub(crate) async fn run<P: Processor + ?Sized>(
@@ -50,45 +60,14 @@ pub(crate) fn sample_options<T: DeserializeOwned>(sample: &str) -> T {
         .unwrap_or_else(|e| panic!("sample does not deserialize: {e}\n{sample}"))
 }
 
-fn context() -> BuildContext {
-    BuildContext {
-        link: "test".to_owned(),
-        base_dir: PathBuf::from("."),
-    }
-}
-
-fn describe(e: BuildError) -> String {
-    match e {
-        BuildError::Options(e) => e.to_string(),
-        BuildError::Invalid(e) => e.to_string(),
-    }
-}
-
-/// Parses `options` as the config layer would hand them to a factory.
-fn raw(options: &str) -> crate::registry::RawOptions<'_> {
-    let table = toml::de::DeTable::parse(options).unwrap_or_else(|e| panic!("bad test TOML: {e}"));
-    let span = table.span();
-    toml::Spanned::new(span, toml::de::DeValue::Table(table.into_inner()))
-}
-
 /// Builds the processor type `name` through the registry.
 pub(crate) fn build_processor(name: &str, options: &str) -> Result<Box<dyn Processor>, String> {
-    let registry = Registry::with_builtins();
-    let component = registry
-        .processors
-        .get(name)
-        .unwrap_or_else(|| panic!("no processor {name}"));
-    (component.build)(raw(options), &context()).map_err(describe)
+    databay_component::testing::build(registry().processor_type(name), options)
 }
 
 /// Builds the grouper type `name` through the registry.
 pub(crate) fn build_grouper(name: &str, options: &str) -> Result<Box<dyn Grouper>, String> {
-    let registry = Registry::with_builtins();
-    let component = registry
-        .groupers
-        .get(name)
-        .unwrap_or_else(|| panic!("no grouper {name}"));
-    (component.build)(raw(options), &context()).map_err(describe)
+    databay_component::testing::build(registry().grouper_type(name), options)
 }
 
 /// The error building the processor type `name` gives.
@@ -109,7 +88,7 @@ pub(crate) fn grouper_error(name: &str, options: &str) -> String {
 
 #[test]
 fn every_type_is_registered() {
-    let registry = Registry::with_builtins();
+    let registry = registry();
     let mut processors = vec!["buffer", "remove", "rename", "select", "set"];
     if cfg!(feature = "jq") {
         processors.extend(["filter", "map"]);
@@ -121,7 +100,7 @@ fn every_type_is_registered() {
 
 #[test]
 fn every_sample_names_its_type_and_builds() {
-    let registry = Registry::with_builtins();
+    let registry = registry();
     for info in registry.components() {
         if !matches!(info.kind, Kind::Processor | Kind::Grouper) {
             continue;
@@ -156,7 +135,7 @@ fn every_sample_names_its_type_and_builds() {
 
 #[test]
 fn unknown_options_are_rejected_by_every_type() {
-    let registry = Registry::with_builtins();
+    let registry = registry();
     for name in registry.names(Kind::Processor) {
         let e = processor_error(name, "no_such_option = 1");
         assert!(e.contains("no_such_option"), "{name}: {e}");

@@ -1,0 +1,52 @@
+//! The databay plugin API: what a crate of inlets, outlets or processors
+//! needs to make its components usable from a TOML config, without
+//! depending on the daemon.
+//!
+//! - [`Registry`]: type names (`type = "file"`) mapped to factories that
+//!   build components from their serde options; each component crate
+//!   exposes one `register(&mut Registry)`.
+//! - [`BuildContext`]: where a component is being built (its link, the
+//!   config file's directory for relative paths).
+//! - [`OptionError`]: the one error a factory returns about a bad option;
+//!   the config error then points at that option's own line.
+//! - [`Secret`]: an option value that never shows in `Debug` or `Display`.
+//! - [`duration`]: humantime durations (`"5s"`, `"250ms"`), the unit of
+//!   every databay duration option, with one error message.
+//! - [`testing`]: the check every component's `sample.toml` and `README.md`
+//!   must pass.
+//!
+//! ```
+//! use databay_component::{BuildContext, Kind, OptionError, Registry};
+//! use databay_core::testing::StaticInlet;
+//!
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Options {
+//!     /// How many values to produce.
+//!     count: u32,
+//! }
+//!
+//! let mut registry = Registry::new();
+//! registry.inlet("numbers", "Produces 0..count.", "type = \"numbers\"\ncount = 3\n", |o: Options, _: &BuildContext| {
+//!     if o.count == 0 {
+//!         return Err(OptionError::new("count", "must be at least 1").into());
+//!     }
+//!     Ok(StaticInlet::values((0..o.count).map(serde_json::Value::from)))
+//! });
+//! assert_eq!(registry.names(Kind::Inlet), ["numbers"]);
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod duration;
+mod error;
+mod options;
+mod registry;
+mod secret;
+pub mod testing;
+
+pub use duration::HumanDuration;
+pub use error::{BuildError, OptionError};
+pub use registry::{BuildContext, Component, ComponentInfo, Kind, RawOptions, Registry};
+pub use secret::Secret;

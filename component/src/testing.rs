@@ -1,0 +1,170 @@
+//! Checks for component crates' tests: a registered type's `sample.toml`
+//! parses, names its own type, builds through its factory, shows every
+//! option its options struct declares, and is quoted whole in its
+//! `README.md`, which names every option too. One call per component
+//! keeps the sample, the README and the code from drifting apart.
+//!
+//! ```
+//! use databay_component::{BuildContext, Kind, Registry};
+//! use databay_core::testing::StaticInlet;
+//!
+//! /// Options of `numbers`.
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Options {
+//!     /// How many values to produce.
+//!     count: u32,
+//! }
+//!
+//! const SAMPLE: &str = "# Produces 0..count.\ntype = \"numbers\"\n# How many.\ncount = 3\n";
+//! const README: &str = "# numbers\n\n`count`: how many.\n\n```toml\n# Produces 0..count.\ntype = \"numbers\"\n# How many.\ncount = 3\n```\n";
+//!
+//! let mut registry = Registry::new();
+//! registry.inlet("numbers", "Produces 0..count.", SAMPLE, |o: Options, _: &BuildContext| {
+//!     Ok(StaticInlet::values((0..o.count).map(serde_json::Value::from)))
+//! });
+//! databay_component::testing::assert_documented(&registry, Kind::Inlet, "numbers", README);
+//! ```
+
+use std::path::PathBuf;
+
+use crate::{BuildContext, BuildError, Kind, RawOptions, Registry};
+
+/// Panics, saying what is wrong, unless the `kind` type `name` in
+/// `registry` passes every check of [`check_documented`].
+pub fn assert_documented(registry: &Registry, kind: Kind, name: &str, readme: &str) {
+    if let Err(problems) = check_documented(registry, kind, name, readme) {
+        panic!(
+            "{kind} `{name}` is not documented as it is built:\n- {}",
+            problems.join("\n- ")
+        );
+    }
+}
+
+/// Every problem with how the `kind` type `name` is documented: its
+/// summary is one line; its sample starts with a comment, parses, has
+/// `type = "name"`, builds, and has a line for every option (set, or
+/// commented out as `# option = ...`); its README quotes the sample whole
+/// and names every option in backticks.
+pub fn check_documented(
+    registry: &Registry,
+    kind: Kind,
+    name: &str,
+    readme: &str,
+) -> Result<(), Vec<String>> {
+    let Some(info) = registry.info(kind, name) else {
+        return Err(vec![format!("no {kind} type `{name}` is registered")]);
+    };
+    let mut problems = Vec::new();
+    if info.summary.trim().is_empty() || info.summary.contains('\n') {
+        problems.push(format!("the summary must be one line: {:?}", info.summary));
+    }
+    let sample = &info.sample;
+    if !sample.starts_with("# ") {
+        problems.push("the sample must start with a `# ` comment saying what it is".into());
+    }
+    match build_sample(registry, kind, name, sample) {
+        Ok(()) => {}
+        Err(e) => problems.push(e),
+    }
+    if !readme.contains(sample.trim_end()) {
+        problems
+            .push("the README must quote the sample whole (a ```toml block of sample.toml)".into());
+    }
+    for option in info.options.unwrap_or_default() {
+        if !sample_mentions(sample, option) {
+            problems.push(format!(
+                "the sample has no line for option `{option}` (write `{option} = ...`, or `# {option} = ...` when it has no default)"
+            ));
+        }
+        if !readme.contains(&format!("`{option}`")) {
+            problems.push(format!("the README does not name option `{option}`"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+fn sample_mentions(sample: &str, option: &str) -> bool {
+    sample.lines().any(|line| {
+        let line = line.trim_start().trim_start_matches('#').trim_start();
+        line.strip_prefix(option)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+            || line.starts_with(&format!("[{option}]"))
+            || line.starts_with(&format!("[[{option}]]"))
+    })
+}
+
+fn build_sample(registry: &Registry, kind: Kind, name: &str, sample: &str) -> Result<(), String> {
+    let mut table = toml::de::DeTable::parse(sample)
+        .map_err(|e| format!("the sample is not valid TOML: {e}"))?;
+    let span = table.span();
+    let options = table.get_mut();
+    match options.remove("type").map(|t| t.into_inner()) {
+        Some(toml::de::DeValue::String(t)) if t == name => {}
+        Some(other) => {
+            return Err(format!(
+                "the sample's `type` must be \"{name}\", found {other:?}"
+            ));
+        }
+        None => return Err(format!("the sample has no `type = \"{name}\"`")),
+    }
+    for common in kind.common_options() {
+        options.remove(*common);
+    }
+    let raw: RawOptions<'_> =
+        toml::Spanned::new(span, toml::de::DeValue::Table(table.into_inner()));
+    let cx = context();
+    let built = match kind {
+        Kind::Inlet => registry
+            .inlet_type(name)
+            .map(|c| c.build(raw, &cx).map(drop)),
+        Kind::Outlet => registry
+            .outlet_type(name)
+            .map(|c| c.build(raw, &cx).map(drop)),
+        Kind::Processor => registry
+            .processor_type(name)
+            .map(|c| c.build(raw, &cx).map(drop)),
+        Kind::Grouper => registry
+            .grouper_type(name)
+            .map(|c| c.build(raw, &cx).map(drop)),
+    };
+    match built {
+        None => Err(format!("no {kind} type `{name}` is registered")),
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(format!("the sample does not build: {e}")),
+    }
+}
+
+/// A build context for tests: link `test`, paths relative to the current
+/// directory.
+pub fn context() -> BuildContext {
+    BuildContext {
+        link: "test".to_owned(),
+        base_dir: PathBuf::from("."),
+    }
+}
+
+/// Parses `options` (a TOML table's body, without `type`) as the config
+/// hands them to a factory.
+///
+/// # Panics
+/// When `options` is not valid TOML: a mistake in the test itself.
+pub fn raw_options(options: &str) -> RawOptions<'_> {
+    let table = toml::de::DeTable::parse(options)
+        .unwrap_or_else(|e| panic!("the test's options are not TOML: {e}"));
+    let span = table.span();
+    toml::Spanned::new(span, toml::de::DeValue::Table(table.into_inner()))
+}
+
+/// Builds `component` (as `registry.processor_type("select")` gives it)
+/// from `options` (TOML, without `type`); the factory's refusal as text.
+pub fn build<T>(component: Option<&crate::Component<T>>, options: &str) -> Result<T, String> {
+    let component = component.ok_or_else(|| "no such type is registered".to_owned())?;
+    component
+        .build(raw_options(options), &context())
+        .map_err(|e: BuildError| e.to_string())
+}

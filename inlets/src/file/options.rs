@@ -1,0 +1,82 @@
+//! The `file` inlet's TOML face.
+
+use std::path::PathBuf;
+
+use databay_component::{BuildContext, OptionError, Registry};
+use serde::Deserialize;
+
+use super::{FileInlet, FileInletMode, SAMPLE};
+
+/// `mode` as TOML spells it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileReadMode {
+    /// `"line"`: lines from a file held open (the default).
+    #[default]
+    Line,
+    /// `"file"`: the whole file as one record per transfer.
+    File,
+}
+
+/// Options of `type = "file"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileInletOptions {
+    /// The file; relative to the config file's directory.
+    pub path: PathBuf,
+    /// `"line"` (default) or `"file"`.
+    #[serde(default)]
+    pub mode: FileReadMode,
+    /// Line mode: at most this many lines per transfer (default 1, at least 1).
+    #[serde(default = "one")]
+    pub lines_per_transfer: usize,
+    /// Parse each line (or the whole file) as JSON (default false).
+    #[serde(default)]
+    pub json: bool,
+    /// Line mode: wait for appended lines at end of file (default false).
+    #[serde(default)]
+    pub follow: bool,
+}
+
+fn one() -> usize {
+    1
+}
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.inlet(
+        "file",
+        "Reads a file line by line (optionally NDJSON, optionally following) or whole.",
+        SAMPLE,
+        |o: FileInletOptions, cx: &BuildContext| {
+            let mode = match o.mode {
+                FileReadMode::Line => FileInletMode::Line,
+                FileReadMode::File => FileInletMode::File,
+            };
+            if o.lines_per_transfer == 0 {
+                return Err(OptionError::new("lines_per_transfer", "must be at least 1").into());
+            }
+            Ok(FileInlet::new(cx.path("path", &o.path)?)
+                .mode(mode)
+                .lines_per_transfer(o.lines_per_transfer)
+                .json(o.json)
+                .follow(o.follow))
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use databay_component::{Kind, Registry};
+
+    #[test]
+    fn sample_and_readme_match_the_options() {
+        let mut registry = Registry::new();
+        super::register(&mut registry);
+        databay_component::testing::assert_documented(
+            &registry,
+            Kind::Inlet,
+            "file",
+            include_str!("README.md"),
+        );
+    }
+}

@@ -1,0 +1,37 @@
+//! The `null` inlet's TOML face: no options of its own.
+
+use databay_component::{BuildContext, Registry};
+use serde::Deserialize;
+
+use super::{NullInlet, SAMPLE};
+
+/// Options of `type = "null"`: none (a typo'd key is an error).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NullInletOptions {}
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.inlet(
+        "null",
+        "Produces nothing (a no-op inlet).",
+        SAMPLE,
+        |_: NullInletOptions, _: &BuildContext| Ok(NullInlet::new()),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use databay_component::{Kind, Registry};
+
+    #[test]
+    fn sample_and_readme_match_the_options() {
+        let mut registry = Registry::new();
+        super::register(&mut registry);
+        databay_component::testing::assert_documented(
+            &registry,
+            Kind::Inlet,
+            "null",
+            include_str!("README.md"),
+        );
+    }
+}

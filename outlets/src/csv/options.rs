@@ -1,0 +1,58 @@
+//! The `csv` outlet's TOML face.
+
+use std::path::PathBuf;
+
+use databay_component::{BuildContext, OptionError, Registry};
+use serde::Deserialize;
+
+use super::{CsvOutlet, ExtraColumns, SAMPLE};
+use crate::file::options::parse_mode;
+
+/// Options of `type = "csv"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvOptions {
+    /// The default file; relative to the config file's directory.
+    pub path: PathBuf,
+    /// `"append"`/`"a"` (default) or `"truncate"`/`"w"`.
+    pub mode: Option<String>,
+    /// A key missing from the file's header: `"error"` (default) or `"ignore"`.
+    pub extra_columns: Option<String>,
+}
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.outlet(
+        "csv",
+        "Writes object payloads as CSV rows, with one header per file.",
+        SAMPLE,
+        |o: CsvOptions, cx: &BuildContext| {
+            let extra = o
+                .extra_columns
+                .as_deref()
+                .map(str::parse::<ExtraColumns>)
+                .transpose()
+                .map_err(OptionError::of("extra_columns"))?
+                .unwrap_or_default();
+            Ok(CsvOutlet::new(cx.path("path", &o.path)?)
+                .file_mode(parse_mode(o.mode.as_deref())?)
+                .extra_columns(extra))
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use databay_component::{Kind, Registry};
+
+    #[test]
+    fn sample_and_readme_match_the_options() {
+        let mut registry = Registry::new();
+        super::register(&mut registry);
+        databay_component::testing::assert_documented(
+            &registry,
+            Kind::Outlet,
+            "csv",
+            include_str!("README.md"),
+        );
+    }
+}

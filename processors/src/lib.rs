@@ -1,0 +1,119 @@
+//! databay's built-in processors and groupers, usable from TOML (through
+//! [`register`]) and as Rust types, one folder each (code, options, tests,
+//! `README.md`, `sample.toml`).
+//!
+//! | type       | kind      | what it does                                              |
+//! |------------|-----------|-----------------------------------------------------------|
+//! | `buffer`   | processor | holds records until a count or time threshold             |
+//! | `select`   | processor | keeps records whose field compares to a value             |
+//! | `set`      | processor | sets fields to fixed values                               |
+//! | `remove`   | processor | removes fields                                            |
+//! | `rename`   | processor | moves fields                                              |
+//! | `filter`   | processor | keeps records for which a jq expression is true (`jq`)    |
+//! | `map`      | processor | replaces payloads by a jq expression's outputs (`jq`)     |
+//! | `chunk`    | grouper   | splits batches into chunks of at most `size` records      |
+//! | `group_by` | grouper   | one batch per value of a field or jq expression           |
+//!
+//! Fields are named by JSON pointers ([`Pointer`]), parsed once at build
+//! time. Options are checked when the config loads; an error is a
+//! [`databay_component::OptionError`] naming the option. At run time, a
+//! record that cannot be processed fails the whole batch with a
+//! [`RecordError`] naming the record, and the link handles it (with
+//! `ignore_exceptions`, the batch is dropped and counted).
+//!
+//! ```
+//! use databay_core::{Link, testing::{CollectOutlet, StaticInlet}};
+//! use databay_processors::{Op, Select};
+//! use serde_json::json;
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), databay_core::BoxError> {
+//! let out = CollectOutlet::new();
+//! let link = Link::builder("big_orders")
+//!     .inlet(StaticInlet::values([json!({"amount": 5}), json!({"amount": 50})]))
+//!     .processor(Select::new("/amount", Op::Gt, Some(json!(10)))?)
+//!     .outlet(out.clone())
+//!     .every(Duration::from_secs(1))
+//!     .build()?;
+//! link.transfer().await?;
+//! assert_eq!(out.payloads(), [json!({"amount": 50})]);
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use databay_component::Registry;
+
+mod buffer;
+mod chunk;
+#[cfg(feature = "jq")]
+mod filter;
+mod group_by;
+#[cfg(feature = "jq")]
+mod jq;
+#[cfg(feature = "jq")]
+mod map;
+mod pointer;
+mod remove;
+mod rename;
+mod select;
+mod set;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+pub use buffer::BufferOptions;
+pub use chunk::{Chunk, ChunkOptions};
+#[cfg(feature = "jq")]
+pub use filter::JqFilter;
+pub use group_by::{GroupBy, GroupByOptions, GroupKey};
+#[cfg(feature = "jq")]
+pub use jq::{JqError, JqOptions, JqProgram};
+#[cfg(feature = "jq")]
+pub use map::JqMap;
+pub use pointer::{Pointer, PointerError, SetError};
+pub use remove::{Remove, RemoveOptions};
+pub use rename::{Rename, RenameOptions};
+pub use select::{Op, Select, SelectOptions};
+pub use set::{Set, SetOptions};
+
+/// A record a processor or grouper could not handle: the whole batch
+/// fails, and the error says which record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {index} of {count}: {message}")]
+#[non_exhaustive]
+pub struct RecordError {
+    /// The record's 0-based position in the batch.
+    pub index: usize,
+    /// The number of records in the batch.
+    pub count: usize,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl RecordError {
+    pub(crate) fn new(index: usize, count: usize, message: impl ToString) -> Self {
+        RecordError {
+            index,
+            count,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Registers every processor and grouper type of this crate.
+pub fn register(registry: &mut Registry) {
+    buffer::register(registry);
+    select::register(registry);
+    set::register(registry);
+    remove::register(registry);
+    rename::register(registry);
+    #[cfg(feature = "jq")]
+    filter::register(registry);
+    #[cfg(feature = "jq")]
+    map::register(registry);
+    chunk::register(registry);
+    group_by::register(registry);
+}

@@ -1,0 +1,232 @@
+//! Builds a link's inlets, processors, groupers and outlets through the
+//! registry: the common keys (`name`, `metadata`, `timeout`, an outlet's
+//! own processors) are read here, the rest goes to the type's factory, and
+//! a factory's complaint is reported at the option it names.
+
+use std::ops::Range;
+
+use databay_component::{BuildContext, BuildError, Kind, RawOptions};
+use databay_core::Metadata;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::HumanDuration;
+use super::error::{self, closest};
+use super::loader::Loader;
+
+pub(super) struct RawComponent<'t> {
+    pub(super) type_name: String,
+    pub(super) type_span: Range<usize>,
+    pub(super) span: Range<usize>,
+    pub(super) table: DeTable<'t>,
+}
+
+impl<'t> Loader<'_, 't> {
+    /// Takes the array of component tables under `field` out of `table`.
+    pub(super) fn components(
+        &mut self,
+        table: &mut DeTable<'t>,
+        field: &str,
+        key: &str,
+    ) -> Vec<RawComponent<'t>> {
+        let Some(value) = table.remove(field) else {
+            return Vec::new();
+        };
+        let span = value.span();
+        let DeValue::Array(items) = value.into_inner() else {
+            self.diag.error(
+                Some(span),
+                format!("{key}.{field}"),
+                format!("expected an array of tables (`[[link.{field}]]`)"),
+                None,
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let k = format!("{key}.{field}[{i}]");
+            let item_span = item.span();
+            let DeValue::Table(mut t) = item.into_inner() else {
+                self.diag
+                    .error(Some(item_span), k, "expected a table", None);
+                continue;
+            };
+            let Some(type_value) = t.remove("type") else {
+                self.diag.error(
+                    Some(item_span.clone()),
+                    k,
+                    "missing `type`",
+                    Some(format!("every {field} needs `type = \"...\"`")),
+                );
+                continue;
+            };
+            let type_span = type_value.span();
+            let DeValue::String(type_name) = type_value.into_inner() else {
+                self.diag.error(
+                    Some(type_span),
+                    format!("{k}.type"),
+                    "`type` must be a string",
+                    None,
+                );
+                continue;
+            };
+            out.push(RawComponent {
+                type_name: type_name.to_string(),
+                type_span,
+                span: item_span,
+                table: t,
+            });
+        }
+        out
+    }
+
+    /// Checks `type` against the registry, with a suggestion for typos.
+    pub(super) fn known(&mut self, kind: Kind, c: &RawComponent<'t>, key: &str) -> bool {
+        let names = self.registry.names(kind);
+        if names.contains(&c.type_name.as_str()) {
+            return true;
+        }
+        let hint = match closest(&c.type_name, names.iter().copied()) {
+            Some(n) => format!("did you mean `{n}`?"),
+            None => format!("known {kind} types: {}", names.join(", ")),
+        };
+        self.diag.error(
+            Some(c.type_span.clone()),
+            format!("{key}.type"),
+            format!("unknown {kind} type `{}`", c.type_name),
+            Some(hint),
+        );
+        false
+    }
+
+    pub(super) fn take<T: serde::de::DeserializeOwned>(
+        &mut self,
+        table: &mut DeTable<'t>,
+        field: &str,
+        key: &str,
+    ) -> Option<Option<T>> {
+        match table.remove(field) {
+            None => Some(None),
+            Some(v) => self.deserialize(v, &format!("{key}.{field}")).map(Some),
+        }
+    }
+
+    /// Runs a factory, reporting option and build errors at the component.
+    pub(super) fn build<T>(
+        &mut self,
+        build: impl FnOnce(RawOptions<'t>) -> Result<T, BuildError>,
+        c: RawComponent<'t>,
+        key: &str,
+    ) -> Option<T> {
+        let table = c.table.clone();
+        match build(Spanned::new(c.span.clone(), DeValue::Table(c.table))) {
+            Ok(v) => Some(v),
+            Err(BuildError::Options(e)) => self.report_de(e, key, Some(&table), c.span),
+            Err(e) => {
+                let mut message = self.diag.scrub(&e.to_string());
+                if table.iter().any(|(_, v)| self.diag.is_secret(&v.span())) {
+                    let keys: Vec<String> =
+                        table.iter().map(|(k, _)| k.get_ref().to_string()).collect();
+                    message = error::withhold_quoted(&message, &keys);
+                }
+                // Point at the option the factory named, if it named one.
+                let option = e.option().map(str::to_owned);
+                let (span, key) =
+                    match option.and_then(|o| table.get(o.as_str()).map(|v| (o, v.span()))) {
+                        Some((o, span)) => (span, format!("{key}.{o}")),
+                        None => (c.type_span, key.to_owned()),
+                    };
+                self.diag.error(
+                    Some(span),
+                    key,
+                    format!("invalid {} options: {message}", c.type_name),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn inlet(
+        &mut self,
+        mut c: RawComponent<'t>,
+        key: &str,
+        cx: &BuildContext,
+    ) -> Option<databay_core::InletHandle> {
+        let name: Option<String> = self.take(&mut c.table, "name", key)?;
+        let metadata: Option<Metadata> = self.take(&mut c.table, "metadata", key)?;
+        let timeout: Option<HumanDuration> = self.take(&mut c.table, "timeout", key)?;
+        if !self.known(Kind::Inlet, &c, key) {
+            return None;
+        }
+        let component = self.registry.inlet_type(&c.type_name)?.clone();
+        let mut builder = self.build(|raw| component.build(raw, cx), c, key)?;
+        if let Some(n) = name {
+            builder = builder.name(n);
+        }
+        if let Some(m) = metadata {
+            builder = builder.metadata(m);
+        }
+        if let Some(t) = timeout {
+            builder = builder.timeout(t.0);
+        }
+        Some(builder.build())
+    }
+
+    pub(super) fn outlet(
+        &mut self,
+        mut c: RawComponent<'t>,
+        key: &str,
+        cx: &BuildContext,
+    ) -> Option<databay_core::OutletHandle> {
+        let name: Option<String> = self.take(&mut c.table, "name", key)?;
+        let timeout: Option<HumanDuration> = self.take(&mut c.table, "timeout", key)?;
+        let processors = self.components(&mut c.table, "processor", key);
+        if !self.known(Kind::Outlet, &c, key) {
+            return None;
+        }
+        let component = self.registry.outlet_type(&c.type_name)?.clone();
+        let mut builder = self.build(|raw| component.build(raw, cx), c, key)?;
+        if let Some(n) = name {
+            builder = builder.name(n);
+        }
+        if let Some(t) = timeout {
+            builder = builder.timeout(t.0);
+        }
+        for (i, p) in processors.into_iter().enumerate() {
+            if let Some((name, p)) = self.processor(p, &format!("{key}.processor[{i}]"), cx) {
+                builder = builder.named_processor(name, p);
+            }
+        }
+        Some(builder.build())
+    }
+
+    pub(super) fn processor(
+        &mut self,
+        mut c: RawComponent<'t>,
+        key: &str,
+        cx: &BuildContext,
+    ) -> Option<(String, Box<dyn databay_core::Processor>)> {
+        let name: Option<String> = self.take(&mut c.table, "name", key)?;
+        if !self.known(Kind::Processor, &c, key) {
+            return None;
+        }
+        let name = name.unwrap_or_else(|| c.type_name.clone());
+        let component = self.registry.processor_type(&c.type_name)?.clone();
+        let p = self.build(|raw| component.build(raw, cx), c, key)?;
+        Some((name, p))
+    }
+
+    pub(super) fn grouper(
+        &mut self,
+        c: RawComponent<'t>,
+        key: &str,
+        cx: &BuildContext,
+    ) -> Option<Box<dyn databay_core::Grouper>> {
+        if !self.known(Kind::Grouper, &c, key) {
+            return None;
+        }
+        let component = self.registry.grouper_type(&c.type_name)?.clone();
+        self.build(|raw| component.build(raw, cx), c, key)
+    }
+}

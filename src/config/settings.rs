@@ -1,0 +1,91 @@
+//! The settings a config declares outside components: `[daemon]`,
+//! `[admin]`, and a link's own keys (name, schedule, error policy, timeouts).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use databay_component::HumanDuration;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+fn default_grace() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[daemon]`: how the planner runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSettings {
+    /// How long shutdown waits for in-flight transfers (default 30s).
+    #[serde(default = "default_grace")]
+    pub shutdown_grace: HumanDuration,
+    /// Keep other links running when one fails (default true). With false,
+    /// the first failed transfer shuts the daemon down gracefully.
+    #[serde(default = "yes")]
+    pub ignore_exceptions: bool,
+    /// Transfer once at start for links that want it (default true).
+    #[serde(default = "yes")]
+    pub immediate_transfer: bool,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            shutdown_grace: default_grace(),
+            ignore_exceptions: true,
+            immediate_transfer: true,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9477))
+}
+
+/// `[admin]`: the HTTP endpoint for health, metrics and link control.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Serve it (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address to bind (default `127.0.0.1:9477`: loopback only).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            enabled: true,
+            listen: default_listen(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // component arrays are read from the raw table; listed so typos of them get suggestions
+pub(super) struct LinkSettings {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) tags: Option<Vec<String>>,
+    pub(super) every: Option<HumanDuration>,
+    pub(super) align_to: Option<HumanDuration>,
+    pub(super) jitter: Option<HumanDuration>,
+    pub(super) cron: Option<String>,
+    pub(super) timezone: Option<String>,
+    pub(super) immediate_transfer: Option<bool>,
+    pub(super) ignore_exceptions: Option<bool>,
+    pub(super) inlet_concurrency: Option<usize>,
+    pub(super) inlet_timeout: Option<HumanDuration>,
+    pub(super) outlet_timeout: Option<HumanDuration>,
+    pub(super) inlet: Option<IgnoredAny>,
+    pub(super) processor: Option<IgnoredAny>,
+    pub(super) grouper: Option<IgnoredAny>,
+    pub(super) outlet: Option<IgnoredAny>,
+}
