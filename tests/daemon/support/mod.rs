@@ -1,9 +1,13 @@
-//! What the end-to-end tests of the `databay` binary share: running it
-//! (a daemon killed if the test fails, its output collected), waiting on
-//! its logs, and a tiny HTTP/1.1 client for the admin endpoint.
+//! What the end-to-end tests of `databay` share: running the binary (a
+//! daemon killed if the test fails, its output collected), waiting on its
+//! logs against generous deadlines (a loaded machine slows the tests down
+//! rather than failing them), a tiny HTTP/1.1 client for the admin
+//! endpoint, and config text, secrets and in-process parsing for the tests
+//! of the config loader.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -12,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use databay::Registry;
+use databay::config::{Config, ConfigError, ConfigErrors};
 use serde_json::Value;
 
 /// How long any one wait may take before the test fails.
@@ -240,6 +246,15 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The lines of the file at `path`; none if it does not exist (yet).
+pub fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Polls `f` until it gives a value, failing after `PATIENCE`.
 pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;
@@ -248,6 +263,20 @@ pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
             return v;
         }
         assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Polls until `f` gives a value, or `limit` passes.
+pub fn within<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
         thread::sleep(Duration::from_millis(25));
     }
 }
@@ -336,4 +365,78 @@ pub fn wait_transfers(addr: SocketAddr, link: &str, n: u64) -> u64 {
         let ok = links(addr).get(link).map(transfers_ok)?;
         (ok >= n).then_some(ok)
     })
+}
+
+// --- configs: shared text, parsed in-process --------------------------------
+
+/// What every `${SECRET_*}` variable holds in these tests, and what the
+/// bad-config corpus's `env_*` fixtures read from `DATABAY_TEST_SECRET`; it
+/// must never be printed.
+pub const SECRET: &str = "hunter2-swordfish";
+/// Pieces of [`SECRET`] that must not show up either (any case).
+pub const SECRET_PIECES: [&str; 2] = ["hunter2", "swordfish"];
+
+/// `SECRET_*` variables hold [`SECRET`]; the example configs' variables are
+/// unset (their defaults apply); anything else is unset.
+pub fn env(name: &str) -> Option<String> {
+    name.starts_with("SECRET").then(|| SECRET.to_owned())
+}
+
+/// `Config::parse` of `text` as if read from `/etc/databay/fuzz.toml`.
+pub fn parse_with(
+    text: &str,
+    registry: &Registry,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    Config::parse(Path::new("/etc/databay/fuzz.toml"), text, registry, env)
+}
+
+/// The errors of a config that must not load.
+pub fn errors_of(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<ConfigError> {
+    match parse_with(text, &databay::builtins(), env) {
+        Ok(_) => panic!("expected config errors for:\n{text}"),
+        Err(e) => e.0,
+    }
+}
+
+/// A link around `body` (component tables), with a null inlet and outlet.
+pub fn link(body: &str) -> String {
+    format!(
+        "[admin]\nenabled = false\n\n[[link]]\nname = \"l\"\nevery = \"1s\"\n\n[[link.inlet]]\ntype = \"null\"\n\n[[link.outlet]]\ntype = \"null\"\n\n{body}"
+    )
+}
+
+/// Whether `text` holds the secret or one of its pieces, in any case.
+pub fn leaks(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    SECRET_PIECES.iter().any(|p| lower.contains(p))
+}
+
+/// A link `name` pulling a random int in `[0, max]` every 100 ms into a
+/// null outlet.
+pub fn link_config(name: &str, max: u32) -> String {
+    format!(
+        r#"
+[[link]]
+name = "{name}"
+every = "100ms"
+
+  [[link.inlet]]
+  type = "random_int"
+  max = {max}
+
+  [[link.outlet]]
+  type = "null"
+"#
+    )
+}
+
+/// A daemon config with the admin endpoint on an ephemeral port and one
+/// [`link_config`] per `(name, max)`.
+pub fn daemon_config(links: &[(&str, u32)]) -> String {
+    let mut text = "[admin]\nlisten = \"127.0.0.1:0\"\n".to_owned();
+    for (name, max) in links {
+        text.push_str(&link_config(name, *max));
+    }
+    text
 }

@@ -1,0 +1,111 @@
+//! The admin endpoint over real HTTP: `/healthz`, Prometheus `/metrics`,
+//! `/links` and `/links/{name}`, forcing a transfer, pausing and resuming
+//! a link, and JSON 404s and 405s for what does not exist.
+
+use std::fs;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// `value` of the Prometheus sample named exactly `series`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
+}
+
+#[test]
+fn admin_endpoint_serves_health_metrics_and_link_control() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("admin.toml"),
+        daemon_config(&[("A", 10), ("B", 10)]),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(dir.path(), &["run", "admin.toml"]);
+    let addr = daemon.admin_addr();
+    assert!(addr.ip().is_loopback());
+
+    let health = http(addr, "GET", "/healthz");
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert_eq!(health.json()["status"], "ok");
+
+    let ok_a = eventually("a positive transfer count for A in /metrics", || {
+        let m = http(addr, "GET", "/metrics");
+        assert_eq!(m.status, 200);
+        assert!(
+            m.headers.contains("content-type: text/plain"),
+            "{}",
+            m.headers
+        );
+        sample(&m.body, r#"databay_transfers_total{link="A",result="ok"}"#).filter(|v| *v > 0.0)
+    });
+    assert!(ok_a >= 1.0);
+
+    let all = links(addr);
+    assert_eq!(all.keys().collect::<Vec<_>>(), ["A", "B"]);
+    assert_eq!(all["A"]["paused"], false);
+    let one = http(addr, "GET", "/links/A");
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json()["name"], "A");
+
+    let forced = http(addr, "POST", "/links/A/transfer");
+    assert_eq!(forced.status, 200, "{}", forced.body);
+    let report = forced.json();
+    let update = report["update"].as_str().expect("an update");
+    assert!(
+        update
+            .strip_prefix("A.")
+            .is_some_and(|i| i.parse::<u64>().is_ok()),
+        "update {update}"
+    );
+    assert_eq!(report["records_in"], 1, "{report}");
+
+    let paused = http(addr, "POST", "/links/A/pause");
+    assert_eq!(paused.status, 200, "{}", paused.body);
+    assert_eq!(paused.json()["paused"], true);
+    let now = links(addr);
+    assert_eq!(now["A"]["paused"], true);
+    assert_eq!(now["B"]["paused"], false);
+    // A paused link is not scheduled (one in-flight transfer may end); B is.
+    let (a, b) = (transfers_ok(&now["A"]), transfers_ok(&now["B"]));
+    wait_transfers(addr, "B", b + 8);
+    let a_later = transfers_ok(&links(addr)["A"]);
+    assert!(
+        a_later <= a + 1,
+        "paused A kept transferring: {a} -> {a_later}"
+    );
+    let metrics = http(addr, "GET", "/metrics").body;
+    assert_eq!(
+        sample(&metrics, r#"databay_link_paused{link="A"}"#),
+        Some(1.0)
+    );
+
+    let resumed = http(addr, "POST", "/links/A/resume");
+    assert_eq!(resumed.status, 200);
+    assert_eq!(resumed.json()["paused"], false);
+    wait_transfers(addr, "A", a_later + 3);
+
+    for (method, path) in [
+        ("GET", "/links/nope"),
+        ("POST", "/links/nope/transfer"),
+        ("POST", "/links/nope/pause"),
+        ("GET", "/nowhere"),
+    ] {
+        let reply = http(addr, method, path);
+        assert_eq!(reply.status, 404, "{method} {path}: {}", reply.body);
+        assert!(reply.json()["error"].is_string(), "{}", reply.body);
+    }
+    assert!(
+        http(addr, "GET", "/links/nope").json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("nope")
+    );
+    assert_eq!(http(addr, "GET", "/links/A/transfer").status, 405);
+
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", daemon.stderr());
+}
