@@ -7,11 +7,12 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
+use super::Link;
 use super::pull::Pulls;
-use super::{Link, lock};
 use crate::error::TransferError;
 use crate::processor::Trigger;
 use crate::schedule::Ticker;
+use crate::sync::lock;
 
 /// Something a link's driver tells the planner.
 #[derive(Debug)]

@@ -4,9 +4,10 @@
 use std::sync::atomic::Ordering;
 
 use super::pull::Pulls;
-use super::{Link, LinkState, TransferReport, lock};
+use super::{Link, LinkState, TransferReport};
 use crate::error::{NodeError, NodeKind, TransferError};
 use crate::processor::Trigger;
+use crate::sync::lock;
 
 impl Link {
     /// Where the link is in its life.

@@ -12,7 +12,7 @@ mod transfer;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Notify;
@@ -23,16 +23,11 @@ use crate::outlet::OutletHandle;
 use crate::processor::{Grouper, Stage};
 use crate::schedule::Schedule;
 use crate::stats::{Counters, LinkStats};
+use crate::sync::lock;
 use crate::update::Update;
 
 pub use builder::LinkBuilder;
 pub(crate) use driver::LinkEvent;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; if something did, the data
-    // is still consistent, so keep going rather than poison every caller.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// What a completed transfer did.
 #[derive(Debug)]

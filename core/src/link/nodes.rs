@@ -2,10 +2,11 @@
 //! a node joining a started link is started first, one leaving it is shut
 //! down.
 
-use super::{InletSlot, Link, OutletSlot, lock};
+use super::{InletSlot, Link, OutletSlot};
 use crate::error::{NodeError, NodeKind};
 use crate::inlet::InletHandle;
 use crate::outlet::OutletHandle;
+use crate::sync::lock;
 
 impl Link {
     /// Adds an inlet; if the link is running, the inlet is started first.

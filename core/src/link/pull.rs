@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tracing::Instrument;
 
-use super::{Link, lock};
+use super::Link;
 use crate::error::{Failure, NodeError, NodeKind};
 use crate::inlet::{InletHandle, Pull};
 use crate::record::Record;
+use crate::sync::lock;
 use crate::update::Update;
 
 /// The shortest retry delay honoured: an inlet answering `RetryAfter(0)`

@@ -8,12 +8,13 @@ use futures::future::join_all;
 use tracing::Instrument;
 
 use super::pull::Pulls;
-use super::{Link, OutletSlot, Pipeline, TransferReport, lock};
+use super::{Link, OutletSlot, Pipeline, TransferReport};
 use crate::error::{NodeError, NodeKind, TransferError};
 use crate::node::guarded;
 use crate::outlet::OutletHandle;
 use crate::processor::{Context, Trigger};
 use crate::record::Record;
+use crate::sync::lock;
 use crate::update::Update;
 
 /// Holds a flag up for as long as it lives.
