@@ -17,6 +17,7 @@ use crate::update::Update;
 
 /// Why a processor is being called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Trigger {
     /// A transfer: the records are fresh from the inlets.
     Transfer,
@@ -30,6 +31,7 @@ pub enum Trigger {
 
 /// What a processor knows about the call.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct Context<'a> {
     /// The transfer this call is part of.
     pub update: &'a Update,

@@ -46,6 +46,7 @@ impl Histogram {
 /// A histogram read at one moment. `buckets[i]` counts observations up to
 /// `HISTOGRAM_BOUNDS[i]` (not cumulative); the last bucket is `+Inf`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct HistogramSnapshot {
     /// Observations.
     pub count: u64,
@@ -103,6 +104,7 @@ impl Counters {
 
 /// A link's counters at one moment.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct LinkStats {
     /// Transfers that completed (errors ignored under `ignore_exceptions` included).
     pub transfers_ok: u64,

@@ -26,6 +26,7 @@ use crate::update::Update;
 
 /// The checks that failed, one line each.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TesterFailures(pub Vec<String>);
 
 impl fmt::Display for TesterFailures {

@@ -1235,24 +1235,24 @@ async fn node_error_display_for_a_link_named_on_something() {
 
 #[test]
 fn node_error_display_for_hooks_and_failures() {
-    let hook = NodeError {
-        link: "l".into(),
-        update: "on_shutdown".into(),
-        kind: NodeKind::OutletProcessor,
-        node: "csv/buffer".into(),
-        failure: Failure::Panic("boom".into()),
-    };
+    let hook = NodeError::new(
+        "l",
+        "on_shutdown",
+        NodeKind::OutletProcessor,
+        "csv/buffer",
+        Failure::Panic("boom".into()),
+    );
     assert_eq!(
         hook.to_string(),
         "link `l`, outlet processor `csv/buffer`, on_shutdown: panicked: boom"
     );
-    let timeout = NodeError {
-        link: "l".into(),
-        update: "l.7".into(),
-        kind: NodeKind::Grouper,
-        node: "groupers[0]".into(),
-        failure: Failure::Timeout(Duration::from_millis(1500)),
-    };
+    let timeout = NodeError::new(
+        "l",
+        "l.7",
+        NodeKind::Grouper,
+        "groupers[0]",
+        Failure::Timeout(Duration::from_millis(1500)),
+    );
     assert_eq!(
         timeout.to_string(),
         "link `l`, update l.7, grouper `groupers[0]`: timed out after 1.5s"

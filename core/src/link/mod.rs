@@ -31,6 +31,7 @@ pub(crate) use driver::LinkEvent;
 
 /// What a completed transfer did.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct TransferReport {
     /// The transfer.
     pub update: Update,
@@ -47,6 +48,7 @@ pub struct TransferReport {
 /// Where a link is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum LinkState {
     /// Not scheduled (not in a running planner).
     Idle,
@@ -92,6 +94,7 @@ impl NodeCounters {
 
 /// What one inlet or outlet of a link did, as this link saw it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct NodeStats {
     /// Inlet or outlet.
     pub kind: NodeKind,
