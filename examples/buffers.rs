@@ -103,6 +103,7 @@ impl Processor for BufferReport {
                 Trigger::Transfer if records.len() >= COUNT_THRESHOLD => "count threshold reached",
                 Trigger::Transfer | Trigger::Timer => "time threshold reached",
                 Trigger::Flush => "flushed on shutdown",
+                _ => "released",
             };
             println!(
                 "{update} buffer released {} ({why})",

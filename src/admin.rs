@@ -1132,11 +1132,9 @@ mod tests {
             .expect("planner")
             .links()[0]
             .stats();
-        stats.duration = HistogramSnapshot {
-            count: 7,
-            sum_seconds: 42.5,
-            buckets,
-        };
+        stats.duration.count = 7;
+        stats.duration.sum_seconds = 42.5;
+        stats.duration.buckets = buckets;
         let links = [LinkMetrics {
             label: "h".into(),
             paused: false,

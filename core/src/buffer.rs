@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use crate::error::BoxError;
 use crate::processor::{Context, Processor, Trigger};
 use crate::record::Record;
+use crate::sync::lock;
 
 type Controller = Box<dyn FnMut(&[Record]) -> bool + Send>;
 type OnReset = Box<dyn FnMut() + Send>;
@@ -65,9 +66,7 @@ impl Buffer {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic in a controller is caught by the link; the state stays
-        // usable, so a poisoned lock is taken over rather than propagated.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Release once this many records are stored.

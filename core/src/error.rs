@@ -9,6 +9,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// What kind of node of a link failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum NodeKind {
     /// An inlet.
     Inlet,
@@ -36,6 +37,7 @@ impl fmt::Display for NodeKind {
 
 /// How a node failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Failure {
     /// The node returned an error.
     #[error("{0}")]
@@ -50,6 +52,7 @@ pub enum Failure {
 
 /// The failure of one node during one transfer (or a start/shutdown hook).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub struct NodeError {
     /// Name of the link.
     pub link: String,
@@ -62,6 +65,26 @@ pub struct NodeError {
     /// What went wrong.
     #[source]
     pub failure: Failure,
+}
+
+impl NodeError {
+    /// The failure of `node` (a `kind`) of `link` during `update`, the
+    /// transfer's `tag.index` or a hook's phase (`on_start`, `on_shutdown`).
+    pub fn new(
+        link: impl Into<String>,
+        update: impl Into<String>,
+        kind: NodeKind,
+        node: impl Into<String>,
+        failure: Failure,
+    ) -> Self {
+        NodeError {
+            link: link.into(),
+            update: update.into(),
+            kind,
+            node: node.into(),
+            failure,
+        }
+    }
 }
 
 impl fmt::Display for NodeError {
@@ -88,6 +111,7 @@ impl fmt::Display for NodeError {
 /// A transfer that failed: the errors that were not ignored. Nothing was
 /// committed for it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct TransferError {
     /// Name of the link.
     pub link: String,
@@ -120,6 +144,7 @@ impl std::error::Error for TransferError {
 
 /// Errors of the planner and of link management.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlannerError {
     /// A link failed and neither it nor the planner ignores exceptions; the
     /// planner shut down gracefully.

@@ -16,6 +16,7 @@ use crate::update::Update;
 
 /// What one pull produced.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub enum Pull {
     /// Records, possibly none.
     Records(Vec<Record>),

@@ -53,6 +53,7 @@ pub mod processor;
 mod record;
 mod schedule;
 mod stats;
+mod sync;
 pub mod testing;
 mod update;
 

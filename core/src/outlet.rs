@@ -113,6 +113,7 @@ impl OutletBuilder {
 
 /// Where a delivery to an outlet failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct DeliveryError {
     /// The outlet itself or one of its processors.
     pub kind: NodeKind,

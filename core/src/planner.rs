@@ -5,7 +5,7 @@
 //! due. See the README's design notes for why not a cron-scheduler crate.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -14,10 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{PlannerError, TransferError};
 use crate::link::{Link, LinkEvent, LinkState, TransferReport};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::sync::lock;
 
 struct Entry {
     link: Link,

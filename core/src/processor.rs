@@ -17,6 +17,7 @@ use crate::update::Update;
 
 /// Why a processor is being called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Trigger {
     /// A transfer: the records are fresh from the inlets.
     Transfer,
@@ -30,6 +31,7 @@ pub enum Trigger {
 
 /// What a processor knows about the call.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct Context<'a> {
     /// The transfer this call is part of.
     pub update: &'a Update,
@@ -206,5 +208,220 @@ impl Stage {
             name,
             processor: Box::new(processor),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Overrides every method with a result no default gives.
+    struct Everything {
+        wakeup: Instant,
+    }
+
+    #[async_trait]
+    impl Processor for Everything {
+        async fn process(
+            &mut self,
+            mut records: Vec<Record>,
+            _cx: &Context<'_>,
+        ) -> Result<Vec<Record>, BoxError> {
+            records.push(Record::new("processed"));
+            Ok(records)
+        }
+
+        fn next_wakeup(&self) -> Option<Instant> {
+            Some(self.wakeup)
+        }
+    }
+
+    // Generic, so the calls resolve to `impl Processor for Box<dyn Processor>`
+    // rather than to the boxed value's own impl.
+    async fn process_through<P: Processor>(p: &mut P, cx: &Context<'_>) -> Vec<Record> {
+        p.process(Vec::new(), cx).await.unwrap()
+    }
+
+    fn next_wakeup_through<P: Processor>(p: &P) -> Option<Instant> {
+        p.next_wakeup()
+    }
+
+    fn group_through<G: Grouper>(g: &mut G, batches: Vec<Vec<Record>>) -> Vec<Vec<Record>> {
+        g.group(batches).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_boxed_processor_forwards_every_method() {
+        let wakeup = Instant::now() + Duration::from_secs(3600);
+        let mut boxed: Box<dyn Processor> = Box::new(Everything { wakeup });
+        let update = Update::new(["boxed"], 0);
+        let cx = Context::new(&update, Trigger::Transfer);
+        let out = process_through(&mut boxed, &cx).await;
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].payload, "processed");
+        assert_eq!(next_wakeup_through(&boxed), Some(wakeup));
+    }
+
+    #[test]
+    fn a_boxed_grouper_forwards_every_method() {
+        let split = |batches: Vec<Vec<Record>>| -> Vec<Vec<Record>> {
+            batches
+                .into_iter()
+                .flatten()
+                .map(|record| vec![record])
+                .collect()
+        };
+        let mut boxed: Box<dyn Grouper> = Box::new(split);
+        let out = group_through(&mut boxed, vec![vec![Record::new(1), Record::new(2)]]);
+        assert_eq!(out.len(), 2);
+    }
+
+    /// Rust tokens of `src` with comments, whitespace and literals left out:
+    /// enough to find items and match their braces.
+    fn tokens(src: &str) -> Vec<String> {
+        let chars: Vec<char> = src.chars().collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            let next = chars.get(i + 1).copied();
+            if c.is_whitespace() {
+                i += 1;
+            } else if c == '/' && next == Some('/') {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            } else if c == '/' && next == Some('*') {
+                let mut depth = 0;
+                while i < chars.len() {
+                    if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            } else if c == 'r' && matches!(next, Some('"' | '#')) {
+                // A raw string: r"..." or r#"..."#, closed by as many hashes.
+                let mut j = i + 1;
+                while chars.get(j) == Some(&'#') {
+                    j += 1;
+                }
+                if chars.get(j) != Some(&'"') {
+                    out.push("r".to_owned());
+                    i += 1;
+                    continue;
+                }
+                let hashes = j - i - 1;
+                i = j + 1;
+                while i < chars.len() {
+                    if chars[i] == '"' && (1..=hashes).all(|k| chars.get(i + k) == Some(&'#')) {
+                        i += 1 + hashes;
+                        break;
+                    }
+                    i += 1;
+                }
+            } else if c == '"' {
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    i += if chars[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+            } else if c == '\'' && (next == Some('\\') || chars.get(i + 2) == Some(&'\'')) {
+                // A char literal ('{', '\''); a lifetime has no closing quote.
+                i += 2;
+                while i < chars.len() && chars[i] != '\'' {
+                    i += if chars[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+            } else if c.is_alphanumeric() || c == '_' {
+                let start = i;
+                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                    i += 1;
+                }
+                out.push(chars[start..i].iter().collect());
+            } else {
+                out.push(c.to_string());
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// Names of the functions declared directly in the body of the item
+    /// that starts with `header` (e.g. `pub trait Processor`).
+    fn fns_of(src: &str, header: &str) -> Vec<String> {
+        let toks = tokens(src);
+        let head = tokens(header);
+        let start = (0..toks.len())
+            .find(|&i| toks[i..].starts_with(&head))
+            .unwrap_or_else(|| panic!("`{header}` not found"));
+        let open = start
+            + toks[start..]
+                .iter()
+                .position(|t| t == "{")
+                .unwrap_or_else(|| panic!("`{header}` has no body"));
+        let mut names = Vec::new();
+        let mut depth = 0;
+        for (i, t) in toks.iter().enumerate().skip(open) {
+            match t.as_str() {
+                "{" => depth += 1,
+                "}" => {
+                    depth -= 1;
+                    if depth == 0 {
+                        names.sort();
+                        return names;
+                    }
+                }
+                "fn" if depth == 1 => names.push(toks[i + 1].clone()),
+                _ => {}
+            }
+        }
+        panic!("`{header}` has an unclosed body");
+    }
+
+    #[test]
+    fn box_impls_forward_every_trait_method() {
+        let src = include_str!("processor.rs");
+        for (trait_header, box_header) in [
+            (
+                "pub trait Processor",
+                "impl Processor for Box<dyn Processor>",
+            ),
+            ("pub trait Grouper", "impl Grouper for Box<dyn Grouper>"),
+        ] {
+            let declared = fns_of(src, trait_header);
+            assert!(!declared.is_empty(), "no methods found in `{trait_header}`");
+            assert_eq!(
+                declared,
+                fns_of(src, box_header),
+                "`{box_header}` must forward every method of `{trait_header}`, defaults included"
+            );
+        }
+    }
+
+    #[test]
+    fn the_method_finder_skips_comments_literals_and_nested_bodies() {
+        let src = r##"
+            // pub trait T { fn commented(); }
+            const S: &str = "pub trait T { fn quoted(); }";
+            const R: &str = r#"pub trait T { fn raw(); }"#;
+            const C: char = '{';
+            pub trait T<'a>: Send {
+                /// Doc with a brace { and a fake `fn doc()`.
+                fn first(&self) -> &'a str;
+                fn second(&self) { let _ = '}'; fn nested() {} }
+                /* fn blocked() { */
+            }
+        "##;
+        assert_eq!(fns_of(src, "pub trait T"), ["first", "second"]);
     }
 }

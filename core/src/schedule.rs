@@ -17,6 +17,7 @@ use crate::clock::after;
 
 /// A schedule that could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ScheduleError {
     /// The interval was zero.
     #[error("the interval must be longer than zero")]
@@ -36,6 +37,7 @@ pub enum ScheduleError {
 
 /// When a link transfers.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum Schedule {
     /// Every fixed interval.
     Every(Every),

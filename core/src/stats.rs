@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::sync::lock;
+
 /// Upper bounds (seconds) of the duration and lateness histogram buckets.
 pub const HISTOGRAM_BOUNDS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -44,6 +46,7 @@ impl Histogram {
 /// A histogram read at one moment. `buckets[i]` counts observations up to
 /// `HISTOGRAM_BOUNDS[i]` (not cumulative); the last bucket is `+Inf`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct HistogramSnapshot {
     /// Observations.
     pub count: u64,
@@ -70,7 +73,7 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn set_last_error(&self, message: String) {
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+        *lock(&self.last_error) = Some(message);
     }
 
     pub(crate) fn mark_success(&self) {
@@ -92,11 +95,7 @@ impl Counters {
             records_dropped: self.records_dropped.load(Relaxed),
             errors: self.errors.load(Relaxed),
             last_success: (ms > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
-            last_error: self
-                .last_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            last_error: lock(&self.last_error).clone(),
             duration: self.duration.snapshot(),
             lateness: self.lateness.snapshot(),
         }
@@ -105,6 +104,7 @@ impl Counters {
 
 /// A link's counters at one moment.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct LinkStats {
     /// Transfers that completed (errors ignored under `ignore_exceptions` included).
     pub transfers_ok: u64,

@@ -11,7 +11,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -21,14 +21,12 @@ use crate::inlet::{Inlet, InletHandle, Pull};
 use crate::outlet::{Outlet, OutletHandle};
 use crate::processor::{Context, Trigger};
 use crate::record::{INLET_KEY, Metadata, Record};
+use crate::sync::lock;
 use crate::update::Update;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The checks that failed, one line each.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TesterFailures(pub Vec<String>);
 
 impl fmt::Display for TesterFailures {

@@ -4,10 +4,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Behaviour, BrokenOutlet, Probe, ints, values};
+use common::{Behaviour, BrokenOutlet, Probe, ints, join_panicked, ms, values};
 use databay_core::testing::{CollectOutlet, StaticInlet};
 use databay_core::{
-    Failure, InletHandle, Link, Metadata, NodeKind, OutletHandle, Record, processor,
+    BoxError, Buffer, Failure, Inlet, InletHandle, Link, Metadata, NodeKind, OutletHandle, Pull,
+    Record, Update, async_trait, processor,
 };
 use serde_json::json;
 
@@ -376,4 +377,142 @@ async fn every_inlet_and_outlet_is_counted_for_its_link() {
     assert_eq!(row(NodeKind::Inlet, 1), ("StaticInlet", 2, 6, 0));
     assert_eq!(row(NodeKind::Outlet, 0), ("CollectOutlet", 2, 6, 0));
     assert_eq!(row(NodeKind::Outlet, 1), ("BrokenOutlet", 2, 0, 2));
+}
+
+/// An inlet that always answers the same thing.
+struct Answer(fn() -> Pull);
+
+#[async_trait]
+impl Inlet for Answer {
+    async fn pull(&mut self, _update: &Update) -> Result<Pull, BoxError> {
+        Ok((self.0)())
+    }
+}
+
+/// `RetryAfter(Duration::MAX)` ("never again") must not panic the transfer:
+/// errors are values, never panics.
+#[tokio::test]
+async fn retry_after_duration_max_does_not_panic() {
+    let link = Link::builder("never")
+        .inlet(Answer(|| Pull::RetryAfter(Duration::MAX)))
+        .build()
+        .unwrap();
+    let joined = tokio::spawn(async move { link.transfer().await.map(|r| r.records_in) }).await;
+    assert_eq!(join_panicked(&joined), None);
+    assert_eq!(joined.unwrap().unwrap(), 0);
+}
+
+/// A link without inlets or outlets transfers (nothing); one without
+/// inlets is never "exhausted".
+#[tokio::test]
+async fn links_without_inlets_or_outlets() {
+    let bare = Link::builder("bare").build().unwrap();
+    let r = bare.transfer().await.unwrap();
+    assert_eq!((r.records_in, r.records_out), (0, 0));
+    assert!(!bare.is_exhausted());
+    bare.flush().await.unwrap();
+
+    let sink_less = Link::builder("nowhere")
+        .inlet(StaticInlet::values([1, 2]))
+        .processor(Buffer::new().count_threshold(1))
+        .build()
+        .unwrap();
+    let r = sink_less.transfer().await.unwrap();
+    assert_eq!((r.records_in, r.records_out), (2, 0));
+}
+
+/// `inlet_concurrency` larger than the number of inlets: all are pulled at
+/// once.
+#[tokio::test(start_paused = true)]
+async fn inlet_concurrency_larger_than_the_inlets() {
+    let mut builder = Link::builder("wide").inlet_concurrency(10);
+    for _ in 0..3 {
+        builder = builder.inlet(Probe::with(Behaviour::Count, ms(100)).0);
+    }
+    let link = builder.build().unwrap();
+    let t0 = tokio::time::Instant::now();
+    let r = link.transfer().await.unwrap();
+    assert_eq!(r.records_in, 3);
+    assert_eq!(t0.elapsed(), ms(100));
+}
+
+/// A grouper that returns more records than it got is not policed: every
+/// record it returns is pushed and counted.
+#[tokio::test]
+async fn a_grouper_that_duplicates_is_pushed_as_is() {
+    let out = CollectOutlet::new();
+    let link = Link::builder("dup")
+        .inlet(StaticInlet::values([1, 2]))
+        .grouper(|batches: Vec<Vec<Record>>| {
+            let mut doubled = batches.clone();
+            doubled.extend(batches);
+            doubled
+        })
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    let r = link.transfer().await.unwrap();
+    assert_eq!((r.records_in, r.records_out), (2, 4));
+    assert_eq!(out.batches().len(), 2);
+}
+
+/// README: "a failing processor drops the batch it was given (counted in
+/// `records_dropped`)". An outlet's own processor failing under
+/// `ignore_exceptions` drops the batch for that outlet, uncounted.
+#[tokio::test]
+async fn a_failing_outlet_processor_counts_what_it_dropped() {
+    let out = CollectOutlet::new();
+    let outlet = OutletHandle::builder(out.clone())
+        .named_processor(
+            "reject",
+            databay_core::processor::fallible(|_| Err("cannot enrich".into())),
+        )
+        .build();
+    let link = Link::builder("op")
+        .inlet(StaticInlet::values([1, 2]))
+        .outlet(outlet)
+        .ignore_exceptions(true)
+        .build()
+        .unwrap();
+    let report = link.transfer().await.unwrap();
+    assert_eq!(report.ignored.len(), 1);
+    assert_eq!(report.ignored[0].kind, NodeKind::OutletProcessor);
+    assert!(out.is_empty());
+    assert_eq!(link.stats().records_dropped, 2);
+}
+
+/// The same inlet instance listed twice in one link: each listing is its
+/// own slot, so exhaustion and counters must be tracked per slot.
+#[tokio::test]
+async fn the_same_inlet_twice_in_one_link_still_finishes() {
+    let inlet = InletHandle::new(StaticInlet::values([1]).times(1));
+    let link = Link::builder("twice")
+        .inlet(inlet.clone())
+        .inlet(inlet.clone())
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap();
+    let stats = link.node_stats();
+    assert_eq!(
+        (stats[0].calls, stats[1].calls),
+        (1, 1),
+        "each slot pulled once"
+    );
+    assert!(link.is_exhausted(), "both slots reported exhaustion");
+}
+
+#[tokio::test]
+async fn update_display_with_empty_or_many_tags() {
+    assert_eq!(Update::new(Vec::<String>::new(), 3).to_string(), "3");
+    let untagged = Link::builder("untagged")
+        .tags(Vec::<String>::new())
+        .build()
+        .unwrap();
+    // Databay-compatible: no tags, just the index.
+    assert_eq!(untagged.transfer().await.unwrap().update.to_string(), "0");
+    let tagged = Link::builder("t").tags(["a", "b.c"]).build().unwrap();
+    assert_eq!(
+        tagged.transfer().await.unwrap().update.to_string(),
+        "a.b.c.0"
+    );
 }

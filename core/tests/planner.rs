@@ -4,21 +4,16 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Behaviour, Probe, eventually};
+use common::{Behaviour, Probe, ProbeLog, eventually, ms, run};
 use databay_core::testing::{CollectOutlet, StaticInlet};
-use databay_core::{Buffer, InletHandle, Link, LinkState, Planner, PlannerError, Schedule};
-use tokio::task::JoinHandle;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn run(planner: &Planner) -> JoinHandle<Result<(), PlannerError>> {
-    let p = planner.clone();
-    tokio::spawn(async move { p.start().await })
-}
+use databay_core::{
+    BoxError, Buffer, Inlet, InletHandle, Link, LinkState, OutletHandle, Planner, PlannerError,
+    Pull, Schedule, Update, async_trait,
+};
+use serde_json::json;
 
 #[tokio::test(start_paused = true)]
 async fn links_transfer_on_their_interval_with_an_immediate_first_transfer() {
@@ -560,4 +555,369 @@ async fn hooks_failing_on_start_stop_the_planner_with_the_error() {
         "what was started is shut down again"
     );
     let _ = Arc::new(());
+}
+
+/// An inlet whose `on_start` takes a while: it widens the window in which
+/// a link is being started.
+struct SlowStart {
+    log: Arc<ProbeLog>,
+    start_delay: Duration,
+}
+
+#[async_trait]
+impl Inlet for SlowStart {
+    async fn pull(&mut self, _update: &Update) -> Result<Pull, BoxError> {
+        let n = self.log.pulls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.log.events.lock().unwrap().push("pull".into());
+        Ok(Pull::value(n))
+    }
+
+    async fn on_start(&mut self) -> Result<(), BoxError> {
+        tokio::time::sleep(self.start_delay).await;
+        self.log.starts.fetch_add(1, Ordering::SeqCst);
+        self.log.events.lock().unwrap().push("start".into());
+        Ok(())
+    }
+
+    async fn on_shutdown(&mut self) -> Result<(), BoxError> {
+        self.log.shutdowns.fetch_add(1, Ordering::SeqCst);
+        self.log.events.lock().unwrap().push("shutdown".into());
+        Ok(())
+    }
+}
+
+/// `add_link` while the planner shuts down: the link's `on_start` is still
+/// running when the planner stops. Whatever the outcome of `add_link`, a
+/// stopped planner must leave no timer task behind, and the link's nodes
+/// must not be pulled after their `on_shutdown`.
+#[tokio::test(start_paused = true)]
+async fn add_link_racing_shutdown_leaves_no_driver_behind() {
+    let planner = Planner::new([Link::builder("base").every(ms(100)).build().unwrap()]).unwrap();
+    let task = run(&planner);
+    assert!(eventually(ms(100), || planner.running()).await);
+
+    let log = Arc::new(ProbeLog::default());
+    let late = Link::builder("late")
+        .inlet(SlowStart {
+            log: log.clone(),
+            start_delay: ms(200),
+        })
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let adder = tokio::spawn({
+        let planner = planner.clone();
+        async move { planner.add_link(late).await }
+    });
+    tokio::time::sleep(ms(10)).await; // `late` is inside on_start
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+    let _ = adder.await.unwrap();
+    assert!(!planner.running());
+
+    let pulls_at_stop = log.pulls();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        log.pulls(),
+        pulls_at_stop,
+        "the link kept transferring after the planner stopped; events: {:?}",
+        log.events()
+    );
+    assert_eq!(log.starts(), log.shutdowns(), "events: {:?}", log.events());
+    if let Some(i) = log.events().iter().position(|e| e == "shutdown") {
+        assert!(
+            !log.events()[i..].iter().any(|e| e == "pull"),
+            "pulled after on_shutdown: {:?}",
+            log.events()
+        );
+    }
+}
+
+/// `remove_link` while a transfer is in flight: it waits for the transfer,
+/// then flushes (so the record pulled in flight is delivered, exactly
+/// once), then runs `on_shutdown`.
+#[tokio::test(start_paused = true)]
+async fn remove_link_mid_transfer_flushes_after_it_exactly_once() {
+    let (probe, log) = Probe::with(Behaviour::Count, ms(200));
+    let out = CollectOutlet::new();
+    let buffer = Buffer::new().count_threshold(1_000);
+    let link = Link::builder("x")
+        .inlet(probe)
+        .processor(buffer.clone())
+        .outlet(out.clone())
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::new([link.clone()]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(50)).await;
+    assert_eq!(link.state(), LinkState::Transferring);
+
+    let t0 = tokio::time::Instant::now();
+    let removed = planner.remove_link("x").await.unwrap();
+    assert!(removed.same_as(&link));
+    assert!(t0.elapsed() >= ms(150), "did not wait for the transfer");
+    assert_eq!(out.payloads(), vec![json!(1)]);
+    assert!(buffer.is_empty(), "the flush ran before the transfer ended");
+    assert_eq!(log.events(), ["start", "pull", "shutdown"]);
+    assert_eq!(out.hook_counts(), (1, 1));
+    assert_eq!(link.state(), LinkState::Idle);
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(log.pulls(), 1);
+    assert_eq!(out.len(), 1);
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+    assert_eq!(out.hook_counts(), (1, 1), "not shut down twice");
+}
+
+/// Pausing while a transfer is in flight lets it finish and then stops the
+/// schedule; resuming restarts the schedule from the resume.
+#[tokio::test(start_paused = true)]
+async fn pause_during_a_transfer_lets_it_finish_then_stops() {
+    let (probe, log) = Probe::with(Behaviour::Count, ms(200));
+    let out = CollectOutlet::new();
+    let link = Link::builder("p")
+        .inlet(probe)
+        .outlet(out.clone())
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::new([link.clone()]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(50)).await;
+    link.pause();
+    tokio::time::sleep(ms(200)).await;
+    assert_eq!(out.len(), 1, "the in-flight transfer completed");
+    assert_eq!(link.state(), LinkState::Paused);
+    tokio::time::sleep(ms(800)).await;
+    assert_eq!(log.pulls(), 1);
+    link.resume(); // at 1050: the next tick is at 1150
+    tokio::time::sleep(ms(90)).await;
+    assert_eq!(log.pulls(), 1);
+    tokio::time::sleep(ms(20)).await;
+    assert_eq!(log.pulls(), 2);
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+}
+
+/// Graceful shutdown is bounded by the grace period, and `shutdown(false)`
+/// cancels in-flight transfers: that must hold for a forced transfer
+/// (`Planner::force_transfer`, admin `POST /links/{name}/transfer`) too, not
+/// only for the timer's own transfers. Here the forced pull hangs; the
+/// planner then waits for it forever (on the pipeline lock for the flush,
+/// and on the inlet's lock for `on_shutdown`).
+#[tokio::test(start_paused = true)]
+async fn shutdown_is_bounded_even_with_a_forced_transfer_in_flight() {
+    for wait in [true, false] {
+        let (slow, _) = Probe::with(Behaviour::Count, Duration::from_secs(3600));
+        let link = Link::builder("stuck")
+            .inlet(slow)
+            .processor(Buffer::new().count_threshold(10))
+            .every(Duration::from_secs(3600))
+            .immediate_transfer(false)
+            .build()
+            .unwrap();
+        let planner = Planner::builder()
+            .shutdown_grace(Duration::from_secs(2))
+            .link(link.clone())
+            .build()
+            .unwrap();
+        let task = run(&planner);
+        tokio::time::sleep(ms(10)).await;
+        let _forced = tokio::spawn({
+            let link = link.clone();
+            async move { link.transfer().await }
+        });
+        tokio::time::sleep(ms(10)).await;
+        assert_eq!(link.state(), LinkState::Transferring);
+        planner.shutdown(wait);
+        let stopped = tokio::time::timeout(Duration::from_secs(60), task).await;
+        assert!(
+            stopped.is_ok(),
+            "shutdown({wait}) with a 2 s grace still running after 60 s"
+        );
+    }
+}
+
+/// Two links sharing an inlet: removing one leaves the instance active
+/// (no `on_shutdown`); removing the other shuts it down, once.
+#[tokio::test(start_paused = true)]
+async fn removing_one_of_two_links_sharing_an_inlet_keeps_it_active() {
+    let (probe, log) = Probe::new();
+    let shared = InletHandle::new(probe);
+    let planner = Planner::new([
+        Link::builder("a")
+            .inlet(shared.clone())
+            .every(ms(100))
+            .build()
+            .unwrap(),
+        Link::builder("b")
+            .inlet(shared.clone())
+            .every(ms(100))
+            .build()
+            .unwrap(),
+    ])
+    .unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(150)).await;
+    planner.remove_link("a").await.unwrap();
+    assert!(shared.active());
+    assert_eq!(log.shutdowns(), 0);
+    let pulls = log.pulls();
+    tokio::time::sleep(ms(200)).await;
+    assert_eq!(log.pulls(), pulls + 2, "b keeps pulling it");
+    planner.remove_link("b").await.unwrap();
+    assert!(!shared.active());
+    assert_eq!((log.starts(), log.shutdowns()), (1, 1));
+    // Paused links are removed at once, too.
+    let (probe, plog) = Probe::new();
+    let paused = Link::builder("paused")
+        .inlet(probe)
+        .every(ms(100))
+        .build()
+        .unwrap();
+    planner.add_link(paused.clone()).await.unwrap();
+    tokio::time::sleep(ms(10)).await; // its immediate transfer
+    paused.pause();
+    tokio::time::sleep(ms(500)).await;
+    let t0 = tokio::time::Instant::now();
+    planner.remove_link("paused").await.unwrap();
+    assert_eq!(t0.elapsed(), Duration::ZERO);
+    assert_eq!((plog.pulls(), plog.shutdowns()), (1, 1));
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+    assert_eq!(log.shutdowns(), 1, "not shut down twice");
+}
+
+/// Starting a planner again after it stopped: every node is started and
+/// shut down once per run, transfers resume, and update indices continue.
+#[tokio::test(start_paused = true)]
+async fn a_planner_restarts_after_shutdown() {
+    let (probe, log) = Probe::new();
+    let out = CollectOutlet::new();
+    let link = Link::builder("again")
+        .inlet(probe)
+        .outlet(out.clone())
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::new([link.clone()]).unwrap();
+    for round in 1..=2usize {
+        let task = run(&planner);
+        tokio::time::sleep(ms(250)).await;
+        assert_eq!(log.pulls(), 3 * round);
+        assert_eq!(log.starts(), round);
+        assert_eq!(log.shutdowns(), round - 1);
+        planner.shutdown(true);
+        task.await.unwrap().unwrap();
+        assert_eq!(log.shutdowns(), round);
+        assert_eq!(out.hook_counts(), (round, round));
+        assert!(!planner.running());
+        assert_eq!(link.state(), LinkState::Idle);
+    }
+    let batches = out.batches();
+    assert_eq!(batches.last().unwrap().0, "again.5");
+}
+
+/// `stop_when_finished`: removing the last link that had not finished
+/// leaves only finished links, so the planner should stop.
+#[tokio::test(start_paused = true)]
+async fn stop_when_finished_after_removing_the_last_unfinished_link() {
+    let (endless, _) = Probe::new();
+    let planner = Planner::builder()
+        .stop_when_finished(true)
+        .link(
+            Link::builder("finite")
+                .inlet(StaticInlet::values([1]).times(1))
+                .every(ms(100))
+                .build()
+                .unwrap(),
+        )
+        .link(
+            Link::builder("endless")
+                .inlet(endless)
+                .every(ms(100))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let mut task = run(&planner);
+    tokio::time::sleep(ms(300)).await;
+    assert_eq!(planner.link("finite").unwrap().state(), LinkState::Finished);
+    planner.remove_link("endless").await.unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(5), &mut task).await;
+    if stopped.is_err() {
+        planner.shutdown(true);
+        task.await.unwrap().unwrap();
+    }
+    assert!(
+        stopped.is_ok(),
+        "every remaining link finished, yet the planner kept running"
+    );
+}
+
+/// An inlet exhausted on its very first pull stops a `stop_when_finished`
+/// planner at once, after flushing and shutting down.
+#[tokio::test(start_paused = true)]
+async fn an_input_exhausted_on_its_first_pull_stops_the_planner() {
+    let out = CollectOutlet::new();
+    let link = Link::builder("empty")
+        .inlet(StaticInlet::values([1]).times(0))
+        .processor(Buffer::new().count_threshold(10))
+        .outlet(out.clone())
+        .every(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let planner = Planner::builder()
+        .stop_when_finished(true)
+        .link(link.clone())
+        .build()
+        .unwrap();
+    tokio::time::timeout(ms(100), planner.start())
+        .await
+        .expect("stopped without waiting for a tick")
+        .unwrap();
+    assert!(out.is_empty());
+    assert_eq!(out.hook_counts(), (1, 1));
+    assert_eq!(link.state(), LinkState::Finished);
+    assert!(link.is_exhausted());
+}
+
+/// Two links sharing an outlet that carries a buffer: records of both
+/// accumulate in it, graceful shutdown flushes them all, and the outlet
+/// starts and shuts down once.
+#[tokio::test(start_paused = true)]
+async fn a_shared_outlet_with_a_buffer_is_flushed_once_for_both_links() {
+    let out = CollectOutlet::new();
+    let outlet = OutletHandle::builder(out.clone())
+        .processor(Buffer::new().count_threshold(1_000))
+        .build();
+    let a = Link::builder("a")
+        .inlet(StaticInlet::values(["a"]))
+        .outlet(outlet.clone())
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let b = Link::builder("b")
+        .inlet(StaticInlet::values(["b"]))
+        .outlet(outlet.clone())
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let planner = Planner::new([a, b]).unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(250)).await;
+    assert!(out.is_empty());
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+    let mut got: Vec<String> = out
+        .payloads()
+        .into_iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["a", "a", "a", "b", "b", "b"]);
+    assert_eq!(out.hook_counts(), (1, 1));
 }

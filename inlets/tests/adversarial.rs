@@ -35,6 +35,7 @@ fn kind(pull: &Pull) -> &'static str {
         Pull::Nothing => "nothing",
         Pull::RetryAfter(_) => "retry",
         Pull::Exhausted(_) => "exhausted",
+        _ => "other",
     }
 }
 

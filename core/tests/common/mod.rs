@@ -1,12 +1,38 @@
-//! Instrumented nodes shared by the engine's integration tests.
+//! Instrumented nodes and helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use databay_core::{BoxError, Inlet, Outlet, Pull, Record, Update, async_trait};
+use databay_core::{
+    BoxError, Inlet, Outlet, Planner, PlannerError, Pull, Record, Update, async_trait,
+};
 use serde_json::json;
+use tokio::task::JoinHandle;
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Runs `planner` on its own task, as a daemon would.
+pub fn run(planner: &Planner) -> JoinHandle<Result<(), PlannerError>> {
+    let p = planner.clone();
+    tokio::spawn(async move { p.start().await })
+}
+
+/// How many times a self-limiting misbehaving node misbehaves before it
+/// gives up: a test that could spin forever on a bug drives user code that
+/// stops misbehaving after this many calls, so it fails instead of hanging.
+pub const SPIN_LIMIT: usize = 10_000;
+
+/// The panic message, if the task panicked.
+pub fn join_panicked<T>(r: &Result<T, tokio::task::JoinError>) -> Option<String> {
+    match r {
+        Err(e) if e.is_panic() => Some(format!("{e}")),
+        _ => None,
+    }
+}
 
 /// What a [`Probe`] saw.
 #[derive(Default)]

@@ -43,6 +43,7 @@ async fn pull(inlet: &mut FileInlet) -> (&'static str, Vec<Value>) {
         Pull::Nothing => "nothing",
         Pull::RetryAfter(_) => "retry",
         Pull::Exhausted(_) => "exhausted",
+        _ => "other",
     };
     (kind, payloads(&pull))
 }

@@ -1,0 +1,100 @@
+//! Starting and shutting down a link's nodes, flushing what its processors
+//! hold, and the state these leave the link in.
+
+use std::sync::atomic::Ordering;
+
+use super::pull::Pulls;
+use super::{Link, LinkState, TransferReport};
+use crate::error::{NodeError, NodeKind, TransferError};
+use crate::processor::Trigger;
+use crate::sync::lock;
+
+impl Link {
+    /// Where the link is in its life.
+    pub fn state(&self) -> LinkState {
+        let c = &self.inner.control;
+        if c.finished.load(Ordering::SeqCst) {
+            LinkState::Finished
+        } else if c.transferring.load(Ordering::SeqCst) {
+            LinkState::Transferring
+        } else if !c.driving.load(Ordering::SeqCst) {
+            LinkState::Idle
+        } else if self.is_paused() {
+            LinkState::Paused
+        } else {
+            LinkState::Scheduled
+        }
+    }
+
+    /// Starts every inlet and outlet (each instance once, however many links
+    /// share it). On failure the nodes already started are shut down again.
+    pub async fn start(&self) -> Result<(), NodeError> {
+        let mut started = self.inner.started.lock().await;
+        if *started {
+            return Ok(());
+        }
+        let inlets = self.inlets();
+        let outlets = self.outlets();
+        for (i, inlet) in inlets.iter().enumerate() {
+            if let Err(f) = inlet.start().await {
+                for prior in &inlets[..i] {
+                    let _ = prior.shutdown().await;
+                }
+                return Err(self.hook_error(NodeKind::Inlet, inlet.name(), "on_start", f));
+            }
+        }
+        for (i, outlet) in outlets.iter().enumerate() {
+            if let Err(f) = outlet.start().await {
+                for prior in &outlets[..i] {
+                    let _ = prior.shutdown().await;
+                }
+                for inlet in &inlets {
+                    let _ = inlet.shutdown().await;
+                }
+                return Err(self.hook_error(NodeKind::Outlet, outlet.name(), "on_start", f));
+            }
+        }
+        *started = true;
+        self.inner.control.finished.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Shuts down every inlet and outlet this link started (each instance
+    /// once, after its last user stops). Every node is shut down even if an
+    /// earlier one fails; the errors are returned.
+    pub async fn shutdown(&self) -> Vec<NodeError> {
+        let mut started = self.inner.started.lock().await;
+        if !*started {
+            return Vec::new();
+        }
+        *started = false;
+        let mut errors = Vec::new();
+        for inlet in self.inlets() {
+            if let Err(f) = inlet.shutdown().await {
+                errors.push(self.hook_error(NodeKind::Inlet, inlet.name(), "on_shutdown", f));
+            }
+        }
+        for outlet in self.outlets() {
+            if let Err(f) = outlet.shutdown().await {
+                errors.push(self.hook_error(NodeKind::Outlet, outlet.name(), "on_shutdown", f));
+            }
+        }
+        errors
+    }
+
+    /// Releases everything the processors hold (buffers, windows) and pushes
+    /// it, without pulling. Graceful shutdown does this.
+    pub async fn flush(&self) -> Result<TransferReport, TransferError> {
+        let pipeline = self.inner.pipeline.lock().await;
+        self.run(pipeline, Trigger::Flush, None, Pulls::None).await
+    }
+
+    /// Whether a flush could release anything: some processor (of the link
+    /// or of an outlet) may hold records.
+    pub(crate) fn may_hold_records(&self) -> bool {
+        self.inner.has_processors.load(Ordering::Relaxed)
+            || lock(&self.inner.outlets)
+                .iter()
+                .any(|o| o.handle.has_processors())
+    }
+}

@@ -1,0 +1,333 @@
+//! A link ties inlets to outlets and runs one transfer per tick: pull every
+//! inlet concurrently, run the processors in order, group, then push each
+//! batch to every outlet concurrently. This file holds the [`Link`] type,
+//! its public reports and the state its parts share.
+
+mod builder;
+mod driver;
+mod lifecycle;
+mod nodes;
+mod pull;
+mod transfer;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Notify;
+
+use crate::error::{Failure, NodeError, NodeKind};
+use crate::inlet::InletHandle;
+use crate::outlet::OutletHandle;
+use crate::processor::{Grouper, Stage};
+use crate::schedule::Schedule;
+use crate::stats::{Counters, LinkStats};
+use crate::sync::lock;
+use crate::update::Update;
+
+pub use builder::LinkBuilder;
+pub(crate) use driver::LinkEvent;
+
+/// What a completed transfer did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct TransferReport {
+    /// The transfer.
+    pub update: Update,
+    /// Records pulled from inlets.
+    pub records_in: usize,
+    /// Records accepted by outlets (summed over outlets).
+    pub records_out: usize,
+    /// Errors ignored because the link ignores exceptions.
+    pub ignored: Vec<NodeError>,
+    /// Wall time of the transfer.
+    pub duration: Duration,
+}
+
+/// Where a link is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LinkState {
+    /// Not scheduled (not in a running planner).
+    Idle,
+    /// Scheduled, waiting for its next tick.
+    Scheduled,
+    /// A transfer is running.
+    Transferring,
+    /// Paused: no scheduled transfers until resumed.
+    Paused,
+    /// Every inlet is exhausted; the link flushed and stopped.
+    Finished,
+}
+
+/// Per-node counters of one link: every inlet and outlet reports the same
+/// figures, counted here rather than by each component.
+#[derive(Default)]
+struct NodeCounters {
+    calls: AtomicU64,
+    records: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl NodeCounters {
+    fn record(&self, records: usize, failed: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.records.fetch_add(records as u64, Ordering::Relaxed);
+        if failed {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn snapshot(&self, kind: NodeKind, name: &str, index: usize) -> NodeStats {
+        NodeStats {
+            kind,
+            name: name.to_owned(),
+            index,
+            calls: self.calls.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What one inlet or outlet of a link did, as this link saw it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// Inlet or outlet.
+    pub kind: NodeKind,
+    /// The node's name.
+    pub name: String,
+    /// Its position among the link's inlets (or outlets).
+    pub index: usize,
+    /// Pulls (or pushes) made.
+    pub calls: u64,
+    /// Records pulled (or accepted).
+    pub records: u64,
+    /// Calls that failed (errors, panics, timeouts).
+    pub errors: u64,
+}
+
+struct InletSlot {
+    handle: InletHandle,
+    retry_at: Option<Instant>,
+    exhausted: bool,
+    counters: Arc<NodeCounters>,
+}
+
+impl InletSlot {
+    fn new(handle: InletHandle) -> Self {
+        InletSlot {
+            handle,
+            retry_at: None,
+            exhausted: false,
+            counters: Arc::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct OutletSlot {
+    handle: OutletHandle,
+    counters: Arc<NodeCounters>,
+}
+
+impl OutletSlot {
+    fn new(handle: OutletHandle) -> Self {
+        OutletSlot {
+            handle,
+            counters: Arc::default(),
+        }
+    }
+}
+
+struct NamedGrouper {
+    name: String,
+    grouper: Box<dyn Grouper>,
+}
+
+struct Pipeline {
+    processors: Vec<Stage>,
+    groupers: Vec<NamedGrouper>,
+}
+
+#[derive(Default)]
+struct Control {
+    paused: AtomicBool,
+    planner_paused: AtomicBool,
+    stop: AtomicBool,
+    driving: AtomicBool,
+    transferring: AtomicBool,
+    finished: AtomicBool,
+    wake: Notify,
+}
+
+struct Inner {
+    name: String,
+    tags: Arc<[String]>,
+    schedule: Schedule,
+    immediate_transfer: bool,
+    ignore_exceptions: bool,
+    inlet_concurrency: usize,
+    inlet_timeout: Option<Duration>,
+    outlet_timeout: Option<Duration>,
+    inlets: Mutex<Vec<InletSlot>>,
+    outlets: Mutex<Vec<OutletSlot>>,
+    pipeline: tokio::sync::Mutex<Pipeline>,
+    /// Whether this link has started its nodes (and so owes them a shutdown).
+    started: tokio::sync::Mutex<bool>,
+    next_index: AtomicU64,
+    counters: Counters,
+    control: Control,
+    has_processors: AtomicBool,
+    /// Earliest wake-up requested by a processor.
+    processor_wakeup: Mutex<Option<Instant>>,
+    next_tick: Mutex<Option<SystemTime>>,
+}
+
+/// Inlets, outlets, a schedule and the pipeline between them. Cheap to
+/// clone: clones are the same link.
+///
+/// ```
+/// use databay_core::{Link, Record, Schedule};
+/// use databay_core::testing::{CollectOutlet, StaticInlet};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let outlet = CollectOutlet::new();
+/// let link = Link::builder("numbers")
+///     .inlet(StaticInlet::values([1, 2, 3]))
+///     .outlet(outlet.clone())
+///     .every(Duration::from_secs(5))
+///     .processor(|records: Vec<Record>| records.into_iter().filter(|r| r.payload != 2).collect())
+///     .build()
+///     .unwrap();
+/// let report = link.transfer().await.unwrap();
+/// assert_eq!(report.update.to_string(), "numbers.0");
+/// assert_eq!(outlet.payloads(), vec![serde_json::json!(1), serde_json::json!(3)]);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Link {
+    inner: Arc<Inner>,
+}
+
+impl Link {
+    /// The link's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The link's tags.
+    pub fn tags(&self) -> &[String] {
+        &self.inner.tags
+    }
+
+    /// The link's schedule.
+    pub fn schedule(&self) -> &Schedule {
+        &self.inner.schedule
+    }
+
+    /// Whether the link wants a transfer as soon as it is started.
+    pub fn immediate_transfer(&self) -> bool {
+        self.inner.immediate_transfer
+    }
+
+    /// Whether node errors are ignored.
+    pub fn ignores_exceptions(&self) -> bool {
+        self.inner.ignore_exceptions
+    }
+
+    /// Whether both values are the same link.
+    pub fn same_as(&self, other: &Link) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The inlets, in order.
+    pub fn inlets(&self) -> Vec<InletHandle> {
+        lock(&self.inner.inlets)
+            .iter()
+            .map(|s| s.handle.clone())
+            .collect()
+    }
+
+    /// The outlets, in order.
+    pub fn outlets(&self) -> Vec<OutletHandle> {
+        lock(&self.inner.outlets)
+            .iter()
+            .map(|o| o.handle.clone())
+            .collect()
+    }
+
+    /// What each inlet and outlet did for this link, inlets first.
+    pub fn node_stats(&self) -> Vec<NodeStats> {
+        let mut stats: Vec<NodeStats> = lock(&self.inner.inlets)
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.counters.snapshot(NodeKind::Inlet, s.handle.name(), i))
+            .collect();
+        stats.extend(
+            lock(&self.inner.outlets)
+                .iter()
+                .enumerate()
+                .map(|(i, s)| s.counters.snapshot(NodeKind::Outlet, s.handle.name(), i)),
+        );
+        stats
+    }
+
+    /// When the next scheduled transfer is due, if the link is scheduled.
+    pub fn next_transfer(&self) -> Option<SystemTime> {
+        *lock(&self.inner.next_tick)
+    }
+
+    /// The link's counters.
+    pub fn stats(&self) -> LinkStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Whether every inlet has reported the end of its input.
+    pub fn is_exhausted(&self) -> bool {
+        let slots = lock(&self.inner.inlets);
+        !slots.is_empty() && slots.iter().all(|s| s.exhausted)
+    }
+
+    fn hook_error(&self, kind: NodeKind, node: &str, phase: &str, failure: Failure) -> NodeError {
+        NodeError {
+            link: self.inner.name.clone(),
+            update: phase.to_owned(),
+            kind,
+            node: node.to_owned(),
+            failure,
+        }
+    }
+
+    fn node_error(
+        &self,
+        update: &Update,
+        kind: NodeKind,
+        node: &str,
+        failure: Failure,
+    ) -> NodeError {
+        NodeError {
+            link: self.inner.name.clone(),
+            update: update.to_string(),
+            kind,
+            node: node.to_owned(),
+            failure,
+        }
+    }
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("name", &self.inner.name)
+            .field("tags", &self.inner.tags)
+            .field("schedule", &self.inner.schedule)
+            .field("inlets", &self.inlets())
+            .field("outlets", &self.outlets())
+            .finish()
+    }
+}

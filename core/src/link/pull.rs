@@ -1,0 +1,138 @@
+//! Pulling a link's inlets: which are due, concurrency and timeouts, and
+//! what each answer (records, nothing, retry later, exhausted) does to the
+//! inlet's slot.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tracing::Instrument;
+
+use super::Link;
+use crate::error::{Failure, NodeError, NodeKind};
+use crate::inlet::{InletHandle, Pull};
+use crate::record::Record;
+use crate::sync::lock;
+use crate::update::Update;
+
+/// The shortest retry delay honoured: an inlet answering `RetryAfter(0)`
+/// over and over is pulled at most this often.
+const MIN_RETRY: Duration = Duration::from_millis(1);
+
+/// Which inlets a transfer pulls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pulls {
+    /// Every inlet that is not exhausted or waiting out a retry delay.
+    Due,
+    /// Only inlets whose retry delay has just ended.
+    Retries,
+    /// None (timer wake-ups and flushes).
+    None,
+}
+
+impl Link {
+    /// Pulls the inlets `pulls` selects; failures go to `errors`.
+    pub(super) async fn pull(
+        &self,
+        update: &Update,
+        pulls: Pulls,
+        errors: &mut Vec<NodeError>,
+    ) -> Vec<Record> {
+        let inner = &*self.inner;
+        let now = crate::clock::now();
+        // Slots are remembered by position, so one instance listed twice
+        // is two slots with their own state.
+        let mut due: Vec<(usize, InletHandle)> = lock(&inner.inlets)
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                !s.exhausted
+                    && match (pulls, s.retry_at) {
+                        (_, Some(at)) => at <= now,
+                        (Pulls::Retries, None) => false,
+                        _ => true,
+                    }
+            })
+            .map(|(i, s)| (i, s.handle.clone()))
+            .collect();
+        let timeout = inner.inlet_timeout;
+        let pull = |(index, handle): (usize, InletHandle)| async move {
+            let span = tracing::info_span!("inlet", component = %handle.name());
+            let result = handle.pull(update, timeout).instrument(span).await;
+            (index, handle, result)
+        };
+        let results: Vec<(usize, InletHandle, Result<Pull, Failure>)> = if due.len() == 1
+            && let Some(one) = due.pop()
+        {
+            vec![pull(one).await]
+        } else {
+            let limit = match inner.inlet_concurrency {
+                0 => due.len().max(1),
+                n => n,
+            };
+            futures::stream::iter(due)
+                .map(pull)
+                .buffered(limit)
+                .collect()
+                .await
+        };
+
+        let mut records: Vec<Record> = Vec::new();
+        let mut slots = lock(&inner.inlets);
+        let mut retrying = false;
+        for (index, handle, result) in results {
+            // The list may have changed during the pulls: fall back to the
+            // instance if the position no longer holds it.
+            let slot = match slots.get(index) {
+                Some(s) if s.handle.same_as(&handle) => slots.get_mut(index),
+                _ => slots.iter_mut().find(|s| s.handle.same_as(&handle)),
+            };
+            let (mut retry_at, mut exhausted, mut failed) = (None, false, false);
+            let produced = match result {
+                Ok(Pull::Records(r)) => r,
+                Ok(Pull::Nothing) => Vec::new(),
+                Ok(Pull::RetryAfter(d)) => {
+                    // A floor keeps `RetryAfter(0)` from spinning the timer.
+                    retry_at = Some(crate::clock::after(crate::clock::now(), d.max(MIN_RETRY)));
+                    retrying = true;
+                    Vec::new()
+                }
+                Ok(Pull::Exhausted(r)) => {
+                    exhausted = true;
+                    r
+                }
+                Err(failure) => {
+                    failed = true;
+                    let e = self.node_error(update, NodeKind::Inlet, handle.name(), failure);
+                    if inner.ignore_exceptions {
+                        tracing::warn!("{e} (ignored)");
+                    }
+                    errors.push(e);
+                    Vec::new()
+                }
+            };
+            if let Some(slot) = slot {
+                slot.retry_at = retry_at;
+                slot.exhausted |= exhausted;
+                slot.counters.record(produced.len(), failed);
+            }
+            if records.is_empty() {
+                records = produced;
+            } else {
+                records.extend(produced);
+            }
+        }
+        if retrying {
+            // The timer may sleep until a later tick (a forced transfer):
+            // wake it to plan the retry.
+            inner.control.wake.notify_one();
+        }
+        records
+    }
+
+    /// Whether some inlet's retry delay has ended.
+    pub(super) fn retry_due(&self, now: Instant) -> bool {
+        lock(&self.inner.inlets)
+            .iter()
+            .any(|s| !s.exhausted && s.retry_at.is_some_and(|at| at <= now))
+    }
+}

@@ -1,0 +1,281 @@
+//! One transfer: pull, run the processors in order, group, then push each
+//! batch to every outlet concurrently, and account for what happened.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use tracing::Instrument;
+
+use super::pull::Pulls;
+use super::{Link, OutletSlot, Pipeline, TransferReport};
+use crate::error::{NodeError, NodeKind, TransferError};
+use crate::node::guarded;
+use crate::outlet::OutletHandle;
+use crate::processor::{Context, Trigger};
+use crate::record::Record;
+use crate::sync::lock;
+use crate::update::Update;
+
+/// Holds a flag up for as long as it lives.
+struct Flag<'a>(&'a AtomicBool);
+
+impl<'a> Flag<'a> {
+    fn raise(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        Flag(flag)
+    }
+}
+
+impl Drop for Flag<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// One push to one outlet, in a span naming it.
+async fn deliver(
+    slot: &OutletSlot,
+    batch: &[Record],
+    cx: &Context<'_>,
+    timeout: Option<Duration>,
+) -> Result<usize, crate::outlet::DeliveryError> {
+    let span = tracing::info_span!("outlet", component = %slot.handle.name());
+    slot.handle
+        .deliver(batch, cx, timeout)
+        .instrument(span)
+        .await
+}
+
+impl Link {
+    /// Runs one transfer now: pull, process, group, push. Waits for a
+    /// running transfer of this link to end first (transfers never overlap).
+    pub async fn transfer(&self) -> Result<TransferReport, TransferError> {
+        let pipeline = self.inner.pipeline.lock().await;
+        self.run(pipeline, Trigger::Transfer, None, Pulls::Due)
+            .await
+    }
+
+    /// Runs one transfer, timer wake-up or flush on the held pipeline and
+    /// records its outcome in the link's counters.
+    pub(super) async fn run(
+        &self,
+        mut pipeline: tokio::sync::MutexGuard<'_, Pipeline>,
+        trigger: Trigger,
+        scheduled: Option<Instant>,
+        pulls: Pulls,
+    ) -> Result<TransferReport, TransferError> {
+        let inner = &*self.inner;
+        let started = crate::clock::now();
+        let index = inner.next_index.fetch_add(1, Ordering::Relaxed);
+        let update = Update::for_link(inner.tags.clone(), index, scheduled);
+        let span = tracing::info_span!("transfer", update = %update);
+        // Reset even if this future is dropped midway (a cancelled transfer).
+        let _transferring = Flag::raise(&inner.control.transferring);
+        let outcome = self
+            .run_stages(&mut pipeline, &update, trigger, pulls)
+            .instrument(span)
+            .await;
+        // The pipeline may have changed what its processors wait for.
+        let from_processors = pipeline
+            .processors
+            .iter()
+            .filter_map(|s| s.processor.next_wakeup())
+            .min();
+        // A wake-up at or before this run's start was due while it ran and
+        // had its chance: asking again for the past would spin the timer.
+        let wakeup = self
+            .with_outlet_wakeups(from_processors)
+            .await
+            .filter(|w| *w > started);
+        let earlier = {
+            let mut stored = lock(&inner.processor_wakeup);
+            let earlier = wakeup.is_some_and(|w| stored.is_none_or(|s| w < s));
+            *stored = wakeup;
+            earlier
+        };
+        if earlier {
+            // The timer task may be asleep until a later tick (this was a
+            // forced transfer): wake it to re-plan.
+            inner.control.wake.notify_one();
+        }
+        drop(pipeline);
+        drop(_transferring);
+
+        let duration = started.elapsed();
+        let c = &inner.counters;
+        c.duration.observe(duration);
+        match outcome {
+            Ok((records_in, records_out, ignored)) => {
+                c.transfers_ok.fetch_add(1, Ordering::Relaxed);
+                c.records_in.fetch_add(records_in as u64, Ordering::Relaxed);
+                c.records_out
+                    .fetch_add(records_out as u64, Ordering::Relaxed);
+                if let Some(last) = ignored.last() {
+                    c.errors.fetch_add(ignored.len() as u64, Ordering::Relaxed);
+                    c.set_last_error(last.to_string());
+                }
+                c.mark_success();
+                Ok(TransferReport {
+                    update,
+                    records_in,
+                    records_out,
+                    ignored,
+                    duration,
+                })
+            }
+            Err(errors) => {
+                c.transfers_failed.fetch_add(1, Ordering::Relaxed);
+                c.errors.fetch_add(errors.len() as u64, Ordering::Relaxed);
+                let error = TransferError {
+                    link: inner.name.clone(),
+                    update: update.to_string(),
+                    errors,
+                };
+                c.set_last_error(error.to_string());
+                tracing::error!(link = %inner.name, update = %update, "{error}");
+                Err(error)
+            }
+        }
+    }
+
+    async fn with_outlet_wakeups(&self, mut wakeup: Option<Instant>) -> Option<Instant> {
+        // Runs after every transfer: most links have no outlet processors,
+        // and then this collects (and allocates) nothing.
+        let with_processors: Vec<OutletHandle> = lock(&self.inner.outlets)
+            .iter()
+            .filter(|o| o.handle.has_processors())
+            .map(|o| o.handle.clone())
+            .collect();
+        for outlet in &with_processors {
+            if let Some(w) = outlet.next_wakeup().await {
+                wakeup = Some(wakeup.map_or(w, |c| c.min(w)));
+            }
+        }
+        wakeup
+    }
+
+    /// Handles one node error: under `ignore_exceptions` it is logged and
+    /// kept for the report; otherwise it ends the transfer.
+    fn on_error(&self, error: NodeError, errors: &mut Vec<NodeError>) -> Result<(), ()> {
+        if self.inner.ignore_exceptions {
+            tracing::warn!("{error} (ignored)");
+            errors.push(error);
+            Ok(())
+        } else {
+            errors.push(error);
+            Err(())
+        }
+    }
+
+    /// The stages of one transfer. Returns records in/out and the ignored
+    /// errors, or every error when the transfer fails.
+    async fn run_stages(
+        &self,
+        pipeline: &mut Pipeline,
+        update: &Update,
+        trigger: Trigger,
+        pulls: Pulls,
+    ) -> Result<(usize, usize, Vec<NodeError>), Vec<NodeError>> {
+        let inner = &*self.inner;
+        let mut errors = Vec::new();
+        tracing::debug!("transfer");
+
+        let mut records = match pulls {
+            Pulls::None => Vec::new(),
+            _ => self.pull(update, pulls, &mut errors).await,
+        };
+        if !errors.is_empty() && !inner.ignore_exceptions {
+            // What the other inlets produced goes down with the transfer.
+            inner
+                .counters
+                .records_dropped
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            return Err(errors);
+        }
+        let records_in = records.len();
+
+        let cx = Context::new(update, trigger);
+        for stage in pipeline.processors.iter_mut() {
+            let held = records.len();
+            match guarded(stage.processor.process(records, &cx), None).await {
+                Ok(out) => records = out,
+                Err(failure) => {
+                    let e = self.node_error(update, NodeKind::Processor, &stage.name, failure);
+                    if self.on_error(e, &mut errors).is_err() {
+                        return Err(errors);
+                    }
+                    // The failed batch is dropped, never passed on unprocessed.
+                    inner
+                        .counters
+                        .records_dropped
+                        .fetch_add(held as u64, Ordering::Relaxed);
+                    records = Vec::new();
+                }
+            }
+        }
+
+        let mut batches = vec![records];
+        for g in pipeline.groupers.iter_mut() {
+            let input = std::mem::take(&mut batches);
+            let held: usize = input.iter().map(Vec::len).sum();
+            match crate::node::guarded_sync(|| g.grouper.group(input)) {
+                Ok(out) => batches = out,
+                Err(failure) => {
+                    let e = self.node_error(update, NodeKind::Grouper, &g.name, failure);
+                    if self.on_error(e, &mut errors).is_err() {
+                        return Err(errors);
+                    }
+                    inner
+                        .counters
+                        .records_dropped
+                        .fetch_add(held as u64, Ordering::Relaxed);
+                }
+            }
+        }
+
+        let outlets: Vec<OutletSlot> = lock(&inner.outlets).clone();
+        let any_outlet_processors = outlets.iter().any(|o| o.handle.has_processors());
+        if batches.is_empty() && any_outlet_processors {
+            // Outlets' own processors (buffers) must still run on timers and
+            // flushes even when a grouper left no batch at all.
+            batches.push(Vec::new());
+        }
+        let timeout = inner.outlet_timeout;
+        let mut records_out = 0;
+        for batch in &batches {
+            if batch.is_empty() && !any_outlet_processors {
+                continue;
+            }
+            let results = if outlets.len() == 1 {
+                vec![deliver(&outlets[0], batch, &cx, timeout).await]
+            } else {
+                join_all(outlets.iter().map(|o| deliver(o, batch, &cx, timeout))).await
+            };
+            let mut failed = false;
+            for (slot, result) in outlets.iter().zip(results) {
+                slot.counters
+                    .record(*result.as_ref().unwrap_or(&0), result.is_err());
+                match result {
+                    Ok(n) => records_out += n,
+                    Err(d) => {
+                        if d.kind == NodeKind::OutletProcessor && inner.ignore_exceptions {
+                            // That outlet's copy of the batch is gone.
+                            inner
+                                .counters
+                                .records_dropped
+                                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        }
+                        let e = self.node_error(update, d.kind, &d.node, d.failure);
+                        failed |= self.on_error(e, &mut errors).is_err();
+                    }
+                }
+            }
+            if failed {
+                return Err(errors);
+            }
+        }
+        tracing::debug!(records_in, records_out, "done");
+        Ok((records_in, records_out, errors))
+    }
+}
