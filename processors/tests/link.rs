@@ -28,7 +28,10 @@ async fn a_link_with_select_and_a_jq_map_transforms_what_it_moves() {
     link.transfer().await.unwrap();
     assert_eq!(
         out.payloads(),
-        [json!({"id": 2, "cents": 1225}), json!({"id": 3, "cents": 9900})]
+        [
+            json!({"id": 2, "cents": 1225}),
+            json!({"id": 3, "cents": 9900})
+        ]
     );
     // The map keeps each record's metadata.
     assert!(out.records().iter().all(|r| r.meta(INLET_KEY).is_some()));

@@ -38,3 +38,16 @@ async fn a_link_with_a_null_inlet_delivers_nothing_and_keeps_going() {
     assert!(!link.is_exhausted());
     assert!(link.shutdown().await.is_empty());
 }
+
+#[tokio::test]
+async fn the_null_inlet_produces_nothing_forever() {
+    let mut inlet = NullInlet::new();
+    inlet.on_start().await.unwrap();
+    for _ in 0..100 {
+        assert!(matches!(
+            inlet.pull(&Update::new(["null"], 0)).await.unwrap(),
+            Pull::Nothing
+        ));
+    }
+    inlet.on_shutdown().await.unwrap();
+}

@@ -84,3 +84,22 @@ fn min_greater_than_max_is_an_error_naming_both() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn random_int_extreme_ranges_never_panic_and_stay_in_range() {
+    for (min, max) in [
+        (i64::MIN, i64::MAX),
+        (i64::MAX, i64::MAX),
+        (i64::MIN, i64::MIN),
+        (-1, 0),
+    ] {
+        let mut inlet = RandomIntInlet::new(min, max).unwrap().seed(7);
+        for _ in 0..200 {
+            let pull = inlet.pull(&Update::new(["random"], 0)).await.unwrap();
+            let n = pull.records()[0].payload.as_i64().unwrap();
+            assert!((min..=max).contains(&n), "{n} outside [{min}, {max}]");
+        }
+    }
+    let e = RandomIntInlet::new(1, 0).unwrap_err().to_string();
+    assert!(e.contains("min (1)") && e.contains("max (0)"), "{e}");
+}

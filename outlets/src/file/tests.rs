@@ -5,7 +5,7 @@ use std::path::Path;
 
 use databay_core::testing::OutletTester;
 use databay_core::{Outlet, Record, Update};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{FileOutlet, FileOutletError};
 use crate::FileMode;
@@ -16,6 +16,10 @@ fn update() -> Update {
 
 fn read(path: impl AsRef<Path>) -> String {
     fs::read_to_string(path).unwrap()
+}
+
+fn objects(values: &[Value]) -> Vec<Record> {
+    values.iter().cloned().map(Record::new).collect()
 }
 
 fn path_str(path: &Path) -> &str {
@@ -227,5 +231,94 @@ async fn passes_the_outlet_checks() {
     assert!(
         text.contains("\n42\nplain text\n[1,\"two\",null]\nnull\n"),
         "{text}"
+    );
+}
+
+// --- bad metadata, odd paths, unusual characters ---
+
+/// The same file as `path`, spelled differently (`dir/sub/../name`).
+fn other_spelling(path: &Path) -> std::path::PathBuf {
+    let dir = path.parent().unwrap();
+    fs::create_dir_all(dir.join("sub")).unwrap();
+    dir.join("sub").join("..").join(path.file_name().unwrap())
+}
+
+#[tokio::test]
+async fn non_string_file_metadata_names_the_record_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    for (key, value) in [
+        (FileOutlet::FILEPATH, Value::Null),
+        (FileOutlet::FILEPATH, json!(["a"])),
+        (FileOutlet::FILEPATH, json!({"path": "x"})),
+        (FileOutlet::FILEPATH, json!(true)),
+        (FileOutlet::FILE_MODE, json!(1)),
+        (FileOutlet::FILE_MODE, json!("r+")),
+    ] {
+        let records = vec![Record::new(1), Record::new(2).with_meta(key, value.clone())];
+        let e = FileOutlet::new(&path)
+            .push(&records, &update())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("record 1: metadata") && e.contains(key),
+            "{value}: {e}"
+        );
+        assert!(!path.exists(), "{e}: something was written");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_or_directory_filepath_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = dir.path().join("out.txt");
+    for target in ["", path_str(dir.path())] {
+        let records = vec![Record::new(1).with_meta(FileOutlet::FILEPATH, target)];
+        let e = FileOutlet::new(&default)
+            .push(&records, &update())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("`{target}`")), "{e}");
+    }
+}
+
+/// The file outlet promises to truncate a file at most once per push, "so a
+/// batch never erases its own records"; a file named two ways is two
+/// targets, each truncated in turn.
+#[tokio::test]
+async fn one_file_under_two_spellings_keeps_the_whole_batch_in_truncate_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    fs::write(&path, "old\n").unwrap();
+    let alias = other_spelling(&path);
+    let records = vec![
+        Record::new("first"),
+        Record::new("second").with_meta(FileOutlet::FILEPATH, path_str(&alias)),
+    ];
+    FileOutlet::new(&path)
+        .file_mode(FileMode::Truncate)
+        .push(&records, &update())
+        .await
+        .unwrap();
+    assert_eq!(read(&path), "first\nsecond\n");
+}
+
+#[tokio::test]
+async fn unicode_and_control_characters_are_written_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    let records = objects(&[
+        json!("é😀\u{0}\u{202e}"),
+        json!({"s": "a\nb", "u": u64::MAX}),
+    ]);
+    FileOutlet::new(&path)
+        .push(&records, &update())
+        .await
+        .unwrap();
+    assert_eq!(
+        read(&path),
+        "é😀\u{0}\u{202e}\n{\"s\":\"a\\nb\",\"u\":18446744073709551615}\n"
     );
 }

@@ -40,16 +40,7 @@ impl Outlet for NullOutlet {
 pub const SAMPLE: &str = include_str!("sample.toml");
 
 mod options;
+#[cfg(test)]
+mod tests;
 pub use options::NullOutletOptions;
 pub(crate) use options::register;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use databay_core::testing::OutletTester;
-
-    #[tokio::test]
-    async fn passes_the_outlet_checks() {
-        OutletTester::new(NullOutlet::new).run().await.unwrap();
-    }
-}

@@ -168,3 +168,32 @@ fn debug_names_the_options_not_the_writer() {
         "PrintOutlet { only_payload: false, skip_update: true, target: \"stdout\" }"
     );
 }
+
+// --- huge and deep payloads ---
+
+#[tokio::test]
+async fn huge_and_deep_payloads_print_whole_on_one_line() {
+    let sink = SharedBuf::default();
+    let mut outlet = PrintOutlet::to_writer(sink.clone())
+        .only_payload(true)
+        .skip_update(true);
+    let huge = "x".repeat(8 * 1024 * 1024);
+    let mut deep = json!(1);
+    for _ in 0..500 {
+        deep = json!([deep]);
+    }
+    let records: Vec<Record> = [json!(huge), deep.clone(), json!({"nl": "a\nb"})]
+        .into_iter()
+        .map(Record::new)
+        .collect();
+    outlet
+        .push(&records, &Update::new(["print"], 0))
+        .await
+        .unwrap();
+    let text = sink.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0].len(), huge.len() + 2);
+    assert_eq!(lines[1], serde_json::to_string(&deep).unwrap());
+    assert_eq!(lines[2], "{\"nl\":\"a\\nb\"}");
+}
