@@ -41,6 +41,20 @@ pub fn assert_documented(registry: &Registry, kind: Kind, name: &str, readme: &s
     }
 }
 
+/// [`assert_documented`] for a type that `register` (a component crate's
+/// or folder's `register` function) registers, with its README:
+/// `assert_registered_documented(register, Kind::Inlet, "file", include_str!("README.md"))`.
+pub fn assert_registered_documented(
+    register: fn(&mut Registry),
+    kind: Kind,
+    name: &str,
+    readme: &str,
+) {
+    let mut registry = Registry::new();
+    register(&mut registry);
+    assert_documented(&registry, kind, name, readme);
+}
+
 /// Every problem with how the `kind` type `name` is documented: its
 /// summary is one line; its sample starts with a comment, parses, has
 /// `type = "name"`, builds, and has a line for every option (set, or
@@ -167,4 +181,65 @@ pub fn build<T>(component: Option<&crate::Component<T>>, options: &str) -> Resul
     component
         .build(raw_options(options), &context())
         .map_err(|e: BuildError| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use databay_core::testing::StaticInlet;
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Options {
+        count: u32,
+        label: Option<String>,
+    }
+
+    fn registry(sample: &str) -> Registry {
+        let mut registry = Registry::new();
+        registry.inlet(
+            "numbers",
+            "Numbers.",
+            sample,
+            |_: Options, _: &BuildContext| Ok(StaticInlet::values([serde_json::json!(1)])),
+        );
+        registry
+    }
+
+    const SAMPLE: &str = "# Numbers.\ntype = \"numbers\"\ncount = 3\n# label = \"n\"\n";
+
+    #[test]
+    fn a_documented_component_passes() {
+        let readme = format!("`count` and `label`\n\n```toml\n{SAMPLE}```\n");
+        assert_eq!(
+            check_documented(&registry(SAMPLE), Kind::Inlet, "numbers", &readme),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn every_kind_of_drift_is_reported() {
+        let problems = |sample: &str, readme: &str| {
+            check_documented(&registry(sample), Kind::Inlet, "numbers", readme).unwrap_err()
+        };
+        // The README misses the sample and an option.
+        let p = problems(SAMPLE, "`count`");
+        assert!(p.iter().any(|p| p.contains("quote the sample")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("option `label`")), "{p:?}");
+        // The sample names another type, lacks an option, does not build.
+        let sample = "# Numbers.\ntype = \"number\"\ncount = \"three\"\n";
+        let p = problems(sample, sample);
+        assert!(p.iter().any(|p| p.contains("must be \"numbers\"")), "{p:?}");
+        let sample = "# Numbers.\ntype = \"numbers\"\ncount = \"three\"\n";
+        let p = problems(sample, &format!("`count` `label` {sample}"));
+        assert!(p.iter().any(|p| p.contains("does not build")), "{p:?}");
+        assert!(
+            p.iter().any(|p| p.contains("no line for option `label`")),
+            "{p:?}"
+        );
+        // No such type.
+        let p = check_documented(&registry(SAMPLE), Kind::Outlet, "numbers", "").unwrap_err();
+        assert!(p[0].contains("no outlet type `numbers`"), "{p:?}");
+    }
 }

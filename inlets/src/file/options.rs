@@ -66,17 +66,12 @@ pub(crate) fn register(registry: &mut Registry) {
 
 #[cfg(test)]
 mod tests {
-    use databay_component::{Kind, Registry};
+    use databay_component::Kind;
+    use databay_component::testing::assert_registered_documented;
 
     #[test]
     fn sample_and_readme_match_the_options() {
-        let mut registry = Registry::new();
-        super::register(&mut registry);
-        databay_component::testing::assert_documented(
-            &registry,
-            Kind::Inlet,
-            "file",
-            include_str!("README.md"),
-        );
+        let readme = include_str!("README.md");
+        assert_registered_documented(super::register, Kind::Inlet, "file", readme);
     }
 }

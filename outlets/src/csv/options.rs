@@ -42,17 +42,12 @@ pub(crate) fn register(registry: &mut Registry) {
 
 #[cfg(test)]
 mod tests {
-    use databay_component::{Kind, Registry};
+    use databay_component::Kind;
+    use databay_component::testing::assert_registered_documented;
 
     #[test]
     fn sample_and_readme_match_the_options() {
-        let mut registry = Registry::new();
-        super::register(&mut registry);
-        databay_component::testing::assert_documented(
-            &registry,
-            Kind::Outlet,
-            "csv",
-            include_str!("README.md"),
-        );
+        let readme = include_str!("README.md");
+        assert_registered_documented(super::register, Kind::Outlet, "csv", readme);
     }
 }

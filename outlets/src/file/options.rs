@@ -47,17 +47,12 @@ pub(crate) fn parse_mode(mode: Option<&str>) -> Result<FileMode, OptionError> {
 
 #[cfg(test)]
 mod tests {
-    use databay_component::{Kind, Registry};
+    use databay_component::Kind;
+    use databay_component::testing::assert_registered_documented;
 
     #[test]
     fn sample_and_readme_match_the_options() {
-        let mut registry = Registry::new();
-        super::register(&mut registry);
-        databay_component::testing::assert_documented(
-            &registry,
-            Kind::Outlet,
-            "file",
-            include_str!("README.md"),
-        );
+        let readme = include_str!("README.md");
+        assert_registered_documented(super::register, Kind::Outlet, "file", readme);
     }
 }
