@@ -89,18 +89,37 @@ impl Schedule {
     /// use databay_core::Schedule;
     /// let s = Schedule::cron("30 2 * * *", "Europe/Berlin").unwrap();
     /// assert!(Schedule::cron("61 * * * *", "UTC").is_err());
+    /// // Every field count but 5 or 6, and a date that never comes, are refused.
+    /// assert!(Schedule::cron("0 0 * * * * 2030", "UTC").is_err());
+    /// assert!(Schedule::cron("0 0 31 2 *", "UTC").is_err());
     /// ```
     pub fn cron(expr: &str, timezone: &str) -> Result<Self, ScheduleError> {
         let tz =
             Tz::from_str(timezone).map_err(|_| ScheduleError::TimeZone(timezone.to_owned()))?;
+        let refuse = |reason: String| ScheduleError::Cron {
+            expr: expr.to_owned(),
+            reason,
+        };
+        let fields = expr.split_whitespace().count();
+        if !expr.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
+            return Err(refuse(format!(
+                "expected 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first; found {fields}"
+            )));
+        }
         let cron = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
+            .year(croner::parser::Year::Disallowed)
             .build()
             .parse(expr)
-            .map_err(|e| ScheduleError::Cron {
-                expr: expr.to_owned(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| refuse(e.to_string()))?;
+        // A pattern such as `0 0 31 2 *` parses but matches no date: refuse
+        // it rather than run a link that silently never transfers.
+        let now = Utc::now().with_timezone(&tz);
+        if cron.find_next_occurrence(&now, false).is_err() {
+            return Err(refuse(
+                "it matches no date, so it would never fire".to_owned(),
+            ));
+        }
         Ok(Schedule::Cron(Box::new(CronSchedule {
             expr: expr.to_owned(),
             cron,

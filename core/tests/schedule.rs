@@ -336,3 +336,33 @@ async fn a_stale_processor_wakeup_does_not_spin() {
         link.stats().transfers_ok
     );
 }
+
+#[test]
+fn a_cron_pattern_that_never_fires_is_refused() {
+    for expr in ["0 0 31 2 *", "0 0 30 2 *", "0 0 0 31 4 *"] {
+        let e = match Schedule::cron(expr, "UTC") {
+            Ok(_) => panic!("`{expr}` accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("never fire"), "{expr}: {e}");
+    }
+    // Rare but real dates still pass: 29 February.
+    assert!(Schedule::cron("0 0 29 2 *", "UTC").is_ok());
+}
+
+#[test]
+fn cron_takes_five_or_six_fields_as_documented() {
+    assert!(Schedule::cron("*/5 * * * *", "UTC").is_ok());
+    assert!(Schedule::cron("30 */5 * * * *", "UTC").is_ok());
+    assert!(Schedule::cron("@hourly", "UTC").is_ok());
+    for (expr, found) in [("* * * *", 4), ("0 0 0 1 1 * 2030", 7)] {
+        let e = match Schedule::cron(expr, "UTC") {
+            Ok(_) => panic!("`{expr}` accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains("expected 5 fields") && e.contains(&format!("found {found}")),
+            "{expr}: {e}"
+        );
+    }
+}

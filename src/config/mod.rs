@@ -87,15 +87,30 @@ impl std::fmt::Debug for Config {
 impl Config {
     /// Reads and checks `path`, building every link with `registry`.
     pub fn load(path: &Path, registry: &Registry) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let error = |line, column, message| {
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
-                line: 0,
-                column: 0,
+                line,
+                column,
                 key: String::new(),
-                message: format!("cannot read the config file: {e}"),
+                message,
                 hint: None,
             }])
+        };
+        let bytes = std::fs::read(path)
+            .map_err(|e| error(0, 0, format!("cannot read the config file: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            // Locate the first bad byte: line and column (in characters)
+            // of the valid text before it.
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let good = std::str::from_utf8(good).unwrap_or_default();
+            let line = good.matches('\n').count() + 1;
+            let column = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            error(
+                line,
+                column,
+                "the file is not valid UTF-8 (TOML must be UTF-8)".to_owned(),
+            )
         })?;
         let lookup = |name: &str| match std::env::var(name) {
             Ok(value) => Ok(Some(value)),

@@ -7,6 +7,9 @@ use toml::de::DeTable;
 use super::loader::Loader;
 use super::settings::LinkSettings;
 
+/// The shortest `every` a config may give.
+const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
+
 impl<'t> Loader<'_, 't> {
     pub(super) fn schedule(
         &mut self,
@@ -42,6 +45,17 @@ impl<'t> Loader<'_, 't> {
                         "`timezone` applies to `cron` schedules only",
                         None,
                     );
+                }
+                // Below a millisecond the timer wheel cannot keep the
+                // interval anyway (its resolution), and `"1ns"` is a typo.
+                if !every.0.is_zero() && every.0 < MIN_INTERVAL {
+                    self.diag.error(
+                        at("every"),
+                        format!("{key}.every"),
+                        format!("{:?} is shorter than the shortest interval, 1ms", every.0),
+                        Some("write e.g. `every = \"1ms\"` or longer".into()),
+                    );
+                    return None;
                 }
                 match Schedule::every(every.0) {
                     Ok(mut schedule) => {

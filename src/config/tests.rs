@@ -165,3 +165,31 @@ fn every_example_config_validates() {
     }
     assert!(seen >= 4, "only {seen} example configs found");
 }
+
+#[test]
+fn intervals_below_a_millisecond_are_refused_at_their_key() {
+    let text = "[[link]]\nname = \"a\"\nevery = \"1ns\"\n[[link.inlet]]\ntype = \"null\"\n[[link.outlet]]\ntype = \"null\"\n";
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with(
+            "test.toml:3:9: `link.a.every`: 1ns is shorter than the shortest interval, 1ms"
+        ),
+        "{}",
+        errs[0]
+    );
+    let ok = text.replace("1ns", "1ms");
+    assert!(load(&ok).is_ok());
+}
+
+#[test]
+fn a_cron_that_never_fires_is_refused_at_its_key() {
+    let text = "[[link]]\nname = \"a\"\ncron = \"0 0 31 2 *\"\n[[link.inlet]]\ntype = \"null\"\n[[link.outlet]]\ntype = \"null\"\n";
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("test.toml:3:8: `link.a.cron`:") && errs[0].contains("never fire"),
+        "{}",
+        errs[0]
+    );
+}

@@ -279,4 +279,9 @@ fn a_config_file_that_is_not_utf8_is_a_config_error() {
     assert_eq!(out.status.code(), Some(78), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.toml"), "{stderr}");
+    // It points at the first bad byte: line 2, the 9th character.
+    assert!(
+        stderr.contains("bad.toml:2:9: the file is not valid UTF-8"),
+        "{stderr}"
+    );
 }
