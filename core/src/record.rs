@@ -96,15 +96,22 @@ impl Record {
     /// Attaches the shared origin of the inlet that produced this record.
     /// Local entries keep precedence over the origin's global metadata.
     pub fn set_origin(&mut self, origin: Arc<Origin>) {
+        // The framework names the producing inlet, as Databay's
+        // `new_record` does: an inlet cannot forge `__inlet__` with a local
+        // entry (joins and routing key on it).
         if self.detached {
             // The record was given a complete map of its own: keep it, but
             // name the producing inlet.
             if let Some(local) = self.local.as_mut() {
-                local
-                    .entry(INLET_KEY)
-                    .or_insert_with(|| origin.inlet.clone());
+                local.insert(INLET_KEY.to_owned(), origin.inlet.clone());
             }
             return;
+        }
+        if let Some(local) = self.local.as_mut() {
+            local.remove(INLET_KEY);
+            if local.is_empty() {
+                self.local = None;
+            }
         }
         self.origin = Some(origin);
     }

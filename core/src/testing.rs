@@ -118,7 +118,9 @@ where
                 failures.push("still active after on_shutdown".into());
             }
         }
-        failures.dedup();
+        // Each failure once, in the order first seen.
+        let mut seen = std::collections::HashSet::new();
+        failures.retain(|f| seen.insert(f.clone()));
         if failures.is_empty() {
             Ok(())
         } else {
