@@ -30,6 +30,17 @@ impl FileIoError {
     }
 }
 
+/// The file a record's path metadata names: a relative path resolves
+/// against `base` (the config file's directory, as `path` options do) when
+/// the outlet was given one, else against the working directory.
+pub(crate) fn metadata_path<'a>(base: Option<&Path>, path: &'a str) -> std::borrow::Cow<'a, Path> {
+    let path = Path::new(path);
+    match base {
+        Some(base) if path.is_relative() => std::borrow::Cow::Owned(base.join(path)),
+        _ => std::borrow::Cow::Borrowed(path),
+    }
+}
+
 /// A key under which two spellings of one file meet (`out.csv`,
 /// `./out.csv`, `d/../out.csv`), so a batch opens, truncates and heads each
 /// file once. Lexical: `.` dropped, `..` folded into its parent.

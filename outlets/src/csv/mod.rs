@@ -60,6 +60,7 @@ mod tests;
 pub struct CsvOutlet {
     default_filepath: PathBuf,
     default_file_mode: FileMode,
+    base_dir: Option<PathBuf>,
     extra_columns: ExtraColumns,
 }
 
@@ -174,7 +175,7 @@ pub enum CsvOutletError {
 
 /// The records of one push bound for one file.
 struct Group<'a> {
-    path: &'a Path,
+    path: std::borrow::Cow<'a, Path>,
     rows: Vec<(usize, &'a Map<String, Value>)>,
 }
 
@@ -211,6 +212,7 @@ impl CsvOutlet {
         CsvOutlet {
             default_filepath: default_filepath.into(),
             default_file_mode: FileMode::Append,
+            base_dir: None,
             extra_columns: ExtraColumns::Error,
         }
     }
@@ -229,6 +231,14 @@ impl CsvOutlet {
         self
     }
 
+    /// Resolves a relative path in a record's `CSV_FILE` metadata against
+    /// `dir` (the config file's directory, as the daemon does for `path`
+    /// options) instead of the working directory.
+    pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.base_dir = Some(dir.into());
+        self
+    }
+
     /// Where records without `CSV_FILE` metadata go.
     pub fn default_filepath(&self) -> &Path {
         &self.default_filepath
@@ -244,11 +254,11 @@ impl CsvOutlet {
     fn group<'a>(&'a self, records: &'a [Record]) -> Result<Vec<Group<'a>>, CsvOutletError> {
         let mut groups: Vec<Group<'a>> = Vec::new();
         let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
-        let mut last: Option<(&'a Path, usize)> = None;
+        let mut last: Option<(std::borrow::Cow<'a, Path>, usize)> = None;
         for (index, record) in records.iter().enumerate() {
             let path = match record.meta(CsvOutlet::CSV_FILE) {
-                None => self.default_filepath.as_path(),
-                Some(Value::String(p)) => Path::new(p.as_str()),
+                None => std::borrow::Cow::Borrowed(self.default_filepath.as_path()),
+                Some(Value::String(p)) => crate::common::metadata_path(self.base_dir.as_deref(), p),
                 Some(other) => {
                     return Err(CsvOutletError::Metadata {
                         index,
@@ -265,12 +275,12 @@ impl CsvOutlet {
             };
             // Runs of records share a file; skip the hash lookup for them.
             let slot = match last {
-                Some((p, slot)) if p == path => slot,
+                Some((ref p, slot)) if *p == path => slot,
                 _ => *by_path
-                    .entry(crate::common::file_key(path))
+                    .entry(crate::common::file_key(&path))
                     .or_insert_with(|| {
                         groups.push(Group {
-                            path,
+                            path: path.clone(),
                             rows: Vec::new(),
                         });
                         groups.len() - 1
@@ -283,7 +293,7 @@ impl CsvOutlet {
     }
 
     fn encode(&self, group: &Group<'_>, existing: Existing) -> Result<Encoded, CsvOutletError> {
-        let path = group.path;
+        let path = &*group.path;
         let truncate = self.default_file_mode == FileMode::Truncate;
         let (file, header, needs_newline) = match existing {
             Existing::Absent => (None, None, false),

@@ -34,6 +34,7 @@ pub(crate) fn register(registry: &mut Registry) {
                 .map_err(OptionError::of("extra_columns"))?
                 .unwrap_or_default();
             Ok(CsvOutlet::new(cx.path("path", &o.path)?)
+                .base_dir(&cx.base_dir)
                 .file_mode(parse_mode(o.mode.as_deref())?)
                 .extra_columns(extra))
         },

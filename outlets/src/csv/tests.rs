@@ -678,3 +678,15 @@ async fn bad_metadata_and_payloads_name_the_record_and_write_nothing() {
         assert!(!path.exists(), "{e}: something was written");
     }
 }
+
+/// Relative paths in `CSV_FILE` metadata resolve against the base
+/// directory, like the `path` option.
+#[tokio::test]
+async fn relative_metadata_paths_resolve_against_the_base_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outlet = CsvOutlet::new(dir.path().join("default.csv")).base_dir(dir.path());
+    let records =
+        vec![Record::new(json!({"a": 1})).with_meta(CsvOutlet::CSV_FILE, "sub/other.csv")];
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(dir.path().join("sub/other.csv")), "a\n1\n");
+}

@@ -55,6 +55,7 @@ mod tests;
 pub struct FileOutlet {
     default_filepath: PathBuf,
     default_file_mode: FileMode,
+    base_dir: Option<PathBuf>,
 }
 
 /// Why a [`FileOutlet`] push or setting failed.
@@ -109,6 +110,7 @@ impl FileOutlet {
         FileOutlet {
             default_filepath: default_filepath.into(),
             default_file_mode: FileMode::Append,
+            base_dir: None,
         }
     }
 
@@ -132,6 +134,14 @@ impl FileOutlet {
         }
     }
 
+    /// Resolves a relative path in a record's `FILEPATH` metadata against
+    /// `dir` (the config file's directory, as the daemon does for `path`
+    /// options) instead of the working directory.
+    pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.base_dir = Some(dir.into());
+        self
+    }
+
     /// Where records without `FILEPATH` metadata go.
     pub fn default_filepath(&self) -> &Path {
         &self.default_filepath
@@ -149,8 +159,8 @@ impl FileOutlet {
         let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
         for (index, record) in records.iter().enumerate() {
             let path = match record.meta(Self::FILEPATH) {
-                None => self.default_filepath.as_path(),
-                Some(Value::String(p)) => Path::new(p.as_str()),
+                None => std::borrow::Cow::Borrowed(self.default_filepath.as_path()),
+                Some(Value::String(p)) => crate::common::metadata_path(self.base_dir.as_deref(), p),
                 Some(other) => {
                     return Err(FileOutletError::Metadata {
                         index,
@@ -173,7 +183,7 @@ impl FileOutlet {
                 }
             };
             let slot = *by_path
-                .entry(crate::common::file_key(path))
+                .entry(crate::common::file_key(&path))
                 .or_insert_with(|| {
                     targets.push(Target {
                         path: path.to_path_buf(),
@@ -190,7 +200,7 @@ impl FileOutlet {
                 // are strings and the writer is infallible.
                 other => {
                     if let Err(e) = serde_json::to_writer(&mut target.lines, other) {
-                        return Err(FileIoError::new("render a line for", path, e.into()).into());
+                        return Err(FileIoError::new("render a line for", &path, e.into()).into());
                     }
                 }
             }

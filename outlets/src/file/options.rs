@@ -27,7 +27,9 @@ pub(crate) fn register(registry: &mut Registry) {
         SAMPLE,
         |o: FileOutletOptions, cx: &BuildContext| {
             let mode = parse_mode(o.mode.as_deref())?;
-            let outlet = FileOutlet::new(cx.path("path", &o.path)?).file_mode(mode);
+            let outlet = FileOutlet::new(cx.path("path", &o.path)?)
+                .base_dir(&cx.base_dir)
+                .file_mode(mode);
             Ok(match o.encoding {
                 Some(e) => outlet.encoding(&e).map_err(OptionError::of("encoding"))?,
                 None => outlet,

@@ -322,3 +322,20 @@ async fn unicode_and_control_characters_are_written_as_given() {
         "é😀\u{0}\u{202e}\n{\"s\":\"a\\nb\",\"u\":18446744073709551615}\n"
     );
 }
+
+/// Relative paths in `FILEPATH` metadata resolve against the base
+/// directory the daemon gives (the config's), like the `path` option.
+#[tokio::test]
+async fn relative_metadata_paths_resolve_against_the_base_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outlet = FileOutlet::new(dir.path().join("default.txt")).base_dir(dir.path());
+    let records = vec![Record::new("x").with_meta(FileOutlet::FILEPATH, "sub/other.txt")];
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(dir.path().join("sub/other.txt")), "x\n");
+    // Absolute paths are used as given.
+    let absolute = dir.path().join("abs.txt");
+    let mut outlet = FileOutlet::new("unused.txt").base_dir("/nonexistent");
+    let records = vec![Record::new("y").with_meta(FileOutlet::FILEPATH, path_str(&absolute))];
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&absolute), "y\n");
+}
