@@ -239,7 +239,7 @@ impl FileInlet {
         // A pull without `on_start` (a link transferring before it was
         // started) opens the file itself rather than failing.
         let reader = match self.reader.take() {
-            Some(reader) => reader,
+            Some(reader) => self.reopen_if_replaced(reader).await?,
             None => open_lines(&self.path).await?,
         };
         let reader = self.reader.insert(reader);
@@ -250,6 +250,26 @@ impl FileInlet {
             follow: self.follow,
         };
         reader.read_batch(&options).await
+    }
+
+    /// A file replaced under its name (`sed -i`, an editor's save, log
+    /// rotation by rename) is noticed by its changed identity, as
+    /// `tail -F` does, and opened again: when following, from its first
+    /// line (a rotated log starts anew); otherwise after the lines already
+    /// delivered, so a finite input fixed by rewriting it carries on where
+    /// it stopped. While the name is missing, the old file is read on.
+    async fn reopen_if_replaced(&self, reader: LineReader) -> Result<LineReader, FileInletError> {
+        let Ok(now) = tokio::fs::metadata(&self.path).await else {
+            return Ok(reader);
+        };
+        if reader.identity.is_none() || reader.identity == identity(&now) {
+            return Ok(reader);
+        }
+        let mut fresh = open_lines(&self.path).await?;
+        if !self.follow {
+            fresh.skip_lines(reader.line, &self.path).await?;
+        }
+        Ok(fresh)
     }
 
     async fn pull_whole_file(&self) -> Result<Pull, FileInletError> {
@@ -319,6 +339,21 @@ impl Inlet for FileInlet {
     }
 }
 
+/// Which file a path names: device and inode (Unix); `None` elsewhere,
+/// where a replaced file is not noticed.
+fn identity(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((metadata.dev(), metadata.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        None
+    }
+}
+
 /// Opens `path` for line mode, positioned at its first line.
 async fn open_lines(path: &Path) -> Result<LineReader, FileInletError> {
     let file = File::open(path)
@@ -327,7 +362,9 @@ async fn open_lines(path: &Path) -> Result<LineReader, FileInletError> {
             path: path.to_path_buf(),
             source,
         })?;
+    let identity = file.metadata().await.ok().as_ref().and_then(identity);
     Ok(LineReader {
+        identity,
         reader: BufReader::with_capacity(READ_BUFFER, file),
         offset: 0,
         line: 0,
@@ -355,6 +392,8 @@ enum BatchEnd {
 /// An open file in line mode and the position of its next unread line.
 #[derive(Debug)]
 struct LineReader {
+    /// The open file's device and inode, to notice a replaced file.
+    identity: Option<(u64, u64)>,
     reader: BufReader<File>,
     /// Byte offset of the start of the next line to deliver.
     offset: u64,
@@ -368,6 +407,25 @@ struct LineReader {
 }
 
 impl LineReader {
+    /// Passes over the first `lines` lines (already delivered from the
+    /// file this one replaced); a shorter file is passed over whole.
+    async fn skip_lines(&mut self, lines: u64, path: &Path) -> Result<(), FileInletError> {
+        while self.line < lines {
+            self.buf.clear();
+            let read = self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .await
+                .map_err(|source| self.read_error(path, source))?;
+            if read == 0 {
+                break;
+            }
+            self.offset += read as u64;
+            self.line += 1;
+        }
+        Ok(())
+    }
+
     async fn read_batch(&mut self, options: &LineOptions<'_>) -> Result<Pull, FileInletError> {
         if options.follow && self.reader.buffer().is_empty() && self.no_longer_a_line_end().await {
             // Truncated and regrown past our position since the last pull

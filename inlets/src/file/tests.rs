@@ -823,3 +823,46 @@ async fn json_lines_with_unicode_nul_and_escapes_round_trip() {
     let mut text = started(FileInlet::new(&path)).await;
     assert_eq!(pull(&mut text).await.1, vec![json!(line)]);
 }
+
+/// Replaces `path` by a new file (a new inode), as `sed -i` and editors do.
+fn replace(path: &Path, contents: &str) {
+    let fresh = path.with_extension("new");
+    std::fs::write(&fresh, contents).unwrap();
+    std::fs::rename(&fresh, path).unwrap();
+}
+
+#[tokio::test]
+async fn a_file_replaced_under_its_name_is_reopened_after_the_delivered_lines() {
+    let (_dir, path) = file_with("input.ndjson", "{\"n\":1}\n{\"n\":2}\n{\"n\":\n{\"n\":4}\n");
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(2)).await;
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("records", vec![json!({"n": 1}), json!({"n": 2})])
+    );
+    let e = pull_err(&mut inlet).await.to_string();
+    assert!(e.contains("line 3"), "{e}");
+    // Fixed by rewriting the file under the same name.
+    replace(&path, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n");
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("exhausted", vec![json!({"n": 3}), json!({"n": 4})])
+    );
+}
+
+#[tokio::test]
+async fn a_followed_file_replaced_by_rotation_is_read_from_its_start() {
+    let (_dir, path) = file_with("app.log", "old 1\nold 2\n");
+    let mut inlet = started(FileInlet::new(&path).follow(true).lines_per_transfer(10)).await;
+    assert_eq!(
+        pull(&mut inlet).await,
+        ("records", strings(&["old 1", "old 2"]))
+    );
+    // Rotated: the name now holds a new, shorter file.
+    replace(&path, "new 1\n");
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["new 1"])));
+    append(&path, "new 2\n");
+    assert_eq!(pull(&mut inlet).await, ("records", strings(&["new 2"])));
+    // While the name is missing the open file is read on: nothing is lost.
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(pull(&mut inlet).await.0, "nothing");
+}
