@@ -1,0 +1,112 @@
+//! The admin HTTP endpoint: health, Prometheus metrics, link status as JSON
+//! and link control (force a transfer, pause, resume). It has no
+//! authentication, which is why the daemon binds it to 127.0.0.1 unless told
+//! otherwise. Every answer, errors included, is JSON except `/metrics`.
+
+mod metrics;
+mod routes;
+#[cfg(test)]
+mod tests;
+mod views;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use databay_core::{Link, Planner};
+
+use crate::config::LinkSummary;
+pub use metrics::metrics_text;
+use routes::ApiError;
+use views::LinkView;
+
+/// Shared view the endpoint serves.
+#[derive(Clone)]
+pub struct AdminState {
+    planner: Planner,
+    summaries: Arc<RwLock<BTreeMap<String, LinkSummary>>>,
+    started: SystemTime,
+}
+
+impl AdminState {
+    /// The endpoint's view of `planner`; `summaries` (keyed by link name)
+    /// describe what each configured link is made of, and may be replaced
+    /// when the config is reloaded.
+    pub fn new(planner: Planner, summaries: Arc<RwLock<BTreeMap<String, LinkSummary>>>) -> Self {
+        AdminState {
+            planner,
+            summaries,
+            started: SystemTime::now(),
+        }
+    }
+
+    fn link(&self, name: Result<Path<String>, PathRejection>) -> Result<Link, ApiError> {
+        let Path(name) = name.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+        self.planner
+            .link(&name)
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no link named `{name}`")))
+    }
+
+    fn view(&self, link: &Link) -> LinkView {
+        // A writer never leaves the map half-updated, so a poisoned lock
+        // still holds good data.
+        let summaries = self.summaries.read().unwrap_or_else(|p| p.into_inner());
+        LinkView::new(link, summaries.get(link.name()))
+    }
+}
+
+impl fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminState")
+            .field("planner", &self.planner)
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The router (for tests and embedding).
+///
+/// | Route | Answer |
+/// |---|---|
+/// | `GET /healthz` | `{"status":"ok","running":..,"links":..}` |
+/// | `GET /metrics` | Prometheus text exposition ([`metrics_text`]) |
+/// | `GET /links` | every link's status, in planner order |
+/// | `GET /links/{name}` | one link's status |
+/// | `POST /links/{name}/transfer` | runs one transfer now and reports it |
+/// | `POST /links/{name}/pause`, `/resume` | the link's status after the change |
+///
+/// Unknown paths answer 404 and known paths with the wrong method 405,
+/// both with a JSON `{"error": ..}` body.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(routes::metrics))
+        .route("/links", get(routes::list_links))
+        .route("/links/{name}", get(routes::one_link))
+        .route("/links/{name}/transfer", post(routes::transfer))
+        .route("/links/{name}/pause", post(routes::pause))
+        .route("/links/{name}/resume", post(routes::resume))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then lets open requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "admin endpoint listening");
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,141 @@
+//! The route handlers, and the JSON error answer they share.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AdminState;
+use super::metrics::metrics_text;
+use super::views::{LinkView, TransferView, rfc3339};
+
+/// The content type of the Prometheus text exposition format.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// An error answer: a status and `{"error": message}`.
+#[derive(Debug)]
+pub(super) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+pub(super) async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+pub(super) async fn healthz(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    let uptime = state.started.elapsed().unwrap_or_default();
+    Json(json!({
+        "status": "ok",
+        "running": state.planner.running(),
+        "paused": state.planner.is_paused(),
+        "links": state.planner.links().len(),
+        "started": rfc3339(state.started),
+        "uptime_seconds": uptime.as_secs(),
+    }))
+}
+
+pub(super) async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        metrics_text(&state.planner),
+    )
+        .into_response()
+}
+
+pub(super) async fn list_links(State(state): State<AdminState>) -> Json<Vec<LinkView>> {
+    let links = state.planner.links();
+    let summaries = state.summaries.read().unwrap_or_else(|p| p.into_inner());
+    Json(
+        links
+            .iter()
+            .map(|l| LinkView::new(l, summaries.get(l.name())))
+            .collect(),
+    )
+}
+
+pub(super) async fn one_link(
+    State(state): State<AdminState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<LinkView>, ApiError> {
+    let link = state.link(name)?;
+    Ok(Json(state.view(&link)))
+}
+
+pub(super) async fn transfer(
+    State(state): State<AdminState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<TransferView>, ApiError> {
+    let link = state.link(name)?;
+    tracing::info!(link = %link.name(), "transfer requested over the admin endpoint");
+    // The transfer runs on its own task so a client that hangs up does not
+    // cancel it halfway through.
+    let outcome = tokio::spawn(async move { link.transfer().await })
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the transfer task failed: {e}"),
+            )
+        })?;
+    match outcome {
+        Ok(report) => Ok(Json(TransferView {
+            update: report.update.to_string(),
+            records_in: report.records_in,
+            records_out: report.records_out,
+            ignored_errors: report.ignored.iter().map(ToString::to_string).collect(),
+            duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+        })),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )),
+    }
+}
+
+pub(super) async fn pause(
+    State(state): State<AdminState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<LinkView>, ApiError> {
+    let link = state.link(name)?;
+    link.pause();
+    tracing::info!(link = %link.name(), "paused over the admin endpoint");
+    Ok(Json(state.view(&link)))
+}
+
+pub(super) async fn resume(
+    State(state): State<AdminState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<LinkView>, ApiError> {
+    let link = state.link(name)?;
+    link.resume();
+    tracing::info!(link = %link.name(), "resumed over the admin endpoint");
+    Ok(Json(state.view(&link)))
+}

@@ -1,0 +1,610 @@
+//! Tests of the endpoint over real HTTP on a loopback port, and of the
+//! exposition and views without it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, UNIX_EPOCH};
+
+use databay_core::testing::{CollectOutlet, StaticInlet};
+use databay_core::{BoxError, HISTOGRAM_BOUNDS, Inlet, LinkState, Pull, Update, async_trait};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::metrics::{LinkMetrics, escape_label, render};
+use super::views::rfc3339;
+use super::*;
+
+const QUOTED: &str = "say \"hi\"";
+
+struct FailingInlet;
+
+#[async_trait]
+impl Inlet for FailingInlet {
+    async fn pull(&mut self, _update: &Update) -> Result<Pull, BoxError> {
+        Err("the source is down".into())
+    }
+}
+
+fn link(name: &str, inlet: impl Inlet) -> Link {
+    Link::builder(name)
+        .inlet(inlet)
+        .outlet(CollectOutlet::new())
+        .every(Duration::from_secs(3600))
+        .immediate_transfer(false)
+        .build()
+        .expect("valid schedule")
+}
+
+/// `alpha` (3 records a pull), `say "hi"` (1 record) and `broken`
+/// (its inlet always fails), none transferring on its own.
+fn planner() -> Planner {
+    Planner::builder()
+        .link(link("alpha", StaticInlet::values([1, 2, 3])))
+        .link(link(QUOTED, StaticInlet::values([10])))
+        .link(link("broken", FailingInlet))
+        .ignore_exceptions(true)
+        .immediate_transfer(false)
+        .build()
+        .expect("distinct names")
+}
+
+fn summaries() -> Arc<RwLock<BTreeMap<String, LinkSummary>>> {
+    let alpha = LinkSummary {
+        name: "alpha".into(),
+        schedule: "every 1h".into(),
+        inlets: vec!["static".into()],
+        processors: vec!["filter".into()],
+        groupers: vec![],
+        outlets: vec!["collect".into()],
+    };
+    Arc::new(RwLock::new(BTreeMap::from([("alpha".to_owned(), alpha)])))
+}
+
+/// A running planner and an admin server on a loopback port.
+struct Fixture {
+    addr: SocketAddr,
+    planner: Planner,
+    planner_task: JoinHandle<Result<(), databay_core::PlannerError>>,
+    stop_server: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let planner = planner();
+        let planner_task = tokio::spawn({
+            let planner = planner.clone();
+            async move { planner.start().await }
+        });
+        wait_for(|| {
+            planner.running()
+                && planner
+                    .links()
+                    .iter()
+                    .all(|l| l.state() == LinkState::Scheduled && l.next_transfer().is_some())
+        })
+        .await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop_server, stopped) = oneshot::channel::<()>();
+        let state = AdminState::new(planner.clone(), summaries());
+        let server = tokio::spawn(serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        Fixture {
+            addr,
+            planner,
+            planner_task,
+            stop_server,
+            server,
+        }
+    }
+
+    fn link(&self, name: &str) -> Link {
+        self.planner.link(name).expect("fixture link")
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        request(self.addr, "GET", path).await
+    }
+
+    async fn post(&self, path: &str) -> Reply {
+        request(self.addr, "POST", path).await
+    }
+
+    async fn stop(self) {
+        let _ = self.stop_server.send(());
+        let served = tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .expect("server stops after shutdown");
+        served.expect("server task").expect("server result");
+        self.planner.shutdown(true);
+        let planned = tokio::time::timeout(Duration::from_secs(10), self.planner_task)
+            .await
+            .expect("planner stops");
+        planned.expect("planner task").expect("planner result");
+    }
+}
+
+async fn wait_for(mut ready: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached within 5s");
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "{self:?}"
+        );
+        serde_json::from_str(&self.body).expect("JSON body")
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection, read to EOF.
+async fn request(addr: SocketAddr, method: &str, path: &str) -> Reply {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("send");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("receive");
+        raw
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("answer within 10s");
+    let text = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("end of headers");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let mut parts = status_line.split(' ');
+    assert_eq!(parts.next(), Some("HTTP/1.1"), "{status_line}");
+    let status = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').expect("header line");
+            (n.trim().to_ascii_lowercase(), v.trim().to_owned())
+        })
+        .collect();
+    let reply = Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    };
+    assert_eq!(reply.header("transfer-encoding"), None, "{reply:?}");
+    let length: usize = reply
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .expect("content-length");
+    assert_eq!(reply.body.len(), length, "{reply:?}");
+    reply
+}
+
+/// The value of the one sample line that starts with `series ` (name and
+/// labels exactly as written).
+fn sample(text: &str, series: &str) -> f64 {
+    let found: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().expect("numeric sample"))
+        .collect();
+    assert_eq!(found.len(), 1, "series {series} in\n{text}");
+    found[0]
+}
+
+/// Checks a histogram of one link: cumulative, `+Inf` equals `_count`.
+/// Returns the count.
+fn check_histogram(text: &str, metric: &str, label: &str) -> f64 {
+    let prefix = format!("{metric}_bucket{{link=\"{label}\",le=\"");
+    let buckets: Vec<(String, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|rest| {
+            let (le, value) = rest.split_once("\"} ").expect("bucket line");
+            (le.to_owned(), value.parse().expect("numeric bucket"))
+        })
+        .collect();
+    assert_eq!(buckets.len(), HISTOGRAM_BOUNDS.len() + 1, "{text}");
+    for pair in buckets.windows(2) {
+        assert!(pair[0].1 <= pair[1].1, "not cumulative: {pair:?}");
+    }
+    for ((le, _), bound) in buckets.iter().zip(HISTOGRAM_BOUNDS) {
+        assert_eq!(le.parse::<f64>().expect("numeric le"), bound);
+    }
+    let (le, inf) = buckets.last().expect("+Inf bucket");
+    assert_eq!(le, "+Inf");
+    let count = sample(text, &format!("{metric}_count{{link=\"{label}\"}}"));
+    assert_eq!(*inf, count);
+    sample(text, &format!("{metric}_sum{{link=\"{label}\"}}"));
+    count
+}
+
+/// Every line is a comment or `name{labels} number`, and every sample's
+/// family was announced with HELP and TYPE before it.
+fn check_exposition(text: &str) {
+    let mut typed: Vec<String> = Vec::new();
+    let mut helped: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            helped.push(rest.split(' ').next().unwrap_or_default().to_owned());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut words = rest.split(' ');
+            typed.push(words.next().unwrap_or_default().to_owned());
+            let kind = words.next().unwrap_or_default();
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+        } else {
+            let (series, value) = line.rsplit_once(' ').expect("sample line");
+            value.parse::<f64>().expect("numeric value");
+            let name = series.split('{').next().unwrap_or_default();
+            let family = typed.last().expect("TYPE before samples");
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|b| b == family)
+                .unwrap_or(name);
+            assert_eq!(base, family, "{line}");
+            assert_eq!(helped.last(), Some(family), "{line}");
+            if series.contains('{') {
+                assert!(series.ends_with('}'), "{line}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn healthz_reports_the_planner() {
+    let f = Fixture::start().await;
+    let reply = f.get("/healthz").await;
+    assert_eq!(reply.status, 200);
+    let body = reply.json();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["running"], true);
+    assert_eq!(body["links"], 3);
+    assert!(body["started"].as_str().is_some_and(|s| s.ends_with('Z')));
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_count_transfers_over_http() {
+    let f = Fixture::start().await;
+    let alpha = f.link("alpha");
+    alpha.transfer().await.expect("transfer");
+    alpha.transfer().await.expect("transfer");
+    f.link(QUOTED).transfer().await.expect("transfer");
+    assert!(f.link("broken").transfer().await.is_err());
+
+    let reply = f.get("/metrics").await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{reply:?}"
+    );
+    let text = &reply.body;
+    check_exposition(text);
+    assert_eq!(sample(text, "databay_up"), 1.0);
+    assert_eq!(sample(text, "databay_links"), 3.0);
+    let ok = "databay_transfers_total{link=\"alpha\",result=\"ok\"}";
+    assert_eq!(sample(text, ok), 2.0);
+    let failed = "databay_transfers_total{link=\"alpha\",result=\"failed\"}";
+    assert_eq!(sample(text, failed), 0.0);
+    assert_eq!(
+        sample(text, "databay_records_in_total{link=\"alpha\"}"),
+        6.0
+    );
+    assert_eq!(
+        sample(text, "databay_records_out_total{link=\"alpha\"}"),
+        6.0
+    );
+    assert_eq!(sample(text, "databay_errors_total{link=\"alpha\"}"), 0.0);
+    assert_eq!(sample(text, "databay_link_paused{link=\"alpha\"}"), 0.0);
+    let last = sample(
+        text,
+        "databay_last_success_timestamp_seconds{link=\"alpha\"}",
+    );
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    assert!((now - 60.0..=now + 1.0).contains(&last), "{last} vs {now}");
+    let count = check_histogram(text, "databay_transfer_duration_seconds", "alpha");
+    assert_eq!(count, 2.0);
+    // Forced transfers are not scheduled ticks: no lateness.
+    let count = check_histogram(text, "databay_schedule_lateness_seconds", "alpha");
+    assert_eq!(count, 0.0);
+
+    // The quote in the name is escaped in the label.
+    let quoted = "databay_transfers_total{link=\"say \\\"hi\\\"\",result=\"ok\"}";
+    assert_eq!(sample(text, quoted), 1.0);
+    check_histogram(text, "databay_transfer_duration_seconds", "say \\\"hi\\\"");
+
+    let failed = "databay_transfers_total{link=\"broken\",result=\"failed\"}";
+    assert_eq!(sample(text, failed), 1.0);
+    assert_eq!(sample(text, "databay_errors_total{link=\"broken\"}"), 1.0);
+    let never = "databay_last_success_timestamp_seconds{link=\"broken\"}";
+    assert_eq!(sample(text, never), 0.0);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn links_list_every_link_in_planner_order() {
+    let f = Fixture::start().await;
+    f.link("alpha").transfer().await.expect("transfer");
+    assert!(f.link("broken").transfer().await.is_err());
+
+    let reply = f.get("/links").await;
+    assert_eq!(reply.status, 200);
+    let body = reply.json();
+    let links = body.as_array().expect("array");
+    let names: Vec<&str> = links.iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(names, ["alpha", QUOTED, "broken"]);
+
+    let alpha = &links[0];
+    assert_eq!(alpha["tags"], json!(["alpha"]));
+    assert_eq!(alpha["schedule"], "every 1h");
+    assert_eq!(alpha["state"], "scheduled");
+    assert_eq!(alpha["paused"], false);
+    let next = alpha["next_transfer"].as_str().expect("next transfer");
+    let next = humantime::parse_rfc3339(next).expect("RFC 3339");
+    assert!(next > SystemTime::now());
+    let last = alpha["last_success"].as_str().expect("last success");
+    humantime::parse_rfc3339(last).expect("RFC 3339");
+    assert_eq!(alpha["last_error"], Value::Null);
+    assert_eq!(
+        alpha["counters"],
+        json!({
+            "transfers_ok": 1, "transfers_failed": 0, "ticks_skipped": 0,
+            "records_in": 3, "records_out": 3, "records_dropped": 0, "errors": 0,
+        })
+    );
+    assert_eq!(
+        alpha["summary"],
+        json!({
+            "inlets": ["static"], "processors": ["filter"],
+            "groupers": [], "outlets": ["collect"],
+        })
+    );
+
+    let quoted = &links[1];
+    assert_eq!(quoted["summary"], Value::Null);
+    assert_eq!(quoted["last_success"], Value::Null);
+    assert_eq!(quoted["counters"]["transfers_ok"], 0);
+
+    let broken = &links[2];
+    assert_eq!(broken["counters"]["transfers_failed"], 1);
+    assert_eq!(broken["counters"]["errors"], 1);
+    let error = broken["last_error"].as_str().expect("last error");
+    assert!(error.contains("the source is down"), "{error}");
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn one_link_by_name() {
+    let f = Fixture::start().await;
+    let reply = f.get("/links/alpha").await;
+    assert_eq!(reply.status, 200);
+    let body = reply.json();
+    assert_eq!(body["name"], "alpha");
+    assert_eq!(body["counters"]["records_in"], 0);
+
+    // Names travel percent-encoded.
+    let reply = f.get("/links/say%20%22hi%22").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["name"], QUOTED);
+
+    let reply = f.get("/links/nope").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json(), json!({ "error": "no link named `nope`" }));
+
+    // Invalid UTF-8 in the name is a client error, not a panic.
+    let reply = f.get("/links/%FF").await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.json()["error"].is_string());
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn post_transfer_runs_one_transfer() {
+    let f = Fixture::start().await;
+    let reply = f.post("/links/alpha/transfer").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let body = reply.json();
+    assert_eq!(body["update"], "alpha.0");
+    assert_eq!(body["records_in"], 3);
+    assert_eq!(body["records_out"], 3);
+    assert_eq!(body["ignored_errors"], json!([]));
+    assert!(body["duration_ms"].is_u64());
+
+    let reply = f.post("/links/alpha/transfer").await;
+    assert_eq!(reply.json()["update"], "alpha.1");
+    assert_eq!(f.link("alpha").stats().transfers_ok, 2);
+    let reply = f.get("/links/alpha").await;
+    assert_eq!(reply.json()["counters"]["transfers_ok"], 2);
+    let metrics = f.get("/metrics").await.body;
+    let ok = "databay_transfers_total{link=\"alpha\",result=\"ok\"}";
+    assert_eq!(sample(&metrics, ok), 2.0);
+
+    let reply = f.post("/links/broken/transfer").await;
+    assert_eq!(reply.status, 500);
+    let error = reply.json()["error"].as_str().expect("error").to_owned();
+    assert!(
+        error.starts_with("transfer broken.0 of link `broken` failed"),
+        "{error}"
+    );
+    assert!(error.contains("the source is down"), "{error}");
+
+    let reply = f.post("/links/nope/transfer").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json(), json!({ "error": "no link named `nope`" }));
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn pause_and_resume_flip_the_link() {
+    let f = Fixture::start().await;
+    let reply = f.post("/links/alpha/pause").await;
+    assert_eq!(reply.status, 200);
+    let body = reply.json();
+    assert_eq!(body["name"], "alpha");
+    assert_eq!(body["paused"], true);
+    assert_eq!(body["state"], "paused");
+    assert!(f.link("alpha").is_paused());
+    assert!(!f.link(QUOTED).is_paused());
+    let metrics = f.get("/metrics").await.body;
+    assert_eq!(sample(&metrics, "databay_link_paused{link=\"alpha\"}"), 1.0);
+
+    let reply = f.post("/links/alpha/resume").await;
+    assert_eq!(reply.status, 200);
+    let body = reply.json();
+    assert_eq!(body["paused"], false);
+    assert_eq!(body["state"], "scheduled");
+    assert!(!f.link("alpha").is_paused());
+
+    assert_eq!(f.post("/links/nope/pause").await.status, 404);
+    assert_eq!(f.post("/links/nope/resume").await.status, 404);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_json() {
+    let f = Fixture::start().await;
+    let reply = f.get("/nope").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json(), json!({ "error": "no route for GET /nope" }));
+
+    let reply = f.get("/links/alpha/transfer").await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("POST"));
+    assert!(reply.json()["error"].is_string());
+
+    let reply = f.post("/metrics").await;
+    assert_eq!(reply.status, 405);
+    assert!(reply.json()["error"].is_string());
+    // Nothing ran.
+    assert_eq!(f.link("alpha").stats().transfers_ok, 0);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_text_without_http() {
+    let weird = "a\"b\\c\nd";
+    let planner = Planner::new([link(weird, StaticInlet::values([1, 2]))]).expect("planner");
+    let l = planner.link(weird).expect("link");
+    for _ in 0..3 {
+        l.transfer().await.expect("transfer");
+    }
+    l.pause();
+
+    let text = metrics_text(&planner);
+    check_exposition(&text);
+    let label = "a\\\"b\\\\c\\nd";
+    let ok = format!("databay_transfers_total{{link=\"{label}\",result=\"ok\"}}");
+    assert_eq!(sample(&text, &ok), 3.0);
+    let records = format!("databay_records_out_total{{link=\"{label}\"}}");
+    assert_eq!(sample(&text, &records), 6.0);
+    let paused = format!("databay_link_paused{{link=\"{label}\"}}");
+    assert_eq!(sample(&text, &paused), 1.0);
+    assert_eq!(
+        check_histogram(&text, "databay_transfer_duration_seconds", label),
+        3.0
+    );
+    assert_eq!(sample(&text, "databay_links"), 1.0);
+    let pulled = format!(
+        "databay_component_records_total{{link=\"{label}\",kind=\"inlet\",index=\"0\",component=\"StaticInlet\"}}"
+    );
+    assert_eq!(sample(&text, &pulled), 6.0);
+    let pushes = format!(
+        "databay_component_calls_total{{link=\"{label}\",kind=\"outlet\",index=\"0\",component=\"CollectOutlet\"}}"
+    );
+    assert_eq!(sample(&text, &pushes), 3.0);
+    assert!(text.contains("# TYPE databay_transfer_duration_seconds histogram\n"));
+    assert!(text.contains("# TYPE databay_records_in_total counter\n"));
+    assert!(text.contains("# TYPE databay_link_paused gauge\n"));
+
+    let empty = metrics_text(&Planner::new([]).expect("empty planner"));
+    check_exposition(&empty);
+    assert_eq!(sample(&empty, "databay_links"), 0.0);
+}
+
+#[test]
+fn histogram_buckets_become_cumulative() {
+    let mut buckets = vec![0u64; HISTOGRAM_BOUNDS.len() + 1];
+    buckets[0] = 2;
+    buckets[3] = 1;
+    buckets[HISTOGRAM_BOUNDS.len()] = 4;
+    let mut stats = Planner::new([link("h", StaticInlet::values([1]))])
+        .expect("planner")
+        .links()[0]
+        .stats();
+    stats.duration.count = 7;
+    stats.duration.sum_seconds = 42.5;
+    stats.duration.buckets = buckets;
+    let links = [LinkMetrics {
+        label: "h".into(),
+        paused: false,
+        stats,
+        nodes: Vec::new(),
+    }];
+    let mut text = String::new();
+    render(&mut text, &links).expect("render");
+    let series =
+        |le: &str| format!("databay_transfer_duration_seconds_bucket{{link=\"h\",le=\"{le}\"}}");
+    assert_eq!(sample(&text, &series("0.0005")), 2.0);
+    assert_eq!(sample(&text, &series("0.0025")), 2.0);
+    assert_eq!(sample(&text, &series("0.005")), 3.0);
+    assert_eq!(sample(&text, &series("10")), 3.0);
+    assert_eq!(sample(&text, &series("+Inf")), 7.0);
+    let sum = "databay_transfer_duration_seconds_sum{link=\"h\"}";
+    assert_eq!(sample(&text, sum), 42.5);
+    assert_eq!(
+        check_histogram(&text, "databay_transfer_duration_seconds", "h"),
+        7.0
+    );
+}
+
+#[test]
+fn label_values_are_escaped() {
+    assert_eq!(escape_label("plain"), "plain");
+    assert_eq!(escape_label("a\"b"), "a\\\"b");
+    assert_eq!(escape_label("a\\b"), "a\\\\b");
+    assert_eq!(escape_label("a\nb"), "a\\nb");
+    assert_eq!(escape_label("ünï"), "ünï");
+}
+
+#[test]
+fn timestamps_outside_rfc3339_are_null() {
+    let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+    assert_eq!(rfc3339(t).as_deref(), Some("2023-11-14T22:13:20.123Z"));
+    assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)), None);
+    let far = UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+    assert_eq!(rfc3339(far), None);
+}

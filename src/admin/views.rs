@@ -1,0 +1,100 @@
+//! The JSON views of links and their components that `/links` answers.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use databay_core::{Link, LinkState};
+use serde::Serialize;
+
+use crate::config::LinkSummary;
+
+/// One link as `/links` shows it.
+#[derive(Debug, Serialize)]
+pub(super) struct LinkView {
+    name: String,
+    tags: Vec<String>,
+    schedule: String,
+    state: LinkState,
+    paused: bool,
+    next_transfer: Option<String>,
+    last_success: Option<String>,
+    last_error: Option<String>,
+    counters: CountersView,
+    components: Vec<databay_core::NodeStats>,
+    summary: Option<ShapeView>,
+}
+
+#[derive(Debug, Serialize)]
+struct CountersView {
+    transfers_ok: u64,
+    transfers_failed: u64,
+    ticks_skipped: u64,
+    records_in: u64,
+    records_out: u64,
+    records_dropped: u64,
+    errors: u64,
+}
+
+/// The component types of a configured link (no options: nothing secret).
+#[derive(Debug, Serialize)]
+struct ShapeView {
+    inlets: Vec<String>,
+    processors: Vec<String>,
+    groupers: Vec<String>,
+    outlets: Vec<String>,
+}
+
+impl LinkView {
+    pub(super) fn new(link: &Link, summary: Option<&LinkSummary>) -> Self {
+        let stats = link.stats();
+        LinkView {
+            name: link.name().to_owned(),
+            tags: link.tags().to_vec(),
+            schedule: link.schedule().to_string(),
+            state: link.state(),
+            paused: link.is_paused(),
+            next_transfer: link.next_transfer().and_then(rfc3339),
+            last_success: stats.last_success.and_then(rfc3339),
+            counters: CountersView {
+                transfers_ok: stats.transfers_ok,
+                transfers_failed: stats.transfers_failed,
+                ticks_skipped: stats.ticks_skipped,
+                records_in: stats.records_in,
+                records_out: stats.records_out,
+                records_dropped: stats.records_dropped,
+                errors: stats.errors,
+            },
+            last_error: stats.last_error,
+            components: link.node_stats(),
+            summary: summary.map(|s| ShapeView {
+                inlets: s.inlets.clone(),
+                processors: s.processors.clone(),
+                groupers: s.groupers.clone(),
+                outlets: s.outlets.clone(),
+            }),
+        }
+    }
+}
+
+/// What `POST /links/{name}/transfer` answers.
+#[derive(Debug, Serialize)]
+pub(super) struct TransferView {
+    pub(super) update: String,
+    pub(super) records_in: usize,
+    pub(super) records_out: usize,
+    pub(super) ignored_errors: Vec<String>,
+    pub(super) duration_ms: u64,
+}
+
+/// RFC 3339 with milliseconds, or `None` for a time RFC 3339 cannot show
+/// (before 1970 or after 9999), which humantime would panic or fail on.
+pub(super) fn rfc3339(t: SystemTime) -> Option<String> {
+    const YEAR_10000: u64 = 253_402_300_800;
+    let since_epoch = t.duration_since(UNIX_EPOCH).ok()?;
+    if since_epoch.as_secs() >= YEAR_10000 {
+        return None;
+    }
+    let mut text = String::new();
+    write!(text, "{}", humantime::format_rfc3339_millis(t)).ok()?;
+    Some(text)
+}
