@@ -20,9 +20,9 @@ use axum::extract::rejection::PathRejection;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use databay_core::{Link, Planner};
+use prometheus_client::registry::Registry;
 
 use crate::config::LinkSummary;
-pub use metrics::metrics_text;
 use routes::ApiError;
 use views::LinkView;
 
@@ -32,6 +32,7 @@ pub struct AdminState {
     planner: Planner,
     summaries: Arc<RwLock<BTreeMap<String, LinkSummary>>>,
     started: SystemTime,
+    registry: Arc<Registry>,
 }
 
 impl AdminState {
@@ -40,10 +41,17 @@ impl AdminState {
     /// when the config is reloaded.
     pub fn new(planner: Planner, summaries: Arc<RwLock<BTreeMap<String, LinkSummary>>>) -> Self {
         AdminState {
+            registry: Arc::new(metrics::registry(planner.clone())),
             planner,
             summaries,
             started: SystemTime::now(),
         }
+    }
+
+    /// The `/metrics` body: OpenMetrics text of every link's counters and
+    /// histograms, read now (see the router for the families).
+    pub fn metrics_text(&self) -> Result<String, fmt::Error> {
+        metrics::encode(&self.registry)
     }
 
     fn link(&self, name: Result<Path<String>, PathRejection>) -> Result<Link, ApiError> {
@@ -75,7 +83,7 @@ impl fmt::Debug for AdminState {
 /// | Route | Answer |
 /// |---|---|
 /// | `GET /healthz` | `{"status":"ok","running":..,"links":..}` |
-/// | `GET /metrics` | Prometheus text exposition ([`metrics_text`]) |
+/// | `GET /metrics` | OpenMetrics text ([`AdminState::metrics_text`], families below) |
 /// | `GET /links` | every link's status, in planner order |
 /// | `GET /links/{name}` | one link's status |
 /// | `POST /links/{name}/transfer` | runs one transfer now and reports it |
@@ -83,6 +91,19 @@ impl fmt::Debug for AdminState {
 ///
 /// Unknown paths answer 404 and known paths with the wrong method 405,
 /// both with a JSON `{"error": ..}` body.
+///
+/// `/metrics` has, per link (label `link`):
+/// `databay_transfers_total{result="ok"|"failed"}`,
+/// `databay_ticks_skipped_total`, `databay_records_in_total`,
+/// `databay_records_out_total`, `databay_records_dropped_total`,
+/// `databay_errors_total`, `databay_last_success_timestamp_seconds` (0 until
+/// a transfer succeeded), `databay_link_paused`, and the histograms
+/// `databay_transfer_duration_seconds` and
+/// `databay_schedule_lateness_seconds`; per inlet and outlet of each link
+/// (labels `link`, `kind`, `index`, `component`):
+/// `databay_component_calls_total`, `databay_component_records_total`,
+/// `databay_component_errors_total`; overall: `databay_up` and
+/// `databay_links`.
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(routes::healthz))

@@ -8,11 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AdminState;
-use super::metrics::metrics_text;
+use super::metrics;
 use super::views::{LinkView, TransferView, rfc3339};
-
-/// The content type of the Prometheus text exposition format.
-const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// An error answer: a status and `{"error": message}`.
 #[derive(Debug)]
@@ -62,12 +59,14 @@ pub(super) async fn healthz(State(state): State<AdminState>) -> Json<serde_json:
     }))
 }
 
-pub(super) async fn metrics(State(state): State<AdminState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
-        metrics_text(&state.planner),
-    )
-        .into_response()
+pub(super) async fn metrics(State(state): State<AdminState>) -> Result<Response, ApiError> {
+    let body = state.metrics_text().map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the metrics: {e}"),
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response())
 }
 
 pub(super) async fn list_links(State(state): State<AdminState>) -> Json<Vec<LinkView>> {

@@ -12,7 +12,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::metrics::{LinkMetrics, escape_label, render};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Registry;
+
+use super::metrics::{LinkMetrics, encode, encode_links, escape_label};
 use super::views::rfc3339;
 use super::*;
 
@@ -220,16 +224,23 @@ fn sample(text: &str, series: &str) -> f64 {
     found[0]
 }
 
-/// Checks a histogram of one link: cumulative, `+Inf` equals `_count`.
-/// Returns the count.
-fn check_histogram(text: &str, metric: &str, label: &str) -> f64 {
-    let prefix = format!("{metric}_bucket{{link=\"{label}\",le=\"");
+/// Checks the histogram series of `metric` whose labels besides `le` are
+/// `labels` as written (`link="a"`, or empty): cumulative buckets at the
+/// core's bounds, `+Inf` equal to `_count`. Returns the count.
+fn check_histogram(text: &str, metric: &str, labels: &str) -> f64 {
+    let prefix = format!("{metric}_bucket{{le=\"");
+    let rest_of_labels = if labels.is_empty() {
+        "}".to_owned()
+    } else {
+        format!(",{labels}}}")
+    };
     let buckets: Vec<(String, f64)> = text
         .lines()
         .filter_map(|l| l.strip_prefix(&prefix))
-        .map(|rest| {
-            let (le, value) = rest.split_once("\"} ").expect("bucket line");
-            (le.to_owned(), value.parse().expect("numeric bucket"))
+        .filter_map(|rest| {
+            let (le, rest) = rest.split_once('"').expect("bucket line");
+            let value = rest.strip_prefix(&rest_of_labels)?.strip_prefix(' ')?;
+            Some((le.to_owned(), value.parse().expect("numeric bucket")))
         })
         .collect();
     assert_eq!(buckets.len(), HISTOGRAM_BOUNDS.len() + 1, "{text}");
@@ -241,36 +252,54 @@ fn check_histogram(text: &str, metric: &str, label: &str) -> f64 {
     }
     let (le, inf) = buckets.last().expect("+Inf bucket");
     assert_eq!(le, "+Inf");
-    let count = sample(text, &format!("{metric}_count{{link=\"{label}\"}}"));
+    let braced = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let count = sample(text, &format!("{metric}_count{braced}"));
     assert_eq!(*inf, count);
-    sample(text, &format!("{metric}_sum{{link=\"{label}\"}}"));
+    sample(text, &format!("{metric}_sum{braced}"));
     count
 }
 
-/// Every line is a comment or `name{labels} number`, and every sample's
-/// family was announced with HELP and TYPE before it.
+/// Every line is a comment or `name{labels} number`, every sample's family
+/// was announced with HELP and TYPE before it (a counter's samples add
+/// `_total` to its family's name), and `# EOF` ends the text.
 fn check_exposition(text: &str) {
-    let mut typed: Vec<String> = Vec::new();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let mut typed: Vec<(String, String)> = Vec::new();
     let mut helped: Vec<String> = Vec::new();
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
+        if line == "# EOF" {
+            continue;
+        } else if let Some(rest) = line.strip_prefix("# HELP ") {
             helped.push(rest.split(' ').next().unwrap_or_default().to_owned());
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
             let mut words = rest.split(' ');
-            typed.push(words.next().unwrap_or_default().to_owned());
-            let kind = words.next().unwrap_or_default();
-            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            let name = words.next().unwrap_or_default().to_owned();
+            let kind = words.next().unwrap_or_default().to_owned();
+            assert!(
+                ["counter", "gauge", "histogram"].contains(&kind.as_str()),
+                "{line}"
+            );
+            typed.push((name, kind));
         } else {
             let (series, value) = line.rsplit_once(' ').expect("sample line");
             value.parse::<f64>().expect("numeric value");
             let name = series.split('{').next().unwrap_or_default();
-            let family = typed.last().expect("TYPE before samples");
-            let base = ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|s| name.strip_suffix(s))
-                .filter(|b| b == family)
-                .unwrap_or(name);
-            assert_eq!(base, family, "{line}");
+            let (family, kind) = typed.last().expect("TYPE before samples");
+            let suffixes: &[&str] = match kind.as_str() {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            assert!(
+                suffixes
+                    .iter()
+                    .any(|s| name.strip_suffix(s) == Some(family.as_str())),
+                "{line}"
+            );
             assert_eq!(helped.last(), Some(family), "{line}");
             if series.contains('{') {
                 assert!(series.ends_with('}'), "{line}");
@@ -306,7 +335,7 @@ async fn metrics_count_transfers_over_http() {
     assert!(
         reply
             .header("content-type")
-            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+            .is_some_and(|t| t.starts_with("application/openmetrics-text; version=1.0.0")),
         "{reply:?}"
     );
     let text = &reply.body;
@@ -336,16 +365,20 @@ async fn metrics_count_transfers_over_http() {
         .expect("after 1970")
         .as_secs_f64();
     assert!((now - 60.0..=now + 1.0).contains(&last), "{last} vs {now}");
-    let count = check_histogram(text, "databay_transfer_duration_seconds", "alpha");
+    let count = check_histogram(text, "databay_transfer_duration_seconds", r#"link="alpha""#);
     assert_eq!(count, 2.0);
     // Forced transfers are not scheduled ticks: no lateness.
-    let count = check_histogram(text, "databay_schedule_lateness_seconds", "alpha");
+    let count = check_histogram(text, "databay_schedule_lateness_seconds", r#"link="alpha""#);
     assert_eq!(count, 0.0);
 
     // The quote in the name is escaped in the label.
     let quoted = "databay_transfers_total{link=\"say \\\"hi\\\"\",result=\"ok\"}";
     assert_eq!(sample(text, quoted), 1.0);
-    check_histogram(text, "databay_transfer_duration_seconds", "say \\\"hi\\\"");
+    check_histogram(
+        text,
+        "databay_transfer_duration_seconds",
+        r#"link="say \"hi\"""#,
+    );
 
     let failed = "databay_transfers_total{link=\"broken\",result=\"failed\"}";
     assert_eq!(sample(text, failed), 1.0);
@@ -526,6 +559,10 @@ async fn metrics_text_without_http() {
 
     let text = metrics_text(&planner);
     check_exposition(&text);
+    assert!(
+        text.contains("# TYPE databay_records_in counter\n"),
+        "{text}"
+    );
     let label = "a\\\"b\\\\c\\nd";
     let ok = format!("databay_transfers_total{{link=\"{label}\",result=\"ok\"}}");
     assert_eq!(sample(&text, &ok), 3.0);
@@ -534,7 +571,11 @@ async fn metrics_text_without_http() {
     let paused = format!("databay_link_paused{{link=\"{label}\"}}");
     assert_eq!(sample(&text, &paused), 1.0);
     assert_eq!(
-        check_histogram(&text, "databay_transfer_duration_seconds", label),
+        check_histogram(
+            &text,
+            "databay_transfer_duration_seconds",
+            &format!("link=\"{label}\"")
+        ),
         3.0
     );
     assert_eq!(sample(&text, "databay_links"), 1.0);
@@ -547,12 +588,28 @@ async fn metrics_text_without_http() {
     );
     assert_eq!(sample(&text, &pushes), 3.0);
     assert!(text.contains("# TYPE databay_transfer_duration_seconds histogram\n"));
-    assert!(text.contains("# TYPE databay_records_in_total counter\n"));
     assert!(text.contains("# TYPE databay_link_paused gauge\n"));
 
     let empty = metrics_text(&Planner::new([]).expect("empty planner"));
     check_exposition(&empty);
     assert_eq!(sample(&empty, "databay_links"), 0.0);
+}
+
+/// The text of a planner's links, as the endpoint would serve it.
+fn metrics_text(planner: &Planner) -> String {
+    AdminState::new(planner.clone(), Arc::default())
+        .metrics_text()
+        .expect("metrics text")
+}
+
+/// Links read beforehand, to encode values no transfer would produce.
+#[derive(Debug)]
+struct Fixed(Vec<LinkMetrics>);
+
+impl Collector for Fixed {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        encode_links(&mut encoder, &self.0)
+    }
 }
 
 #[test]
@@ -568,25 +625,27 @@ fn histogram_buckets_become_cumulative() {
     stats.duration.count = 7;
     stats.duration.sum_seconds = 42.5;
     stats.duration.buckets = buckets;
-    let links = [LinkMetrics {
+    let links = vec![LinkMetrics {
         label: "h".into(),
         paused: false,
         stats,
         nodes: Vec::new(),
     }];
-    let mut text = String::new();
-    render(&mut text, &links).expect("render");
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Fixed(links)));
+    let text = encode(&registry).expect("encode");
+    check_exposition(&text);
     let series =
-        |le: &str| format!("databay_transfer_duration_seconds_bucket{{link=\"h\",le=\"{le}\"}}");
+        |le: &str| format!("databay_transfer_duration_seconds_bucket{{le=\"{le}\",link=\"h\"}}");
     assert_eq!(sample(&text, &series("0.0005")), 2.0);
     assert_eq!(sample(&text, &series("0.0025")), 2.0);
     assert_eq!(sample(&text, &series("0.005")), 3.0);
-    assert_eq!(sample(&text, &series("10")), 3.0);
+    assert_eq!(sample(&text, &series("10.0")), 3.0);
     assert_eq!(sample(&text, &series("+Inf")), 7.0);
     let sum = "databay_transfer_duration_seconds_sum{link=\"h\"}";
     assert_eq!(sample(&text, sum), 42.5);
     assert_eq!(
-        check_histogram(&text, "databay_transfer_duration_seconds", "h"),
+        check_histogram(&text, "databay_transfer_duration_seconds", r#"link="h""#),
         7.0
     );
 }

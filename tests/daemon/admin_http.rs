@@ -35,7 +35,8 @@ fn admin_endpoint_serves_health_metrics_and_link_control() {
         let m = http(addr, "GET", "/metrics");
         assert_eq!(m.status, 200);
         assert!(
-            m.headers.contains("content-type: text/plain"),
+            m.headers
+                .contains("content-type: application/openmetrics-text"),
             "{}",
             m.headers
         );
