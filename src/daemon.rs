@@ -79,7 +79,8 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let state = crate::admin::AdminState::new(planner.clone(), loaded.summaries.clone());
+        let state = crate::admin::AdminState::new(planner.clone(), loaded.summaries.clone())
+            .with_link_histograms(config.admin.link_histograms);
         Some(tokio::spawn(crate::admin::serve(
             listener,
             state,

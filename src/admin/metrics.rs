@@ -1,10 +1,12 @@
 //! `/metrics`: a prometheus-client [`Collector`] that reads every link's
 //! counters when scraped and encodes them as OpenMetrics text.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 use std::time::UNIX_EPOCH;
 
-use databay_core::{HISTOGRAM_BOUNDS, HistogramSnapshot, LinkStats, NodeKind, Planner};
+use databay_core::{HISTOGRAM_BOUNDS, HistogramSnapshot, Link, LinkStats, NodeKind, Planner};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder, MetricEncoder, NoLabelSet,
@@ -17,10 +19,15 @@ use prometheus_client::registry::Registry;
 /// read as one counter; the classic text format would not.
 pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// A registry whose one collector reads `planner` at each scrape.
-pub(super) fn registry(planner: Planner) -> Registry {
+/// A registry whose one collector reads `planner` at each scrape, with each
+/// link's histograms only if `link_histograms`.
+pub(super) fn registry(planner: Planner, link_histograms: bool) -> Registry {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(PlannerCollector { planner }));
+    registry.register_collector(Box::new(PlannerCollector {
+        planner,
+        link_histograms,
+        daemon: Mutex::default(),
+    }));
     registry
 }
 
@@ -37,18 +44,32 @@ pub(super) fn encode(registry: &Registry) -> Result<String, fmt::Error> {
 #[derive(Debug)]
 struct PlannerCollector {
     planner: Planner,
+    link_histograms: bool,
+    daemon: Mutex<DaemonHistograms>,
 }
 
 impl Collector for PlannerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        let links: Vec<LinkMetrics> = self.planner.links().iter().map(LinkMetrics::read).collect();
-        encode_links(&mut encoder, &links)
+        // Held while the links are read too: two scrapes recording their
+        // reads in the other order would make the daemon-wide sums go back.
+        // A panic cannot leave it half-updated in a way that matters more
+        // than one scrape's worth of counts, so a poisoned lock is used as is.
+        let mut daemon = self.daemon.lock().unwrap_or_else(|p| p.into_inner());
+        let links: Vec<LinkMetrics> = self
+            .planner
+            .links()
+            .into_iter()
+            .map(LinkMetrics::read)
+            .collect();
+        let all = daemon.update(&links);
+        encode_links(&mut encoder, &links, &all, self.link_histograms)
     }
 }
 
 /// One link as read for a scrape.
 #[derive(Debug)]
 pub(super) struct LinkMetrics {
+    pub(super) link: Link,
     /// The link's name, escaped for a label value.
     pub(super) label: String,
     pub(super) paused: bool,
@@ -57,7 +78,7 @@ pub(super) struct LinkMetrics {
 }
 
 impl LinkMetrics {
-    fn read(link: &databay_core::Link) -> Self {
+    fn read(link: Link) -> Self {
         LinkMetrics {
             label: escape_label(link.name()),
             paused: link.is_paused(),
@@ -77,6 +98,7 @@ impl LinkMetrics {
                     errors: n.errors,
                 })
                 .collect(),
+            link,
         }
     }
 }
@@ -108,11 +130,14 @@ impl EncodeLabelSet for NodeLabels<'_> {
     }
 }
 
-/// Encodes every family of `links`. Counter families are named without
-/// `_total`: the encoder appends it to each sample.
+/// Encodes every family of `links`, with `all` ([duration, lateness]) as
+/// the daemon-wide histograms. Counter families are named without `_total`:
+/// the encoder appends it to each sample.
 pub(super) fn encode_links(
     encoder: &mut DescriptorEncoder<'_>,
     links: &[LinkMetrics],
+    all: &[Totals; 2],
+    link_histograms: bool,
 ) -> fmt::Result {
     encoder
         .encode_descriptor(
@@ -243,20 +268,37 @@ pub(super) fn encode_links(
         }
     }
 
-    histogram(
-        encoder,
-        "databay_transfer_duration_seconds",
-        "How long transfers took.",
-        links,
-        |s| &s.duration,
-    )?;
-    histogram(
-        encoder,
-        "databay_schedule_lateness_seconds",
-        "How late scheduled transfers started relative to their tick.",
-        links,
-        |s| &s.lateness,
-    )
+    let [duration, lateness] = all;
+    duration.encode(&mut encoder.encode_descriptor(
+        "databay_daemon_transfer_duration_seconds",
+        "How long transfers took, all links together.",
+        None,
+        MetricType::Histogram,
+    )?)?;
+    lateness.encode(&mut encoder.encode_descriptor(
+        "databay_daemon_schedule_lateness_seconds",
+        "How late scheduled transfers started relative to their tick, all links together.",
+        None,
+        MetricType::Histogram,
+    )?)?;
+
+    if link_histograms {
+        per_link_histogram(
+            encoder,
+            "databay_transfer_duration_seconds",
+            "How long transfers took.",
+            links,
+            |s| &s.duration,
+        )?;
+        per_link_histogram(
+            encoder,
+            "databay_schedule_lateness_seconds",
+            "How late scheduled transfers started relative to their tick.",
+            links,
+            |s| &s.lateness,
+        )?;
+    }
+    Ok(())
 }
 
 fn counter(encoder: &mut MetricEncoder<'_>, value: u64) -> fmt::Result {
@@ -264,7 +306,7 @@ fn counter(encoder: &mut MetricEncoder<'_>, value: u64) -> fmt::Result {
 }
 
 /// Encodes a histogram family, one series per link.
-fn histogram(
+fn per_link_histogram(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -273,29 +315,132 @@ fn histogram(
 ) -> fmt::Result {
     let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
     for l in links {
-        let h = pick(&l.stats);
-        let buckets = buckets(h);
-        // `+Inf` and `_count` come from the same sum so they always agree.
-        let count = buckets.iter().map(|(_, n)| n).sum();
-        family
-            .encode_family(&[("link", l.label.as_str())])?
-            .encode_histogram::<NoLabelSet>(h.sum_seconds, count, &buckets, None)?;
+        Totals::of(pick(&l.stats))
+            .encode(&mut family.encode_family(&[("link", l.label.as_str())])?)?;
     }
     Ok(())
 }
 
-/// The core's buckets as (upper bound, count in that bucket alone) pairs,
-/// the overflow bucket last with the bound `f64::MAX` that the encoder
-/// writes as `+Inf`. The encoder makes them cumulative.
-fn buckets(h: &HistogramSnapshot) -> [(f64, u64); HISTOGRAM_BOUNDS.len() + 1] {
-    let mut out = [(f64::MAX, 0); HISTOGRAM_BOUNDS.len() + 1];
-    for (i, (bound, count)) in out.iter_mut().enumerate() {
-        if let Some(b) = HISTOGRAM_BOUNDS.get(i) {
-            *bound = *b;
+/// Buckets in a histogram: the core's bounds and the overflow (`+Inf`).
+const BUCKETS: usize = HISTOGRAM_BOUNDS.len() + 1;
+
+/// One histogram's counts, each bucket on its own (not cumulative), as
+/// plain numbers that add up across links.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Totals {
+    buckets: [u64; BUCKETS],
+    sum_seconds: f64,
+}
+
+impl Totals {
+    fn of(h: &HistogramSnapshot) -> Self {
+        let mut buckets = [0; BUCKETS];
+        for (total, count) in buckets.iter_mut().zip(&h.buckets) {
+            *total = *count;
         }
-        *count = h.buckets.get(i).copied().unwrap_or(0);
+        Totals {
+            buckets,
+            sum_seconds: h.sum_seconds,
+        }
     }
-    out
+
+    fn add(&mut self, other: &Totals) {
+        for (total, count) in self.buckets.iter_mut().zip(other.buckets) {
+            *total = total.saturating_add(count);
+        }
+        self.sum_seconds += other.sum_seconds;
+    }
+
+    fn encode(&self, encoder: &mut MetricEncoder<'_>) -> fmt::Result {
+        // The encoder makes the buckets cumulative and writes the bound
+        // `f64::MAX` as `+Inf`.
+        let mut pairs = [(f64::MAX, 0); BUCKETS];
+        for (i, (bound, count)) in pairs.iter_mut().enumerate() {
+            if let Some(b) = HISTOGRAM_BOUNDS.get(i) {
+                *bound = *b;
+            }
+            *count = self.buckets[i];
+        }
+        // `+Inf` and `_count` come from the same sum so they always agree.
+        let count = self.buckets.iter().fold(0u64, |a, b| a.saturating_add(*b));
+        encoder.encode_histogram::<NoLabelSet>(self.sum_seconds, count, &pairs, None)
+    }
+}
+
+/// The daemon-wide histograms: every link's added up. A sum that dropped
+/// when a reload removed or replaced a link would read to Prometheus as a
+/// reset, and `rate()` would count it all again, so the counts last seen of
+/// each link are kept and those of a link that has gone stay in the sum.
+/// (What a gone link observed after the last scrape before it went is not
+/// counted.)
+#[derive(Debug, Default)]
+pub(super) struct DaemonHistograms {
+    /// By link name. Each keeps its link so that a replacement under the
+    /// same name, which starts from zero, is told apart.
+    links: HashMap<String, SeenLink>,
+    /// [duration, lateness] of links that have gone.
+    gone: [Totals; 2],
+    scrape: u64,
+}
+
+#[derive(Debug)]
+struct SeenLink {
+    link: Link,
+    totals: [Totals; 2],
+    scrape: u64,
+}
+
+impl DaemonHistograms {
+    /// Records one scrape's read of `links`; returns [duration, lateness]
+    /// over all links, gone ones included.
+    pub(super) fn update(&mut self, links: &[LinkMetrics]) -> [Totals; 2] {
+        self.scrape += 1;
+        let scrape = self.scrape;
+        for l in links {
+            let totals = [Totals::of(&l.stats.duration), Totals::of(&l.stats.lateness)];
+            match self.links.get_mut(l.link.name()) {
+                Some(seen) if seen.link.same_as(&l.link) => {
+                    seen.totals = totals;
+                    seen.scrape = scrape;
+                }
+                Some(seen) => {
+                    add(&mut self.gone, &seen.totals);
+                    *seen = SeenLink {
+                        link: l.link.clone(),
+                        totals,
+                        scrape,
+                    };
+                }
+                None => {
+                    let seen = SeenLink {
+                        link: l.link.clone(),
+                        totals,
+                        scrape,
+                    };
+                    self.links.insert(l.link.name().to_owned(), seen);
+                }
+            }
+        }
+        let gone = &mut self.gone;
+        self.links.retain(|_, seen| {
+            let kept = seen.scrape == scrape;
+            if !kept {
+                add(gone, &seen.totals);
+            }
+            kept
+        });
+        let mut all = self.gone;
+        for seen in self.links.values() {
+            add(&mut all, &seen.totals);
+        }
+        all
+    }
+}
+
+fn add(to: &mut [Totals; 2], from: &[Totals; 2]) {
+    for (t, f) in to.iter_mut().zip(from) {
+        t.add(f);
+    }
 }
 
 /// Escapes a label value as the exposition format requires (backslash,

@@ -41,11 +41,19 @@ impl AdminState {
     /// when the config is reloaded.
     pub fn new(planner: Planner, summaries: Arc<RwLock<BTreeMap<String, LinkSummary>>>) -> Self {
         AdminState {
-            registry: Arc::new(metrics::registry(planner.clone())),
+            registry: Arc::new(metrics::registry(planner.clone(), false)),
             planner,
             summaries,
             started: SystemTime::now(),
         }
+    }
+
+    /// Whether `/metrics` has each link's duration and lateness histograms
+    /// (`[admin] link_histograms`; default false). The daemon-wide ones are
+    /// always there.
+    pub fn with_link_histograms(mut self, on: bool) -> Self {
+        self.registry = Arc::new(metrics::registry(self.planner.clone(), on));
+        self
     }
 
     /// The `/metrics` body: OpenMetrics text of every link's counters and

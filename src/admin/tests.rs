@@ -16,7 +16,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
 
-use super::metrics::{LinkMetrics, encode, encode_links, escape_label};
+use super::metrics::{DaemonHistograms, LinkMetrics, encode, encode_links, escape_label};
 use super::views::rfc3339;
 use super::*;
 
@@ -365,20 +365,17 @@ async fn metrics_count_transfers_over_http() {
         .expect("after 1970")
         .as_secs_f64();
     assert!((now - 60.0..=now + 1.0).contains(&last), "{last} vs {now}");
-    let count = check_histogram(text, "databay_transfer_duration_seconds", r#"link="alpha""#);
-    assert_eq!(count, 2.0);
+    // Every transfer, failed ones too, over all links; by default not per link.
+    let count = check_histogram(text, "databay_daemon_transfer_duration_seconds", "");
+    assert_eq!(count, 4.0);
     // Forced transfers are not scheduled ticks: no lateness.
-    let count = check_histogram(text, "databay_schedule_lateness_seconds", r#"link="alpha""#);
+    let count = check_histogram(text, "databay_daemon_schedule_lateness_seconds", "");
     assert_eq!(count, 0.0);
+    assert_eq!(per_link_buckets(text), 0, "{text}");
 
     // The quote in the name is escaped in the label.
     let quoted = "databay_transfers_total{link=\"say \\\"hi\\\"\",result=\"ok\"}";
     assert_eq!(sample(text, quoted), 1.0);
-    check_histogram(
-        text,
-        "databay_transfer_duration_seconds",
-        r#"link="say \"hi\"""#,
-    );
 
     let failed = "databay_transfers_total{link=\"broken\",result=\"failed\"}";
     assert_eq!(sample(text, failed), 1.0);
@@ -557,7 +554,7 @@ async fn metrics_text_without_http() {
     }
     l.pause();
 
-    let text = metrics_text(&planner);
+    let text = metrics_text(&planner, true);
     check_exposition(&text);
     assert!(
         text.contains("# TYPE databay_records_in counter\n"),
@@ -590,25 +587,119 @@ async fn metrics_text_without_http() {
     assert!(text.contains("# TYPE databay_transfer_duration_seconds histogram\n"));
     assert!(text.contains("# TYPE databay_link_paused gauge\n"));
 
-    let empty = metrics_text(&Planner::new([]).expect("empty planner"));
+    let empty = metrics_text(&Planner::new([]).expect("empty planner"), true);
     check_exposition(&empty);
     assert_eq!(sample(&empty, "databay_links"), 0.0);
+    let count = check_histogram(&empty, "databay_daemon_transfer_duration_seconds", "");
+    assert_eq!(count, 0.0);
+}
+
+#[tokio::test]
+async fn link_histograms_are_an_option_daemon_wide_ones_are_not() {
+    let planner = Planner::new([
+        link("a", StaticInlet::values([1])),
+        link("b", StaticInlet::values([1, 2])),
+    ])
+    .expect("planner");
+    for (name, times) in [("a", 2), ("b", 3)] {
+        let l = planner.link(name).expect("link");
+        for _ in 0..times {
+            l.transfer().await.expect("transfer");
+        }
+    }
+
+    let off = metrics_text(&planner, false);
+    check_exposition(&off);
+    assert_eq!(per_link_buckets(&off), 0, "{off}");
+    assert!(!off.contains("databay_transfer_duration_seconds"), "{off}");
+    assert!(!off.contains("databay_schedule_lateness_seconds"), "{off}");
+    let all = check_histogram(&off, "databay_daemon_transfer_duration_seconds", "");
+    assert_eq!(all, 5.0);
+    check_histogram(&off, "databay_daemon_schedule_lateness_seconds", "");
+    let ok = r#"databay_transfers_total{link="b",result="ok"}"#;
+    assert_eq!(sample(&off, ok), 3.0);
+    assert_eq!(sample(&off, r#"databay_records_in_total{link="b"}"#), 6.0);
+
+    let on = metrics_text(&planner, true);
+    check_exposition(&on);
+    assert_eq!(per_link_buckets(&on), 2 * 2 * (HISTOGRAM_BOUNDS.len() + 1));
+    let a = check_histogram(&on, "databay_transfer_duration_seconds", r#"link="a""#);
+    let b = check_histogram(&on, "databay_transfer_duration_seconds", r#"link="b""#);
+    assert_eq!((a, b), (2.0, 3.0));
+    check_histogram(&on, "databay_schedule_lateness_seconds", r#"link="b""#);
+    let all = check_histogram(&on, "databay_daemon_transfer_duration_seconds", "");
+    assert_eq!(all, a + b);
+    check_histogram(&on, "databay_daemon_schedule_lateness_seconds", "");
+    assert_eq!(sample(&on, ok), 3.0);
+}
+
+#[tokio::test]
+async fn daemon_wide_histograms_keep_what_gone_links_counted() {
+    let planner = Planner::new([
+        link("a", StaticInlet::values([1])),
+        link("b", StaticInlet::values([1])),
+    ])
+    .expect("planner");
+    let state = AdminState::new(planner.clone(), Arc::default());
+    let scrape = || {
+        let text = state.metrics_text().expect("metrics text");
+        check_histogram(&text, "databay_daemon_transfer_duration_seconds", "")
+    };
+    let transfer = |name: &str| {
+        let l = planner.link(name).expect("link");
+        async move { l.transfer().await.expect("transfer") }
+    };
+    transfer("a").await;
+    transfer("b").await;
+    transfer("b").await;
+    assert_eq!(scrape(), 3.0);
+
+    // Removed: its two transfers stay counted.
+    planner.remove_link("b").await.expect("remove b");
+    assert_eq!(scrape(), 3.0);
+
+    // Replaced under the same name: the new link starts from zero, the
+    // old one's transfer stays counted.
+    planner.remove_link("a").await.expect("remove a");
+    planner
+        .add_link(link("a", StaticInlet::values([1])))
+        .await
+        .expect("add a");
+    transfer("a").await;
+    assert_eq!(scrape(), 4.0);
+    assert_eq!(
+        sample(
+            &state.metrics_text().expect("metrics text"),
+            r#"databay_transfers_total{link="a",result="ok"}"#
+        ),
+        1.0
+    );
+}
+
+/// `_bucket` lines of series that carry a `link` label.
+fn per_link_buckets(text: &str) -> usize {
+    text.lines()
+        .filter(|l| l.contains("_bucket{") && l.contains("link=\""))
+        .count()
 }
 
 /// The text of a planner's links, as the endpoint would serve it.
-fn metrics_text(planner: &Planner) -> String {
+fn metrics_text(planner: &Planner, link_histograms: bool) -> String {
     AdminState::new(planner.clone(), Arc::default())
+        .with_link_histograms(link_histograms)
         .metrics_text()
         .expect("metrics text")
 }
 
-/// Links read beforehand, to encode values no transfer would produce.
+/// Links read beforehand, to encode values no transfer would produce, with
+/// their histograms.
 #[derive(Debug)]
 struct Fixed(Vec<LinkMetrics>);
 
 impl Collector for Fixed {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
-        encode_links(&mut encoder, &self.0)
+        let all = DaemonHistograms::default().update(&self.0);
+        encode_links(&mut encoder, &self.0, &all, true)
     }
 }
 
@@ -618,14 +709,13 @@ fn histogram_buckets_become_cumulative() {
     buckets[0] = 2;
     buckets[3] = 1;
     buckets[HISTOGRAM_BOUNDS.len()] = 4;
-    let mut stats = Planner::new([link("h", StaticInlet::values([1]))])
-        .expect("planner")
-        .links()[0]
-        .stats();
+    let h = link("h", StaticInlet::values([1]));
+    let mut stats = h.stats();
     stats.duration.count = 7;
     stats.duration.sum_seconds = 42.5;
     stats.duration.buckets = buckets;
     let links = vec![LinkMetrics {
+        link: h,
         label: "h".into(),
         paused: false,
         stats,
@@ -648,6 +738,10 @@ fn histogram_buckets_become_cumulative() {
         check_histogram(&text, "databay_transfer_duration_seconds", r#"link="h""#),
         7.0
     );
+    let all = "databay_daemon_transfer_duration_seconds";
+    assert_eq!(sample(&text, &format!("{all}_bucket{{le=\"0.005\"}}")), 3.0);
+    assert_eq!(check_histogram(&text, all, ""), 7.0);
+    assert_eq!(sample(&text, &format!("{all}_sum")), 42.5);
 }
 
 #[test]

@@ -56,6 +56,12 @@ pub struct AdminSettings {
     /// Address to bind (default `127.0.0.1:9477`: loopback only).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Also export each link's transfer duration and schedule lateness
+    /// histograms on `/metrics` (default false). They are 34 series per
+    /// link, most of the body with many links; per-link counters and the
+    /// daemon-wide histograms are always there.
+    #[serde(default)]
+    pub link_histograms: bool,
 }
 
 impl Default for AdminSettings {
@@ -63,6 +69,7 @@ impl Default for AdminSettings {
         AdminSettings {
             enabled: true,
             listen: default_listen(),
+            link_histograms: false,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The admin endpoint over real HTTP: `/healthz`, Prometheus `/metrics`,
-//! `/links` and `/links/{name}`, forcing a transfer, pausing and resuming
-//! a link, and JSON 404s and 405s for what does not exist.
+//! The admin endpoint over real HTTP: `/healthz`, OpenMetrics `/metrics`
+//! (with and without `link_histograms`), `/links` and `/links/{name}`,
+//! forcing a transfer, pausing and resuming a link, and JSON 404s and 405s
+//! for what does not exist.
 
 use std::fs;
 use std::time::Duration;
@@ -43,6 +44,14 @@ fn admin_endpoint_serves_health_metrics_and_link_control() {
         sample(&m.body, r#"databay_transfers_total{link="A",result="ok"}"#).filter(|v| *v > 0.0)
     });
     assert!(ok_a >= 1.0);
+    // By default histograms are daemon-wide only.
+    let metrics = http(addr, "GET", "/metrics").body;
+    let transfers = sample(&metrics, "databay_daemon_transfer_duration_seconds_count");
+    assert!(transfers.is_some_and(|n| n >= ok_a), "{metrics}");
+    assert!(
+        !metrics.contains("databay_transfer_duration_seconds_bucket"),
+        "{metrics}"
+    );
 
     let all = links(addr);
     assert_eq!(all.keys().collect::<Vec<_>>(), ["A", "B"]);
@@ -105,6 +114,34 @@ fn admin_endpoint_serves_health_metrics_and_link_control() {
             .contains("nope")
     );
     assert_eq!(http(addr, "GET", "/links/A/transfer").status, 405);
+
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", daemon.stderr());
+}
+
+/// `[admin] link_histograms = true` adds each link's histograms.
+#[test]
+fn admin_link_histograms_are_exported_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        daemon_config(&[("A", 10)]).replace("[admin]\n", "[admin]\nlink_histograms = true\n");
+    fs::write(dir.path().join("histograms.toml"), config).unwrap();
+    let mut daemon = Daemon::start(dir.path(), &["run", "histograms.toml"]);
+    let addr = daemon.admin_addr();
+    let metrics = eventually("a transfer of A in its duration histogram", || {
+        let m = http(addr, "GET", "/metrics").body;
+        let count = sample(&m, r#"databay_transfer_duration_seconds_count{link="A"}"#)?;
+        (count > 0.0).then_some(m)
+    });
+    let inf = r#"databay_transfer_duration_seconds_bucket{le="+Inf",link="A"}"#;
+    assert!(sample(&metrics, inf).is_some(), "{metrics}");
+    let lateness = r#"databay_schedule_lateness_seconds_count{link="A"}"#;
+    assert!(sample(&metrics, lateness).is_some(), "{metrics}");
+    assert!(
+        sample(&metrics, "databay_daemon_transfer_duration_seconds_count").is_some(),
+        "{metrics}"
+    );
 
     daemon.signal("TERM");
     let status = daemon.wait_exit(Duration::from_secs(10));
