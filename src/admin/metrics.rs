@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::UNIX_EPOCH;
 
 use databay_core::{HISTOGRAM_BOUNDS, HistogramSnapshot, Link, LinkStats, NodeKind, Planner};
@@ -19,21 +20,45 @@ use prometheus_client::registry::Registry;
 /// read as one counter; the classic text format would not.
 pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// A registry whose one collector reads `planner` at each scrape, with each
-/// link's histograms only if `link_histograms`.
-pub(super) fn registry(planner: Planner, link_histograms: bool) -> Registry {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(PlannerCollector {
-        planner,
-        link_histograms,
-        daemon: Mutex::default(),
-    }));
-    registry
+/// The endpoint's metrics: a registry whose one collector reads the
+/// planner at each scrape.
+#[derive(Debug)]
+pub(super) struct Metrics {
+    registry: Registry,
+    /// The last body's length: with thousands of links the body is
+    /// megabytes, and growing it from empty would copy it over and over.
+    last_len: AtomicUsize,
+}
+
+impl Metrics {
+    /// Metrics of `planner`, with each link's histograms only if
+    /// `link_histograms`.
+    pub(super) fn new(planner: Planner, link_histograms: bool) -> Self {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(PlannerCollector {
+            planner,
+            link_histograms,
+            daemon: Mutex::default(),
+        }));
+        Metrics {
+            registry,
+            last_len: AtomicUsize::new(0),
+        }
+    }
+
+    /// The OpenMetrics text, read now.
+    pub(super) fn encode(&self) -> Result<String, fmt::Error> {
+        // A little room for links added since the last scrape.
+        let hint = self.last_len.load(Ordering::Relaxed);
+        let text = encode(&self.registry, hint + hint / 8)?;
+        self.last_len.store(text.len(), Ordering::Relaxed);
+        Ok(text)
+    }
 }
 
 /// The OpenMetrics text of everything in `registry`.
-pub(super) fn encode(registry: &Registry) -> Result<String, fmt::Error> {
-    let mut out = String::new();
+pub(super) fn encode(registry: &Registry, capacity: usize) -> Result<String, fmt::Error> {
+    let mut out = String::with_capacity(capacity);
     prometheus_client::encoding::text::encode(&mut out, registry)?;
     Ok(out)
 }

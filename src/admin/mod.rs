@@ -20,7 +20,6 @@ use axum::extract::rejection::PathRejection;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use databay_core::{Link, Planner};
-use prometheus_client::registry::Registry;
 
 use crate::config::LinkSummary;
 use routes::ApiError;
@@ -32,7 +31,7 @@ pub struct AdminState {
     planner: Planner,
     summaries: Arc<RwLock<BTreeMap<String, LinkSummary>>>,
     started: SystemTime,
-    registry: Arc<Registry>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl AdminState {
@@ -41,7 +40,7 @@ impl AdminState {
     /// when the config is reloaded.
     pub fn new(planner: Planner, summaries: Arc<RwLock<BTreeMap<String, LinkSummary>>>) -> Self {
         AdminState {
-            registry: Arc::new(metrics::registry(planner.clone(), false)),
+            metrics: Arc::new(metrics::Metrics::new(planner.clone(), false)),
             planner,
             summaries,
             started: SystemTime::now(),
@@ -52,14 +51,14 @@ impl AdminState {
     /// (`[admin] link_histograms`; default false). The daemon-wide ones are
     /// always there.
     pub fn with_link_histograms(mut self, on: bool) -> Self {
-        self.registry = Arc::new(metrics::registry(self.planner.clone(), on));
+        self.metrics = Arc::new(metrics::Metrics::new(self.planner.clone(), on));
         self
     }
 
     /// The `/metrics` body: OpenMetrics text of every link's counters and
     /// histograms, read now (see the router for the families).
     pub fn metrics_text(&self) -> Result<String, fmt::Error> {
-        metrics::encode(&self.registry)
+        self.metrics.encode()
     }
 
     fn link(&self, name: Result<Path<String>, PathRejection>) -> Result<Link, ApiError> {

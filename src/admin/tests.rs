@@ -723,7 +723,7 @@ fn histogram_buckets_become_cumulative() {
     }];
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Fixed(links)));
-    let text = encode(&registry).expect("encode");
+    let text = encode(&registry, 0).expect("encode");
     check_exposition(&text);
     let series =
         |le: &str| format!("databay_transfer_duration_seconds_bucket{{le=\"{le}\",link=\"h\"}}");
