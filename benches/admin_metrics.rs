@@ -183,14 +183,14 @@ fn write_counters(out: &mut String, links: &[Link]) -> std::fmt::Result {
 }
 
 /// Median time of `runs` calls of `render`, and the last body's size.
-fn measure(runs: usize, mut render: impl FnMut() -> String) -> (Duration, usize) {
+fn measure<B: AsRef<[u8]>>(runs: usize, mut render: impl FnMut() -> B) -> (Duration, usize) {
     let mut times = Vec::with_capacity(runs);
     let mut size = 0;
     for _ in 0..runs.max(1) {
         let t = Instant::now();
         let body = render();
         times.push(t.elapsed());
-        size = std::hint::black_box(body).len();
+        size = std::hint::black_box(body).as_ref().len();
     }
     times.sort();
     (times[times.len() / 2], size)
@@ -228,6 +228,20 @@ fn main() {
                 ms(time),
                 time.as_secs_f64() / floor_time.as_secs_f64(),
                 size as f64 / floor_size as f64,
+            );
+            // What goes over the wire to a scraper that accepts gzip.
+            let (gz_time, gz_size) = measure(args.runs, || {
+                let text = state.metrics_text().expect("metrics text");
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                std::io::Write::write_all(&mut encoder, text.as_bytes()).expect("gzip");
+                encoder.finish().expect("gzip")
+            });
+            println!(
+                "links={n:>6} link_histograms={:<5} gzip: {:>7.2} MB {:>8.2} ms (render + compress)",
+                on,
+                mb(gz_size),
+                ms(gz_time),
             );
         }
     }

@@ -761,3 +761,45 @@ fn timestamps_outside_rfc3339_are_null() {
     let far = UNIX_EPOCH + Duration::from_secs(300_000_000_000);
     assert_eq!(rfc3339(far), None);
 }
+
+/// A scraper that accepts gzip gets the same text compressed; one that
+/// does not (or refuses it with `q=0`) gets plain text.
+#[tokio::test]
+async fn metrics_are_gzipped_for_clients_that_accept_it() {
+    use std::io::Read as _;
+    let f = Fixture::start().await;
+    let raw = |accept: &'static str| async move {
+        let mut stream = TcpStream::connect(f.addr).await.expect("connect");
+        let head = format!(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAccept-Encoding: {accept}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("send");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("receive");
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("end of headers");
+        let head = String::from_utf8(raw[..split].to_vec())
+            .expect("UTF-8 head")
+            .to_ascii_lowercase();
+        (head, raw[split + 4..].to_vec())
+    };
+    let (head, body) = raw("gzip, deflate").await;
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(body.as_slice())
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    assert!(text.contains("databay_transfers_total"), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let (head, body) = raw("gzip;q=0, identity").await;
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(
+        String::from_utf8(body)
+            .expect("plain text")
+            .contains("databay_transfers_total")
+    );
+    f.stop().await;
+}
