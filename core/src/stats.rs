@@ -64,6 +64,7 @@ pub(crate) struct Counters {
     pub(crate) records_in: AtomicU64,
     pub(crate) records_out: AtomicU64,
     pub(crate) records_dropped: AtomicU64,
+    pub(crate) records_failed: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) last_success_ms: AtomicU64,
     pub(crate) duration: Histogram,
@@ -93,6 +94,7 @@ impl Counters {
             records_in: self.records_in.load(Relaxed),
             records_out: self.records_out.load(Relaxed),
             records_dropped: self.records_dropped.load(Relaxed),
+            records_failed: self.records_failed.load(Relaxed),
             errors: self.errors.load(Relaxed),
             last_success: (ms > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
             last_error: lock(&self.last_error).clone(),
@@ -119,6 +121,10 @@ pub struct LinkStats {
     /// Records dropped because the processor handling them failed while
     /// the link ignores exceptions.
     pub records_dropped: u64,
+    /// Records an outlet did not accept: its push failed, or the transfer
+    /// failed before the batch was pushed to it (each outlet counts its
+    /// own, as `records_out` does).
+    pub records_failed: u64,
     /// Node errors, ignored or not.
     pub errors: u64,
     /// When a transfer last completed.

@@ -516,3 +516,61 @@ async fn update_display_with_empty_or_many_tags() {
         "a.b.c.0"
     );
 }
+
+/// A grouper making batches of two.
+struct Pairs;
+
+impl databay_core::Grouper for Pairs {
+    fn group(&mut self, batches: Vec<Vec<Record>>) -> Result<Vec<Vec<Record>>, BoxError> {
+        Ok(batches
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .chunks(2)
+            .map(<[Record]>::to_vec)
+            .collect())
+    }
+}
+
+/// Every record an outlet did not get is counted, per link and per
+/// outlet, whether the failure is ignored or fails the transfer.
+#[tokio::test]
+async fn records_an_outlet_did_not_accept_are_counted() {
+    // Ignored: each of the three batches fails at the broken outlet only.
+    let good = CollectOutlet::new();
+    let link = Link::builder("ignored")
+        .inlet(StaticInlet::values(ints(5)))
+        .grouper(Pairs)
+        .outlet(good.clone())
+        .outlet(BrokenOutlet { panic: false })
+        .ignore_exceptions(true)
+        .every(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(good.records().len(), 5);
+    assert_eq!(link.stats().records_failed, 5);
+    let failed: Vec<u64> = link.node_stats().iter().map(|n| n.records_failed).collect();
+    assert_eq!(failed, [0, 0, 5], "inlet, good outlet, broken outlet");
+
+    // Not ignored: the first batch fails, the other two reach no outlet.
+    let good = CollectOutlet::new();
+    let link = Link::builder("failing")
+        .inlet(StaticInlet::values(ints(5)))
+        .grouper(Pairs)
+        .outlet(good.clone())
+        .outlet(BrokenOutlet { panic: false })
+        .every(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    assert!(link.transfer().await.is_err());
+    assert_eq!(
+        good.records().len(),
+        2,
+        "the first batch reached the good outlet"
+    );
+    // Broken outlet: 2 + 3 later; good outlet: the 3 later ones.
+    assert_eq!(link.stats().records_failed, 8);
+    let failed: Vec<u64> = link.node_stats().iter().map(|n| n.records_failed).collect();
+    assert_eq!(failed, [0, 3, 5]);
+}

@@ -200,7 +200,7 @@ pub(super) fn encode_links(
     }
 
     type Read = fn(&LinkStats) -> u64;
-    let counters: [(&str, &str, Read); 5] = [
+    let counters: [(&str, &str, Read); 6] = [
         (
             "databay_ticks_skipped",
             "Scheduled ticks skipped because the previous transfer was still running.",
@@ -218,6 +218,11 @@ pub(super) fn encode_links(
             "databay_records_dropped",
             "Records dropped because the node handling them failed under ignore_exceptions.",
             |s| s.records_dropped,
+        ),
+        (
+            "databay_records_failed",
+            "Records an outlet did not accept: its push failed, or the transfer failed before it (each outlet counts its own).",
+            |s| s.records_failed,
         ),
         ("databay_errors", "Node errors, ignored or not.", |s| {
             s.errors

@@ -32,6 +32,7 @@ struct CountersView {
     records_in: u64,
     records_out: u64,
     records_dropped: u64,
+    records_failed: u64,
     errors: u64,
 }
 
@@ -62,6 +63,7 @@ impl LinkView {
                 records_in: stats.records_in,
                 records_out: stats.records_out,
                 records_dropped: stats.records_dropped,
+                records_failed: stats.records_failed,
                 errors: stats.errors,
             },
             last_error: stats.last_error,

@@ -69,6 +69,7 @@ struct NodeCounters {
     calls: AtomicU64,
     records: AtomicU64,
     errors: AtomicU64,
+    failed: AtomicU64,
 }
 
 impl NodeCounters {
@@ -88,6 +89,7 @@ impl NodeCounters {
             calls: self.calls.load(Ordering::Relaxed),
             records: self.records.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            records_failed: self.failed.load(Ordering::Relaxed),
         }
     }
 }
@@ -108,6 +110,9 @@ pub struct NodeStats {
     pub records: u64,
     /// Calls that failed (errors, panics, timeouts).
     pub errors: u64,
+    /// Outlets: records it was meant to get but did not accept (its push
+    /// failed, or the transfer failed before it). Always 0 for inlets.
+    pub records_failed: u64,
 }
 
 struct InletSlot {

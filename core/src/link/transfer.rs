@@ -67,6 +67,7 @@ impl Link {
     ) -> Result<TransferReport, TransferError> {
         let inner = &*self.inner;
         let started = crate::clock::now();
+        let failed_before = inner.counters.records_failed.load(Ordering::Relaxed);
         let index = inner.next_index.fetch_add(1, Ordering::Relaxed);
         let update = Update::for_link(inner.tags.clone(), index, scheduled);
         let span = tracing::info_span!("transfer", update = %update);
@@ -115,6 +116,15 @@ impl Link {
                     c.errors.fetch_add(ignored.len() as u64, Ordering::Relaxed);
                     c.set_last_error(last.to_string());
                 }
+                let undelivered = c.records_failed.load(Ordering::Relaxed) - failed_before;
+                if undelivered > 0 {
+                    tracing::warn!(
+                        link = %inner.name,
+                        update = %update,
+                        records_not_delivered = undelivered,
+                        "{undelivered} records not delivered to an outlet (its error was ignored)"
+                    );
+                }
                 c.mark_success();
                 Ok(TransferReport {
                     update,
@@ -126,6 +136,7 @@ impl Link {
             }
             Err(errors) => {
                 c.transfers_failed.fetch_add(1, Ordering::Relaxed);
+                let undelivered = c.records_failed.load(Ordering::Relaxed) - failed_before;
                 c.errors.fetch_add(errors.len() as u64, Ordering::Relaxed);
                 let error = TransferError {
                     link: inner.name.clone(),
@@ -133,7 +144,16 @@ impl Link {
                     errors,
                 };
                 c.set_last_error(error.to_string());
-                tracing::error!(link = %inner.name, update = %update, "{error}");
+                if undelivered > 0 {
+                    tracing::error!(
+                        link = %inner.name,
+                        update = %update,
+                        records_not_delivered = undelivered,
+                        "{error} ({undelivered} records not delivered)"
+                    );
+                } else {
+                    tracing::error!(link = %inner.name, update = %update, "{error}");
+                }
                 Err(error)
             }
         }
@@ -243,7 +263,7 @@ impl Link {
         }
         let timeout = inner.outlet_timeout;
         let mut records_out = 0;
-        for batch in &batches {
+        for (b, batch) in batches.iter().enumerate() {
             if batch.is_empty() && !any_outlet_processors {
                 continue;
             }
@@ -259,6 +279,15 @@ impl Link {
                 match result {
                     Ok(n) => records_out += n,
                     Err(d) => {
+                        // Whatever the policy, this outlet did not get
+                        // these records: say so in the counters.
+                        slot.counters
+                            .failed
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        inner
+                            .counters
+                            .records_failed
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
                         if d.kind == NodeKind::OutletProcessor && inner.ignore_exceptions {
                             // That outlet's copy of the batch is gone.
                             inner
@@ -272,6 +301,17 @@ impl Link {
                 }
             }
             if failed {
+                // The batches after this one reach no outlet at all.
+                let rest: u64 = batches[b + 1..].iter().map(|x| x.len() as u64).sum();
+                if rest > 0 {
+                    for slot in &outlets {
+                        slot.counters.failed.fetch_add(rest, Ordering::Relaxed);
+                    }
+                    inner
+                        .counters
+                        .records_failed
+                        .fetch_add(rest * outlets.len() as u64, Ordering::Relaxed);
+                }
                 return Err(errors);
             }
         }
