@@ -54,7 +54,7 @@ pub struct AdminSettings {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Address to bind (default `127.0.0.1:9477`: loopback only).
-    #[serde(default = "default_listen")]
+    #[serde(default = "default_listen", deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
     /// Also export each link's transfer duration and schedule lateness
     /// histograms on `/metrics` (default false). They are 34 series per
@@ -95,4 +95,21 @@ pub(super) struct LinkSettings {
     pub(super) processor: Option<IgnoredAny>,
     pub(super) grouper: Option<IgnoredAny>,
     pub(super) outlet: Option<IgnoredAny>,
+}
+
+/// An `IP:port` address, with a message that says which part is wrong.
+fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        let port = text.rsplit_once(':').map(|(_, p)| p);
+        let message = match port.map(str::parse::<u64>) {
+            Some(Ok(p)) if p > u64::from(u16::MAX) => {
+                format!("port {p} is out of range (0 to 65535) in `{text}`")
+            }
+            _ => format!(
+                "invalid address `{text}`: expected IP:port, such as \"127.0.0.1:9477\" or \"[::1]:9477\""
+            ),
+        };
+        serde::de::Error::custom(message)
+    })
 }

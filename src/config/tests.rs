@@ -193,3 +193,18 @@ fn a_cron_that_never_fires_is_refused_at_its_key() {
         errs[0]
     );
 }
+
+#[test]
+fn a_bad_admin_address_says_what_is_wrong() {
+    let link = "[[link]]\nname = \"a\"\nevery = \"1s\"\n[[link.inlet]]\ntype = \"null\"\n[[link.outlet]]\ntype = \"null\"\n";
+    let errs = errors(&format!("[admin]\nlisten = \"127.0.0.1:70000\"\n{link}"));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0]
+            .starts_with("test.toml:2:10: `admin.listen`: port 70000 is out of range (0 to 65535)"),
+        "{}",
+        errs[0]
+    );
+    let errs = errors(&format!("[admin]\nlisten = \"localhost\"\n{link}"));
+    assert!(errs[0].contains("expected IP:port"), "{}", errs[0]);
+}
