@@ -13,6 +13,8 @@ use futures::future::join_all;
 use crate::config::{Config, LinkSummary};
 use databay_component::Registry;
 
+use crate::scrub::say;
+
 type Summaries = Arc<RwLock<BTreeMap<String, LinkSummary>>>;
 
 /// What the running daemon knows of each link it loaded.
@@ -39,13 +41,16 @@ fn planner_for(config: &Config) -> Result<Planner, databay_core::PlannerError> {
 
 pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
     let config = match Config::load(&path, &registry) {
-        Ok(c) => c,
+        Ok(c) => {
+            crate::scrub::add_secrets(&c.secrets);
+            c
+        }
         Err(errors) => return crate::cli::config_failed(&errors),
     };
     let planner = match planner_for(&config) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             return ExitCode::from(crate::cli::EXIT_CONFIG);
         }
     };
@@ -72,7 +77,7 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
         let listener = match tokio::net::TcpListener::bind(config.admin.listen).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!(
+                say!(
                     "error: cannot bind the admin endpoint to {}: {e} (set [admin] listen, or enabled = false)",
                     config.admin.listen
                 );
@@ -133,7 +138,7 @@ async fn supervise(
     ) {
         (Ok(t), Ok(i), Ok(h)) => (t, i, h),
         _ => {
-            eprintln!("error: cannot install signal handlers");
+            say!("error: cannot install signal handlers");
             planner.shutdown(true);
             return finish(running.await);
         }
@@ -207,7 +212,10 @@ fn finish(
 async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mut Loaded) {
     tracing::info!(config = %path.display(), "SIGHUP: reloading the config");
     let config = match Config::load(path, registry) {
-        Ok(c) => c,
+        Ok(c) => {
+            crate::scrub::add_secrets(&c.secrets);
+            c
+        }
         Err(errors) => {
             for e in &errors.0 {
                 tracing::error!("reload rejected: {e}");
@@ -327,7 +335,10 @@ pub(crate) async fn once(
     until_exhausted: bool,
 ) -> ExitCode {
     let config = match Config::load(&path, &registry) {
-        Ok(c) => c,
+        Ok(c) => {
+            crate::scrub::add_secrets(&c.secrets);
+            c
+        }
         Err(errors) => return crate::cli::config_failed(&errors),
     };
     let links: Vec<Link> = match &only {
@@ -343,7 +354,7 @@ pub(crate) async fn once(
                 let hint = crate::config::closest_name(name, names.iter().copied())
                     .map(|n| format!(" (did you mean `{n}`?)"))
                     .unwrap_or_default();
-                eprintln!("error: no link named `{name}` in {}{hint}", path.display());
+                say!("error: no link named `{name}` in {}{hint}", path.display());
                 return ExitCode::from(crate::cli::EXIT_USAGE);
             }
         },
@@ -351,7 +362,7 @@ pub(crate) async fn once(
     let outcomes = join_all(links.iter().map(|l| once_link(l, until_exhausted))).await;
     let failed = outcomes.iter().filter(|ok| !**ok).count();
     if failed > 0 {
-        eprintln!("{failed} of {} link(s) failed", links.len());
+        say!("{failed} of {} link(s) failed", links.len());
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -363,7 +374,7 @@ pub(crate) async fn once(
 async fn once_link(link: &Link, until_exhausted: bool) -> bool {
     if let Err(e) = link.start().await {
         // A NodeError names the link itself.
-        eprintln!("{e}");
+        say!("{e}");
         return false;
     }
     let mut ok = true;
@@ -375,14 +386,14 @@ async fn once_link(link: &Link, until_exhausted: bool) -> bool {
                 records_in += report.records_in;
                 records_out += report.records_out;
                 for e in &report.ignored {
-                    eprintln!("link `{}`: ignored: {e}", link.name());
+                    say!("link `{}`: ignored: {e}", link.name());
                 }
                 report.records_in
             }
             Err(e) => {
-                eprintln!("{e}");
+                say!("{e}");
                 for cause in &e.errors {
-                    eprintln!("  {cause}");
+                    say!("  {cause}");
                 }
                 ok = false;
                 break;
@@ -397,15 +408,15 @@ async fn once_link(link: &Link, until_exhausted: bool) -> bool {
     match link.flush().await {
         Ok(report) => records_out += report.records_out,
         Err(e) => {
-            eprintln!("{e}");
+            say!("{e}");
             ok = false;
         }
     }
     for e in link.shutdown().await {
-        eprintln!("{e}");
+        say!("{e}");
         ok = false;
     }
-    eprintln!(
+    say!(
         "link `{}`: {} transfer{}, {records_in} records in, {records_out} out{}",
         link.name(),
         transfers,

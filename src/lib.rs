@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 mod daemon;
 mod logging;
+mod scrub;
 
 pub use builtins::builtins;
 pub use databay_component::{

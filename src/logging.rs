@@ -131,7 +131,7 @@ pub(crate) fn init(format: LogFormat, level: &str) {
                 tracing_subscriber::fmt::layer()
                     .with_ansi(ansi)
                     .event_format(Human { ansi })
-                    .with_writer(std::io::stderr),
+                    .with_writer(|| crate::scrub::Scrubbed(std::io::stderr())),
             )
             .try_init(),
         LogFormat::Json => Registry::default()
@@ -140,7 +140,7 @@ pub(crate) fn init(format: LogFormat, level: &str) {
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_writer(std::io::stderr),
+                    .with_writer(|| crate::scrub::Scrubbed(std::io::stderr())),
             )
             .try_init(),
     };

@@ -20,9 +20,10 @@ pub(super) struct ApiError {
 
 impl ApiError {
     pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        // An error may quote a path or URL built from `${VAR}` values.
         ApiError {
             status,
-            message: message.into(),
+            message: crate::scrub::scrub(&message.into()).into_owned(),
         }
     }
 }
@@ -165,7 +166,11 @@ pub(super) async fn transfer(
             update: report.update.to_string(),
             records_in: report.records_in,
             records_out: report.records_out,
-            ignored_errors: report.ignored.iter().map(ToString::to_string).collect(),
+            ignored_errors: report
+                .ignored
+                .iter()
+                .map(|e| crate::scrub::scrub(&e.to_string()).into_owned())
+                .collect(),
             duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
         })),
         Err(e) => Err(ApiError::new(

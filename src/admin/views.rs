@@ -66,7 +66,9 @@ impl LinkView {
                 records_failed: stats.records_failed,
                 errors: stats.errors,
             },
-            last_error: stats.last_error,
+            last_error: stats
+                .last_error
+                .map(|e| crate::scrub::scrub(&e).into_owned()),
             components: link.node_stats(),
             summary: summary.map(|s| ShapeView {
                 inlets: s.inlets.clone(),

@@ -105,6 +105,11 @@ impl<'a> Diagnostics<'a> {
         scrub(message, &self.secret_values)
     }
 
+    /// The values taken from the environment, for the run-time scrubber.
+    pub(crate) fn secret_values(&self) -> &[String] {
+        &self.secret_values
+    }
+
     pub(crate) fn is_secret(&self, span: &Range<usize>) -> bool {
         self.secret_spans
             .iter()
@@ -180,6 +185,12 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 /// part of a secret value, or holds one, by `***`; and any other occurrence
 /// of a secret of four or more characters (shorter ones would eat ordinary
 /// words).
+/// Values from the environment shorter than this are not scrubbed from
+/// messages: a one- or two-letter value (`a`, `on`) occurs in every
+/// sentence, and withholding it would garble the message while hiding
+/// nothing worth hiding.
+pub(crate) const MIN_SECRET_CHARS: usize = 4;
+
 fn scrub(message: &str, secrets: &[String]) -> String {
     if secrets.is_empty() {
         return message.to_owned();
@@ -189,7 +200,7 @@ fn scrub(message: &str, secrets: &[String]) -> String {
     // inside a secret.
     let out = secrets
         .iter()
-        .filter(|s| s.chars().count() >= 4)
+        .filter(|s| s.chars().count() >= MIN_SECRET_CHARS)
         .flat_map(|s| [s.escape_debug().to_string(), s.clone()])
         .fold(message.to_owned(), |m, s| {
             replace_ascii_case_insensitive(&m, &s, "***")
@@ -197,15 +208,18 @@ fn scrub(message: &str, secrets: &[String]) -> String {
     map_quoted(&out, |part| {
         !part.is_empty()
             && part != "***"
-            && secrets
-                .iter()
-                .any(|s| s.contains(part) || part.contains(s.as_str()))
+            // A short quoted word (`"a"`, `"w"`) is not taken for a piece
+            // of a secret: that would withhold a message's own words.
+            && secrets.iter().any(|s| {
+                (part.chars().count() >= MIN_SECRET_CHARS && s.contains(part))
+                    || (s.chars().count() >= MIN_SECRET_CHARS && part.contains(s.as_str()))
+            })
     })
 }
 
 /// `text` with every occurrence of `needle`, in any ASCII case (parsers
 /// upper-case what they quote), replaced by `with`.
-fn replace_ascii_case_insensitive(text: &str, needle: &str, with: &str) -> String {
+pub(crate) fn replace_ascii_case_insensitive(text: &str, needle: &str, with: &str) -> String {
     if needle.is_empty() {
         return text.to_owned();
     }
@@ -230,9 +244,12 @@ fn replace_ascii_case_insensitive(text: &str, needle: &str, with: &str) -> Strin
 /// environment: the error may quote a value derived from them (a jq
 /// compiler names the identifiers it found), so every quoted part becomes
 /// `***` except the names in `keep` (the component's option keys, which are
-/// written in the file).
+/// written in the file) and words shorter than [`MIN_SECRET_CHARS`] (a
+/// message's own `"a"` or `"w"`: too short to give a secret away).
 pub(crate) fn withhold_quoted(message: &str, keep: &[String]) -> String {
-    map_quoted(message, |part| !keep.iter().any(|k| k == part))
+    map_quoted(message, |part| {
+        part.chars().count() >= MIN_SECRET_CHARS && !keep.iter().any(|k| k == part)
+    })
 }
 
 /// `message` with each quoted part (in `"` or backticks) for which

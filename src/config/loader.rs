@@ -163,6 +163,7 @@ impl<'t> Loader<'_, 't> {
             daemon,
             admin,
             links,
+            secrets: Vec::new(),
         }
     }
 

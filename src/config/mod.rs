@@ -10,7 +10,7 @@
 //! each inlet, processor, grouper and outlet through the registry.
 
 mod components;
-mod error;
+pub(crate) mod error;
 mod interpolate;
 mod loader;
 mod schedule;
@@ -68,6 +68,9 @@ pub struct Config {
     pub admin: AdminSettings,
     /// `[[link]]`, in file order.
     pub links: Vec<LinkConfig>,
+    /// The values `${VAR}` took from the environment: kept out of every
+    /// log line, admin answer and message at run time.
+    pub secrets: Vec<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -180,10 +183,11 @@ impl Config {
             registry,
             base_dir,
         };
-        let config = loader.document(path, doc.into_inner());
+        let mut config = loader.document(path, doc.into_inner());
         if loader.diag.has_errors() {
             return Err(ConfigErrors(loader.diag.finish()));
         }
+        config.secrets = loader.diag.secret_values().to_vec();
         Ok(config)
     }
 }

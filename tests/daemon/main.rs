@@ -18,4 +18,5 @@ mod plugins_cmd;
 mod processors;
 mod quickstart;
 mod reload;
+mod secrets;
 mod signals;
