@@ -89,6 +89,7 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
         Some(tokio::spawn(crate::admin::serve(
             listener,
             state,
+            crate::admin::Limits::from(&config.admin),
             async move {
                 let _ = admin_stopped.await;
             },

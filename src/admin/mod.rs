@@ -5,6 +5,7 @@
 
 mod metrics;
 mod routes;
+mod server;
 #[cfg(test)]
 mod tests;
 mod views;
@@ -23,6 +24,7 @@ use databay_core::{Link, Planner};
 
 use crate::config::LinkSummary;
 use routes::ApiError;
+pub use server::Limits;
 use views::LinkView;
 
 /// Shared view the endpoint serves.
@@ -126,15 +128,20 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then lets open requests finish.
+///
+/// HTTP/1.1 only. `limits` bound what clients can hold: at most
+/// `max_connections` at once (one more is answered 503 and closed at once),
+/// `header_timeout` to send a request header (so also the keep-alive idle
+/// limit), `write_timeout` for a client that stops reading. A client that
+/// half-closes its socket after the request still gets the answer.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AdminState,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "admin endpoint listening");
+        tracing::info!(%addr, max_connections = limits.max_connections, "admin endpoint listening");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::run(listener, router(state), limits, shutdown).await
 }

@@ -62,6 +62,32 @@ pub struct AdminSettings {
     /// daemon-wide histograms are always there.
     #[serde(default)]
     pub link_histograms: bool,
+    /// Most connections open at once (default 64; 0 counts as 1). One
+    /// over the cap is answered 503 and closed at once, so admin clients
+    /// can never take the file descriptors that transfers need.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long a client has to send a request's whole header, counted
+    /// from connecting or from the end of the previous response; so it is
+    /// also how long an idle keep-alive connection stays open (default 10s).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: HumanDuration,
+    /// How long a response may wait for a client that stops reading it
+    /// before the connection is closed (default 30s).
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout: HumanDuration,
+}
+
+fn default_max_connections() -> usize {
+    64
+}
+
+fn default_header_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+fn default_write_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
 }
 
 impl Default for AdminSettings {
@@ -70,6 +96,9 @@ impl Default for AdminSettings {
             enabled: true,
             listen: default_listen(),
             link_histograms: false,
+            max_connections: default_max_connections(),
+            header_timeout: default_header_timeout(),
+            write_timeout: default_write_timeout(),
         }
     }
 }

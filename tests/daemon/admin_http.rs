@@ -1,9 +1,12 @@
 //! The admin endpoint over real HTTP: `/healthz`, OpenMetrics `/metrics`
 //! (with and without `link_histograms`), `/links` and `/links/{name}`,
 //! forcing a transfer, pausing and resuming a link, and JSON 404s and 405s
-//! for what does not exist.
+//! for what does not exist; and that idle admin clients, however many,
+//! never make transfers fail.
 
 use std::fs;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
@@ -146,4 +149,76 @@ fn admin_link_histograms_are_exported_when_configured() {
     daemon.signal("TERM");
     let status = daemon.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "stderr:\n{}", daemon.stderr());
+}
+
+/// 300 idle admin connections against a daemon limited to 256 open files:
+/// the endpoint holds at most `max_connections` of them (the rest get a 503
+/// and are closed), so the link writing a file every 50 ms never runs out
+/// of descriptors and every record reaches the file.
+#[test]
+fn idle_admin_connections_never_make_transfers_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("limits.toml"),
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+
+[[link]]
+name = "steady"
+every = "50ms"
+
+  [[link.inlet]]
+  type = "random_int"
+
+  [[link.outlet]]
+  type = "file"
+  path = "out/records.txt"
+"#,
+    )
+    .unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", r#"ulimit -n 256 && exec "$0" "$@""#, bin()])
+        .args(["--log-format", "json", "run", "limits.toml"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null());
+    for var in ["RUST_LOG", "DATABAY_LOG_FORMAT", "DATABAY_LOG_LEVEL"] {
+        cmd.env_remove(var);
+    }
+    let mut daemon = Daemon::spawn(cmd);
+    let addr = daemon.admin_addr();
+    let before = wait_transfers(addr, "steady", 3);
+
+    let idle: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect_timeout(&addr, PATIENCE).expect("connect to admin"))
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    drop(idle);
+
+    // The held slots free up once the daemon sees the clients go.
+    let answer = |path: &str, method: &str| {
+        eventually(&format!("{method} {path} answered"), || {
+            let reply = try_http(addr, method, path).ok()?;
+            (reply.status == 200).then(|| reply.json())
+        })
+    };
+    answer("/links/steady/pause", "POST");
+    let link = eventually("`steady` paused, no transfer running", || {
+        let link = answer("/links/steady", "GET");
+        (link["state"] == "paused").then_some(link)
+    });
+    let counters = &link["counters"];
+    assert_eq!(counters["transfers_failed"], 0, "{link}");
+    // 3 s at one transfer every 50 ms: far more than 10 unless transfers stalled.
+    assert!(transfers_ok(&link) >= before + 10, "{link}");
+    assert_eq!(counters["records_dropped"], 0, "{link}");
+    let written = lines(&dir.path().join("out/records.txt")).len() as u64;
+    assert_eq!(Some(written), counters["records_out"].as_u64(), "{link}");
+    assert_eq!(counters["records_out"], counters["records_in"], "{link}");
+    assert!(
+        !daemon.stderr().contains("Too many open files"),
+        "{}",
+        daemon.stderr()
+    );
+    assert_eq!(daemon.stop(), Some(0), "{}", daemon.stderr());
 }

@@ -296,15 +296,20 @@ impl Reply {
 }
 
 pub fn http(addr: SocketAddr, method: &str, path: &str) -> Reply {
-    let mut stream = TcpStream::connect_timeout(&addr, PATIENCE).expect("connect to admin");
-    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    try_http(addr, method, path).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// [`http`], with connecting, sending and reading allowed to fail (a
+/// server over its connection cap may reset instead of answering).
+pub fn try_http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect_timeout(&addr, PATIENCE)?;
+    stream.set_read_timeout(Some(PATIENCE))?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )
-    .expect("send request");
+    )?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read reply");
+    stream.read_to_end(&mut raw)?;
     let raw = text(&raw);
     let (head, body) = raw
         .split_once("\r\n\r\n")
@@ -320,11 +325,11 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> Reply {
     } else {
         body.to_owned()
     };
-    Reply {
+    Ok(Reply {
         status,
         headers,
         body,
-    }
+    })
 }
 
 pub fn dechunk(mut body: &str) -> String {

@@ -1,6 +1,8 @@
 //! Tests of the endpoint over real HTTP on a loopback port, and of the
 //! exposition and views without it.
 
+mod limits;
+
 use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -77,6 +79,10 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Self {
+        Fixture::start_with(Limits::default()).await
+    }
+
+    async fn start_with(limits: Limits) -> Self {
         let planner = planner();
         let planner_task = tokio::spawn({
             let planner = planner.clone();
@@ -94,7 +100,7 @@ impl Fixture {
         let addr = listener.local_addr().expect("local addr");
         let (stop_server, stopped) = oneshot::channel::<()>();
         let state = AdminState::new(planner.clone(), summaries());
-        let server = tokio::spawn(serve(listener, state, async move {
+        let server = tokio::spawn(serve(listener, state, limits, async move {
             let _ = stopped.await;
         }));
         Fixture {
