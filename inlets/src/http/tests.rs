@@ -19,11 +19,13 @@ use serde_json::{Value, json};
 
 use super::{HttpInlet, HttpInletError, HttpInletOptions};
 
+/// The `Authorization` header and query of one request.
+type Request = (Option<String>, HashMap<String, String>);
+
 #[derive(Clone, Default)]
 struct Seen {
     calls: Arc<AtomicUsize>,
-    /// The `Authorization` header and query of each request.
-    requests: Arc<Mutex<Vec<(Option<String>, HashMap<String, String>)>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
 }
 
 impl Seen {
@@ -90,7 +92,7 @@ async fn server(seen: Seen) -> String {
                     record(&s, &h, q.clone());
                     let page: u64 = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
                     let mut response = axum::Json(json!([{"page": page}])).into_response();
-                    let mut link = format!("</linked?page=1>; rel=\"first\"");
+                    let mut link = "</linked?page=1>; rel=\"first\"".to_owned();
                     if page < 2 {
                         link.push_str(&format!(", </linked?page={}>; rel=\"next\"", page + 1));
                     }
