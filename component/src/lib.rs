@@ -12,6 +12,8 @@
 //! - [`Secret`]: an option value that never shows in `Debug` or `Display`.
 //! - [`duration`]: humantime durations (`"5s"`, `"250ms"`), the unit of
 //!   every databay duration option, with one error message.
+//! - `http` (cargo feature `http`): the HTTP client, TLS, auth and retry
+//!   options the HTTP inlet and outlet share, for plugins to reuse.
 //! - [`testing`]: the check every component's `sample.toml` and `README.md`
 //!   must pass.
 //!
@@ -41,6 +43,8 @@
 
 pub mod duration;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod options;
 mod registry;
 mod secret;

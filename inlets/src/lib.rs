@@ -10,6 +10,7 @@
 //! | [`NullInlet`] | nothing, ever (a placeholder) |
 //! | [`RandomIntInlet`] | one random integer in `[min, max]` per transfer |
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
+//! | `HttpInlet` (feature `http`) | a URL's response: JSON or text, items, pages, an incremental cursor |
 //!
 //! ```
 //! use databay_core::{Link, INLET_KEY};
@@ -35,10 +36,14 @@
 #![warn(missing_docs)]
 
 pub mod file;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod null;
 pub mod random_int;
 
 pub use file::{FileInlet, FileInletError, FileInletMode};
+#[cfg(feature = "http")]
+pub use http::{HttpInlet, HttpInletError};
 pub use null::NullInlet;
 pub use random_int::{RandomIntError, RandomIntInlet};
 
@@ -46,6 +51,8 @@ pub use random_int::{RandomIntError, RandomIntInlet};
 /// with the options, sample and summary in its own folder.
 pub fn register(registry: &mut databay_component::Registry) {
     file::register(registry);
+    #[cfg(feature = "http")]
+    http::register(registry);
     null::register(registry);
     random_int::register(registry);
 }

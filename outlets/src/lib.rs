@@ -6,6 +6,7 @@
 //! | [`NullOutlet`] | nothing: accepts and discards |
 //! | [`FileOutlet`] | each payload as a line of a text file |
 //! | [`CsvOutlet`] | each object payload as a row of a CSV file |
+//! | `HttpOutlet` (feature `http`) | each batch as one POST/PUT: a JSON array or NDJSON |
 //!
 //! Each lives in its own folder with a `README.md` describing every option,
 //! the metadata keys it reads and the errors it reports. They implement
@@ -40,6 +41,8 @@ mod common;
 pub mod csv;
 pub mod file;
 mod file_mode;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod null;
 pub mod print;
 
@@ -47,6 +50,8 @@ pub use crate::common::FileIoError;
 pub use crate::csv::{CsvOutlet, CsvOutletError, ExtraColumns, ParseExtraColumnsError};
 pub use crate::file::{FileOutlet, FileOutletError};
 pub use crate::file_mode::{FileMode, ParseFileModeError};
+#[cfg(feature = "http")]
+pub use crate::http::HttpOutlet;
 pub use crate::null::NullOutlet;
 pub use crate::print::{PrintOutlet, PrintOutletError};
 
@@ -55,6 +60,8 @@ pub use crate::print::{PrintOutlet, PrintOutletError};
 pub fn register(registry: &mut databay_component::Registry) {
     csv::register(registry);
     file::register(registry);
+    #[cfg(feature = "http")]
+    http::register(registry);
     null::register(registry);
     print::register(registry);
 }
