@@ -9,6 +9,7 @@
 //! |-------|----------|
 //! | [`NullInlet`] | nothing, ever (a placeholder) |
 //! | [`RandomIntInlet`] | one random integer in `[min, max]` per transfer |
+//! | [`ExecInlet`] | JSON lines (or text) from a command's stdout, per transfer or streaming |
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
 //!
 //! ```
@@ -34,10 +35,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod exec;
 pub mod file;
 pub mod null;
 pub mod random_int;
 
+pub use exec::{ExecInlet, ExecMode, LineFormat};
 pub use file::{FileInlet, FileInletError, FileInletMode};
 pub use null::NullInlet;
 pub use random_int::{RandomIntError, RandomIntInlet};
@@ -45,6 +48,7 @@ pub use random_int::{RandomIntError, RandomIntInlet};
 /// Registers every inlet type of this crate (`type = "file"`, ...), each
 /// with the options, sample and summary in its own folder.
 pub fn register(registry: &mut databay_component::Registry) {
+    exec::register(registry);
     file::register(registry);
     null::register(registry);
     random_int::register(registry);
