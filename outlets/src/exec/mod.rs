@@ -83,8 +83,9 @@ impl ExecOutlet {
         self
     }
 
-    /// How long to wait for a batch's acknowledgement, and on shutdown for
-    /// the command to exit (default 30 s).
+    /// How long to wait for a batch's acknowledgement, for the command to
+    /// read a batch (with or without `ack`), and on shutdown for it to exit
+    /// (default 30 s).
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
         self
@@ -160,12 +161,24 @@ impl ExecOutlet {
         child.in_flight = true;
         let running = &mut child.running;
         let command = running.command.clone();
-        let written = match running.stdin.as_mut() {
-            Some(stdin) => match stdin.write_all(&batch).await {
-                Ok(()) => stdin.flush().await,
-                Err(e) => Err(e),
-            },
-            None => Err(std::io::Error::other("its stdin is closed")),
+        let write = async {
+            match running.stdin.as_mut() {
+                Some(stdin) => match stdin.write_all(&batch).await {
+                    Ok(()) => stdin.flush().await,
+                    Err(e) => Err(e),
+                },
+                None => Err(std::io::Error::other("its stdin is closed")),
+            }
+        };
+        // A command that stops reading would block a large batch forever.
+        let Ok(written) = tokio::time::timeout(ack_timeout, write).await else {
+            running.kill().await;
+            return Err(ExecError::Timeout {
+                command,
+                after: ack_timeout,
+                waiting: "read the batch",
+            }
+            .into());
         };
         if let Err(source) = written {
             // Most often the command has died: say how.

@@ -30,8 +30,8 @@ pub struct ExecOutletOptions {
     /// false is fire-and-forget and not durable.
     #[serde(default = "yes")]
     pub ack: bool,
-    /// How long to wait for an acknowledgement, and on shutdown for the
-    /// command to exit (default "30s").
+    /// How long to wait for an acknowledgement (and for the command to read
+    /// a batch, and on shutdown to exit) (default "30s").
     #[serde(
         default = "thirty_seconds",
         deserialize_with = "databay_component::duration::deserialize"

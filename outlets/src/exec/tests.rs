@@ -44,6 +44,24 @@ fn lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Waits until a child has written a first line to `path`.
+fn wait_for_line(path: &Path) {
+    read_pid(path);
+}
+
+/// The pid a child wrote to `path`, once it has.
+fn read_pid(path: &Path) -> String {
+    for _ in 0..2000 {
+        if let Ok(pid) = std::fs::read_to_string(path)
+            && pid.ends_with('\n')
+        {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the child never wrote {}", path.display());
+}
+
 fn records(values: &[Value]) -> Vec<Record> {
     values.iter().cloned().map(Record::new).collect()
 }
@@ -57,7 +75,8 @@ async fn push_err(outlet: &mut ExecOutlet, values: &[Value]) -> String {
 
 /// A sink acknowledging each batch after appending it to `out`; on the
 /// first run (counted in `runs`) it behaves as `first_run` says instead:
-/// `crash` exits 3 before answering, `garble` answers nonsense.
+/// `crash` exits 3 before answering, `garble` answers nonsense, `hang`
+/// never answers.
 fn sink_failing_first(out: &Path, runs: &Path, first_run: &str) -> CommandSpec {
     let script = format!(
         r#"
@@ -70,6 +89,8 @@ for line in sys.stdin:
         batch.append(json.loads(line)); continue
     if first and {first_run:?} == "crash":
         print("crashed on purpose", file=sys.stderr); sys.exit(3)
+    if first and {first_run:?} == "hang":
+        batch = []; continue
     if first and {first_run:?} == "garble":
         print("hello", flush=True); batch = []; continue
     with open({out:?}, "a") as f: f.writelines(json.dumps(r) + "\n" for r in batch)
@@ -215,6 +236,25 @@ async fn a_garbled_answer_fails_the_push_and_restarts_the_command() {
 }
 
 #[tokio::test]
+async fn a_push_cut_short_restarts_the_command_on_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, runs) = (dir.path().join("out"), dir.path().join("runs"));
+    let mut outlet = ExecOutlet::new(sink_failing_first(&out, &runs, "hang"));
+    outlet.on_start().await.unwrap();
+    // The first run must be the one that hangs, not be killed before it counts itself.
+    wait_for_line(&runs);
+    // As the link's own outlet timeout does: the push is dropped.
+    let batch = records(&[json!(1)]);
+    let cut =
+        tokio::time::timeout(Duration::from_millis(300), outlet.push(&batch, &update())).await;
+    assert!(cut.is_err(), "the first run answered: {cut:?}");
+    outlet.push(&batch, &update()).await.unwrap();
+    assert_eq!(lines(&out), [json!(1)]);
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "x\nx\n");
+    outlet.on_shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn no_answer_within_the_ack_timeout_kills_the_command() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pid");
@@ -223,15 +263,31 @@ async fn no_answer_within_the_ack_timeout_kills_the_command() {
     let mut outlet =
         ExecOutlet::new(CommandSpec::shell(script)).ack_timeout(Duration::from_millis(300));
     outlet.on_start().await.unwrap();
+    let pid = read_pid(&pid_file);
     let err = push_err(&mut outlet, &[json!(1)]).await;
     assert!(
         err.ends_with("did not acknowledge the batch within 300ms; it was killed"),
         "{err}"
     );
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
     assert!(
         !Path::new("/proc").join(pid.trim()).exists(),
         "{pid} still runs"
+    );
+    outlet.on_shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_command_that_stops_reading_is_killed_after_the_ack_timeout() {
+    // A batch far larger than the pipe, to a command that never reads.
+    let mut outlet = ExecOutlet::new(CommandSpec::new("sleep", ["600"]))
+        .ack(false)
+        .ack_timeout(Duration::from_millis(300));
+    outlet.on_start().await.unwrap();
+    let big = vec![json!("x".repeat(1000)); 1000];
+    let err = push_err(&mut outlet, &big).await;
+    assert_eq!(
+        err,
+        "`sleep 600` did not read the batch within 300ms; it was killed"
     );
     outlet.on_shutdown().await.unwrap();
 }
