@@ -690,4 +690,47 @@ mod tests {
             "`sh -c \"echo oops >&2; exit 3\"` exited with exit status: 3; its last stderr lines: oops"
         );
     }
+
+    /// Collects what a tracing subscriber writes.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn stderr_goes_to_the_log_line_by_line_with_command_and_link() {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        // The stderr task runs on this thread (current-thread runtime).
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let mut running = CommandSpec::shell("echo one >&2; echo '{\"two\": 2}' >&2")
+            .link("sensors")
+            .spawn(false, false)
+            .unwrap();
+        running.finish(Duration::from_secs(30)).await.unwrap();
+        running.stderr.closed(Duration::from_secs(30)).await;
+        let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 2, "{log}");
+        assert!(
+            lines[0].contains("WARN databay::exec: stderr: one"),
+            "{log}"
+        );
+        assert!(lines[1].contains("stderr: {\"two\": 2}"), "{log}");
+        assert!(lines[1].contains("link=\"sensors\""), "{log}");
+        assert!(lines[1].contains("command=sh -c"), "{log}");
+        assert_eq!(running.stderr.tail(), "one | {\"two\": 2}");
+    }
 }
