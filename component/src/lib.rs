@@ -12,6 +12,8 @@
 //! - [`Secret`]: an option value that never shows in `Debug` or `Display`.
 //! - [`duration`]: humantime durations (`"5s"`, `"250ms"`), the unit of
 //!   every databay duration option, with one error message.
+//! - [`exec`]: child processes (the `command` option, stderr to the log)
+//!   for the `exec` inlet and outlet and any plugin that runs a program.
 //! - `http` (cargo feature `http`): the HTTP client, TLS, auth and retry
 //!   options the HTTP inlet and outlet share, for plugins to reuse.
 //! - [`testing`]: the check every component's `sample.toml` and `README.md`
@@ -43,6 +45,7 @@
 
 pub mod duration;
 mod error;
+pub mod exec;
 #[cfg(feature = "http")]
 pub mod http;
 mod options;

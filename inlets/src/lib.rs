@@ -9,6 +9,7 @@
 //! |-------|----------|
 //! | [`NullInlet`] | nothing, ever (a placeholder) |
 //! | [`RandomIntInlet`] | one random integer in `[min, max]` per transfer |
+//! | [`ExecInlet`] | JSON lines (or text) from a command's stdout, per transfer or streaming |
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
 //! | `HttpInlet` (feature `http`) | a URL's response: JSON or text, items, pages, an incremental cursor |
 //!
@@ -35,12 +36,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod exec;
 pub mod file;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod null;
 pub mod random_int;
 
+pub use exec::{ExecInlet, ExecMode, LineFormat};
 pub use file::{FileInlet, FileInletError, FileInletMode};
 #[cfg(feature = "http")]
 pub use http::{HttpInlet, HttpInletError};
@@ -50,6 +53,7 @@ pub use random_int::{RandomIntError, RandomIntInlet};
 /// Registers every inlet type of this crate (`type = "file"`, ...), each
 /// with the options, sample and summary in its own folder.
 pub fn register(registry: &mut databay_component::Registry) {
+    exec::register(registry);
     file::register(registry);
     #[cfg(feature = "http")]
     http::register(registry);

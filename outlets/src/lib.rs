@@ -6,6 +6,7 @@
 //! | [`NullOutlet`] | nothing: accepts and discards |
 //! | [`FileOutlet`] | each payload as a line of a text file |
 //! | [`CsvOutlet`] | each object payload as a row of a CSV file |
+//! | [`ExecOutlet`] | JSON lines to a command's stdin, each batch acknowledged |
 //! | `HttpOutlet` (feature `http`) | each batch as one POST/PUT: a JSON array or NDJSON |
 //!
 //! Each lives in its own folder with a `README.md` describing every option,
@@ -39,6 +40,7 @@
 
 mod common;
 pub mod csv;
+pub mod exec;
 pub mod file;
 mod file_mode;
 #[cfg(feature = "http")]
@@ -48,6 +50,7 @@ pub mod print;
 
 pub use crate::common::FileIoError;
 pub use crate::csv::{CsvOutlet, CsvOutletError, ExtraColumns, ParseExtraColumnsError};
+pub use crate::exec::ExecOutlet;
 pub use crate::file::{FileOutlet, FileOutletError};
 pub use crate::file_mode::{FileMode, ParseFileModeError};
 #[cfg(feature = "http")]
@@ -59,6 +62,7 @@ pub use crate::print::{PrintOutlet, PrintOutletError};
 /// with the options, sample and summary in its own folder.
 pub fn register(registry: &mut databay_component::Registry) {
     csv::register(registry);
+    exec::register(registry);
     file::register(registry);
     #[cfg(feature = "http")]
     http::register(registry);
