@@ -12,6 +12,8 @@
 //! - [`Secret`]: an option value that never shows in `Debug` or `Display`.
 //! - [`duration`]: humantime durations (`"5s"`, `"250ms"`), the unit of
 //!   every databay duration option, with one error message.
+//! - `postgres` (cargo feature `postgres`): the connection options,
+//!   connecting and value conversions the PostgreSQL inlet and outlet share.
 //! - [`testing`]: the check every component's `sample.toml` and `README.md`
 //!   must pass.
 //!
@@ -42,6 +44,8 @@
 pub mod duration;
 mod error;
 mod options;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod registry;
 mod secret;
 pub mod testing;

@@ -6,6 +6,7 @@
 //! | [`NullOutlet`] | nothing: accepts and discards |
 //! | [`FileOutlet`] | each payload as a line of a text file |
 //! | [`CsvOutlet`] | each object payload as a row of a CSV file |
+//! | `PostgresOutlet` | rows of a PostgreSQL table (feature `postgres`) |
 //!
 //! Each lives in its own folder with a `README.md` describing every option,
 //! the metadata keys it reads and the errors it reports. They implement
@@ -41,6 +42,8 @@ pub mod csv;
 pub mod file;
 mod file_mode;
 pub mod null;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod print;
 
 pub use crate::common::FileIoError;
@@ -48,6 +51,8 @@ pub use crate::csv::{CsvOutlet, CsvOutletError, ExtraColumns, ParseExtraColumnsE
 pub use crate::file::{FileOutlet, FileOutletError};
 pub use crate::file_mode::{FileMode, ParseFileModeError};
 pub use crate::null::NullOutlet;
+#[cfg(feature = "postgres")]
+pub use crate::postgres::{PostgresOutlet, PostgresOutletError};
 pub use crate::print::{PrintOutlet, PrintOutletError};
 
 /// Registers every outlet type of this crate (`type = "csv"`, ...), each
@@ -56,5 +61,7 @@ pub fn register(registry: &mut databay_component::Registry) {
     csv::register(registry);
     file::register(registry);
     null::register(registry);
+    #[cfg(feature = "postgres")]
+    postgres::register(registry);
     print::register(registry);
 }
