@@ -10,6 +10,7 @@
 //! | [`NullInlet`] | nothing, ever (a placeholder) |
 //! | [`RandomIntInlet`] | one random integer in `[min, max]` per transfer |
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
+//! | `PostgresInlet` | the rows of a query, with an optional incremental cursor (feature `postgres`) |
 //!
 //! ```
 //! use databay_core::{Link, INLET_KEY};
@@ -36,10 +37,14 @@
 
 pub mod file;
 pub mod null;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod random_int;
 
 pub use file::{FileInlet, FileInletError, FileInletMode};
 pub use null::NullInlet;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresInlet, PostgresInletError};
 pub use random_int::{RandomIntError, RandomIntInlet};
 
 /// Registers every inlet type of this crate (`type = "file"`, ...), each
@@ -47,5 +52,7 @@ pub use random_int::{RandomIntError, RandomIntInlet};
 pub fn register(registry: &mut databay_component::Registry) {
     file::register(registry);
     null::register(registry);
+    #[cfg(feature = "postgres")]
+    postgres::register(registry);
     random_int::register(registry);
 }
