@@ -86,4 +86,32 @@ mod tests {
         let readme = include_str!("README.md");
         assert_registered_documented(super::register, Kind::Inlet, "postgres", readme);
     }
+
+    #[test]
+    fn the_factory_refuses_what_cannot_work_naming_the_option() {
+        let mut registry = databay_component::Registry::new();
+        super::register(&mut registry);
+        let build = |options: &str| {
+            databay_component::testing::build(registry.inlet_type("postgres"), options).err()
+        };
+        for (options, want) in [
+            ("query = \"SELECT 1 WHERE 1 > $1\"", "option `cursor`"),
+            (
+                "query = \"SELECT 1\"\ncursor = { column = \"id\", start = 0 }",
+                "option `query`: must use `$1`",
+            ),
+            (
+                "query = \"SELECT 1\"\nsslmode = \"verify-full\"",
+                "option `sslmode`",
+            ),
+            (
+                "query = \"SELECT 1\"\nconnect_timeout = \"0s\"",
+                "option `connect_timeout`",
+            ),
+        ] {
+            let e = build(options).unwrap_or_else(|| panic!("{options}: built"));
+            assert!(e.starts_with(want), "{options}: {e}");
+        }
+        assert_eq!(build("query = \"SELECT 1\""), None);
+    }
 }

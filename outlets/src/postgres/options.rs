@@ -125,4 +125,43 @@ mod tests {
         let readme = include_str!("README.md");
         assert_registered_documented(super::register, Kind::Outlet, "postgres", readme);
     }
+
+    #[test]
+    fn the_factory_refuses_what_cannot_work_naming_the_option() {
+        let mut registry = databay_component::Registry::new();
+        super::register(&mut registry);
+        let build = |options: &str| {
+            databay_component::testing::build(registry.outlet_type("postgres"), options).err()
+        };
+        let table = "table = \"t\"\n";
+        for (options, want) in [
+            (
+                "json_column = \"d\"\ncolumns = { a = \"/a\" }",
+                "option `json_column`: give either",
+            ),
+            ("", "option `columns`: give `columns`"),
+            (
+                "json_column = \"d\"\nsslmode = \"require\"",
+                "option `sslmode`: `require` is not supported",
+            ),
+            (
+                "json_column = \"d\"\nurl = \"postgresql://u:s3cret@h/db?sslmode=require\"",
+                "option `url`: asks for TLS",
+            ),
+            (
+                "json_column = \"d\"\nbatch_size = 0",
+                "option `batch_size`: must be at least 1",
+            ),
+            (
+                "columns = { a = \"/a\" }\non_conflict = { keys = [\"id\"], action = \"update\" }",
+                "option `on_conflict`: key `id` is not one of the inserted columns",
+            ),
+        ] {
+            let e =
+                build(&format!("{table}{options}")).unwrap_or_else(|| panic!("{options}: built"));
+            assert!(e.starts_with(want), "{options}: {e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+        assert_eq!(build("table = \"t\"\njson_column = \"d\""), None);
+    }
 }

@@ -482,3 +482,34 @@ fn inconsistent_settings_name_their_option() {
         "table"
     );
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_naming_it() {
+    // Accepts the TCP connection, then says nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(port),
+        password: Some(Secret::new("s3cret".into())),
+        connect_timeout: Some(std::time::Duration::from_millis(200)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = PostgresOutlet::new(connector, "t", Mapping::JsonColumn("doc".into()));
+    let e = outlet.on_start().await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:{port}/postgres: no answer within 200ms"
+        )
+    );
+    hold.abort();
+}
