@@ -180,6 +180,9 @@ pub fn to_param(value: Option<&Value>, ty: ColumnType) -> Result<Param<'_>, Stri
     };
     let mismatch = |want: &str| format!("expected {want}, found {}", kind(value));
     let int = |want: &str| match value {
+        Value::Number(n) if n.is_u64() => n
+            .as_i64()
+            .ok_or_else(|| format!("{n} is out of range for bigint")),
         Value::Number(n) => n
             .as_i64()
             .ok_or_else(|| format!("expected {want}, found {n}")),
@@ -474,6 +477,10 @@ mod tests {
         assert_eq!(
             to_param(Some(&json!(12)), ColumnType::Text),
             Ok(Param::Text("12".into()))
+        );
+        assert_eq!(
+            to_param(Some(&json!(u64::MAX)), ColumnType::Int8).unwrap_err(),
+            "18446744073709551615 is out of range for bigint"
         );
         assert!(to_param(Some(&json!({"a": 1})), ColumnType::Text).is_err());
         assert!(to_param(Some(&json!("abc")), ColumnType::Numeric).is_err());
