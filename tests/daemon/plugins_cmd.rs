@@ -35,10 +35,14 @@ fn plugins_lists_every_type_with_its_summary() {
             .map(|v| v.iter().map(|(n, _)| n.as_str()).collect())
             .unwrap_or_default()
     };
-    assert_eq!(names("inlets"), ["file", "null", "random_int"], "{stdout}");
+    assert_eq!(
+        names("inlets"),
+        ["file", "null", "postgres", "random_int"],
+        "{stdout}"
+    );
     assert_eq!(
         names("outlets"),
-        ["csv", "file", "null", "print"],
+        ["csv", "file", "null", "postgres", "print"],
         "{stdout}"
     );
     for p in [
