@@ -16,6 +16,8 @@
 //!   for the `exec` inlet and outlet and any plugin that runs a program.
 //! - `http` (cargo feature `http`): the HTTP client, TLS, auth and retry
 //!   options the HTTP inlet and outlet share, for plugins to reuse.
+//! - `postgres` (cargo feature `postgres`): the connection options,
+//!   connecting and value conversions the PostgreSQL inlet and outlet share.
 //! - [`testing`]: the check every component's `sample.toml` and `README.md`
 //!   must pass.
 //!
@@ -49,6 +51,8 @@ pub mod exec;
 #[cfg(feature = "http")]
 pub mod http;
 mod options;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod registry;
 mod secret;
 pub mod testing;

@@ -12,6 +12,7 @@
 //! | [`ExecInlet`] | JSON lines (or text) from a command's stdout, per transfer or streaming |
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
 //! | `HttpInlet` (feature `http`) | a URL's response: JSON or text, items, pages, an incremental cursor |
+//! | `PostgresInlet` | the rows of a query, with an optional incremental cursor (feature `postgres`) |
 //!
 //! ```
 //! use databay_core::{Link, INLET_KEY};
@@ -41,6 +42,8 @@ pub mod file;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod null;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod random_int;
 
 pub use exec::{ExecInlet, ExecMode, LineFormat};
@@ -48,6 +51,8 @@ pub use file::{FileInlet, FileInletError, FileInletMode};
 #[cfg(feature = "http")]
 pub use http::{HttpInlet, HttpInletError};
 pub use null::NullInlet;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresInlet, PostgresInletError};
 pub use random_int::{RandomIntError, RandomIntInlet};
 
 /// Registers every inlet type of this crate (`type = "file"`, ...), each
@@ -58,5 +63,7 @@ pub fn register(registry: &mut databay_component::Registry) {
     #[cfg(feature = "http")]
     http::register(registry);
     null::register(registry);
+    #[cfg(feature = "postgres")]
+    postgres::register(registry);
     random_int::register(registry);
 }

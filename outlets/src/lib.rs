@@ -8,6 +8,7 @@
 //! | [`CsvOutlet`] | each object payload as a row of a CSV file |
 //! | [`ExecOutlet`] | JSON lines to a command's stdin, each batch acknowledged |
 //! | `HttpOutlet` (feature `http`) | each batch as one POST/PUT: a JSON array or NDJSON |
+//! | `PostgresOutlet` | rows of a PostgreSQL table (feature `postgres`) |
 //!
 //! Each lives in its own folder with a `README.md` describing every option,
 //! the metadata keys it reads and the errors it reports. They implement
@@ -46,6 +47,8 @@ mod file_mode;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod null;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod print;
 
 pub use crate::common::FileIoError;
@@ -56,6 +59,8 @@ pub use crate::file_mode::{FileMode, ParseFileModeError};
 #[cfg(feature = "http")]
 pub use crate::http::HttpOutlet;
 pub use crate::null::NullOutlet;
+#[cfg(feature = "postgres")]
+pub use crate::postgres::{PostgresOutlet, PostgresOutletError};
 pub use crate::print::{PrintOutlet, PrintOutletError};
 
 /// Registers every outlet type of this crate (`type = "csv"`, ...), each
@@ -67,5 +72,7 @@ pub fn register(registry: &mut databay_component::Registry) {
     #[cfg(feature = "http")]
     http::register(registry);
     null::register(registry);
+    #[cfg(feature = "postgres")]
+    postgres::register(registry);
     print::register(registry);
 }

@@ -37,12 +37,12 @@ fn plugins_lists_every_type_with_its_summary() {
     };
     assert_eq!(
         names("inlets"),
-        ["exec", "file", "http", "null", "random_int"],
+        ["exec", "file", "http", "null", "postgres", "random_int"],
         "{stdout}"
     );
     assert_eq!(
         names("outlets"),
-        ["csv", "exec", "file", "http", "null", "print"],
+        ["csv", "exec", "file", "http", "null", "postgres", "print"],
         "{stdout}"
     );
     for p in [

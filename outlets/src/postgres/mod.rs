@@ -1,0 +1,547 @@
+//! [`PostgresOutlet`]: inserts records into a PostgreSQL table, one
+//! transaction per push, with multi-row `INSERT`s of typed parameters and an
+//! optional `ON CONFLICT` upsert.
+//!
+#![doc = include_str!("README.md")]
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use databay_component::OptionError;
+use databay_component::postgres::{
+    ColumnType, Connector, Param, PgError, quote_identifier, quote_table, to_param,
+};
+use databay_core::{BoxError, Outlet, Record, Update, async_trait};
+use serde_json::Value;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
+
+/// A documented config table for this outlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");
+
+mod options;
+pub(crate) use options::register;
+pub use options::{ConflictAction, OnConflictOptions, PostgresOutletOptions};
+#[cfg(test)]
+mod tests;
+
+/// The most parameters one PostgreSQL statement may carry.
+const MAX_PARAMS: usize = 65_535;
+
+/// Where each inserted column's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mapping {
+    /// Column name -> JSON pointer into the payload (`"/amount"`; `""` is
+    /// the whole payload).
+    Columns(Vec<(String, String)>),
+    /// The whole payload into this one JSON or JSONB column.
+    JsonColumn(String),
+}
+
+impl Mapping {
+    fn pairs(&self) -> Vec<(String, String)> {
+        match self {
+            Mapping::Columns(pairs) => pairs.clone(),
+            Mapping::JsonColumn(column) => vec![(column.clone(), String::new())],
+        }
+    }
+}
+
+/// What `ON CONFLICT` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnConflict {
+    /// The columns of the unique index or constraint (`ON CONFLICT (keys)`).
+    pub keys: Vec<String>,
+    /// Update the other inserted columns, or keep the existing row.
+    pub action: ConflictAction,
+}
+
+/// Why a [`PostgresOutlet`] could not start or push.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresOutletError {
+    /// Connecting or a statement failed.
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    /// The options are inconsistent (also checked by the factory).
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    /// The table does not exist (or is not visible to the user).
+    #[error("PostgreSQL at {target}: table `{table}` does not exist")]
+    NoTable {
+        /// `host:port/dbname`.
+        target: String,
+        /// The table as configured.
+        table: String,
+    },
+    /// A mapped column is missing from the table or has a type the outlet
+    /// does not convert to.
+    #[error("PostgreSQL at {target}: column `{column}` of table `{table}`: {message}")]
+    Column {
+        /// `host:port/dbname`.
+        target: String,
+        /// The table as configured.
+        table: String,
+        /// The column.
+        column: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A record's value cannot go into its column; nothing of the push
+    /// was written.
+    #[error("record {index}, column `{column}`: {message}; nothing of this push was written")]
+    BadRecord {
+        /// Index of the record in the pushed batch, from 0.
+        index: usize,
+        /// The column.
+        column: String,
+        /// What is wrong with the value.
+        message: String,
+    },
+}
+
+/// One inserted column, as the table declares it.
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    pointer: String,
+    ty: ColumnType,
+    not_null: bool,
+}
+
+/// An open connection and the statements prepared on it.
+struct Connected {
+    client: Client,
+    /// `(rows, statement)`: the full-batch insert and the latest shorter one.
+    full: Option<(usize, Statement)>,
+    partial: Option<(usize, Statement)>,
+}
+
+/// Writes records into a PostgreSQL table.
+///
+/// Each push runs in one transaction: every record is converted first (a
+/// bad one fails the push naming its index and column, before anything is
+/// sent), then multi-row `INSERT`s of `batch_size` rows each, then `COMMIT`,
+/// so a push that returns `Ok` is durable and one that fails left nothing.
+/// Connects in `on_start` (reading the table's column types once), and
+/// reconnects on the next push after the connection dropped.
+pub struct PostgresOutlet {
+    connector: Connector,
+    table: String,
+    mapping: Mapping,
+    batch_size: usize,
+    on_conflict: Option<OnConflict>,
+    columns: Option<Vec<Column>>,
+    connected: Option<Connected>,
+}
+
+impl std::fmt::Debug for PostgresOutlet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOutlet")
+            .field("connector", &self.connector)
+            .field("table", &self.table)
+            .field("mapping", &self.mapping)
+            .field("batch_size", &self.batch_size)
+            .field("on_conflict", &self.on_conflict)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresOutlet {
+    /// The default number of rows per `INSERT`.
+    pub const DEFAULT_BATCH_SIZE: usize = 1000;
+
+    /// Inserts into `table` (`name` or `schema.name`) of the server
+    /// `connector` reaches, taking values as `mapping` says.
+    pub fn new(connector: Connector, table: impl Into<String>, mapping: Mapping) -> Self {
+        PostgresOutlet {
+            connector,
+            table: table.into(),
+            mapping,
+            batch_size: Self::DEFAULT_BATCH_SIZE,
+            on_conflict: None,
+            columns: None,
+            connected: None,
+        }
+    }
+
+    /// Rows per `INSERT` statement (default 1000); a push of more records
+    /// runs several, in one transaction.
+    pub fn batch_size(mut self, rows: usize) -> Self {
+        self.batch_size = rows;
+        self
+    }
+
+    /// Upserts: `INSERT ... ON CONFLICT (keys) DO UPDATE | DO NOTHING`.
+    pub fn on_conflict(mut self, on_conflict: OnConflict) -> Self {
+        self.on_conflict = Some(on_conflict);
+        self
+    }
+
+    /// Checks the settings, each error naming its option.
+    pub fn check(&self) -> Result<(), OptionError> {
+        if quote_table(&self.table).is_none() {
+            return Err(OptionError::new(
+                "table",
+                format!("`{}` is not `table` or `schema.table`", self.table),
+            ));
+        }
+        let pairs = self.mapping.pairs();
+        match &self.mapping {
+            Mapping::Columns(p) if p.is_empty() => {
+                return Err(OptionError::new("columns", "must map at least one column"));
+            }
+            Mapping::Columns(p) => {
+                for (column, pointer) in p {
+                    if !pointer.is_empty() && !pointer.starts_with('/') {
+                        return Err(OptionError::new(
+                            "columns",
+                            format!(
+                                "`{column}`: `{pointer}` is not a JSON pointer (`/field`, or \"\" for the whole payload)"
+                            ),
+                        ));
+                    }
+                }
+            }
+            Mapping::JsonColumn(c) if c.is_empty() => {
+                return Err(OptionError::new("json_column", "must not be empty"));
+            }
+            Mapping::JsonColumn(_) => {}
+        }
+        if self.batch_size == 0 {
+            return Err(OptionError::new("batch_size", "must be at least 1"));
+        }
+        if self.batch_size * pairs.len() > MAX_PARAMS {
+            return Err(OptionError::new(
+                "batch_size",
+                format!(
+                    "{} rows of {} columns need {} parameters, more than PostgreSQL's {MAX_PARAMS} per statement; \
+                     use at most {}",
+                    self.batch_size,
+                    pairs.len(),
+                    self.batch_size * pairs.len(),
+                    MAX_PARAMS / pairs.len()
+                ),
+            ));
+        }
+        if let Some(on_conflict) = &self.on_conflict {
+            if on_conflict.keys.is_empty() {
+                return Err(OptionError::new(
+                    "on_conflict",
+                    "`keys` must name at least one column",
+                ));
+            }
+            for key in &on_conflict.keys {
+                if !pairs.iter().any(|(c, _)| c == key) {
+                    return Err(OptionError::new(
+                        "on_conflict",
+                        format!("key `{key}` is not one of the inserted columns"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn quoted_table(&self) -> String {
+        quote_table(&self.table).unwrap_or_else(|| quote_identifier(&self.table))
+    }
+
+    /// Reads the mapped columns' types from the catalog.
+    async fn load_columns(&self, client: &Client) -> Result<Vec<Column>, PostgresOutletError> {
+        let target = self.connector.target().to_owned();
+        let what = format!("reading the columns of `{}`", self.table);
+        let rows = client
+            .query(
+                "SELECT a.attname::text, a.atttypid, a.attnotnull, format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_attribute a \
+                 WHERE a.attrelid = to_regclass($1::text) AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&self.quoted_table()],
+            )
+            .await
+            .map_err(|e| self.connector.error(what.clone(), e))?;
+        if rows.is_empty() {
+            return Err(PostgresOutletError::NoTable {
+                target,
+                table: self.table.clone(),
+            });
+        }
+        let mut columns = Vec::new();
+        for (name, pointer) in self.mapping.pairs() {
+            let column_error = |message: String| PostgresOutletError::Column {
+                target: target.clone(),
+                table: self.table.clone(),
+                column: name.clone(),
+                message,
+            };
+            let Some(row) = rows.iter().find(|r| r.get::<_, String>(0) == name) else {
+                return Err(column_error("no such column".into()));
+            };
+            let oid: u32 = row.get(1);
+            let shown: String = row.get(3);
+            let ty = tokio_postgres::types::Type::from_oid(oid)
+                .as_ref()
+                .and_then(ColumnType::of)
+                .ok_or_else(|| {
+                    column_error(format!(
+                        "type `{shown}` is not supported (supported: {})",
+                        ColumnType::SUPPORTED
+                    ))
+                })?;
+            if matches!(self.mapping, Mapping::JsonColumn(_))
+                && !matches!(ty, ColumnType::Json | ColumnType::Jsonb)
+            {
+                return Err(column_error(format!(
+                    "`json_column` needs a json or jsonb column, this one is `{shown}`"
+                )));
+            }
+            columns.push(Column {
+                name,
+                pointer,
+                ty,
+                not_null: row.get(2),
+            });
+        }
+        Ok(columns)
+    }
+
+    async fn connect(&mut self) -> Result<(), PostgresOutletError> {
+        let client = self.connector.connect().await?;
+        if self.columns.is_none() {
+            self.columns = Some(self.load_columns(&client).await?);
+        }
+        self.connected = Some(Connected {
+            client,
+            full: None,
+            partial: None,
+        });
+        Ok(())
+    }
+
+    /// Every record's row of parameters, or the first bad record.
+    fn rows<'a>(
+        columns: &[Column],
+        records: &'a [Record],
+    ) -> Result<Vec<Vec<Param<'a>>>, PostgresOutletError> {
+        let mut rows = Vec::with_capacity(records.len());
+        for (index, record) in records.iter().enumerate() {
+            let mut row = Vec::with_capacity(columns.len());
+            for c in columns {
+                let value = record.payload.pointer(&c.pointer);
+                let bad = |message: String| PostgresOutletError::BadRecord {
+                    index,
+                    column: c.name.clone(),
+                    message,
+                };
+                if c.not_null && value.is_none_or(Value::is_null) {
+                    return Err(bad(if value.is_none() {
+                        format!(
+                            "the payload has no `{}` and the column is NOT NULL",
+                            c.pointer
+                        )
+                    } else {
+                        format!("`{}` is null and the column is NOT NULL", c.pointer)
+                    }));
+                }
+                row.push(to_param(value, c.ty).map_err(bad)?);
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// For `DO UPDATE`: one row per key (the last record wins), since
+    /// PostgreSQL refuses a statement that updates one row twice.
+    fn last_per_key<'a>(
+        &self,
+        columns: &[Column],
+        records: &'a [Record],
+        rows: Vec<Vec<Param<'a>>>,
+    ) -> Vec<Vec<Param<'a>>> {
+        let Some(on_conflict) = self
+            .on_conflict
+            .as_ref()
+            .filter(|o| o.action == ConflictAction::Update)
+        else {
+            return rows;
+        };
+        let keys: Vec<&Column> = columns
+            .iter()
+            .filter(|c| on_conflict.keys.contains(&c.name))
+            .collect();
+        let mut slot_of: HashMap<Vec<Option<&Value>>, usize> = HashMap::new();
+        let mut out: Vec<Vec<Param<'a>>> = Vec::with_capacity(rows.len());
+        for (record, row) in records.iter().zip(rows) {
+            let key: Vec<Option<&Value>> = keys
+                .iter()
+                .map(|c| record.payload.pointer(&c.pointer))
+                .collect();
+            // NULL keys never conflict: keep every such row.
+            if key.iter().any(|v| v.is_none_or(Value::is_null)) {
+                out.push(row);
+                continue;
+            }
+            match slot_of.get(&key) {
+                Some(&slot) => out[slot] = row,
+                None => {
+                    slot_of.insert(key, out.len());
+                    out.push(row);
+                }
+            }
+        }
+        out
+    }
+
+    async fn write(&mut self, records: &[Record]) -> Result<(), PostgresOutletError> {
+        if self.connected.as_ref().is_none_or(|c| c.client.is_closed()) {
+            self.connected = None;
+            self.connect().await?;
+        }
+        let columns = self.columns.clone().unwrap_or_default();
+        let rows = Self::rows(&columns, records)?;
+        let rows = self.last_per_key(&columns, records, rows);
+        let batch_size = self.batch_size;
+        let quoted = self.quoted_table();
+        let on_conflict = self.on_conflict.as_ref();
+        let connector = &self.connector;
+        let table = &self.table;
+        let Some(Connected {
+            client,
+            full,
+            partial,
+        }) = self.connected.as_mut()
+        else {
+            return Ok(());
+        };
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| connector.error("starting a transaction", e))?;
+        let mut start = 0;
+        for chunk in rows.chunks(batch_size) {
+            let n = chunk.len();
+            let what = || format!("inserting records {start}..{} into `{table}`", start + n);
+            // Full batches and the rest: at most two statement shapes.
+            let slot = if n == batch_size {
+                &mut *full
+            } else {
+                &mut *partial
+            };
+            let statement = match slot {
+                Some((rows, statement)) if *rows == n => statement.clone(),
+                _ => {
+                    let sql = insert_sql(&quoted, on_conflict, &columns, n);
+                    let statement = tx
+                        .prepare(&sql)
+                        .await
+                        .map_err(|e| connector.error(what(), e))?;
+                    *slot = Some((n, statement.clone()));
+                    statement
+                }
+            };
+            let params: Vec<&(dyn ToSql + Sync)> = chunk
+                .iter()
+                .flatten()
+                .map(|p| p as &(dyn ToSql + Sync))
+                .collect();
+            tx.execute(&statement, &params)
+                .await
+                .map_err(|e| connector.error(what(), e))?;
+            start += n;
+        }
+        tx.commit().await.map_err(|e| {
+            connector.error(format!("committing {} rows into `{table}`", rows.len()), e)
+        })?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Outlet for PostgresOutlet {
+    async fn push(&mut self, records: &[Record], _update: &Update) -> Result<(), BoxError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.check()?;
+        match self.write(records).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // After a server-side failure the next push starts on a
+                // fresh connection: the driver may not have noticed yet
+                // that this one is gone (a terminated backend first shows
+                // as a database error), and a reconnect is cheap next to
+                // a failed transfer.
+                if matches!(&e, PostgresOutletError::Pg(_)) {
+                    self.connected = None;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn on_start(&mut self) -> Result<(), BoxError> {
+        self.check()?;
+        self.connect().await?;
+        Ok(())
+    }
+
+    async fn on_shutdown(&mut self) -> Result<(), BoxError> {
+        self.connected = None;
+        Ok(())
+    }
+}
+
+/// `INSERT INTO t (...) VALUES (...), ... [ON CONFLICT ...]` for `rows` rows.
+fn insert_sql(
+    quoted_table: &str,
+    on_conflict: Option<&OnConflict>,
+    columns: &[Column],
+    rows: usize,
+) -> String {
+    let mut sql = format!("INSERT INTO {quoted_table} (");
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&quote_identifier(&c.name));
+    }
+    sql.push_str(") VALUES ");
+    let mut n = 0;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for (i, c) in columns.iter().enumerate() {
+            n += 1;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${n}");
+            if let Some(cast) = c.ty.text_cast() {
+                let _ = write!(sql, "::text::{cast}");
+            }
+        }
+        sql.push(')');
+    }
+    if let Some(on_conflict) = on_conflict {
+        let keys: Vec<String> = on_conflict
+            .keys
+            .iter()
+            .map(|k| quote_identifier(k))
+            .collect();
+        let _ = write!(sql, " ON CONFLICT ({}) ", keys.join(", "));
+        let updates: Vec<String> = columns
+            .iter()
+            .filter(|c| !on_conflict.keys.contains(&c.name))
+            .map(|c| {
+                let q = quote_identifier(&c.name);
+                format!("{q} = EXCLUDED.{q}")
+            })
+            .collect();
+        if on_conflict.action == ConflictAction::Nothing || updates.is_empty() {
+            sql.push_str("DO NOTHING");
+        } else {
+            let _ = write!(sql, "DO UPDATE SET {}", updates.join(", "));
+        }
+    }
+    sql
+}

@@ -1,0 +1,515 @@
+//! Tests of [`PostgresOutlet`] against the real PostgreSQL server (see
+//! `databay_component::postgres::testing`), each in a table of its own.
+
+use databay_component::Secret;
+use databay_component::postgres::testing::{self, TestTable};
+use databay_component::postgres::{ConnectionOptions, describe};
+use databay_core::testing::StaticInlet;
+use databay_core::{Link, Outlet, Record, Update};
+use serde_json::{Value, json};
+use tokio_postgres::Client;
+
+use super::{ConflictAction, Mapping, OnConflict, PostgresOutlet};
+
+fn update() -> Update {
+    Update::new(["pg"], 0)
+}
+
+fn columns(pairs: &[(&str, &str)]) -> Mapping {
+    Mapping::Columns(
+        pairs
+            .iter()
+            .map(|(c, p)| ((*c).to_owned(), (*p).to_owned()))
+            .collect(),
+    )
+}
+
+fn records(values: &[Value]) -> Vec<Record> {
+    values.iter().cloned().map(Record::new).collect()
+}
+
+async fn started(outlet: PostgresOutlet) -> PostgresOutlet {
+    let mut outlet = outlet;
+    if let Err(e) = outlet.on_start().await {
+        panic!("on_start: {e}");
+    }
+    outlet
+}
+
+/// Every row of `sql`, each as a JSON array of its columns read as text.
+async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    let rows = client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)));
+    rows.iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| r.get::<_, Option<String>>(i))
+                .collect()
+        })
+        .collect()
+}
+
+async fn count(client: &Client, table: &TestTable) -> i64 {
+    let sql = format!("SELECT count(*) FROM \"{}\"", table.name);
+    client.query_one(&sql, &[]).await.unwrap().get(0)
+}
+
+fn s(v: &str) -> Option<String> {
+    Some(v.to_owned())
+}
+
+#[tokio::test]
+async fn a_link_writes_typed_rows_that_read_back() {
+    let client = testing::client().await;
+    let table = TestTable::create(
+        &client,
+        "out_link",
+        "id bigint PRIMARY KEY, amount numeric NOT NULL, name text, paid boolean, \
+         at timestamptz, day date, ref uuid, ratio double precision, small smallint, extra jsonb",
+    )
+    .await;
+    let outlet = PostgresOutlet::new(
+        testing::connector(),
+        format!("public.{}", table.name),
+        columns(&[
+            ("id", "/id"),
+            ("amount", "/amount"),
+            ("name", "/customer/name"),
+            ("paid", "/paid"),
+            ("at", "/at"),
+            ("day", "/day"),
+            ("ref", "/ref"),
+            ("ratio", "/ratio"),
+            ("small", "/small"),
+            ("extra", "/extra"),
+        ]),
+    )
+    .batch_size(2);
+    let link = Link::builder("pg_link")
+        .inlet(StaticInlet::values([
+            json!({"id": 1, "amount": 12.5, "customer": {"name": "Ann"}, "paid": true,
+                   "at": "2024-05-01T12:00:00+02:00", "day": "2024-05-01",
+                   "ref": "67e55044-10b1-426f-9247-bb680e5fe0c8", "ratio": 0.25, "small": 7,
+                   "extra": {"tags": ["a", "b"]}}),
+            json!({"id": 2, "amount": "1234567890.123456789", "paid": false, "extra": [1, 2]}),
+            json!({"id": 3, "amount": 0, "customer": {"name": 42}, "extra": null}),
+        ]))
+        .outlet(outlet)
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let report = link.transfer().await.unwrap();
+    assert_eq!(report.records_out, 3);
+    assert!(link.shutdown().await.is_empty());
+
+    let got = rows(
+        &client,
+        &format!(
+            "SELECT id::text, amount::text, name, paid::text, \
+             to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), day::text, ref::text, \
+             ratio::text, small::text, extra::text FROM \"{}\" ORDER BY id",
+            table.name
+        ),
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![
+            vec![
+                s("1"),
+                s("12.5"),
+                s("Ann"),
+                s("true"),
+                s("2024-05-01 10:00:00"),
+                s("2024-05-01"),
+                s("67e55044-10b1-426f-9247-bb680e5fe0c8"),
+                s("0.25"),
+                s("7"),
+                s(r#"{"tags": ["a", "b"]}"#),
+            ],
+            vec![
+                s("2"),
+                s("1234567890.123456789"),
+                None,
+                s("false"),
+                None,
+                None,
+                None,
+                None,
+                None,
+                s("[1, 2]"),
+            ],
+            vec![
+                s("3"),
+                s("0"),
+                s("42"),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None
+            ],
+        ]
+    );
+}
+
+#[tokio::test]
+async fn on_conflict_update_and_nothing() {
+    let client = testing::client().await;
+    let table = TestTable::create(&client, "out_upsert", "id int PRIMARY KEY, amount int").await;
+    let read = format!(
+        "SELECT id::text, amount::text FROM \"{}\" ORDER BY id",
+        table.name
+    );
+    let outlet = |action| {
+        PostgresOutlet::new(
+            testing::connector(),
+            table.name.clone(),
+            columns(&[("id", "/id"), ("amount", "/amount")]),
+        )
+        .on_conflict(OnConflict {
+            keys: vec!["id".into()],
+            action,
+        })
+    };
+    let mut update_outlet = started(outlet(ConflictAction::Update)).await;
+    update_outlet
+        .push(
+            &records(&[
+                json!({"id": 1, "amount": 10}),
+                json!({"id": 2, "amount": 20}),
+            ]),
+            &update(),
+        )
+        .await
+        .unwrap();
+    // The same key twice in one push: the last record wins.
+    update_outlet
+        .push(
+            &records(&[
+                json!({"id": 1, "amount": 11}),
+                json!({"id": 3, "amount": 30}),
+                json!({"id": 1, "amount": 12}),
+            ]),
+            &update(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&client, &read).await,
+        vec![
+            vec![s("1"), s("12")],
+            vec![s("2"), s("20")],
+            vec![s("3"), s("30")]
+        ]
+    );
+
+    let mut nothing = started(outlet(ConflictAction::Nothing)).await;
+    nothing
+        .push(
+            &records(&[
+                json!({"id": 2, "amount": 99}),
+                json!({"id": 4, "amount": 40}),
+            ]),
+            &update(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&client, &read).await,
+        vec![
+            vec![s("1"), s("12")],
+            vec![s("2"), s("20")],
+            vec![s("3"), s("30")],
+            vec![s("4"), s("40")]
+        ]
+    );
+}
+
+#[tokio::test]
+async fn json_column_takes_the_whole_payload() {
+    let client = testing::client().await;
+    let table = TestTable::create(&client, "out_json", "n serial, doc jsonb NOT NULL").await;
+    let mut outlet = started(PostgresOutlet::new(
+        testing::connector(),
+        table.name.clone(),
+        Mapping::JsonColumn("doc".into()),
+    ))
+    .await;
+    let docs = [
+        json!({"id": 1, "nested": {"x": [1, "two", null]}}),
+        json!("just text"),
+        json!(3.5),
+    ];
+    outlet.push(&records(&docs), &update()).await.unwrap();
+    let got = client
+        .query(
+            &format!("SELECT doc FROM \"{}\" ORDER BY n", table.name),
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<Value> = got.iter().map(|r| r.get(0)).collect();
+    assert_eq!(got, docs);
+
+    // A text column cannot take the payload: refused at start, naming it.
+    let text = TestTable::create(&client, "out_json_text", "doc text").await;
+    let mut outlet = PostgresOutlet::new(
+        testing::connector(),
+        text.name.clone(),
+        Mapping::JsonColumn("doc".into()),
+    );
+    let e = outlet.on_start().await.unwrap_err().to_string();
+    assert!(e.contains("column `doc`") && e.contains("json"), "{e}");
+}
+
+#[tokio::test]
+async fn a_bad_record_names_its_index_and_column_and_nothing_is_written() {
+    let client = testing::client().await;
+    let table = TestTable::create(
+        &client,
+        "out_bad",
+        "id bigint NOT NULL, amount integer, note text",
+    )
+    .await;
+    let mut outlet = started(PostgresOutlet::new(
+        testing::connector(),
+        table.name.clone(),
+        columns(&[("id", "/id"), ("amount", "/amount"), ("note", "/note")]),
+    ))
+    .await;
+    let cases = [
+        (
+            json!({"amount": 1}),
+            "record 1, column `id`: the payload has no `/id` and the column is NOT NULL",
+        ),
+        (
+            json!({"id": null}),
+            "record 1, column `id`: `/id` is null and the column is NOT NULL",
+        ),
+        (
+            json!({"id": "seven"}),
+            "record 1, column `id`: expected an integer (bigint), found a string",
+        ),
+        (
+            json!({"id": 2, "amount": 3_000_000_000_i64}),
+            "record 1, column `amount`: 3000000000 is out of range for integer",
+        ),
+        (
+            json!({"id": 2, "note": {"a": 1}}),
+            "record 1, column `note`: expected a string, found an object",
+        ),
+    ];
+    for (bad, want) in cases {
+        let batch = records(&[json!({"id": 1, "amount": 1}), bad]);
+        let e = outlet
+            .push(&batch, &update())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(want), "{e}");
+    }
+    assert_eq!(count(&client, &table).await, 0);
+}
+
+#[tokio::test]
+async fn nothing_is_committed_when_a_later_batch_fails() {
+    let client = testing::client().await;
+    let table = TestTable::create(
+        &client,
+        "out_atomic",
+        "id int PRIMARY KEY, amount int CHECK (amount > 0)",
+    )
+    .await;
+    let mut outlet = started(
+        PostgresOutlet::new(
+            testing::connector(),
+            table.name.clone(),
+            columns(&[("id", "/id"), ("amount", "/amount")]),
+        )
+        .batch_size(2),
+    )
+    .await;
+    // Two full batches would pass; the third statement breaks the CHECK.
+    let batch: Vec<Value> = (1..=5)
+        .map(|i| json!({"id": i, "amount": if i == 5 { -1 } else { i }}))
+        .collect();
+    let e = outlet
+        .push(&records(&batch), &update())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("inserting records 4..5") && e.contains("check constraint"),
+        "{e}"
+    );
+    assert!(e.contains("127.0.0.1:5432"), "{e}");
+    assert_eq!(count(&client, &table).await, 0);
+    // The outlet carries on with the next push.
+    outlet.push(&records(&batch[..4]), &update()).await.unwrap();
+    assert_eq!(count(&client, &table).await, 4);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_named_without_the_password() {
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(
+            "postgresql://postgres:s3cret@127.0.0.1:1/test".into(),
+        )),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = PostgresOutlet::new(connector, "t", Mapping::JsonColumn("doc".into()));
+    let e = outlet.on_start().await.unwrap_err().to_string();
+    assert!(e.contains("PostgreSQL at 127.0.0.1:1/test"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+    // A push without a server fails the same way.
+    let e = outlet
+        .push(&records(&[json!(1)]), &update())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("127.0.0.1:1"), "{e}");
+}
+
+#[tokio::test]
+async fn a_missing_table_or_column_or_unsupported_type_fails_at_start() {
+    let client = testing::client().await;
+    let mut outlet = PostgresOutlet::new(
+        testing::connector(),
+        testing::unique_table("missing"),
+        Mapping::JsonColumn("doc".into()),
+    );
+    let e = outlet.on_start().await.unwrap_err().to_string();
+    assert!(
+        e.contains("does not exist") && e.contains("databay_test_missing"),
+        "{e}"
+    );
+
+    let table = TestTable::create(&client, "out_cols", "id int, ip inet").await;
+    for (column, want) in [
+        ("nope", "no such column"),
+        ("ip", "type `inet` is not supported"),
+    ] {
+        let mut outlet = PostgresOutlet::new(
+            testing::connector(),
+            table.name.clone(),
+            columns(&[("id", "/id"), (column, "/x")]),
+        );
+        let e = outlet.on_start().await.unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("column `{column}`")) && e.contains(want),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_next_push_reconnects_after_the_connection_dropped() {
+    let client = testing::client().await;
+    let table = TestTable::create(&client, "out_reconnect", "id int").await;
+    let app = testing::unique_table("app");
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "{}?application_name={app}",
+            testing::url()
+        ))),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = started(PostgresOutlet::new(
+        connector,
+        table.name.clone(),
+        columns(&[("id", "/id")]),
+    ))
+    .await;
+    outlet
+        .push(&records(&[json!({"id": 1})]), &update())
+        .await
+        .unwrap();
+    let killed: i64 = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    // The push that finds the connection gone may fail naming it; the
+    // one after reconnects. Either way nothing is lost or doubled.
+    let batch = records(&[json!({"id": 2})]);
+    if let Err(e) = outlet.push(&batch, &update()).await {
+        assert!(e.to_string().contains("127.0.0.1:5432"), "{e}");
+        outlet.push(&batch, &update()).await.unwrap();
+    }
+    assert_eq!(count(&client, &table).await, 2);
+}
+
+#[test]
+fn inconsistent_settings_name_their_option() {
+    let outlet = |mapping| PostgresOutlet::new(testing::connector(), "t", mapping);
+    let option = |o: PostgresOutlet| o.check().unwrap_err().option;
+    assert_eq!(option(outlet(columns(&[]))), "columns");
+    assert_eq!(option(outlet(columns(&[("id", "id")]))), "columns");
+    assert_eq!(
+        option(outlet(Mapping::JsonColumn("d".into())).batch_size(0)),
+        "batch_size"
+    );
+    assert_eq!(
+        option(outlet(columns(&[("a", "/a"), ("b", "/b")])).batch_size(40_000)),
+        "batch_size"
+    );
+    assert_eq!(
+        option(outlet(columns(&[("a", "/a")])).on_conflict(OnConflict {
+            keys: vec!["id".into()],
+            action: ConflictAction::Update
+        })),
+        "on_conflict"
+    );
+    assert_eq!(
+        option(PostgresOutlet::new(
+            testing::connector(),
+            "a.b.c",
+            columns(&[("a", "/a")])
+        )),
+        "table"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_naming_it() {
+    // Accepts the TCP connection, then says nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(port),
+        password: Some(Secret::new("s3cret".into())),
+        connect_timeout: Some(std::time::Duration::from_millis(200)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = PostgresOutlet::new(connector, "t", Mapping::JsonColumn("doc".into()));
+    let e = outlet.on_start().await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:{port}/postgres: no answer within 200ms"
+        )
+    );
+    hold.abort();
+}
