@@ -705,16 +705,29 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "current_thread")]
+    /// One global subscriber for the tests of this binary, writing into a
+    /// buffer: a thread-local one races with the other tests' threads over
+    /// tracing's cached call-site interest.
+    fn captured_logs() -> Capture {
+        static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+        CAPTURE
+            .get_or_init(|| {
+                let capture = Capture::default();
+                let writer = capture.clone();
+                let subscriber = tracing_subscriber::fmt()
+                    .with_writer(move || writer.clone())
+                    .with_ansi(false)
+                    .finish();
+                tracing::subscriber::set_global_default(subscriber)
+                    .expect("no other global subscriber in these tests");
+                capture
+            })
+            .clone()
+    }
+
+    #[tokio::test]
     async fn stderr_goes_to_the_log_line_by_line_with_command_and_link() {
-        let capture = Capture::default();
-        let writer = capture.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        // The stderr task runs on this thread (current-thread runtime).
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let capture = captured_logs();
         let mut running = CommandSpec::shell("echo one >&2; echo '{\"two\": 2}' >&2")
             .link("sensors")
             .spawn(false, false)
@@ -722,7 +735,7 @@ mod tests {
         running.finish(Duration::from_secs(30)).await.unwrap();
         running.stderr.closed(Duration::from_secs(30)).await;
         let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<&str> = log.lines().collect();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("\"sensors\"")).collect();
         assert_eq!(lines.len(), 2, "{log}");
         assert!(
             lines[0].contains("WARN databay::exec: stderr: one"),
