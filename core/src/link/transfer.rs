@@ -75,7 +75,7 @@ impl Link {
         let _transferring = Flag::raise(&inner.control.transferring);
         let outcome = self
             .run_stages(&mut pipeline, &update, trigger, pulls)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
         // The pipeline may have changed what its processors wait for.
         let from_processors = pipeline
@@ -119,6 +119,7 @@ impl Link {
                 let undelivered = c.records_failed.load(Ordering::Relaxed) - failed_before;
                 if undelivered > 0 {
                     tracing::warn!(
+                        parent: &span,
                         link = %inner.name,
                         update = %update,
                         records_not_delivered = undelivered,
@@ -146,6 +147,7 @@ impl Link {
                 c.set_last_error(error.to_string());
                 if undelivered > 0 {
                     tracing::error!(
+                        parent: &span,
                         link = %inner.name,
                         update = %update,
                         records_not_delivered = undelivered,
