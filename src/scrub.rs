@@ -12,8 +12,9 @@ use std::sync::RwLock;
 
 use crate::config::error::{MIN_SECRET_CHARS, replace_ascii_case_insensitive};
 
-/// Every form of every secret to replace, longest first, so a secret that
-/// contains another is replaced whole.
+/// Every form of every secret to replace, ASCII-lower-cased once here (the
+/// match ignores ASCII case), longest first, so a secret that contains
+/// another is replaced whole.
 static FORMS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Adds secrets to scrub (at start and on every reload; a value a reload
@@ -32,6 +33,7 @@ pub(crate) fn add_secrets(values: &[String]) {
                 .to_owned();
             [v.clone(), v.escape_debug().to_string(), json]
         })
+        .map(|f| f.to_ascii_lowercase())
         .filter(|f| !f.is_empty())
         .collect();
     let mut all = FORMS.write().unwrap_or_else(|p| p.into_inner());
@@ -43,11 +45,13 @@ pub(crate) fn add_secrets(values: &[String]) {
 /// `text` without any secret.
 pub fn scrub(text: &str) -> Cow<'_, str> {
     let forms = FORMS.read().unwrap_or_else(|p| p.into_inner());
+    // Every log line comes through here: without secrets, or without a
+    // match, the text is passed on as it is.
+    if forms.is_empty() {
+        return Cow::Borrowed(text);
+    }
     let lower = text.to_ascii_lowercase();
-    if !forms
-        .iter()
-        .any(|f| lower.contains(&f.to_ascii_lowercase()))
-    {
+    if !forms.iter().any(|f| lower.contains(f.as_str())) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(forms.iter().fold(text.to_owned(), |t, f| {
