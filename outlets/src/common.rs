@@ -128,3 +128,11 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+/// Tests: the same file as `path`, spelled differently (`dir/sub/../name`).
+#[cfg(test)]
+pub(crate) fn other_spelling(path: &Path) -> std::path::PathBuf {
+    let dir = path.parent().unwrap();
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    dir.join("sub").join("..").join(path.file_name().unwrap())
+}

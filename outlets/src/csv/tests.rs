@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::{CsvOutlet, CsvOutletError, ExtraColumns};
 use crate::FileMode;
+use crate::common::other_spelling;
 
 fn update() -> Update {
     Update::new(["csv"], 0)
@@ -465,13 +466,6 @@ async fn writes_what_a_link_transfers() {
 }
 
 // --- awkward keys and values, odd existing files, unwritable targets ---
-
-/// The same file as `path`, spelled differently (`dir/sub/../name`).
-fn other_spelling(path: &Path) -> std::path::PathBuf {
-    let dir = path.parent().unwrap();
-    fs::create_dir_all(dir.join("sub")).unwrap();
-    dir.join("sub").join("..").join(path.file_name().unwrap())
-}
 
 #[tokio::test]
 async fn awkward_keys_survive_the_header_round_trip_across_pushes() {

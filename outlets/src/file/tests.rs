@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{FileOutlet, FileOutletError};
 use crate::FileMode;
+use crate::common::other_spelling;
 
 fn update() -> Update {
     Update::new(["file"], 0)
@@ -235,13 +236,6 @@ async fn passes_the_outlet_checks() {
 }
 
 // --- bad metadata, odd paths, unusual characters ---
-
-/// The same file as `path`, spelled differently (`dir/sub/../name`).
-fn other_spelling(path: &Path) -> std::path::PathBuf {
-    let dir = path.parent().unwrap();
-    fs::create_dir_all(dir.join("sub")).unwrap();
-    dir.join("sub").join("..").join(path.file_name().unwrap())
-}
 
 #[tokio::test]
 async fn non_string_file_metadata_names_the_record_and_writes_nothing() {
