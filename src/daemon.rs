@@ -380,12 +380,16 @@ async fn once_link(link: &Link, until_exhausted: bool) -> bool {
     }
     let mut ok = true;
     let (mut transfers, mut records_in, mut records_out) = (0u64, 0usize, 0usize);
+    // Records an outlet refused (each logged as it happened): not
+    // delivered, so `once` does not report success.
+    let mut rejected = 0usize;
     loop {
         let pulled = match link.transfer().await {
             Ok(report) => {
                 transfers += 1;
                 records_in += report.records_in;
                 records_out += report.records_out;
+                rejected += report.rejected.len();
                 for e in &report.ignored {
                     say!("link `{}`: ignored: {e}", link.name());
                 }
@@ -407,7 +411,10 @@ async fn once_link(link: &Link, until_exhausted: bool) -> bool {
         }
     }
     match link.flush().await {
-        Ok(report) => records_out += report.records_out,
+        Ok(report) => {
+            records_out += report.records_out;
+            rejected += report.rejected.len();
+        }
         Err(e) => {
             say!("{e}");
             ok = false;
@@ -417,8 +424,14 @@ async fn once_link(link: &Link, until_exhausted: bool) -> bool {
         say!("{e}");
         ok = false;
     }
+    let rejects = if rejected > 0 {
+        format!(", {rejected} rejected by an outlet")
+    } else {
+        String::new()
+    };
+    ok &= rejected == 0;
     say!(
-        "link `{}`: {} transfer{}, {records_in} records in, {records_out} out{}",
+        "link `{}`: {} transfer{}, {records_in} records in, {records_out} out{rejects}{}",
         link.name(),
         transfers,
         if transfers == 1 { "" } else { "s" },

@@ -12,12 +12,16 @@ use crate::error::{BoxError, Failure, NodeKind};
 use crate::node::{Lifecycle, guarded, short_type_name};
 use crate::processor::{Context, Processor, Stage};
 use crate::record::Record;
+use crate::reject::{Rejected, RejectedRecord};
 use crate::update::Update;
 
 /// A consumer of records.
 ///
 /// `push` must have durably written every record it was given before it
-/// returns `Ok`: the link counts a transfer as delivered only then.
+/// returns `Ok`: the link counts a transfer as delivered only then. An
+/// outlet that writes all but some records of a batch returns a
+/// [`Rejected`] naming them: the link counts and logs those records and
+/// treats the rest as delivered.
 ///
 /// ```
 /// use databay_core::{async_trait, BoxError, Outlet, Record, Update};
@@ -123,6 +127,25 @@ pub struct DeliveryError {
     pub failure: Failure,
 }
 
+/// What one delivery to an outlet did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Delivered {
+    /// Records the outlet wrote.
+    pub written: usize,
+    /// Records it refused (see [`Rejected`]), in batch order.
+    pub rejected: Vec<RejectedRecord>,
+}
+
+impl Delivered {
+    fn written(written: usize) -> Self {
+        Delivered {
+            written,
+            rejected: Vec::new(),
+        }
+    }
+}
+
 /// A shareable handle to one outlet instance. Clones refer to the same
 /// instance; `on_start`/`on_shutdown` run once for it.
 #[derive(Clone)]
@@ -185,18 +208,18 @@ impl OutletHandle {
 
     /// Delivers one batch: through the outlet's processors (on a copy, so
     /// other outlets see the batch unchanged), then pushed if anything is
-    /// left. Returns how many records were pushed.
+    /// left. Says how many records were written and which were rejected.
     pub async fn deliver(
         &self,
         batch: &[Record],
         cx: &Context<'_>,
         timeout: Option<Duration>,
-    ) -> Result<usize, DeliveryError> {
+    ) -> Result<Delivered, DeliveryError> {
         let shared = &self.shared;
         let timeout = shared.timeout.or(timeout);
         if !shared.has_processors {
             if batch.is_empty() {
-                return Ok(0);
+                return Ok(Delivered::default());
             }
             return self.push(batch, cx.update, timeout).await;
         }
@@ -214,7 +237,7 @@ impl OutletHandle {
             }
         }
         if records.is_empty() {
-            return Ok(0);
+            return Ok(Delivered::default());
         }
         self.push(&records, cx.update, timeout).await
     }
@@ -224,16 +247,24 @@ impl OutletHandle {
         records: &[Record],
         update: &Update,
         timeout: Option<Duration>,
-    ) -> Result<usize, DeliveryError> {
+    ) -> Result<Delivered, DeliveryError> {
         let mut outlet = self.shared.outlet.lock().await;
-        guarded(outlet.push(records, update), timeout)
-            .await
-            .map_err(|failure| DeliveryError {
-                kind: NodeKind::Outlet,
-                node: self.shared.name.clone(),
-                failure,
-            })?;
-        Ok(records.len())
+        let failure = match guarded(outlet.push(records, update), timeout).await {
+            Ok(()) => return Ok(Delivered::written(records.len())),
+            Err(Failure::Error(e)) => match e.downcast::<Rejected>() {
+                Ok(rejected) => match split_rejects(records, *rejected) {
+                    Ok(delivered) => return Ok(delivered),
+                    Err(message) => Failure::Error(message.into()),
+                },
+                Err(e) => Failure::Error(e),
+            },
+            Err(other) => other,
+        };
+        Err(DeliveryError {
+            kind: NodeKind::Outlet,
+            node: self.shared.name.clone(),
+            failure,
+        })
     }
 
     /// Registers a user of the instance; the first runs `on_start`.
@@ -265,6 +296,34 @@ impl<O: Outlet> From<O> for OutletHandle {
     fn from(outlet: O) -> Self {
         OutletHandle::new(outlet)
     }
+}
+
+/// The records a push refused, with their errors; an index outside the
+/// batch is an outlet bug, and then the whole push counts as failed (it
+/// cannot be told what was written).
+fn split_rejects(records: &[Record], rejected: Rejected) -> Result<Delivered, String> {
+    let mut rejects = rejected.into_rejects();
+    rejects.sort_by_key(|r| r.index);
+    rejects.dedup_by_key(|r| r.index);
+    if let Some(bad) = rejects.iter().find(|r| r.index >= records.len()) {
+        return Err(format!(
+            "the outlet rejected record {} of a batch of {} records ({})",
+            bad.index,
+            records.len(),
+            bad.error
+        ));
+    }
+    Ok(Delivered {
+        written: records.len() - rejects.len(),
+        rejected: rejects
+            .into_iter()
+            .map(|r| RejectedRecord {
+                record: records[r.index].clone(),
+                index: r.index,
+                error: r.error,
+            })
+            .collect(),
+    })
 }
 
 impl fmt::Debug for OutletHandle {

@@ -65,6 +65,7 @@ pub(crate) struct Counters {
     pub(crate) records_out: AtomicU64,
     pub(crate) records_dropped: AtomicU64,
     pub(crate) records_failed: AtomicU64,
+    pub(crate) records_rejected: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) last_success_ms: AtomicU64,
     pub(crate) duration: Histogram,
@@ -95,6 +96,7 @@ impl Counters {
             records_out: self.records_out.load(Relaxed),
             records_dropped: self.records_dropped.load(Relaxed),
             records_failed: self.records_failed.load(Relaxed),
+            records_rejected: self.records_rejected.load(Relaxed),
             errors: self.errors.load(Relaxed),
             last_success: (ms > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
             last_error: lock(&self.last_error).clone(),
@@ -125,6 +127,9 @@ pub struct LinkStats {
     /// failed before the batch was pushed to it (each outlet counts its
     /// own, as `records_out` does).
     pub records_failed: u64,
+    /// Records an outlet refused one by one while writing the rest of
+    /// their batch (see [`Rejected`](crate::Rejected)).
+    pub records_rejected: u64,
     /// Node errors, ignored or not.
     pub errors: u64,
     /// When a transfer last completed.

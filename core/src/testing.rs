@@ -209,10 +209,16 @@ where
         }
         for round in 0..2 {
             match handle.deliver(&self.records, &cx, None).await {
-                Ok(n) if n == self.records.len() => {}
-                Ok(n) => failures.push(format!(
-                    "push {round}: {n} of {} records counted",
-                    self.records.len()
+                Ok(d) if d.written == self.records.len() => {}
+                Ok(d) => failures.push(format!(
+                    "push {round}: {} of {} records written ({})",
+                    d.written,
+                    self.records.len(),
+                    d.rejected
+                        .iter()
+                        .map(|r| format!("record {} rejected: {}", r.index, r.error))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 )),
                 Err(e) => failures.push(format!("push {round} failed: {}", e.failure)),
             }

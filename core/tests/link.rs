@@ -574,3 +574,96 @@ async fn records_an_outlet_did_not_accept_are_counted() {
     let failed: Vec<u64> = link.node_stats().iter().map(|n| n.records_failed).collect();
     assert_eq!(failed, [0, 3, 5]);
 }
+
+/// Keeps even numbers, rejects odd ones (and, when told, reports a
+/// position outside the batch).
+struct EvenOnly {
+    kept: Vec<i64>,
+    bad_index: bool,
+}
+
+#[async_trait]
+impl databay_core::Outlet for EvenOnly {
+    async fn push(&mut self, records: &[Record], _: &Update) -> Result<(), BoxError> {
+        let mut rejected = databay_core::Rejected::new();
+        for (i, r) in records.iter().enumerate() {
+            match r.payload.as_i64() {
+                Some(n) if n % 2 == 0 => self.kept.push(n),
+                _ => rejected.reject(i, format!("{} is odd", r.payload)),
+            }
+        }
+        if self.bad_index {
+            rejected.reject(records.len(), "past the end");
+        }
+        rejected.into_result()
+    }
+}
+
+/// An outlet that refuses single records writes the rest: the transfer
+/// succeeds, the rejects are counted per link and per outlet and handed
+/// back with their records, the other outlets get everything.
+#[tokio::test]
+async fn rejected_records_are_counted_and_returned_and_the_rest_delivered() {
+    let all = CollectOutlet::new();
+    let link = Link::builder("rejects")
+        .inlet(StaticInlet::values(ints(5)))
+        .outlet(all.clone())
+        .outlet(EvenOnly {
+            kept: Vec::new(),
+            bad_index: false,
+        })
+        .build()
+        .unwrap();
+    let report = link.transfer().await.unwrap();
+    assert_eq!(all.records().len(), 5);
+    assert_eq!(
+        report.records_out,
+        5 + 3,
+        "0, 2 and 4 reached the second outlet"
+    );
+    let rejected: Vec<(usize, String, String)> = report
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.record.payload.to_string(), r.error.to_string()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (1, "1".into(), "1 is odd".into()),
+            (3, "3".into(), "3 is odd".into())
+        ]
+    );
+    let stats = link.stats();
+    assert_eq!((stats.records_rejected, stats.records_failed), (2, 0));
+    assert_eq!((stats.transfers_ok, stats.transfers_failed), (1, 0));
+    let per_node: Vec<u64> = link
+        .node_stats()
+        .iter()
+        .map(|n| n.records_rejected)
+        .collect();
+    assert_eq!(
+        per_node,
+        [0, 0, 2],
+        "inlet, collecting outlet, rejecting outlet"
+    );
+}
+
+/// A reject outside the batch cannot say what was written: the whole
+/// push counts as failed, naming the position.
+#[tokio::test]
+async fn a_reject_outside_the_batch_fails_the_push() {
+    let link = Link::builder("bad_rejects")
+        .inlet(StaticInlet::values(ints(2)))
+        .outlet(EvenOnly {
+            kept: Vec::new(),
+            bad_index: true,
+        })
+        .build()
+        .unwrap();
+    let err = link.transfer().await.unwrap_err().to_string();
+    assert!(
+        err.contains("rejected record 2 of a batch of 2 records"),
+        "{err}"
+    );
+    assert_eq!(link.stats().records_failed, 2);
+}

@@ -319,7 +319,10 @@ fn number_to_val(n: &Number) -> Val {
     } else if let Some(u) = n.as_u64() {
         Val::Num(Num::from_integral(u))
     } else {
-        Val::Num(Num::Float(n.as_f64().unwrap_or(f64::NAN)))
+        // Kept as its text (serde_json's `arbitrary_precision`): a number
+        // jq does not compute with comes out exactly as it came in
+        // (`2.50`, an integer beyond 64 bits); arithmetic reads it as f64.
+        Val::Num(Num::Dec(Rc::new(n.to_string())))
     }
 }
 
@@ -376,16 +379,12 @@ fn num_to_json(n: &Num) -> Result<Value, String> {
             Number::from_f64(f.clamp(f64::MIN, f64::MAX)).map_or(Value::Null, Value::Number)
         }
     };
+    // serde_json keeps a number's text (`arbitrary_precision`): big
+    // integers and decimals come out digit for digit.
     let text = |s: &str| {
-        if let Ok(i) = s.parse::<i64>() {
-            Ok(Value::from(i))
-        } else if let Ok(u) = s.parse::<u64>() {
-            Ok(Value::from(u))
-        } else {
-            s.parse::<f64>()
-                .map(float)
-                .map_err(|_| format!("{s} is not a number"))
-        }
+        s.parse::<Number>()
+            .map(Value::Number)
+            .map_err(|_| format!("{s} is not a number"))
     };
     match n {
         Num::Int(i) => Ok(Value::from(*i)),
@@ -405,6 +404,22 @@ mod tests {
 
     fn jq(expr: &str, input: Value) -> Vec<Value> {
         JqProgram::compile(expr).unwrap().run(&input).unwrap()
+    }
+
+    #[test]
+    fn numbers_jq_does_not_compute_with_come_out_as_written() {
+        let input: Value =
+            serde_json::from_str(r#"{"id":18446744073709551617,"amount":2.50,"n":3}"#).unwrap();
+        let out = jq("{id, amount, n: (.n + 1)}", input);
+        assert_eq!(
+            out[0].to_string(),
+            r#"{"id":18446744073709551617,"amount":2.50,"n":4}"#
+        );
+        let sum = jq(
+            ".amount + 1",
+            serde_json::from_str(r#"{"amount":2.50}"#).unwrap(),
+        );
+        assert_eq!(sum[0].as_f64(), Some(3.5));
     }
 
     #[test]
@@ -441,9 +456,10 @@ mod tests {
         });
         assert_eq!(jq(".", input.clone()), vec![input]);
         assert_eq!(jq("1.5 + 1", json!(null)), vec![json!(2.5)]);
+        // A big integer literal stays exact, not 1e23.
         assert_eq!(
-            jq("100000000000000000000000", json!(null)),
-            vec![json!(1e23)]
+            jq("100000000000000000000000", json!(null))[0].to_string(),
+            "100000000000000000000000"
         );
         assert_eq!(jq("nan", json!(null)), vec![json!(null)]);
         assert_eq!(jq("infinite", json!(null)), vec![json!(f64::MAX)]);

@@ -140,6 +140,51 @@ pub(crate) fn loose_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Writes `value` as JSON text in a canonical form, so values that are
+/// equal as JSON write the same bytes: object keys sorted, numbers written
+/// from their value (`1.50` as `1.5`; integers, even beyond 64 bits, digit
+/// for digit). An integer and a float stay apart (`1` and `1.0`).
+pub(crate) fn write_canonical(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, k)?;
+                out.push(b':');
+                write_canonical(out, v)?;
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(out, v)?;
+            }
+            out.push(b']');
+        }
+        Value::Number(n) if !(n.is_i64() || n.is_u64()) && is_float_text(n) => {
+            // Written as JSON writes an f64: `1.50` and `1.5` agree.
+            serde_json::to_writer(&mut *out, &n.as_f64())?;
+        }
+        other => serde_json::to_writer(&mut *out, other)?,
+    }
+    Ok(())
+}
+
+/// Whether a number is written with a fraction or an exponent (an integer
+/// beyond 64 bits is kept as its digits).
+fn is_float_text(n: &Number) -> bool {
+    n.as_str().bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

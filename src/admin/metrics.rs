@@ -121,6 +121,8 @@ impl LinkMetrics {
                     calls: n.calls,
                     records: n.records,
                     errors: n.errors,
+                    failed: n.records_failed,
+                    rejected: n.records_rejected,
                 })
                 .collect(),
             link,
@@ -138,6 +140,8 @@ pub(super) struct NodeMetrics {
     pub(super) calls: u64,
     pub(super) records: u64,
     pub(super) errors: u64,
+    pub(super) failed: u64,
+    pub(super) rejected: u64,
 }
 
 /// The labels of a component's series.
@@ -200,7 +204,7 @@ pub(super) fn encode_links(
     }
 
     type Read = fn(&LinkStats) -> u64;
-    let counters: [(&str, &str, Read); 6] = [
+    let counters: [(&str, &str, Read); 7] = [
         (
             "databay_ticks_skipped",
             "Scheduled ticks skipped because the previous transfer was still running.",
@@ -223,6 +227,11 @@ pub(super) fn encode_links(
             "databay_records_failed",
             "Records an outlet did not accept: its push failed, or the transfer failed before it (each outlet counts its own).",
             |s| s.records_failed,
+        ),
+        (
+            "databay_records_rejected",
+            "Records an outlet refused one by one while writing the rest of their batch (each outlet counts its own).",
+            |s| s.records_rejected,
         ),
         ("databay_errors", "Node errors, ignored or not.", |s| {
             s.errors
@@ -268,7 +277,7 @@ pub(super) fn encode_links(
     }
 
     type ReadNode = fn(&NodeMetrics) -> u64;
-    let node_counters: [(&str, &str, ReadNode); 3] = [
+    let node_counters: [(&str, &str, ReadNode); 5] = [
         (
             "databay_component_calls",
             "Pulls (inlets) or pushes (outlets) made, per component of each link.",
@@ -283,6 +292,16 @@ pub(super) fn encode_links(
             "databay_component_errors",
             "Failed pulls or pushes (errors, panics, timeouts), per component of each link.",
             |n| n.errors,
+        ),
+        (
+            "databay_component_records_failed",
+            "Outlets: records a push failed to deliver (0 for inlets), per component of each link.",
+            |n| n.failed,
+        ),
+        (
+            "databay_component_records_rejected",
+            "Outlets: records refused one by one while the rest of their batch was written (0 for inlets), per component of each link.",
+            |n| n.rejected,
         ),
     ];
     for (name, help, value) in node_counters {

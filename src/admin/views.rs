@@ -33,6 +33,7 @@ struct CountersView {
     records_out: u64,
     records_dropped: u64,
     records_failed: u64,
+    records_rejected: u64,
     errors: u64,
 }
 
@@ -64,6 +65,7 @@ impl LinkView {
                 records_out: stats.records_out,
                 records_dropped: stats.records_dropped,
                 records_failed: stats.records_failed,
+                records_rejected: stats.records_rejected,
                 errors: stats.errors,
             },
             last_error: stats

@@ -32,6 +32,11 @@ every = "100ms"
   [[link.inlet]]
   type = "random_int"
 
+  # CSV rows need object payloads.
+  [[link.processor]]
+  type = "map"
+  expr = "{n: .}"
+
   [[link.outlet]]
   type = "csv"
   path = "out/${SECRET_TOKEN}/rows.csv"

@@ -39,6 +39,9 @@ pub struct TransferReport {
     pub records_in: usize,
     /// Records accepted by outlets (summed over outlets).
     pub records_out: usize,
+    /// Records outlets refused one by one (each outlet its own copy); the
+    /// rest of their batches were delivered.
+    pub rejected: Vec<crate::RejectedRecord>,
     /// Errors ignored because the link ignores exceptions.
     pub ignored: Vec<NodeError>,
     /// Wall time of the transfer.
@@ -70,6 +73,7 @@ struct NodeCounters {
     records: AtomicU64,
     errors: AtomicU64,
     failed: AtomicU64,
+    rejected: AtomicU64,
 }
 
 impl NodeCounters {
@@ -90,6 +94,7 @@ impl NodeCounters {
             records: self.records.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             records_failed: self.failed.load(Ordering::Relaxed),
+            records_rejected: self.rejected.load(Ordering::Relaxed),
         }
     }
 }
@@ -113,6 +118,9 @@ pub struct NodeStats {
     /// Outlets: records it was meant to get but did not accept (its push
     /// failed, or the transfer failed before it). Always 0 for inlets.
     pub records_failed: u64,
+    /// Outlets: records it refused one by one, writing the rest of their
+    /// batch. Always 0 for inlets.
+    pub records_rejected: u64,
 }
 
 struct InletSlot {

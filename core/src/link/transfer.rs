@@ -11,9 +11,10 @@ use super::pull::Pulls;
 use super::{Link, OutletSlot, Pipeline, TransferReport};
 use crate::error::{NodeError, NodeKind, TransferError};
 use crate::node::guarded;
-use crate::outlet::OutletHandle;
+use crate::outlet::{Delivered, OutletHandle};
 use crate::processor::{Context, Trigger};
 use crate::record::Record;
+use crate::reject::RejectedRecord;
 use crate::sync::lock;
 use crate::update::Update;
 
@@ -33,13 +34,48 @@ impl Drop for Flag<'_> {
     }
 }
 
+/// How many rejects of one push are logged one by one; the rest are
+/// summed up in one line.
+const LOGGED_REJECTS: usize = 10;
+
+/// What the stages of a transfer that did not fail produced.
+struct Staged {
+    records_in: usize,
+    records_out: usize,
+    ignored: Vec<NodeError>,
+    rejected: Vec<RejectedRecord>,
+}
+
+/// Logs the records one push refused, each with its position.
+fn log_rejects(outlet: &str, batch: usize, rejected: &[RejectedRecord]) {
+    for r in rejected.iter().take(LOGGED_REJECTS) {
+        tracing::warn!(
+            outlet,
+            batch,
+            record = r.index,
+            "outlet `{outlet}` rejected record {} of batch {batch}: {} (the rest of the batch was written)",
+            r.index,
+            r.error
+        );
+    }
+    if rejected.len() > LOGGED_REJECTS {
+        tracing::warn!(
+            outlet,
+            batch,
+            records_rejected = rejected.len(),
+            "outlet `{outlet}` rejected {} more records of batch {batch}",
+            rejected.len() - LOGGED_REJECTS
+        );
+    }
+}
+
 /// One push to one outlet, in a span naming it.
 async fn deliver(
     slot: &OutletSlot,
     batch: &[Record],
     cx: &Context<'_>,
     timeout: Option<Duration>,
-) -> Result<usize, crate::outlet::DeliveryError> {
+) -> Result<Delivered, crate::outlet::DeliveryError> {
     let span = tracing::info_span!("outlet", component = %slot.handle.name());
     slot.handle
         .deliver(batch, cx, timeout)
@@ -107,7 +143,12 @@ impl Link {
         let c = &inner.counters;
         c.duration.observe(duration);
         match outcome {
-            Ok((records_in, records_out, ignored)) => {
+            Ok(Staged {
+                records_in,
+                records_out,
+                ignored,
+                rejected,
+            }) => {
                 c.transfers_ok.fetch_add(1, Ordering::Relaxed);
                 c.records_in.fetch_add(records_in as u64, Ordering::Relaxed);
                 c.records_out
@@ -131,6 +172,7 @@ impl Link {
                     update,
                     records_in,
                     records_out,
+                    rejected,
                     ignored,
                     duration,
                 })
@@ -190,15 +232,15 @@ impl Link {
         }
     }
 
-    /// The stages of one transfer. Returns records in/out and the ignored
-    /// errors, or every error when the transfer fails.
+    /// The stages of one transfer. Returns what they produced, or every
+    /// error when the transfer fails.
     async fn run_stages(
         &self,
         pipeline: &mut Pipeline,
         update: &Update,
         trigger: Trigger,
         pulls: Pulls,
-    ) -> Result<(usize, usize, Vec<NodeError>), Vec<NodeError>> {
+    ) -> Result<Staged, Vec<NodeError>> {
         let inner = &*self.inner;
         let mut errors = Vec::new();
         tracing::debug!("transfer");
@@ -265,6 +307,7 @@ impl Link {
         }
         let timeout = inner.outlet_timeout;
         let mut records_out = 0;
+        let mut rejected = Vec::new();
         for (b, batch) in batches.iter().enumerate() {
             if batch.is_empty() && !any_outlet_processors {
                 continue;
@@ -277,9 +320,21 @@ impl Link {
             let mut failed = false;
             for (slot, result) in outlets.iter().zip(results) {
                 slot.counters
-                    .record(*result.as_ref().unwrap_or(&0), result.is_err());
+                    .record(result.as_ref().map_or(0, |d| d.written), result.is_err());
                 match result {
-                    Ok(n) => records_out += n,
+                    Ok(delivered) => {
+                        records_out += delivered.written;
+                        if !delivered.rejected.is_empty() {
+                            let n = delivered.rejected.len() as u64;
+                            slot.counters.rejected.fetch_add(n, Ordering::Relaxed);
+                            inner
+                                .counters
+                                .records_rejected
+                                .fetch_add(n, Ordering::Relaxed);
+                            log_rejects(slot.handle.name(), b, &delivered.rejected);
+                            rejected.extend(delivered.rejected);
+                        }
+                    }
                     Err(d) => {
                         // Whatever the policy, this outlet did not get
                         // these records: say so in the counters.
@@ -318,6 +373,11 @@ impl Link {
             }
         }
         tracing::debug!(records_in, records_out, "done");
-        Ok((records_in, records_out, errors))
+        Ok(Staged {
+            records_in,
+            records_out,
+            ignored: errors,
+            rejected,
+        })
     }
 }

@@ -10,7 +10,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use databay_core::{BoxError, Outlet, Record, Update, async_trait};
+use databay_core::{BoxError, Outlet, Record, Rejected, Update, async_trait};
 use serde_json::{Map, Value};
 
 use crate::common::{FileIoError, json_kind, open_for_write, sync};
@@ -52,7 +52,7 @@ mod tests;
 /// outlet.push(&records, &Update::new(["demo"], 0)).await.unwrap();
 /// assert_eq!(
 ///     std::fs::read_to_string(&path).unwrap(),
-///     "age,name,tags\n31,Ann,\n,\"Bo, Jr.\",\"[\"\"x\"\"]\"\n"
+///     "name,age,tags\nAnn,31,\n\"Bo, Jr.\",,\"[\"\"x\"\"]\"\n"
 /// );
 /// # }
 /// ```
@@ -62,6 +62,7 @@ pub struct CsvOutlet {
     default_file_mode: FileMode,
     base_dir: Option<PathBuf>,
     extra_columns: ExtraColumns,
+    columns: Option<Vec<String>>,
 }
 
 /// What [`CsvOutlet`] does with a record key that is not a column of the
@@ -133,7 +134,7 @@ pub enum CsvOutletError {
     /// [`ExtraColumns::Error`].
     #[error(
         "record {index}: column `{column}` is not in the header of `{}` ({}); \
-         nothing was written (set extra_columns = \"ignore\" to drop such values)",
+         the record was not written (set extra_columns = \"ignore\" to drop such values)",
         path.display(),
         header.join(",")
     )]
@@ -146,6 +147,22 @@ pub enum CsvOutletError {
         path: PathBuf,
         /// The file's header.
         header: Vec<String>,
+    },
+    /// The file appended to has a header other than the `columns` option.
+    #[error(
+        "`{}` has the header {} but the outlet's columns are {}: nothing was written to it \
+         (write to a new file, or make `columns` match the header)",
+        path.display(),
+        header.join(","),
+        columns.join(",")
+    )]
+    HeaderMismatch {
+        /// The file appended to.
+        path: PathBuf,
+        /// The file's header.
+        header: Vec<String>,
+        /// The configured columns.
+        columns: Vec<String>,
     },
     /// The first row of an existing file could not be read as a header.
     #[error("cannot read the CSV header of `{}`: {source}", path.display())]
@@ -214,6 +231,7 @@ impl CsvOutlet {
             default_file_mode: FileMode::Append,
             base_dir: None,
             extra_columns: ExtraColumns::Error,
+            columns: None,
         }
     }
 
@@ -228,6 +246,20 @@ impl CsvOutlet {
     /// [`ExtraColumns::Error`]).
     pub fn extra_columns(mut self, policy: ExtraColumns) -> Self {
         self.extra_columns = policy;
+        self
+    }
+
+    /// Writes exactly these columns, in this order: a new file's header is
+    /// `columns`, a record's other keys are left out, a missing key is an
+    /// empty cell. Appending to a file whose header differs fails the push.
+    /// Without it, a new file's columns are the records' keys in order of
+    /// first appearance.
+    pub fn columns<I, S>(mut self, columns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.columns = Some(columns.into_iter().map(Into::into).collect());
         self
     }
 
@@ -249,9 +281,10 @@ impl CsvOutlet {
         self.default_file_mode
     }
 
-    /// Groups the batch by target file (in order of first appearance) and
-    /// checks every payload is an object.
-    fn group<'a>(&'a self, records: &'a [Record]) -> Result<Vec<Group<'a>>, CsvOutletError> {
+    /// Groups the batch by target file (in order of first appearance);
+    /// a record that cannot be a row (its payload is not an object, its
+    /// `CSV_FILE` is not a string) is rejected.
+    fn group<'a>(&'a self, records: &'a [Record], rejected: &mut Rejected) -> Vec<Group<'a>> {
         let mut groups: Vec<Group<'a>> = Vec::new();
         let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
         let mut last: Option<(std::borrow::Cow<'a, Path>, usize)> = None;
@@ -260,18 +293,19 @@ impl CsvOutlet {
                 None => std::borrow::Cow::Borrowed(self.default_filepath.as_path()),
                 Some(Value::String(p)) => crate::common::metadata_path(self.base_dir.as_deref(), p),
                 Some(other) => {
-                    return Err(CsvOutletError::Metadata {
-                        index,
-                        found: json_kind(other),
-                    });
+                    let found = json_kind(other);
+                    rejected.reject(index, CsvOutletError::Metadata { index, found });
+                    continue;
                 }
             };
             let Value::Object(map) = &record.payload else {
-                return Err(CsvOutletError::NotAnObject {
+                let error = CsvOutletError::NotAnObject {
                     index,
                     path: path.to_path_buf(),
                     found: json_kind(&record.payload),
-                });
+                };
+                rejected.reject(index, error);
+                continue;
             };
             // Runs of records share a file; skip the hash lookup for them.
             let slot = match last {
@@ -289,10 +323,17 @@ impl CsvOutlet {
             last = Some((path, slot));
             groups[slot].rows.push((index, map));
         }
-        Ok(groups)
+        groups
     }
 
-    fn encode(&self, group: &Group<'_>, existing: Existing) -> Result<Encoded, CsvOutletError> {
+    /// Encodes one file's rows; a row that cannot be written under the
+    /// file's header is rejected, the others are encoded.
+    fn encode(
+        &self,
+        group: &Group<'_>,
+        existing: Existing,
+        rejected: &mut Rejected,
+    ) -> Result<Encoded, CsvOutletError> {
         let path = &*group.path;
         let truncate = self.default_file_mode == FileMode::Truncate;
         let (file, header, needs_newline) = match existing {
@@ -312,40 +353,62 @@ impl CsvOutlet {
             path: path.to_path_buf(),
             source,
         };
-        let columns: Vec<&str> = match &header {
-            Some(header) => header.iter().map(String::as_str).collect(),
-            None => {
+        let columns: Vec<&str> = match (&header, &self.columns) {
+            (Some(header), Some(wanted)) if header != wanted => {
+                return Err(CsvOutletError::HeaderMismatch {
+                    path: path.to_path_buf(),
+                    header: header.clone(),
+                    columns: wanted.clone(),
+                });
+            }
+            (Some(header), _) => header.iter().map(String::as_str).collect(),
+            (None, Some(wanted)) => {
+                writer.write_record(wanted).map_err(encode_error)?;
+                wanted.iter().map(String::as_str).collect()
+            }
+            (None, None) => {
                 let columns = union_of_keys(&group.rows);
                 if columns.is_empty() {
                     // A header with no column would be written as one
                     // empty-named column and refuse every later row.
-                    return Err(CsvOutletError::NotAnObject {
-                        index: group.rows.first().map_or(0, |(i, _)| *i),
+                    for &(index, _) in &group.rows {
+                        let error = CsvOutletError::NotAnObject {
+                            index,
+                            path: path.to_path_buf(),
+                            found: "an empty object (no column to start the file's header with)",
+                        };
+                        rejected.reject(index, error);
+                    }
+                    return Ok(Encoded {
                         path: path.to_path_buf(),
-                        found: "an empty object (no column to start the file's header with)",
+                        file: None,
+                        truncate,
+                        bytes: Vec::new(),
                     });
                 }
                 writer.write_record(&columns).map_err(encode_error)?;
                 columns
             }
         };
-        let ignored =
-            encode_rows(
-                &mut writer,
-                path,
-                &columns,
-                &group.rows,
-                |index, column| match self.extra_columns {
-                    ExtraColumns::Ignore => Ok(()),
-                    ExtraColumns::Error => Err(CsvOutletError::UnknownColumn {
-                        index,
-                        column: column.to_owned(),
-                        path: path.to_path_buf(),
-                        header: columns.iter().map(|c| (*c).to_owned()).collect(),
-                    }),
-                },
-            )?;
-        if !ignored.is_empty() {
+        let ignored = encode_rows(
+            &mut writer,
+            path,
+            &columns,
+            &group.rows,
+            rejected,
+            |index, column| match self.extra_columns {
+                _ if self.columns.is_some() => Ok(()),
+                ExtraColumns::Ignore => Ok(()),
+                ExtraColumns::Error => Err(CsvOutletError::UnknownColumn {
+                    index,
+                    column: column.to_owned(),
+                    path: path.to_path_buf(),
+                    header: columns.iter().map(|c| (*c).to_owned()).collect(),
+                }),
+            },
+        )?;
+        // With `columns`, leaving the other keys out is what was asked for.
+        if !ignored.is_empty() && self.columns.is_none() {
             let mut names: Vec<&str> = ignored.into_iter().collect();
             names.sort_unstable();
             tracing::warn!(
@@ -392,13 +455,14 @@ fn same_keys(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
 }
 
 /// Encodes `rows` under `columns`. A key with no column is passed to
-/// `on_unknown`, which fails the encoding or lets it leave the value out;
+/// `on_unknown`, which rejects its row or lets it leave the value out;
 /// returns the keys that were left out.
 fn encode_rows<'a, W: Write>(
     writer: &mut csv::Writer<W>,
     path: &Path,
     columns: &[&str],
     rows: &[(usize, &'a Map<String, Value>)],
+    rejected: &mut Rejected,
     mut on_unknown: impl FnMut(usize, &str) -> Result<(), CsvOutletError>,
 ) -> Result<HashSet<&'a str>, CsvOutletError> {
     // Only the first of duplicate header names counts a key as placed.
@@ -411,7 +475,7 @@ fn encode_rows<'a, W: Write>(
     // Reused across rows so a row allocates nothing once they are warm.
     let mut row = csv::ByteRecord::with_capacity(256, columns.len());
     let mut scratch = Vec::with_capacity(64);
-    for &(index, map) in rows {
+    'rows: for &(index, map) in rows {
         row.clear();
         let in_column_order =
             map.len() == columns.len() && map.keys().zip(columns).all(|(k, c)| k == c);
@@ -428,7 +492,10 @@ fn encode_rows<'a, W: Write>(
             }
             if placed < map.len() {
                 for key in map.keys().filter(|k| !columns.contains(&k.as_str())) {
-                    on_unknown(index, key)?;
+                    if let Err(error) = on_unknown(index, key) {
+                        rejected.reject(index, error);
+                        continue 'rows;
+                    }
                     ignored.insert(key.as_str());
                 }
             }
@@ -507,6 +574,10 @@ fn inspect(path: &Path) -> Result<Existing, CsvOutletError> {
 
 fn write_encoded(encoded: Vec<Encoded>) -> Result<(), FileIoError> {
     for target in encoded {
+        if target.bytes.is_empty() && target.file.is_none() {
+            // Every row bound for a new file was rejected.
+            continue;
+        }
         let path = target.path.as_path();
         let (mut file, created) = match target.file {
             Some(file) => (file, false),
@@ -525,7 +596,8 @@ impl Outlet for CsvOutlet {
         if records.is_empty() {
             return Ok(());
         }
-        let groups = self.group(records)?;
+        let mut rejected = Rejected::new();
+        let groups = self.group(records, &mut rejected);
         let existing: Vec<Existing> = match self.default_file_mode {
             // Truncated files start over: nothing to read.
             FileMode::Truncate => groups.iter().map(|_| Existing::Absent).collect(),
@@ -544,12 +616,12 @@ impl Outlet for CsvOutlet {
         let encoded = groups
             .iter()
             .zip(existing)
-            .map(|(group, existing)| self.encode(group, existing))
+            .map(|(group, existing)| self.encode(group, existing, &mut rejected))
             .collect::<Result<Vec<_>, _>>()?;
         tokio::task::spawn_blocking(move || write_encoded(encoded))
             .await
             .map_err(CsvOutletError::from)?
             .map_err(CsvOutletError::from)?;
-        Ok(())
+        rejected.into_result()
     }
 }

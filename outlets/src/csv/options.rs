@@ -18,6 +18,9 @@ pub struct CsvOptions {
     pub mode: Option<String>,
     /// A key missing from the file's header: `"error"` (default) or `"ignore"`.
     pub extra_columns: Option<String>,
+    /// The columns to write, in order; other keys are left out. Default:
+    /// the records' keys in order of first appearance.
+    pub columns: Option<Vec<String>>,
 }
 
 pub(crate) fn register(registry: &mut Registry) {
@@ -33,10 +36,26 @@ pub(crate) fn register(registry: &mut Registry) {
                 .transpose()
                 .map_err(OptionError::of("extra_columns"))?
                 .unwrap_or_default();
-            Ok(CsvOutlet::new(cx.path("path", &o.path)?)
+            let mut outlet = CsvOutlet::new(cx.path("path", &o.path)?)
                 .base_dir(&cx.base_dir)
                 .file_mode(parse_mode(o.mode.as_deref())?)
-                .extra_columns(extra))
+                .extra_columns(extra);
+            if let Some(columns) = o.columns {
+                if columns.is_empty() {
+                    return Err(OptionError::new("columns", "must name at least one column").into());
+                }
+                if let Some(twice) = columns
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, c)| columns[..i].contains(c).then_some(c))
+                {
+                    return Err(
+                        OptionError::new("columns", format!("names `{twice}` twice")).into(),
+                    );
+                }
+                outlet = outlet.columns(columns);
+            }
+            Ok(outlet)
         },
     );
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use databay_core::testing::{OutletTester, StaticInlet};
-use databay_core::{InletHandle, Link, Outlet, Record, Update};
+use databay_core::{InletHandle, Link, Outlet, Record, Rejected, Update};
 use serde_json::{Value, json};
 
 use super::{CsvOutlet, CsvOutletError, ExtraColumns};
@@ -33,6 +33,18 @@ fn rows(path: impl AsRef<Path>) -> Vec<Vec<String>> {
 
 fn objects(values: &[Value]) -> Vec<Record> {
     values.iter().cloned().map(Record::new).collect()
+}
+
+/// The rejects of a push's error as (index, message); panics if the push
+/// failed for another reason.
+fn rejects(err: &databay_core::BoxError) -> Vec<(usize, String)> {
+    let rejected = err
+        .downcast_ref::<Rejected>()
+        .unwrap_or_else(|| panic!("not a per-record reject: {err}"));
+    rejected
+        .iter()
+        .map(|r| (r.index, r.error.to_string()))
+        .collect()
 }
 
 fn path_str(path: &Path) -> &str {
@@ -118,8 +130,8 @@ async fn special_characters_are_quoted_and_read_back_intact() {
         .collect();
     outlet.push(&records, &update()).await.unwrap();
     let rows = rows(&path);
-    assert_eq!(rows[0], ["n", "text"]);
-    let texts: Vec<&str> = rows[1..].iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(rows[0], ["text", "n"]);
+    let texts: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
     assert_eq!(texts, tricky);
     assert!(read(&path).contains("\"a \"\"quoted\"\" word\""));
 }
@@ -155,20 +167,44 @@ async fn values_are_rendered_by_type() {
 }
 
 #[tokio::test]
-async fn a_non_object_payload_names_the_record_and_file_and_writes_nothing() {
+async fn a_non_object_payload_is_rejected_naming_the_record_and_file_and_the_rest_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.csv");
     let mut outlet = CsvOutlet::new(&path);
-    let records = objects(&[json!({"a": 1}), json!([1, 2])]);
+    let records = objects(&[json!({"a": 1}), json!([1, 2]), json!({"a": 3})]);
     let err = outlet.push(&records, &update()).await.unwrap_err();
     assert_eq!(
-        err.to_string(),
-        format!(
-            "record 1 for `{}`: payload must be a JSON object to become a CSV row, found an array",
-            path.display()
-        )
+        rejects(&err),
+        [(
+            1,
+            format!(
+                "record 1 for `{}`: payload must be a JSON object to become a CSV row, found an array",
+                path.display()
+            )
+        )]
     );
-    assert!(!path.exists(), "the valid record before it was not written");
+    assert_eq!(read(&path), "a\n1\n3\n", "the good records are written");
+}
+
+/// The batch of the issue's report: ids 4 and 6 shared a batch with a
+/// number and were lost with it.
+#[tokio::test]
+async fn only_the_offending_records_of_a_batch_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "id\n").unwrap();
+    let mut outlet = CsvOutlet::new(&path);
+    let records = objects(&[
+        json!({"id": 4}),
+        json!(5),
+        json!({"id": 6}),
+        json!({"id": 7, "extra": true}),
+        json!({"id": 8}),
+    ]);
+    let err = outlet.push(&records, &update()).await.unwrap_err();
+    let indexes: Vec<usize> = rejects(&err).into_iter().map(|(i, _)| i).collect();
+    assert_eq!(indexes, [1, 3]);
+    assert_eq!(read(&path), "id\n4\n6\n8\n");
 }
 
 #[tokio::test]
@@ -188,12 +224,12 @@ async fn csv_file_metadata_routes_records_to_files_with_their_own_headers() {
     outlet.push(&records, &update()).await.unwrap();
     outlet.push(&records, &update()).await.unwrap();
     assert_eq!(read(&cats), "cat\ntom\nkit\ntom\nkit\n");
-    assert_eq!(read(&dogs), "age,dog\n3,rex\n3,rex\n");
+    assert_eq!(read(&dogs), "dog,age\nrex,3\nrex,3\n");
     assert_eq!(read(&default), "other\n1\n1\n");
 }
 
 #[tokio::test]
-async fn an_unknown_column_fails_the_whole_batch_by_default() {
+async fn an_unknown_column_rejects_its_record_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.csv");
     fs::write(&path, "id,name\n0,old\n").unwrap();
@@ -204,23 +240,31 @@ async fn an_unknown_column_fails_the_whole_batch_by_default() {
     ]);
     let err = outlet.push(&records, &update()).await.unwrap_err();
     assert_eq!(
-        err.to_string(),
-        format!(
-            "record 1: column `color` is not in the header of `{}` (id,name); nothing was \
-             written (set extra_columns = \"ignore\" to drop such values)",
-            path.display()
-        )
+        rejects(&err),
+        [(
+            1,
+            format!(
+                "record 1: column `color` is not in the header of `{}` (id,name); the record \
+                 was not written (set extra_columns = \"ignore\" to drop such values)",
+                path.display()
+            )
+        )]
     );
-    let typed = err.downcast_ref::<CsvOutletError>().unwrap();
+    let typed = err
+        .downcast_ref::<Rejected>()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
     assert!(matches!(
-        typed,
-        CsvOutletError::UnknownColumn { index: 1, .. }
+        typed.error.downcast_ref::<CsvOutletError>(),
+        Some(CsvOutletError::UnknownColumn { index: 1, .. })
     ));
-    assert_eq!(read(&path), "id,name\n0,old\n", "no partial batch");
+    assert_eq!(read(&path), "id,name\n0,old\n1,ok\n");
 }
 
 #[tokio::test]
-async fn an_unknown_column_in_another_file_stops_every_file_of_the_push() {
+async fn an_unknown_column_in_another_file_rejects_only_that_record() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first.csv");
     let second = dir.path().join("second.csv");
@@ -230,8 +274,9 @@ async fn an_unknown_column_in_another_file_stops_every_file_of_the_push() {
         Record::new(json!({"id": 1})),
         Record::new(json!({"id": 2, "x": 0})).with_meta(CsvOutlet::CSV_FILE, path_str(&second)),
     ];
-    outlet.push(&records, &update()).await.unwrap_err();
-    assert!(!first.exists());
+    let err = outlet.push(&records, &update()).await.unwrap_err();
+    assert_eq!(rejects(&err).len(), 1);
+    assert_eq!(read(&first), "id\n1\n");
     assert_eq!(read(&second), "id\n");
 }
 
@@ -277,14 +322,83 @@ async fn truncate_mode_rewrites_header_and_rows_on_every_push() {
 }
 
 #[tokio::test]
-async fn a_failed_push_in_truncate_mode_leaves_the_file_alone() {
+async fn a_header_other_than_columns_fails_the_push_before_any_file_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "id\n1\n").unwrap();
+    let other = dir.path().join("other.csv");
+    fs::write(&other, "name\nx\n").unwrap();
+    let mut outlet = CsvOutlet::new(&path).columns(["id"]);
+    let records = vec![
+        Record::new(json!({"id": 2})),
+        Record::new(json!({"id": 3})).with_meta(CsvOutlet::CSV_FILE, path_str(&other)),
+    ];
+    let err = outlet.push(&records, &update()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`{}` has the header name but the outlet's columns are id: nothing was written to \
+             it (write to a new file, or make `columns` match the header)",
+            other.display()
+        )
+    );
+    assert_eq!(read(&path), "id\n1\n");
+    assert_eq!(read(&other), "name\nx\n");
+}
+
+#[tokio::test]
+async fn a_rejected_record_in_truncate_mode_does_not_stop_the_rewrite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.csv");
     fs::write(&path, "id\n1\n").unwrap();
     let mut outlet = CsvOutlet::new(&path).file_mode(FileMode::Truncate);
     let records = objects(&[json!({"id": 2}), json!("not an object")]);
+    let err = outlet.push(&records, &update()).await.unwrap_err();
+    assert_eq!(rejects(&err)[0].0, 1);
+    assert_eq!(read(&path), "id\n2\n");
+}
+
+#[tokio::test]
+async fn a_failed_push_in_truncate_mode_leaves_the_file_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    fs::write(&path, "id\n1\n").unwrap();
+    // A directory where the second file should be: the push fails.
+    let blocked = dir.path().join("blocked.csv");
+    fs::create_dir(&blocked).unwrap();
+    let mut outlet = CsvOutlet::new(&path).file_mode(FileMode::Truncate);
+    let records = vec![
+        Record::new(json!({"id": 2})).with_meta(CsvOutlet::CSV_FILE, path_str(&blocked)),
+        Record::new(json!({"id": 3})),
+    ];
     outlet.push(&records, &update()).await.unwrap_err();
     assert_eq!(read(&path), "id\n1\n");
+}
+
+#[tokio::test]
+async fn columns_select_and_order_the_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let mut outlet = CsvOutlet::new(&path).columns(["user", "id"]);
+    let records = objects(&[
+        json!({"id": 1, "user": "ann", "amount": 3}),
+        json!({"amount": 4, "id": 2}),
+    ]);
+    outlet.push(&records, &update()).await.unwrap();
+    outlet.push(&records[..1], &update()).await.unwrap();
+    assert_eq!(read(&path), "user,id\nann,1\n,2\nann,1\n");
+}
+
+#[tokio::test]
+async fn the_header_keeps_the_payloads_key_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let record: Value = serde_json::from_str(r#"{"id":1,"user":"u1","amount":2.5}"#).unwrap();
+    CsvOutlet::new(&path)
+        .push(&[Record::new(record)], &update())
+        .await
+        .unwrap();
+    assert_eq!(read(&path), "id,user,amount\n1,u1,2.5\n");
 }
 
 #[tokio::test]
@@ -393,8 +507,11 @@ async fn a_non_string_csv_file_names_the_record() {
     let records = vec![Record::new(json!({"id": 1})).with_meta(CsvOutlet::CSV_FILE, true)];
     let err = outlet.push(&records, &update()).await.unwrap_err();
     assert_eq!(
-        err.to_string(),
-        "record 0: metadata `CsvOutlet.CSV_FILE` must be a string, found a boolean"
+        rejects(&err),
+        [(
+            0,
+            "record 0: metadata `CsvOutlet.CSV_FILE` must be a string, found a boolean".into()
+        )]
     );
 }
 
@@ -646,7 +763,7 @@ async fn a_read_only_file_fails_naming_it_and_is_left_as_it_was() {
 }
 
 #[tokio::test]
-async fn bad_metadata_and_payloads_name_the_record_and_write_nothing() {
+async fn bad_metadata_and_payloads_are_rejected_naming_the_record() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.csv");
     for (record, expect) in [
@@ -662,14 +779,16 @@ async fn bad_metadata_and_payloads_name_the_record_and_write_nothing() {
         (Record::new(json!("text")), "record 1 for"),
         (Record::new(Value::Null), "record 1 for"),
     ] {
+        let _ = fs::remove_file(&path);
         let records = vec![Record::new(json!({"a": 0})), record];
-        let e = CsvOutlet::new(&path)
+        let err = CsvOutlet::new(&path)
             .push(&records, &update())
             .await
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with(expect), "{e}");
-        assert!(!path.exists(), "{e}: something was written");
+            .unwrap_err();
+        let rejects = rejects(&err);
+        assert_eq!(rejects.len(), 1, "{err}");
+        assert!(rejects[0].1.starts_with(expect), "{err}");
+        assert_eq!(read(&path), "a\n0\n", "{err}: the good record is written");
     }
 }
 

@@ -15,6 +15,7 @@ use crate::RecordError;
 #[cfg(feature = "jq")]
 use crate::jq::JqProgram;
 use crate::pointer::Pointer;
+use crate::value::write_canonical;
 use databay_component::{BuildContext, OptionError, Registry};
 
 const SUMMARY: &str =
@@ -140,12 +141,12 @@ impl GroupBy {
         self.buf.clear();
         let result = match &self.key {
             GroupKey::Pointer(p) => {
-                serde_json::to_writer(&mut self.buf, p.get(payload).unwrap_or(&Value::Null))
+                write_canonical(&mut self.buf, p.get(payload).unwrap_or(&Value::Null))
             }
             #[cfg(feature = "jq")]
             GroupKey::Jq(program) => {
                 let key = program.first(payload).map_err(|e| e.to_string())?;
-                serde_json::to_writer(&mut self.buf, &key.unwrap_or(Value::Null))
+                write_canonical(&mut self.buf, &key.unwrap_or(Value::Null))
             }
         };
         result.map_err(|e| format!("cannot write the key as JSON: {e}"))
@@ -251,6 +252,22 @@ mod tests {
                 ],
             ]
         );
+    }
+
+    #[test]
+    fn equal_keys_group_together_whatever_their_key_order_or_spelling() {
+        let mut g = GroupBy::pointer("/k").unwrap();
+        let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap();
+        let batch = records(&[
+            parse(r#"{"k": {"b": 1, "a": [2.50]}}"#),
+            parse(r#"{"k": {"a": [2.5], "b": 1}}"#),
+            parse(r#"{"k": 18446744073709551617}"#),
+            parse(r#"{"k": 18446744073709551616}"#),
+            parse(r#"{"k": 1}"#),
+            parse(r#"{"k": 1.0}"#),
+        ]);
+        let sizes: Vec<usize> = g.group(vec![batch]).unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 1, 1, 1, 1]);
     }
 
     #[test]
