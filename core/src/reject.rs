@@ -112,7 +112,13 @@ impl fmt::Display for Rejected {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            write!(f, "record {}: {}", r.index, r.error)?;
+            // Outlets' errors usually name the record already.
+            let message = r.error.to_string();
+            if message.starts_with(&format!("record {}", r.index)) {
+                f.write_str(&message)?;
+            } else {
+                write!(f, "record {}: {message}", r.index)?;
+            }
         }
         if n > LISTED {
             write!(f, "; and {} more", n - LISTED)?;
@@ -152,6 +158,12 @@ mod tests {
         let mut one = Rejected::new();
         one.reject(0, "no");
         assert_eq!(one.to_string(), "1 record rejected: record 0: no");
+        let mut named = Rejected::new();
+        named.reject(3, "record 3 for `x.csv`: bad");
+        assert_eq!(
+            named.to_string(),
+            "1 record rejected: record 3 for `x.csv`: bad"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use databay_core::{BoxError, Outlet, Record, Update, async_trait};
+use databay_core::{BoxError, Outlet, Record, Rejected, Update, async_trait};
 use serde_json::Value;
 
 use crate::common::{FileIoError, json_kind, open_for_write, sync};
@@ -153,8 +153,12 @@ impl FileOutlet {
     }
 
     /// Renders the batch into one buffer of lines per target file, in the
-    /// order files are first named.
-    fn render(&self, records: &[Record]) -> Result<Vec<Target>, FileOutletError> {
+    /// order files are first named; a record with bad metadata is rejected.
+    fn render(
+        &self,
+        records: &[Record],
+        rejected: &mut Rejected,
+    ) -> Result<Vec<Target>, FileOutletError> {
         let mut targets: Vec<Target> = Vec::new();
         let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
         for (index, record) in records.iter().enumerate() {
@@ -162,24 +166,26 @@ impl FileOutlet {
                 None => std::borrow::Cow::Borrowed(self.default_filepath.as_path()),
                 Some(Value::String(p)) => crate::common::metadata_path(self.base_dir.as_deref(), p),
                 Some(other) => {
-                    return Err(FileOutletError::Metadata {
-                        index,
-                        key: Self::FILEPATH,
-                        found: json_kind(other),
-                    });
+                    let found = json_kind(other);
+                    let key = Self::FILEPATH;
+                    rejected.reject(index, FileOutletError::Metadata { index, key, found });
+                    continue;
                 }
             };
             let mode = match record.meta(Self::FILE_MODE) {
                 None => self.default_file_mode,
-                Some(Value::String(m)) => m
-                    .parse()
-                    .map_err(|source| FileOutletError::Mode { index, source })?,
+                Some(Value::String(m)) => match m.parse() {
+                    Ok(mode) => mode,
+                    Err(source) => {
+                        rejected.reject(index, FileOutletError::Mode { index, source });
+                        continue;
+                    }
+                },
                 Some(other) => {
-                    return Err(FileOutletError::Metadata {
-                        index,
-                        key: Self::FILE_MODE,
-                        found: json_kind(other),
-                    });
+                    let found = json_kind(other);
+                    let key = Self::FILE_MODE;
+                    rejected.reject(index, FileOutletError::Metadata { index, key, found });
+                    continue;
                 }
             };
             let slot = *by_path
@@ -227,11 +233,12 @@ impl Outlet for FileOutlet {
         if records.is_empty() {
             return Ok(());
         }
-        let targets = self.render(records)?;
+        let mut rejected = Rejected::new();
+        let targets = self.render(records, &mut rejected)?;
         tokio::task::spawn_blocking(move || write_targets(targets))
             .await
             .map_err(FileOutletError::from)?
             .map_err(FileOutletError::from)?;
-        Ok(())
+        rejected.into_result()
     }
 }

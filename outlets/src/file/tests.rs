@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use databay_core::testing::OutletTester;
-use databay_core::{Outlet, Record, Update};
+use databay_core::{Outlet, Record, Rejected, Update};
 use serde_json::{Value, json};
 
 use super::{FileOutlet, FileOutletError};
@@ -158,7 +158,7 @@ async fn creates_missing_parent_directories() {
 }
 
 #[tokio::test]
-async fn a_bad_mode_names_the_record_and_writes_nothing() {
+async fn a_bad_mode_rejects_the_record_naming_it_and_the_rest_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.txt");
     let mut outlet = FileOutlet::new(&path);
@@ -169,10 +169,14 @@ async fn a_bad_mode_names_the_record_and_writes_nothing() {
     let err = outlet.push(&records, &update()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "record 1: metadata `FileOutlet.FILE_MODE`: unknown file mode `r+`: \
-         expected \"a\" (append) or \"w\" (truncate)"
+        "1 record rejected: record 1: metadata `FileOutlet.FILE_MODE`: unknown file mode \
+         `r+`: expected \"a\" (append) or \"w\" (truncate)"
     );
-    assert!(!path.exists());
+    assert!(
+        err.downcast_ref::<Rejected>()
+            .is_some_and(|r| r.contains(1))
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), "1\n");
 }
 
 #[tokio::test]
@@ -183,7 +187,7 @@ async fn a_non_string_path_names_the_record() {
     let err = outlet.push(&records, &update()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "record 0: metadata `FileOutlet.FILEPATH` must be a string, found a number"
+        "1 record rejected: record 0: metadata `FileOutlet.FILEPATH` must be a string, found a number"
     );
 }
 
@@ -238,7 +242,7 @@ async fn passes_the_outlet_checks() {
 // --- bad metadata, odd paths, unusual characters ---
 
 #[tokio::test]
-async fn non_string_file_metadata_names_the_record_and_writes_nothing() {
+async fn non_string_file_metadata_rejects_the_record_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.txt");
     for (key, value) in [
@@ -249,6 +253,7 @@ async fn non_string_file_metadata_names_the_record_and_writes_nothing() {
         (FileOutlet::FILE_MODE, json!(1)),
         (FileOutlet::FILE_MODE, json!("r+")),
     ] {
+        let _ = fs::remove_file(&path);
         let records = vec![Record::new(1), Record::new(2).with_meta(key, value.clone())];
         let e = FileOutlet::new(&path)
             .push(&records, &update())
@@ -256,10 +261,10 @@ async fn non_string_file_metadata_names_the_record_and_writes_nothing() {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("record 1: metadata") && e.contains(key),
+            e.starts_with("1 record rejected: record 1: metadata") && e.contains(key),
             "{value}: {e}"
         );
-        assert!(!path.exists(), "{e}: something was written");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "1\n", "{e}");
     }
 }
 

@@ -11,7 +11,7 @@ use databay_component::OptionError;
 use databay_component::postgres::{
     ColumnType, Connector, Param, PgError, quote_identifier, quote_table, to_param,
 };
-use databay_core::{BoxError, Outlet, Record, Update, async_trait};
+use databay_core::{BoxError, Outlet, Record, Rejected, Update, async_trait};
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
@@ -90,7 +90,7 @@ pub enum PostgresOutletError {
     },
     /// A record's value cannot go into its column; nothing of the push
     /// was written.
-    #[error("record {index}, column `{column}`: {message}; nothing of this push was written")]
+    #[error("record {index}, column `{column}`: {message}")]
     BadRecord {
         /// Index of the record in the pushed batch, from 0.
         index: usize,
@@ -121,9 +121,11 @@ struct Connected {
 /// Writes records into a PostgreSQL table.
 ///
 /// Each push runs in one transaction: every record is converted first (a
-/// bad one fails the push naming its index and column, before anything is
-/// sent), then multi-row `INSERT`s of `batch_size` rows each, then `COMMIT`,
-/// so a push that returns `Ok` is durable and one that fails left nothing.
+/// record whose value does not fit its column is rejected, naming its index
+/// and column, and the others are written), then multi-row `INSERT`s of
+/// `batch_size` rows each, then `COMMIT`, so the rows of a push that
+/// returns (or rejects some records) are durable and a push that fails
+/// left nothing.
 /// Connects in `on_start` (reading the table's column types once), and
 /// reconnects on the next push after the connection dropped.
 pub struct PostgresOutlet {
@@ -319,13 +321,15 @@ impl PostgresOutlet {
         Ok(())
     }
 
-    /// Every record's row of parameters, or the first bad record.
+    /// Every good record's row of parameters, with its index; a record
+    /// whose value does not fit its column is rejected.
     fn rows<'a>(
         columns: &[Column],
         records: &'a [Record],
-    ) -> Result<Vec<Vec<Param<'a>>>, PostgresOutletError> {
+        rejected: &mut Rejected,
+    ) -> Vec<(usize, Vec<Param<'a>>)> {
         let mut rows = Vec::with_capacity(records.len());
-        for (index, record) in records.iter().enumerate() {
+        'records: for (index, record) in records.iter().enumerate() {
             let mut row = Vec::with_capacity(columns.len());
             for c in columns {
                 let value = record.payload.pointer(&c.pointer);
@@ -335,20 +339,30 @@ impl PostgresOutlet {
                     message,
                 };
                 if c.not_null && value.is_none_or(Value::is_null) {
-                    return Err(bad(if value.is_none() {
-                        format!(
-                            "the payload has no `{}` and the column is NOT NULL",
-                            c.pointer
-                        )
-                    } else {
-                        format!("`{}` is null and the column is NOT NULL", c.pointer)
-                    }));
+                    rejected.reject(
+                        index,
+                        bad(if value.is_none() {
+                            format!(
+                                "the payload has no `{}` and the column is NOT NULL",
+                                c.pointer
+                            )
+                        } else {
+                            format!("`{}` is null and the column is NOT NULL", c.pointer)
+                        }),
+                    );
+                    continue 'records;
                 }
-                row.push(to_param(value, c.ty).map_err(bad)?);
+                match to_param(value, c.ty) {
+                    Ok(param) => row.push(param),
+                    Err(message) => {
+                        rejected.reject(index, bad(message));
+                        continue 'records;
+                    }
+                }
             }
-            rows.push(row);
+            rows.push((index, row));
         }
-        Ok(rows)
+        rows
     }
 
     /// For `DO UPDATE`: one row per key (the last record wins), since
@@ -357,14 +371,14 @@ impl PostgresOutlet {
         &self,
         columns: &[Column],
         records: &'a [Record],
-        rows: Vec<Vec<Param<'a>>>,
+        rows: Vec<(usize, Vec<Param<'a>>)>,
     ) -> Vec<Vec<Param<'a>>> {
         let Some(on_conflict) = self
             .on_conflict
             .as_ref()
             .filter(|o| o.action == ConflictAction::Update)
         else {
-            return rows;
+            return rows.into_iter().map(|(_, row)| row).collect();
         };
         let keys: Vec<&Column> = columns
             .iter()
@@ -372,7 +386,8 @@ impl PostgresOutlet {
             .collect();
         let mut slot_of: HashMap<Vec<Option<&Value>>, usize> = HashMap::new();
         let mut out: Vec<Vec<Param<'a>>> = Vec::with_capacity(rows.len());
-        for (record, row) in records.iter().zip(rows) {
+        for (index, row) in rows {
+            let record = &records[index];
             let key: Vec<Option<&Value>> = keys
                 .iter()
                 .map(|c| record.payload.pointer(&c.pointer))
@@ -393,13 +408,18 @@ impl PostgresOutlet {
         out
     }
 
-    async fn write(&mut self, records: &[Record]) -> Result<(), PostgresOutletError> {
+    /// Writes the good records in one transaction; returns the rejected.
+    async fn write(&mut self, records: &[Record]) -> Result<Rejected, PostgresOutletError> {
         if self.connected.as_ref().is_none_or(|c| c.client.is_closed()) {
             self.connected = None;
             self.connect().await?;
         }
         let columns = self.columns.clone().unwrap_or_default();
-        let rows = Self::rows(&columns, records)?;
+        let mut rejected = Rejected::new();
+        let rows = Self::rows(&columns, records, &mut rejected);
+        if rows.is_empty() {
+            return Ok(rejected);
+        }
         let rows = self.last_per_key(&columns, records, rows);
         let batch_size = self.batch_size;
         let quoted = self.quoted_table();
@@ -412,7 +432,7 @@ impl PostgresOutlet {
             partial,
         }) = self.connected.as_mut()
         else {
-            return Ok(());
+            return Ok(rejected);
         };
         let tx = client
             .transaction()
@@ -453,7 +473,7 @@ impl PostgresOutlet {
         tx.commit().await.map_err(|e| {
             connector.error(format!("committing {} rows into `{table}`", rows.len()), e)
         })?;
-        Ok(())
+        Ok(rejected)
     }
 }
 
@@ -465,7 +485,7 @@ impl Outlet for PostgresOutlet {
         }
         self.check()?;
         match self.write(records).await {
-            Ok(()) => Ok(()),
+            Ok(rejected) => rejected.into_result(),
             Err(e) => {
                 // After a server-side failure the next push starts on a
                 // fresh connection: the driver may not have noticed yet

@@ -268,7 +268,7 @@ async fn json_column_takes_the_whole_payload() {
 }
 
 #[tokio::test]
-async fn a_bad_record_names_its_index_and_column_and_nothing_is_written() {
+async fn a_bad_record_is_rejected_naming_its_index_and_column_and_the_rest_is_written() {
     let client = testing::client().await;
     let table = TestTable::create(
         &client,
@@ -301,19 +301,39 @@ async fn a_bad_record_names_its_index_and_column_and_nothing_is_written() {
         ),
         (
             json!({"id": 2, "note": {"a": 1}}),
-            "record 1, column `note`: expected a string, found an object",
+            "record 1, column `note`: expected a string, found an object (objects and \
+             arrays go into json or jsonb columns)",
         ),
     ];
+    let n = cases.len() as i64;
     for (bad, want) in cases {
         let batch = records(&[json!({"id": 1, "amount": 1}), bad]);
-        let e = outlet
-            .push(&batch, &update())
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with(want), "{e}");
+        let err = outlet.push(&batch, &update()).await.unwrap_err();
+        let rejected = err
+            .downcast_ref::<databay_core::Rejected>()
+            .unwrap_or_else(|| panic!("not a reject: {err}"));
+        let rejects: Vec<(usize, String)> = rejected
+            .iter()
+            .map(|r| (r.index, r.error.to_string()))
+            .collect();
+        assert_eq!(rejects, [(1, want.to_owned())]);
     }
-    assert_eq!(count(&client, &table).await, 0);
+    assert_eq!(
+        count(&client, &table).await,
+        n,
+        "each push wrote its good record"
+    );
+    // A push whose every record is bad writes nothing and says so.
+    let err = outlet
+        .push(&records(&[json!({"id": "x"})]), &update())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<databay_core::Rejected>()
+            .map(|r| r.len()),
+        Some(1)
+    );
+    assert_eq!(count(&client, &table).await, n);
 }
 
 #[tokio::test]
