@@ -32,6 +32,7 @@ fn planner_for(config: &Config) -> Result<Planner, databay_core::PlannerError> {
         .fold(
             Planner::builder()
                 .ignore_exceptions(config.daemon.ignore_exceptions)
+                .fail_fast(config.daemon.fail_fast)
                 .immediate_transfer(config.daemon.immediate_transfer)
                 .shutdown_grace(config.daemon.shutdown_grace.0),
             |b, l| b.link(l.link.clone()),
@@ -263,7 +264,15 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
                 None
             }
         };
-        if let Err(e) = planner.add_link(l.link).await {
+        // A replacement that cannot start leaves the old version running;
+        // a new link that cannot start is added as failed and retried
+        // (unless `fail_fast`).
+        let added = if old.is_some() {
+            planner.add_started_link(l.link).await
+        } else {
+            planner.add_link(l.link).await
+        };
+        if let Err(e) = added {
             match old {
                 Some(old) => {
                     tracing::error!(link = %name, "cannot start the link; keeping its old version: {e}");

@@ -62,7 +62,9 @@ pub use async_trait::async_trait;
 pub use buffer::Buffer;
 pub use error::{BoxError, Failure, NodeError, NodeKind, PlannerError, TransferError};
 pub use inlet::{Inlet, InletBuilder, InletHandle, Pull};
-pub use link::{Link, LinkBuilder, LinkState, NodeStats, TransferReport};
+pub use link::{
+    BackoffPolicy, Link, LinkBuilder, LinkState, NodeStats, REPEAT_WINDOW, TransferReport,
+};
 pub use outlet::{Delivered, DeliveryError, Outlet, OutletBuilder, OutletHandle};
 pub use planner::{Planner, PlannerBuilder};
 pub use processor::{Context, Grouper, Processor, Trigger};

@@ -23,6 +23,7 @@ struct Entry {
 
 struct Inner {
     ignore_exceptions: bool,
+    fail_fast: bool,
     immediate_transfer: bool,
     stop_when_finished: bool,
     shutdown_grace: Duration,
@@ -40,6 +41,7 @@ struct Inner {
 /// Configures a [`Planner`].
 pub struct PlannerBuilder {
     ignore_exceptions: bool,
+    fail_fast: bool,
     immediate_transfer: bool,
     stop_when_finished: bool,
     shutdown_grace: Duration,
@@ -58,6 +60,16 @@ impl PlannerBuilder {
     /// gracefully and `start` returns the error.
     pub fn ignore_exceptions(mut self, yes: bool) -> Self {
         self.ignore_exceptions = yes;
+        self
+    }
+
+    /// Stop when a link's inlets or outlets cannot be started: `start`
+    /// returns that error and no link runs (and `add_link` refuses the
+    /// link). Default `false`: the link is reported (state
+    /// [`Failed`](crate::LinkState::Failed), its error counted and logged),
+    /// its start is tried again with backoff, and the other links run.
+    pub fn fail_fast(mut self, yes: bool) -> Self {
+        self.fail_fast = yes;
         self
     }
 
@@ -87,6 +99,7 @@ impl PlannerBuilder {
         let planner = Planner {
             inner: Arc::new(Inner {
                 ignore_exceptions: self.ignore_exceptions,
+                fail_fast: self.fail_fast,
                 immediate_transfer: self.immediate_transfer,
                 stop_when_finished: self.stop_when_finished,
                 shutdown_grace: self.shutdown_grace,
@@ -150,6 +163,7 @@ impl Planner {
     pub fn builder() -> PlannerBuilder {
         PlannerBuilder {
             ignore_exceptions: false,
+            fail_fast: false,
             immediate_transfer: true,
             stop_when_finished: false,
             shutdown_grace: Duration::from_secs(30),
@@ -187,8 +201,21 @@ impl Planner {
     }
 
     /// Adds a link; if the planner is running the link's nodes are started
-    /// and it is scheduled at once.
+    /// and it is scheduled at once. A link whose start fails is refused
+    /// with [`fail_fast`](PlannerBuilder::fail_fast); otherwise it is added
+    /// as [`Failed`](crate::LinkState::Failed) and its start retried.
     pub async fn add_link(&self, link: Link) -> Result<(), PlannerError> {
+        self.add(link, self.inner.fail_fast).await
+    }
+
+    /// Adds a link, refusing it if the planner is running and the link's
+    /// start fails, whatever `fail_fast` says: for replacing a working
+    /// link, which should then stay.
+    pub async fn add_started_link(&self, link: Link) -> Result<(), PlannerError> {
+        self.add(link, true).await
+    }
+
+    async fn add(&self, link: Link, refuse_failed_start: bool) -> Result<(), PlannerError> {
         {
             let mut entries = lock(&self.inner.links);
             if entries.iter().any(|e| e.link.name() == link.name()) {
@@ -201,8 +228,11 @@ impl Planner {
         }
         if self.running() {
             if let Err(e) = link.start().await {
-                lock(&self.inner.links).retain(|e| !e.link.same_as(&link));
-                return Err(e.into());
+                if refuse_failed_start {
+                    lock(&self.inner.links).retain(|e| !e.link.same_as(&link));
+                    return Err(e.into());
+                }
+                link.start_failed(&e);
             }
             if !self.spawn_driver(&link) {
                 // The planner stopped while the link was starting: it stays
@@ -359,6 +389,11 @@ impl Planner {
         let mut started: Vec<&Link> = Vec::new();
         for link in &links {
             if let Err(e) = link.start().await {
+                if !self.inner.fail_fast {
+                    // Its driver tries again; the other links run.
+                    link.start_failed(&e);
+                    continue;
+                }
                 tracing::error!("{e}");
                 for l in started {
                     l.shutdown().await;

@@ -98,6 +98,8 @@ impl Counters {
             records_failed: self.records_failed.load(Relaxed),
             records_rejected: self.records_rejected.load(Relaxed),
             errors: self.errors.load(Relaxed),
+            consecutive_failures: 0,
+            backoff_until: None,
             last_success: (ms > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
             last_error: lock(&self.last_error).clone(),
             duration: self.duration.snapshot(),
@@ -132,6 +134,10 @@ pub struct LinkStats {
     pub records_rejected: u64,
     /// Node errors, ignored or not.
     pub errors: u64,
+    /// Failed transfers (or starts) since the last success.
+    pub consecutive_failures: u64,
+    /// Until when the link backs off after failures, if it does.
+    pub backoff_until: Option<SystemTime>,
     /// When a transfer last completed.
     pub last_success: Option<SystemTime>,
     /// The last error's message.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::{Behaviour, Probe, ProbeLog, eventually, ms, run};
 use databay_core::testing::{CollectOutlet, StaticInlet};
 use databay_core::{
-    BoxError, Buffer, Inlet, InletHandle, Link, LinkState, OutletHandle, Planner, PlannerError,
-    Pull, Schedule, Update, async_trait,
+    BackoffPolicy, BoxError, Buffer, Inlet, InletHandle, Link, LinkState, OutletHandle, Planner,
+    PlannerError, Pull, Schedule, Update, async_trait,
 };
 use serde_json::json;
 
@@ -357,6 +357,7 @@ async fn ignore_exceptions_on_the_planner_keeps_links_running() {
     let bad_link = Link::builder("bad")
         .inlet(bad)
         .every(ms(100))
+        .backoff(BackoffPolicy::none())
         .build()
         .unwrap();
     let planner = Planner::builder()
@@ -524,7 +525,7 @@ async fn cron_schedules_fire_on_the_wall_clock() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn hooks_failing_on_start_stop_the_planner_with_the_error() {
+async fn with_fail_fast_hooks_failing_on_start_stop_the_planner_with_the_error() {
     struct NoStart;
     #[databay_core::async_trait]
     impl databay_core::Inlet for NoStart {
@@ -539,11 +540,12 @@ async fn hooks_failing_on_start_stop_the_planner_with_the_error() {
         }
     }
     let out = CollectOutlet::new();
-    let planner = Planner::new([
-        Link::builder("ok").outlet(out.clone()).build().unwrap(),
-        Link::builder("broken").inlet(NoStart).build().unwrap(),
-    ])
-    .unwrap();
+    let planner = Planner::builder()
+        .fail_fast(true)
+        .link(Link::builder("ok").outlet(out.clone()).build().unwrap())
+        .link(Link::builder("broken").inlet(NoStart).build().unwrap())
+        .build()
+        .unwrap();
     let err = planner.start().await.unwrap_err().to_string();
     assert!(
         err.contains("link `broken`") && err.contains("on_start") && err.contains("/dev/nothing"),
@@ -920,4 +922,132 @@ async fn a_shared_outlet_with_a_buffer_is_flushed_once_for_both_links() {
     got.sort();
     assert_eq!(got, ["a", "a", "a", "b", "b", "b"]);
     assert_eq!(out.hook_counts(), (1, 1));
+}
+
+/// An inlet whose `on_start` fails until `fail_starts` reaches zero.
+struct FlakyStart {
+    fail_starts: Arc<std::sync::atomic::AtomicUsize>,
+    attempts: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait]
+impl Inlet for FlakyStart {
+    async fn pull(&mut self, _: &Update) -> Result<Pull, BoxError> {
+        Ok(Pull::values([1]))
+    }
+    async fn on_start(&mut self) -> Result<(), BoxError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        let left = self.fail_starts.load(Ordering::SeqCst);
+        if left > 0 {
+            self.fail_starts.store(left - 1, Ordering::SeqCst);
+            return Err("input file /data/in.ndjson does not exist".into());
+        }
+        Ok(())
+    }
+}
+
+/// A link whose start fails does not stop the others: it is `failed`
+/// with its error, tried again after 1 s, 2 s, 4 s, and runs once its
+/// start succeeds.
+#[tokio::test(start_paused = true)]
+async fn a_link_whose_start_fails_is_retried_with_backoff_while_the_others_run() {
+    let fail_starts = Arc::new(std::sync::atomic::AtomicUsize::new(3));
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flaky_out = CollectOutlet::new();
+    let flaky = Link::builder("flaky")
+        .inlet(FlakyStart {
+            fail_starts: fail_starts.clone(),
+            attempts: attempts.clone(),
+        })
+        .outlet(flaky_out.clone())
+        .every(ms(100))
+        .build()
+        .unwrap();
+    let (good, good_log) = Probe::new();
+    let planner = Planner::builder()
+        .link(flaky.clone())
+        .link(
+            Link::builder("good")
+                .inlet(good)
+                .every(ms(100))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let task = run(&planner);
+    tokio::time::sleep(ms(50)).await;
+    assert!(planner.running());
+    assert_eq!(flaky.state(), LinkState::Failed);
+    let stats = flaky.stats();
+    assert_eq!(stats.consecutive_failures, 1);
+    assert!(stats.backoff_until.is_some());
+    assert!(
+        stats
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("on_start") && e.contains("/data/in.ndjson")),
+        "{stats:?}"
+    );
+    // Tries at 0 s, 1 s, 3 s (1 + 2), then 7 s (3 + 4) succeeds.
+    tokio::time::sleep(ms(1_000)).await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    tokio::time::sleep(ms(2_000)).await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    assert!(flaky_out.records().is_empty());
+    tokio::time::sleep(ms(4_000)).await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 4);
+    tokio::time::sleep(ms(250)).await;
+    assert_eq!(flaky.state(), LinkState::Scheduled);
+    assert_eq!(flaky.stats().consecutive_failures, 0);
+    assert!(
+        !flaky_out.records().is_empty(),
+        "the link runs once started"
+    );
+    assert!(good_log.pulls() >= 70, "the good link ran all along");
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+}
+
+/// A link whose transfers keep failing waits 1 s, 2 s, 4 s ... between
+/// tries instead of failing on every 10 ms tick, and is back on its
+/// schedule after the first success.
+#[tokio::test(start_paused = true)]
+async fn a_failing_link_backs_off_and_resets_on_success() {
+    let (bad, bad_log) = Probe::with(Behaviour::Fail, Duration::ZERO);
+    let link = Link::builder("bad")
+        .inlet(bad)
+        .every(ms(10))
+        .build()
+        .unwrap();
+    let planner = Planner::builder()
+        .ignore_exceptions(true)
+        .link(link.clone())
+        .build()
+        .unwrap();
+    let task = run(&planner);
+    // Tries at 0, then the first tick after 1 s, 3 s, 7 s.
+    tokio::time::sleep(ms(7_500)).await;
+    assert_eq!(bad_log.pulls(), 4, "not one try per 10 ms tick");
+    let stats = link.stats();
+    assert_eq!((stats.transfers_failed, stats.consecutive_failures), (4, 4));
+    assert_eq!(stats.ticks_skipped, 0, "held-back ticks are not overruns");
+    let until = stats.backoff_until.expect("backing off");
+    let wait = until
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(
+        wait > Duration::from_secs(7) && wait <= Duration::from_secs(8),
+        "{wait:?}"
+    );
+    // A forced transfer is never held back; its success ends the backoff.
+    bad_log.heal();
+    planner.force_transfer().await;
+    assert_eq!(link.stats().consecutive_failures, 0);
+    assert_eq!(link.stats().backoff_until, None);
+    let before = bad_log.pulls();
+    tokio::time::sleep(ms(105)).await;
+    assert!(bad_log.pulls() >= before + 9, "back on the 10 ms schedule");
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use databay_core::{HISTOGRAM_BOUNDS, HistogramSnapshot, Link, LinkStats, NodeKind, Planner};
 use prometheus_client::collector::Collector;
@@ -274,6 +274,35 @@ pub(super) fn encode_links(
         family
             .encode_family(&[("link", l.label.as_str())])?
             .encode_gauge(&u32::from(l.paused))?;
+    }
+
+    let mut family = encoder.encode_descriptor(
+        "databay_link_consecutive_failures",
+        "Failed transfers (or starts) of the link in a row; 0 after a success.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for l in links {
+        family
+            .encode_family(&[("link", l.label.as_str())])?
+            .encode_gauge(&l.stats.consecutive_failures)?;
+    }
+
+    let mut family = encoder.encode_descriptor(
+        "databay_link_backoff_seconds",
+        "How long the link still waits after failures before trying again (0: not backing off).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for l in links {
+        let left = l
+            .stats
+            .backoff_until
+            .and_then(|u| u.duration_since(SystemTime::now()).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        family
+            .encode_family(&[("link", l.label.as_str())])?
+            .encode_gauge(&left)?;
     }
 
     type ReadNode = fn(&NodeMetrics) -> u64;

@@ -19,6 +19,10 @@ pub(super) struct LinkView {
     next_transfer: Option<String>,
     last_success: Option<String>,
     last_error: Option<String>,
+    /// Failed transfers (or starts) in a row; 0 when the last one worked.
+    consecutive_failures: u64,
+    /// Until when the link waits after failures before trying again.
+    backoff_until: Option<String>,
     counters: CountersView,
     components: Vec<databay_core::NodeStats>,
     summary: Option<ShapeView>,
@@ -57,6 +61,8 @@ impl LinkView {
             paused: link.is_paused(),
             next_transfer: link.next_transfer().and_then(rfc3339),
             last_success: stats.last_success.and_then(rfc3339),
+            consecutive_failures: stats.consecutive_failures,
+            backoff_until: stats.backoff_until.and_then(rfc3339),
             counters: CountersView {
                 transfers_ok: stats.transfers_ok,
                 transfers_failed: stats.transfers_failed,

@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use databay_component::{BuildContext, Registry};
-use databay_core::Link;
+use databay_core::{BackoffPolicy, Link};
 use serde::Deserialize;
 use serde::de::IntoDeserializer;
 use toml::Spanned;
@@ -293,6 +293,13 @@ impl<'t> Loader<'_, 't> {
         }
         if let Some(v) = settings.ignore_exceptions {
             builder = builder.ignore_exceptions(v);
+        }
+        if settings.backoff.is_some() || settings.max_backoff.is_some() {
+            let default = BackoffPolicy::default();
+            builder = builder.backoff(BackoffPolicy::new(
+                settings.backoff.map_or(default.initial, |d| d.0),
+                settings.max_backoff.map_or(default.max, |d| d.0),
+            ));
         }
         if let Some(v) = settings.inlet_concurrency {
             builder = builder.inlet_concurrency(v);

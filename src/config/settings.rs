@@ -30,6 +30,11 @@ pub struct DaemonSettings {
     /// Transfer once at start for links that want it (default true).
     #[serde(default = "yes")]
     pub immediate_transfer: bool,
+    /// Exit at startup when a link's inlets or outlets cannot be started
+    /// (default false: that link is reported `failed` and its start is
+    /// retried with backoff while the other links run).
+    #[serde(default)]
+    pub fail_fast: bool,
 }
 
 impl Default for DaemonSettings {
@@ -38,6 +43,7 @@ impl Default for DaemonSettings {
             shutdown_grace: default_grace(),
             ignore_exceptions: true,
             immediate_transfer: true,
+            fail_fast: false,
         }
     }
 }
@@ -117,6 +123,8 @@ pub(super) struct LinkSettings {
     pub(super) timezone: Option<String>,
     pub(super) immediate_transfer: Option<bool>,
     pub(super) ignore_exceptions: Option<bool>,
+    pub(super) backoff: Option<HumanDuration>,
+    pub(super) max_backoff: Option<HumanDuration>,
     pub(super) inlet_concurrency: Option<usize>,
     pub(super) inlet_timeout: Option<HumanDuration>,
     pub(super) outlet_timeout: Option<HumanDuration>,

@@ -12,6 +12,7 @@ mod config_errors;
 mod config_fuzz;
 mod durations;
 mod example_configs;
+mod failures;
 mod logs;
 mod once;
 mod plugins_cmd;

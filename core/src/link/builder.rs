@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::health::{BackoffPolicy, Health, Repeats};
 use super::{Control, InletSlot, Inner, Link, NamedGrouper, OutletSlot, Pipeline};
 use crate::inlet::InletHandle;
 use crate::outlet::OutletHandle;
@@ -23,6 +24,7 @@ pub struct LinkBuilder {
     groupers: Vec<NamedGrouper>,
     immediate_transfer: bool,
     ignore_exceptions: bool,
+    backoff: BackoffPolicy,
     inlet_concurrency: usize,
     inlet_timeout: Option<Duration>,
     outlet_timeout: Option<Duration>,
@@ -121,6 +123,14 @@ impl LinkBuilder {
         self
     }
 
+    /// How the link waits after failed transfers or a failed start
+    /// (default: 1 s, doubling, at most 5 min; a zero `initial` turns it
+    /// off).
+    pub fn backoff(mut self, policy: BackoffPolicy) -> Self {
+        self.backoff = policy;
+        self
+    }
+
     /// The link, or why its schedule is invalid.
     pub fn build(self) -> Result<Link, ScheduleError> {
         let schedule = self.schedule?;
@@ -133,6 +143,9 @@ impl LinkBuilder {
                 schedule,
                 immediate_transfer: self.immediate_transfer,
                 ignore_exceptions: self.ignore_exceptions,
+                backoff: self.backoff,
+                health: Mutex::new(Health::default()),
+                ignored_log: Mutex::new(Repeats::default()),
                 inlet_concurrency: self.inlet_concurrency,
                 inlet_timeout: self.inlet_timeout,
                 outlet_timeout: self.outlet_timeout,
@@ -167,6 +180,7 @@ impl Link {
             groupers: Vec::new(),
             immediate_transfer: true,
             ignore_exceptions: false,
+            backoff: BackoffPolicy::default(),
             inlet_concurrency: 0,
             inlet_timeout: None,
             outlet_timeout: None,

@@ -72,6 +72,24 @@ impl Link {
     pub(crate) async fn drive(self, immediate: bool, events: mpsc::UnboundedSender<LinkEvent>) {
         let inner = &*self.inner;
         let c = &inner.control;
+        // A link whose start failed tries again after its backoff; the
+        // other links of the planner run meanwhile.
+        while self.is_start_failed() {
+            if c.stop.load(Ordering::SeqCst) {
+                self.set_next_tick(None);
+                c.driving.store(false, Ordering::SeqCst);
+                return;
+            }
+            let at = self.start_retry_at();
+            self.set_next_tick(Some(at));
+            tokio::select! {
+                _ = tokio::time::sleep_until(at.into()) => {}
+                _ = c.wake.notified() => continue,
+            }
+            if let Err(e) = self.start().await {
+                self.start_failed(&e);
+            }
+        }
         let mut ticker = Ticker::new(inner.schedule.clone());
         let mut was_paused = self.is_paused();
         ticker.restart(crate::clock::now());
@@ -111,6 +129,22 @@ impl Link {
                 jitter = ticker.draw_jitter();
             }
             let tick = ticker.deadline(jitter);
+            // After failures the link backs off: ticks before the end of
+            // the wait are held back (not overrun, so not counted as
+            // skipped); the first tick after it runs.
+            let held = lock(&inner.health)
+                .until()
+                .filter(|until| tick.is_some_and(|t| t < *until));
+            if let Some(until) = held {
+                self.set_next_tick(Some(until));
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until.into()) => {}
+                    _ = c.wake.notified() => continue,
+                }
+                ticker.catch_up(crate::clock::now());
+                jitter = ticker.draw_jitter();
+                continue;
+            }
             self.set_next_tick(tick);
             let deadline = match (tick, self.pending_wakeup()) {
                 (Some(a), Some(b)) => Some(a.min(b)),

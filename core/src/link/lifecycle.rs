@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
+use super::health::{Verdict, error_key, repeats_note};
 use super::pull::Pulls;
 use super::{Link, LinkState, TransferReport};
 use crate::error::{NodeError, NodeKind, TransferError};
@@ -15,6 +16,8 @@ impl Link {
         let c = &self.inner.control;
         if c.finished.load(Ordering::SeqCst) {
             LinkState::Finished
+        } else if c.start_failed.load(Ordering::SeqCst) && c.driving.load(Ordering::SeqCst) {
+            LinkState::Failed
         } else if c.transferring.load(Ordering::SeqCst) {
             LinkState::Transferring
         } else if !c.driving.load(Ordering::SeqCst) {
@@ -56,7 +59,61 @@ impl Link {
         }
         *started = true;
         self.inner.control.finished.store(false, Ordering::SeqCst);
+        if self
+            .inner
+            .control
+            .start_failed
+            .swap(false, Ordering::SeqCst)
+        {
+            let (failures, repeats) = lock(&self.inner.health).succeeded();
+            tracing::info!(
+                link = %self.inner.name,
+                "link `{}` started after {failures} failed attempt{}{}",
+                self.inner.name,
+                if failures == 1 { "" } else { "s" },
+                repeats_note(repeats)
+            );
+        }
         Ok(())
+    }
+
+    /// Records that starting failed with `error`: counted, logged (repeats
+    /// left out), and the link waits its backoff before trying again
+    /// (state [`LinkState::Failed`] meanwhile).
+    pub(crate) fn start_failed(&self, error: &NodeError) {
+        let inner = &*self.inner;
+        inner.control.start_failed.store(true, Ordering::SeqCst);
+        inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+        inner.counters.set_last_error(error.to_string());
+        let (delay, verdict) =
+            lock(&inner.health).failed(&inner.backoff, error_key([error]), crate::clock::now());
+        // Without a backoff, a failed start is tried again a second later.
+        let delay = if delay.is_zero() {
+            std::time::Duration::from_secs(1)
+        } else {
+            delay
+        };
+        match verdict {
+            Verdict::Log { repeats } => tracing::error!(
+                link = %inner.name,
+                "{error}; the link does not run, trying again in {}{}",
+                crate::error::humanize(delay),
+                repeats_note(repeats)
+            ),
+            Verdict::Suppress => tracing::debug!(link = %inner.name, "{error} (a repeat)"),
+        }
+    }
+
+    /// When a link whose start failed tries again.
+    pub(crate) fn start_retry_at(&self) -> std::time::Instant {
+        lock(&self.inner.health)
+            .until()
+            .unwrap_or_else(|| crate::clock::now() + std::time::Duration::from_secs(1))
+    }
+
+    /// Whether the link waits to try its start again.
+    pub(crate) fn is_start_failed(&self) -> bool {
+        self.inner.control.start_failed.load(Ordering::SeqCst)
     }
 
     /// Shuts down every inlet and outlet this link started (each instance

@@ -5,6 +5,7 @@
 
 mod builder;
 mod driver;
+mod health;
 mod lifecycle;
 mod nodes;
 mod pull;
@@ -28,6 +29,8 @@ use crate::update::Update;
 
 pub use builder::LinkBuilder;
 pub(crate) use driver::LinkEvent;
+use health::Health;
+pub use health::{BackoffPolicy, REPEAT_WINDOW};
 
 /// What a completed transfer did.
 #[derive(Debug)]
@@ -63,6 +66,9 @@ pub enum LinkState {
     Paused,
     /// Every inlet is exhausted; the link flushed and stopped.
     Finished,
+    /// Starting its inlets and outlets failed (`last_error` says why); the
+    /// start is tried again after the backoff.
+    Failed,
 }
 
 /// Per-node counters of one link: every inlet and outlet reports the same
@@ -174,6 +180,8 @@ struct Control {
     driving: AtomicBool,
     transferring: AtomicBool,
     finished: AtomicBool,
+    /// Its last start failed and it waits to try again.
+    start_failed: AtomicBool,
     wake: Notify,
 }
 
@@ -183,6 +191,11 @@ struct Inner {
     schedule: Schedule,
     immediate_transfer: bool,
     ignore_exceptions: bool,
+    backoff: BackoffPolicy,
+    /// Failures in a row, the backoff and the log's repeat memory.
+    health: Mutex<Health>,
+    /// The log's memory of ignored errors, to leave out repeats.
+    ignored_log: Mutex<health::Repeats>,
     inlet_concurrency: usize,
     inlet_timeout: Option<Duration>,
     outlet_timeout: Option<Duration>,
@@ -297,7 +310,11 @@ impl Link {
 
     /// The link's counters.
     pub fn stats(&self) -> LinkStats {
-        self.inner.counters.snapshot()
+        let mut stats = self.inner.counters.snapshot();
+        let health = lock(&self.inner.health);
+        stats.consecutive_failures = u64::from(health.failures());
+        stats.backoff_until = health.until_wall();
+        stats
     }
 
     /// Whether every inlet has reported the end of its input.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tracing::Instrument;
 
+use super::health::{Verdict, error_key, repeats_note};
 use super::pull::Pulls;
 use super::{Link, OutletSlot, Pipeline, TransferReport};
 use crate::error::{NodeError, NodeKind, TransferError};
@@ -168,6 +169,21 @@ impl Link {
                     );
                 }
                 c.mark_success();
+                let (failures, repeats) = lock(&inner.health).succeeded();
+                if failures > 0 {
+                    // The timer may be waiting out the backoff: back to
+                    // the schedule.
+                    inner.control.wake.notify_one();
+                    tracing::info!(
+                        parent: &span,
+                        link = %inner.name,
+                        failures,
+                        "link `{}` recovered after {failures} failed attempt{}{}",
+                        inner.name,
+                        if failures == 1 { "" } else { "s" },
+                        repeats_note(repeats)
+                    );
+                }
                 Ok(TransferReport {
                     update,
                     records_in,
@@ -187,16 +203,35 @@ impl Link {
                     errors,
                 };
                 c.set_last_error(error.to_string());
-                if undelivered > 0 {
-                    tracing::error!(
+                let (delay, verdict) = lock(&inner.health).failed(
+                    &inner.backoff,
+                    error_key(&error.errors),
+                    crate::clock::now(),
+                );
+                let backoff = if delay.is_zero() {
+                    String::new()
+                } else {
+                    format!("; backing off {}", crate::error::humanize(delay))
+                };
+                let undelivered = if undelivered > 0 {
+                    format!(" ({undelivered} records not delivered)")
+                } else {
+                    String::new()
+                };
+                match verdict {
+                    Verdict::Log { repeats } => tracing::error!(
                         parent: &span,
                         link = %inner.name,
                         update = %update,
-                        records_not_delivered = undelivered,
-                        "{error} ({undelivered} records not delivered)"
-                    );
-                } else {
-                    tracing::error!(link = %inner.name, update = %update, "{error}");
+                        "{error}{undelivered}{backoff}{}",
+                        repeats_note(repeats)
+                    ),
+                    Verdict::Suppress => tracing::debug!(
+                        parent: &span,
+                        link = %inner.name,
+                        update = %update,
+                        "{error}{undelivered}{backoff} (a repeat, not logged at error level)"
+                    ),
                 }
                 Err(error)
             }
@@ -223,7 +258,14 @@ impl Link {
     /// kept for the report; otherwise it ends the transfer.
     fn on_error(&self, error: NodeError, errors: &mut Vec<NodeError>) -> Result<(), ()> {
         if self.inner.ignore_exceptions {
-            tracing::warn!("{error} (ignored)");
+            let verdict =
+                lock(&self.inner.ignored_log).check(error_key([&error]), crate::clock::now());
+            match verdict {
+                Verdict::Log { repeats } => {
+                    tracing::warn!("{error} (ignored){}", repeats_note(repeats));
+                }
+                Verdict::Suppress => tracing::debug!("{error} (ignored; a repeat)"),
+            }
             errors.push(error);
             Ok(())
         } else {

@@ -44,6 +44,8 @@ pub struct ProbeLog {
     pub max_in_flight: AtomicUsize,
     /// Events in order: "start", "pull", "shutdown".
     pub events: Mutex<Vec<String>>,
+    /// Set: a failing probe counts instead.
+    pub healed: std::sync::atomic::AtomicBool,
 }
 
 impl ProbeLog {
@@ -61,6 +63,10 @@ impl ProbeLog {
     }
     pub fn events(&self) -> Vec<String> {
         self.events.lock().unwrap().clone()
+    }
+    /// A `Fail` probe counts from now on.
+    pub fn heal(&self) {
+        self.healed.store(true, Ordering::SeqCst);
     }
 }
 
@@ -115,6 +121,7 @@ impl Inlet for Probe {
         self.log.in_flight.fetch_sub(1, Ordering::SeqCst);
         match &self.behaviour {
             Behaviour::Count => Ok(Pull::value(n)),
+            Behaviour::Fail if self.log.healed.load(Ordering::SeqCst) => Ok(Pull::value(n)),
             Behaviour::Fail => Err(format!("probe failed on pull {n}").into()),
             Behaviour::Panic => panic!("probe panicked on pull {n}"),
             Behaviour::RetryFirst(d) if n == 1 => Ok(Pull::RetryAfter(*d)),
