@@ -391,6 +391,22 @@ mod tests {
         assert!(err.0.iter().any(|f| f.contains("no data source")), "{err}");
     }
 
+    /// The same failure on every pull of both handles (interleaved with
+    /// the other handle's) is listed once: `dedup` alone would only merge
+    /// adjacent repeats.
+    #[tokio::test]
+    async fn inlet_tester_lists_each_failure_once() {
+        let err = InletTester::new(|| ReadsNothing)
+            .pulls(4)
+            .run()
+            .await
+            .unwrap_err();
+        let pulls = err.0.iter().filter(|f| f.contains("no data source")).count();
+        assert_eq!(pulls, 1, "{err}");
+        let unique: std::collections::HashSet<&String> = err.0.iter().collect();
+        assert_eq!(unique.len(), err.0.len(), "{err}");
+    }
+
     struct Picky;
     #[async_trait]
     impl Outlet for Picky {
