@@ -141,6 +141,9 @@ fn validate(path: &Path, registry: &Registry) -> ExitCode {
     match Config::load(path, registry) {
         Err(errors) => config_failed(&errors),
         Ok(config) => {
+            for w in &config.warnings {
+                eprintln!("warning: {w}");
+            }
             let mut out = std::io::stdout().lock();
             let _ = writeln!(
                 out,

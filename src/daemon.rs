@@ -44,6 +44,9 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
     let config = match Config::load(&path, &registry) {
         Ok(c) => {
             crate::scrub::add_secrets(&c.secrets);
+            for w in &c.warnings {
+                tracing::warn!("{w}");
+            }
             c
         }
         Err(errors) => return crate::cli::config_failed(&errors),
@@ -216,6 +219,9 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
     let config = match Config::load(path, registry) {
         Ok(c) => {
             crate::scrub::add_secrets(&c.secrets);
+            for w in &c.warnings {
+                tracing::warn!("{w}");
+            }
             c
         }
         Err(errors) => {
@@ -347,6 +353,9 @@ pub(crate) async fn once(
     let config = match Config::load(&path, &registry) {
         Ok(c) => {
             crate::scrub::add_secrets(&c.secrets);
+            for w in &c.warnings {
+                tracing::warn!("{w}");
+            }
             c
         }
         Err(errors) => return crate::cli::config_failed(&errors),

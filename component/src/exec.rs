@@ -590,10 +590,7 @@ mod tests {
     use super::*;
 
     fn cx() -> BuildContext {
-        BuildContext {
-            link: "l".into(),
-            base_dir: "/etc/databay".into(),
-        }
+        BuildContext::new("l", "/etc/databay")
     }
 
     fn args(words: &[&str]) -> CommandLine {

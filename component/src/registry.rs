@@ -69,17 +69,44 @@ impl fmt::Display for Kind {
     }
 }
 
-/// What a factory knows about where it is building.
+/// What a factory knows about where it is building, and where it reports
+/// what is valid but probably not what the user meant ([`warn`](Self::warn)).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BuildContext {
     /// The link the component belongs to.
     pub link: String,
     /// The directory of the config file; relative paths in options are
     /// resolved against it.
     pub base_dir: PathBuf,
+    warnings: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
 }
 
 impl BuildContext {
+    /// The context of a component of `link`, in a config file in `base_dir`.
+    pub fn new(link: impl Into<String>, base_dir: impl Into<PathBuf>) -> Self {
+        BuildContext {
+            link: link.into(),
+            base_dir: base_dir.into(),
+            warnings: Default::default(),
+        }
+    }
+
+    /// Reports something about `option` that is valid but worth saying
+    /// (`validate` prints it located at the option; `run` logs it), such
+    /// as an input file that does not exist yet.
+    pub fn warn(&self, option: &str, message: impl Into<String>) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((option.to_owned(), message.into()));
+    }
+
+    /// The warnings reported so far, as (option, message), emptied.
+    pub fn take_warnings(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// `path` resolved against the config file's directory.
     pub fn resolve(&self, path: impl AsRef<Path>) -> PathBuf {
         let path = path.as_ref();
@@ -96,7 +123,7 @@ impl BuildContext {
     ///
     /// ```
     /// use databay_component::BuildContext;
-    /// let cx = BuildContext { link: "l".into(), base_dir: "/etc/databay".into() };
+    /// let cx = BuildContext::new("l", "/etc/databay");
     /// assert_eq!(cx.path("path", "out.csv".as_ref()).unwrap(), std::path::Path::new("/etc/databay/out.csv"));
     /// assert_eq!(cx.path("path", "".as_ref()).unwrap_err().to_string(), "option `path`: must not be empty");
     /// ```

@@ -26,8 +26,6 @@
 //! databay_component::testing::assert_documented(&registry, Kind::Inlet, "numbers", README);
 //! ```
 
-use std::path::PathBuf;
-
 use crate::{BuildContext, BuildError, Kind, RawOptions, Registry};
 
 /// Panics, saying what is wrong, unless the `kind` type `name` in
@@ -156,10 +154,7 @@ fn build_sample(registry: &Registry, kind: Kind, name: &str, sample: &str) -> Re
 /// A build context for tests: link `test`, paths relative to the current
 /// directory.
 pub fn context() -> BuildContext {
-    BuildContext {
-        link: "test".to_owned(),
-        base_dir: PathBuf::from("."),
-    }
+    BuildContext::new("test", ".")
 }
 
 /// Parses `options` (a TOML table's body, without `type`) as the config

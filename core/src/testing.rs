@@ -401,7 +401,11 @@ mod tests {
             .run()
             .await
             .unwrap_err();
-        let pulls = err.0.iter().filter(|f| f.contains("no data source")).count();
+        let pulls = err
+            .0
+            .iter()
+            .filter(|f| f.contains("no data source"))
+            .count();
         assert_eq!(pulls, 1, "{err}");
         let unique: std::collections::HashSet<&String> = err.0.iter().collect();
         assert_eq!(unique.len(), err.0.len(), "{err}");

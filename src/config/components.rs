@@ -117,9 +117,18 @@ impl<'t> Loader<'_, 't> {
         build: impl FnOnce(RawOptions<'t>) -> Result<T, BuildError>,
         c: RawComponent<'t>,
         key: &str,
+        cx: &BuildContext,
     ) -> Option<T> {
         let table = c.table.clone();
-        match build(Spanned::new(c.span.clone(), DeValue::Table(c.table))) {
+        let built = build(Spanned::new(c.span.clone(), DeValue::Table(c.table)));
+        for (option, message) in cx.take_warnings() {
+            let (span, key) = match table.get(option.as_str()) {
+                Some(v) => (v.span(), format!("{key}.{option}")),
+                None => (c.type_span.clone(), key.to_owned()),
+            };
+            self.diag.warning(span, key, &message);
+        }
+        match built {
             Ok(v) => Some(v),
             Err(BuildError::Options(e)) => self.report_de(e, key, Some(&table), c.span),
             Err(e) => {
@@ -160,7 +169,7 @@ impl<'t> Loader<'_, 't> {
             return None;
         }
         let component = self.registry.inlet_type(&c.type_name)?.clone();
-        let mut builder = self.build(|raw| component.build(raw, cx), c, key)?;
+        let mut builder = self.build(|raw| component.build(raw, cx), c, key, cx)?;
         if let Some(n) = name {
             builder = builder.name(n);
         }
@@ -186,7 +195,7 @@ impl<'t> Loader<'_, 't> {
             return None;
         }
         let component = self.registry.outlet_type(&c.type_name)?.clone();
-        let mut builder = self.build(|raw| component.build(raw, cx), c, key)?;
+        let mut builder = self.build(|raw| component.build(raw, cx), c, key, cx)?;
         if let Some(n) = name {
             builder = builder.name(n);
         }
@@ -213,7 +222,7 @@ impl<'t> Loader<'_, 't> {
         }
         let name = name.unwrap_or_else(|| c.type_name.clone());
         let component = self.registry.processor_type(&c.type_name)?.clone();
-        let p = self.build(|raw| component.build(raw, cx), c, key)?;
+        let p = self.build(|raw| component.build(raw, cx), c, key, cx)?;
         Some((name, p))
     }
 
@@ -227,6 +236,6 @@ impl<'t> Loader<'_, 't> {
             return None;
         }
         let component = self.registry.grouper_type(&c.type_name)?.clone();
-        self.build(|raw| component.build(raw, cx), c, key)
+        self.build(|raw| component.build(raw, cx), c, key, cx)
     }
 }

@@ -73,6 +73,8 @@ pub(crate) struct Diagnostics<'a> {
     /// checking their unexpanded text would only add misleading errors.
     reported: Vec<Range<usize>>,
     pub(crate) errors: Vec<(usize, ConfigError)>,
+    /// What is valid but probably not meant (a file that does not exist yet).
+    warnings: Vec<(usize, ConfigError)>,
 }
 
 impl<'a> Diagnostics<'a> {
@@ -84,6 +86,7 @@ impl<'a> Diagnostics<'a> {
             secret_values: Vec::new(),
             reported: Vec::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -161,6 +164,27 @@ impl<'a> Diagnostics<'a> {
                 hint,
             },
         ));
+    }
+
+    /// Records a warning at `span`: reported, but the config loads.
+    pub(crate) fn warning(&mut self, span: Range<usize>, key: impl Into<String>, message: &str) {
+        let (line, column) = self.position(span.start);
+        let warning = ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            key: key.into(),
+            message: scrub(message, &self.secret_values),
+            hint: None,
+        };
+        self.warnings.push((span.start, warning));
+    }
+
+    /// The warnings in file order, emptied.
+    pub(crate) fn take_warnings(&mut self) -> Vec<ConfigError> {
+        let mut warnings = std::mem::take(&mut self.warnings);
+        warnings.sort_by_key(|(offset, _)| *offset);
+        warnings.into_iter().map(|(_, w)| w).collect()
     }
 
     pub(crate) fn has_errors(&self) -> bool {

@@ -164,6 +164,7 @@ impl<'t> Loader<'_, 't> {
             admin,
             links,
             secrets: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -223,10 +224,7 @@ impl<'t> Loader<'_, 't> {
         let schedule = settings
             .as_ref()
             .and_then(|s| self.schedule(s, &table, &key));
-        let cx = BuildContext {
-            link: link_name.clone(),
-            base_dir: self.base_dir.clone(),
-        };
+        let cx = BuildContext::new(link_name.clone(), self.base_dir.clone());
         let mut summary = LinkSummary {
             name: link_name.clone(),
             schedule: String::new(),

@@ -71,6 +71,9 @@ pub struct Config {
     /// The values `${VAR}` took from the environment: kept out of every
     /// log line, admin answer and message at run time.
     pub secrets: Vec<String>,
+    /// What is valid but worth saying (an input file that does not exist
+    /// yet), located like errors.
+    pub warnings: Vec<ConfigError>,
 }
 
 impl std::fmt::Debug for Config {
@@ -188,6 +191,7 @@ impl Config {
             return Err(ConfigErrors(loader.diag.finish()));
         }
         config.secrets = loader.diag.secret_values().to_vec();
+        config.warnings = loader.diag.take_warnings();
         Ok(config)
     }
 }

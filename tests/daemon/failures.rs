@@ -157,3 +157,25 @@ every = "10ms"
     assert_eq!(link["consecutive_failures"].as_u64(), Some(failed));
     daemon.stop();
 }
+
+/// `validate` says, located at the option, that an input file does not
+/// exist yet; the config is still valid.
+#[test]
+fn validate_warns_that_an_input_file_does_not_exist_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = two_links(dir.path(), "");
+    let out = output({
+        let mut cmd = databay();
+        cmd.args(["validate", config.to_str().unwrap()]);
+        cmd
+    });
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let want = format!(
+        "warning: {}:11:10: `link.missing.inlet[0].path`: `{}` does not exist (yet)",
+        config.display(),
+        dir.path().join("later.ndjson").display()
+    );
+    assert!(stderr.starts_with(&want), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "only the missing file: {stderr}");
+}

@@ -205,10 +205,7 @@ async fn a_run_past_its_timeout_is_killed() {
 async fn env_and_working_dir_reach_the_command() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("work")).unwrap();
-    let cx = BuildContext {
-        link: "l".into(),
-        base_dir: dir.path().to_path_buf(),
-    };
+    let cx = BuildContext::new("l", dir.path());
     let mut registry = Registry::new();
     super::register(&mut registry);
     let builder = registry

@@ -55,7 +55,18 @@ pub(crate) fn register(registry: &mut Registry) {
             if o.lines_per_transfer == 0 {
                 return Err(OptionError::new("lines_per_transfer", "must be at least 1").into());
             }
-            Ok(FileInlet::new(cx.path("path", &o.path)?)
+            let path = cx.path("path", &o.path)?;
+            if !path.exists() {
+                cx.warn(
+                    "path",
+                    format!(
+                        "`{}` does not exist (yet): until it does, the link is `failed` and its \
+                         start is retried with backoff",
+                        path.display()
+                    ),
+                );
+            }
+            Ok(FileInlet::new(path)
                 .mode(mode)
                 .lines_per_transfer(o.lines_per_transfer)
                 .json(o.json)

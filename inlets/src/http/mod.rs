@@ -118,10 +118,7 @@ impl HttpInlet {
     /// `GET url` with the default options; see [`HttpInletOptions`] for
     /// the rest.
     pub fn new(url: &str) -> Result<Self, databay_component::OptionError> {
-        HttpInletOptions::new(url).build(&databay_component::BuildContext {
-            link: String::new(),
-            base_dir: ".".into(),
-        })
+        HttpInletOptions::new(url).build(&databay_component::BuildContext::new("", "."))
     }
 
     /// The cursor value the next pull sends, if any.

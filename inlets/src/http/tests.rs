@@ -171,10 +171,7 @@ fn inlet(options: Value) -> HttpInlet {
     }
     let options: HttpInletOptions = serde_json::from_value(options).expect("test options");
     options
-        .build(&BuildContext {
-            link: "test".into(),
-            base_dir: ".".into(),
-        })
+        .build(&BuildContext::new("test", "."))
         .expect("test options build")
 }
 

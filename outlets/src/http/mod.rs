@@ -44,10 +44,7 @@ impl HttpOutlet {
     /// `POST url` of JSON arrays with the default options; see
     /// [`HttpOutletOptions`] for the rest.
     pub fn new(url: &str) -> Result<Self, databay_component::OptionError> {
-        HttpOutletOptions::new(url).build(&databay_component::BuildContext {
-            link: String::new(),
-            base_dir: ".".into(),
-        })
+        HttpOutletOptions::new(url).build(&databay_component::BuildContext::new("", "."))
     }
 
     /// The idempotency key of the next batch of `update`, and counts it.

@@ -133,10 +133,7 @@ fn outlet(options: Value) -> HttpOutlet {
     }
     let options: HttpOutletOptions = serde_json::from_value(options).expect("test options");
     options
-        .build(&BuildContext {
-            link: "test".into(),
-            base_dir: ".".into(),
-        })
+        .build(&BuildContext::new("test", "."))
         .expect("test options build")
 }
 
