@@ -18,6 +18,10 @@
 //!   options the HTTP inlet and outlet share, for plugins to reuse.
 //! - `postgres` (cargo feature `postgres`): the connection options,
 //!   connecting and value conversions the PostgreSQL inlet and outlet share.
+//! - `broker` (on with any broker feature): payload formats and the
+//!   key/subject/topic templates the message-broker connectors share.
+//! - `redis` (cargo feature `redis`): the connection options and connecting
+//!   the Redis inlet and outlet share.
 //! - [`testing`]: the check every component's `sample.toml` and `README.md`
 //!   must pass.
 //!
@@ -45,6 +49,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "broker")]
+pub mod broker;
 pub mod duration;
 mod error;
 pub mod exec;
@@ -53,6 +59,8 @@ pub mod http;
 mod options;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod registry;
 mod secret;
 pub mod testing;

@@ -13,6 +13,7 @@
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
 //! | `HttpInlet` (feature `http`) | a URL's response: JSON or text, items, pages, an incremental cursor |
 //! | `PostgresInlet` | the rows of a query, with an optional incremental cursor (feature `postgres`) |
+//! | `RedisInlet` | messages popped off a list, or read from a stream and acknowledged after commit (feature `redis`) |
 //!
 //! ```
 //! use databay_core::{Link, INLET_KEY};
@@ -45,6 +46,8 @@ pub mod null;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod random_int;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 pub use exec::{ExecInlet, ExecMode, LineFormat};
 pub use file::{FileInlet, FileInletError, FileInletMode};
@@ -54,6 +57,8 @@ pub use null::NullInlet;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresInlet, PostgresInletError};
 pub use random_int::{RandomIntError, RandomIntInlet};
+#[cfg(feature = "redis")]
+pub use redis::{RedisInlet, RedisInletError, RedisRead};
 
 /// Registers every inlet type of this crate (`type = "file"`, ...), each
 /// with the options, sample and summary in its own folder.
@@ -66,4 +71,6 @@ pub fn register(registry: &mut databay_component::Registry) {
     #[cfg(feature = "postgres")]
     postgres::register(registry);
     random_int::register(registry);
+    #[cfg(feature = "redis")]
+    redis::register(registry);
 }

@@ -9,6 +9,7 @@
 //! | [`ExecOutlet`] | JSON lines to a command's stdin, each batch acknowledged |
 //! | `HttpOutlet` (feature `http`) | each batch as one POST/PUT: a JSON array or NDJSON |
 //! | `PostgresOutlet` | rows of a PostgreSQL table (feature `postgres`) |
+//! | `RedisOutlet` | messages on a Redis list, stream or channel (feature `redis`) |
 //!
 //! Each lives in its own folder with a `README.md` describing every option,
 //! the metadata keys it reads and the errors it reports. They implement
@@ -50,6 +51,8 @@ pub mod null;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod print;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 pub use crate::common::FileIoError;
 pub use crate::csv::{CsvOutlet, CsvOutletError, ExtraColumns, ParseExtraColumnsError};
@@ -62,6 +65,8 @@ pub use crate::null::NullOutlet;
 #[cfg(feature = "postgres")]
 pub use crate::postgres::{PostgresOutlet, PostgresOutletError};
 pub use crate::print::{PrintOutlet, PrintOutletError};
+#[cfg(feature = "redis")]
+pub use crate::redis::{RedisOutlet, RedisOutletError, RedisWrite};
 
 /// Registers every outlet type of this crate (`type = "csv"`, ...), each
 /// with the options, sample and summary in its own folder.
@@ -75,4 +80,6 @@ pub fn register(registry: &mut databay_component::Registry) {
     #[cfg(feature = "postgres")]
     postgres::register(registry);
     print::register(registry);
+    #[cfg(feature = "redis")]
+    redis::register(registry);
 }
