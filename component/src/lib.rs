@@ -20,6 +20,8 @@
 //!   connecting and value conversions the PostgreSQL inlet and outlet share.
 //! - `broker` (on with any broker feature): payload formats and the
 //!   key/subject/topic templates the message-broker connectors share.
+//! - `nats` (cargo feature `nats`): the connection options (auth, TLS)
+//!   the NATS inlet and outlet share.
 //! - `redis` (cargo feature `redis`): the connection options and connecting
 //!   the Redis inlet and outlet share.
 //! - [`testing`]: the check every component's `sample.toml` and `README.md`
@@ -56,6 +58,8 @@ mod error;
 pub mod exec;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod options;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -13,6 +13,7 @@
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
 //! | `HttpInlet` (feature `http`) | a URL's response: JSON or text, items, pages, an incremental cursor |
 //! | `PostgresInlet` | the rows of a query, with an optional incremental cursor (feature `postgres`) |
+//! | `NatsInlet` | NATS messages: a core subscription buffered between transfers, or a JetStream consumer acknowledged after commit (feature `nats`) |
 //! | `RedisInlet` | messages popped off a list, or read from a stream and acknowledged after commit (feature `redis`) |
 //!
 //! ```
@@ -42,6 +43,8 @@ pub mod exec;
 pub mod file;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod null;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -53,6 +56,8 @@ pub use exec::{ExecInlet, ExecMode, LineFormat};
 pub use file::{FileInlet, FileInletError, FileInletMode};
 #[cfg(feature = "http")]
 pub use http::{HttpInlet, HttpInletError};
+#[cfg(feature = "nats")]
+pub use nats::{NatsInlet, NatsInletError, NatsRead};
 pub use null::NullInlet;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresInlet, PostgresInletError};
@@ -67,6 +72,8 @@ pub fn register(registry: &mut databay_component::Registry) {
     file::register(registry);
     #[cfg(feature = "http")]
     http::register(registry);
+    #[cfg(feature = "nats")]
+    nats::register(registry);
     null::register(registry);
     #[cfg(feature = "postgres")]
     postgres::register(registry);

@@ -9,6 +9,7 @@
 //! | [`ExecOutlet`] | JSON lines to a command's stdin, each batch acknowledged |
 //! | `HttpOutlet` (feature `http`) | each batch as one POST/PUT: a JSON array or NDJSON |
 //! | `PostgresOutlet` | rows of a PostgreSQL table (feature `postgres`) |
+//! | `NatsOutlet` | NATS messages, core (flushed) or JetStream (acknowledged) (feature `nats`) |
 //! | `RedisOutlet` | messages on a Redis list, stream or channel (feature `redis`) |
 //!
 //! Each lives in its own folder with a `README.md` describing every option,
@@ -47,6 +48,8 @@ pub mod file;
 mod file_mode;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod null;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -61,6 +64,8 @@ pub use crate::file::{FileOutlet, FileOutletError};
 pub use crate::file_mode::{FileMode, ParseFileModeError};
 #[cfg(feature = "http")]
 pub use crate::http::HttpOutlet;
+#[cfg(feature = "nats")]
+pub use crate::nats::{NatsOutlet, NatsOutletError, NatsPublish};
 pub use crate::null::NullOutlet;
 #[cfg(feature = "postgres")]
 pub use crate::postgres::{PostgresOutlet, PostgresOutletError};
@@ -76,6 +81,8 @@ pub fn register(registry: &mut databay_component::Registry) {
     file::register(registry);
     #[cfg(feature = "http")]
     http::register(registry);
+    #[cfg(feature = "nats")]
+    nats::register(registry);
     null::register(registry);
     #[cfg(feature = "postgres")]
     postgres::register(registry);
