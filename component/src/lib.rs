@@ -20,6 +20,8 @@
 //!   connecting and value conversions the PostgreSQL inlet and outlet share.
 //! - `broker` (on with any broker feature): payload formats and the
 //!   key/subject/topic templates the message-broker connectors share.
+//! - `mqtt` (cargo feature `mqtt`): the connection options and the
+//!   broker session the MQTT inlet and outlet share.
 //! - `nats` (cargo feature `nats`): the connection options (auth, TLS)
 //!   the NATS inlet and outlet share.
 //! - `redis` (cargo feature `redis`): the connection options and connecting
@@ -58,6 +60,8 @@ mod error;
 pub mod exec;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 #[cfg(feature = "nats")]
 pub mod nats;
 mod options;

@@ -9,6 +9,7 @@
 //! | [`ExecOutlet`] | JSON lines to a command's stdin, each batch acknowledged |
 //! | `HttpOutlet` (feature `http`) | each batch as one POST/PUT: a JSON array or NDJSON |
 //! | `PostgresOutlet` | rows of a PostgreSQL table (feature `postgres`) |
+//! | `MqttOutlet` | MQTT messages at QoS 0 or 1 (acknowledged) (feature `mqtt`) |
 //! | `NatsOutlet` | NATS messages, core (flushed) or JetStream (acknowledged) (feature `nats`) |
 //! | `RedisOutlet` | messages on a Redis list, stream or channel (feature `redis`) |
 //!
@@ -48,6 +49,8 @@ pub mod file;
 mod file_mode;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod null;
@@ -64,6 +67,8 @@ pub use crate::file::{FileOutlet, FileOutletError};
 pub use crate::file_mode::{FileMode, ParseFileModeError};
 #[cfg(feature = "http")]
 pub use crate::http::HttpOutlet;
+#[cfg(feature = "mqtt")]
+pub use crate::mqtt::{MqttOutlet, MqttOutletError};
 #[cfg(feature = "nats")]
 pub use crate::nats::{NatsOutlet, NatsOutletError, NatsPublish};
 pub use crate::null::NullOutlet;
@@ -81,6 +86,8 @@ pub fn register(registry: &mut databay_component::Registry) {
     file::register(registry);
     #[cfg(feature = "http")]
     http::register(registry);
+    #[cfg(feature = "mqtt")]
+    mqtt::register(registry);
     #[cfg(feature = "nats")]
     nats::register(registry);
     null::register(registry);
