@@ -13,6 +13,7 @@
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
 //! | `HttpInlet` (feature `http`) | a URL's response: JSON or text, items, pages, an incremental cursor |
 //! | `PostgresInlet` | the rows of a query, with an optional incremental cursor (feature `postgres`) |
+//! | `MqttInlet` | the messages of an MQTT subscription; QoS 1 acknowledged after commit (feature `mqtt`) |
 //! | `NatsInlet` | NATS messages: a core subscription buffered between transfers, or a JetStream consumer acknowledged after commit (feature `nats`) |
 //! | `RedisInlet` | messages popped off a list, or read from a stream and acknowledged after commit (feature `redis`) |
 //!
@@ -43,6 +44,8 @@ pub mod exec;
 pub mod file;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod null;
@@ -56,6 +59,8 @@ pub use exec::{ExecInlet, ExecMode, LineFormat};
 pub use file::{FileInlet, FileInletError, FileInletMode};
 #[cfg(feature = "http")]
 pub use http::{HttpInlet, HttpInletError};
+#[cfg(feature = "mqtt")]
+pub use mqtt::{MqttInlet, MqttInletError};
 #[cfg(feature = "nats")]
 pub use nats::{NatsInlet, NatsInletError, NatsRead};
 pub use null::NullInlet;
@@ -72,6 +77,8 @@ pub fn register(registry: &mut databay_component::Registry) {
     file::register(registry);
     #[cfg(feature = "http")]
     http::register(registry);
+    #[cfg(feature = "mqtt")]
+    mqtt::register(registry);
     #[cfg(feature = "nats")]
     nats::register(registry);
     null::register(registry);
