@@ -18,6 +18,8 @@
 //!   options the HTTP inlet and outlet share, for plugins to reuse.
 //! - `postgres` (cargo feature `postgres`): the connection options,
 //!   connecting and value conversions the PostgreSQL inlet and outlet share.
+//! - `amqp` (cargo feature `amqp`): the connection options and connecting
+//!   the AMQP (RabbitMQ) inlet and outlet share.
 //! - `broker` (on with any broker feature): payload formats and the
 //!   key/subject/topic templates the message-broker connectors share.
 //! - `mqtt` (cargo feature `mqtt`): the connection options and the
@@ -53,6 +55,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 #[cfg(feature = "broker")]
 pub mod broker;
 pub mod duration;

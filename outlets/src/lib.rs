@@ -9,6 +9,7 @@
 //! | [`ExecOutlet`] | JSON lines to a command's stdin, each batch acknowledged |
 //! | `HttpOutlet` (feature `http`) | each batch as one POST/PUT: a JSON array or NDJSON |
 //! | `PostgresOutlet` | rows of a PostgreSQL table (feature `postgres`) |
+//! | `AmqpOutlet` | AMQP messages to an exchange, every one confirmed (feature `amqp`) |
 //! | `MqttOutlet` | MQTT messages at QoS 0 or 1 (acknowledged) (feature `mqtt`) |
 //! | `NatsOutlet` | NATS messages, core (flushed) or JetStream (acknowledged) (feature `nats`) |
 //! | `RedisOutlet` | messages on a Redis list, stream or channel (feature `redis`) |
@@ -42,6 +43,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 mod common;
 pub mod csv;
 pub mod exec;
@@ -60,6 +63,8 @@ pub mod print;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+#[cfg(feature = "amqp")]
+pub use crate::amqp::{AmqpOutlet, AmqpOutletError};
 pub use crate::common::FileIoError;
 pub use crate::csv::{CsvOutlet, CsvOutletError, ExtraColumns, ParseExtraColumnsError};
 pub use crate::exec::ExecOutlet;
@@ -81,6 +86,8 @@ pub use crate::redis::{RedisOutlet, RedisOutletError, RedisWrite};
 /// Registers every outlet type of this crate (`type = "csv"`, ...), each
 /// with the options, sample and summary in its own folder.
 pub fn register(registry: &mut databay_component::Registry) {
+    #[cfg(feature = "amqp")]
+    amqp::register(registry);
     csv::register(registry);
     exec::register(registry);
     file::register(registry);
