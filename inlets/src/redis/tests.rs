@@ -257,3 +257,22 @@ async fn an_unreachable_server_is_named_without_the_password() {
         .to_string();
     assert!(e.contains("127.0.0.1:1/0") && !e.contains("s3cret"), "{e}");
 }
+
+#[tokio::test]
+async fn passes_the_inlet_checks() {
+    let key = unique_key("in_tester");
+    // Two instances, three pulls each, one message a pull.
+    write(
+        RedisWrite::List,
+        &key,
+        &(0..6).map(|i| json!({"n": i})).collect::<Vec<_>>(),
+    )
+    .await;
+    let connector = testing::connector();
+    databay_core::testing::InletTester::new(|| {
+        RedisInlet::new(connector.clone(), RedisRead::List, &key).batch_size(1)
+    })
+    .run()
+    .await
+    .unwrap();
+}

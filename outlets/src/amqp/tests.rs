@@ -177,3 +177,19 @@ async fn a_refused_login_does_not_show_the_password() {
     assert!(e.starts_with("cannot connect to AMQP broker at"), "{e}");
     assert!(!e.contains("not-the-password-42"), "{e}");
 }
+
+#[tokio::test]
+async fn passes_the_outlet_checks() {
+    let queue = TestQueue::declare("out_tester").await;
+    databay_core::testing::OutletTester::new(|| {
+        AmqpOutlet::new(
+            testing::connector(),
+            "",
+            Template::parse(&queue.name).unwrap(),
+        )
+    })
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(queue.ready().await, 12, "two pushes of six records");
+}

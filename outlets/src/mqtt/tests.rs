@@ -156,3 +156,23 @@ async fn an_unreachable_broker_is_named_without_the_password() {
         .to_string();
     assert!(e.contains("127.0.0.1:1") && !e.contains("s3cret"), "{e}");
 }
+
+#[tokio::test]
+async fn passes_the_outlet_checks() {
+    let topic = unique_name("out_tester");
+    let sub = subscriber(&topic).await;
+    databay_core::testing::OutletTester::new(|| {
+        MqttOutlet::new(
+            testing::connector(&unique_name("out")),
+            Template::parse(&topic).unwrap(),
+        )
+    })
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(
+        received(&sub, 12).await.len(),
+        12,
+        "two pushes of six records"
+    );
+}

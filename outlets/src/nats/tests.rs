@@ -166,3 +166,29 @@ async fn a_refused_login_does_not_show_the_token() {
         .to_string();
     assert!(e.contains("`nowhere.x`") && !e.contains("t0k3n"), "{e}");
 }
+
+#[tokio::test]
+async fn passes_the_outlet_checks() {
+    let client = testing::client().await;
+    let js = jetstream::new(client);
+    let name = unique_name("out_tester");
+    let mut stream = js
+        .create_stream(jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{name}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let subject = format!("{name}.all");
+    databay_core::testing::OutletTester::new(|| outlet(NatsPublish::JetStream, &subject))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        12,
+        "two pushes of six records"
+    );
+    js.delete_stream(&name).await.unwrap();
+}

@@ -171,3 +171,17 @@ async fn a_wrong_password_is_refused_without_showing_it() {
     assert!(e.starts_with("cannot connect to Redis at"), "{e}");
     assert!(!e.contains("not-the-password-42"), "{e}");
 }
+
+#[tokio::test]
+async fn passes_the_outlet_checks() {
+    let mut con = testing::connection().await;
+    let key = unique_key("out_tester");
+    let handle = databay_core::testing::OutletTester::new(|| outlet(RedisWrite::Stream, &key))
+        .run()
+        .await
+        .unwrap();
+    drop(handle);
+    let len: usize = con.xlen(&key).await.unwrap();
+    assert_eq!(len, 12, "two pushes of six records");
+    let _: () = con.del(&key).await.unwrap();
+}
