@@ -18,10 +18,69 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use databay_core::{Record, Update};
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::OptionError;
+
+/// `tls = { ca_file = "...", cert_file = "...", key_file = "..." }`: the
+/// connection must use TLS (rustls with ring). What `ca_file` means is
+/// the connector's to say (added to the system's roots, or instead of
+/// them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsOptions {
+    /// A PEM file of certificates trusted in addition to the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// A PEM client certificate (with `key_file`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// The PEM private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsOptions {
+    /// Checks that the files are there and `cert_file` comes with
+    /// `key_file`; each error names its option (`tls.ca_file`).
+    pub fn check(&self) -> Result<(), OptionError> {
+        for (name, path) in [
+            ("tls.ca_file", &self.ca_file),
+            ("tls.cert_file", &self.cert_file),
+            ("tls.key_file", &self.key_file),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                return Err(OptionError::new(
+                    name,
+                    format!("`{}` is not a readable file", path.display()),
+                ));
+            }
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err(OptionError::new(
+                "tls.cert_file",
+                "`cert_file` and `key_file` go together",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The same files, relative ones taken from the config's directory.
+    pub fn resolve(self, cx: &crate::BuildContext) -> Result<TlsOptions, OptionError> {
+        let resolve = |name: &str, p: Option<PathBuf>| p.map(|p| cx.path(name, &p)).transpose();
+        Ok(TlsOptions {
+            ca_file: resolve("tls.ca_file", self.ca_file)?,
+            cert_file: resolve("tls.cert_file", self.cert_file)?,
+            key_file: resolve("tls.key_file", self.key_file)?,
+        })
+    }
+}
 
 /// How a message's bytes map to a record's payload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -24,46 +24,17 @@
 pub mod testing;
 
 use std::fmt;
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_nats::{Client, ConnectOptions, ServerAddr};
-use serde::Deserialize;
 
+pub use crate::broker::TlsOptions;
 use crate::{OptionError, Secret};
 
 /// How long connecting, and waiting for one JetStream reply, may take
 /// when `timeout` is not set.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `tls = { ca_file = "...", cert_file = "...", key_file = "..." }`: the
-/// connection must use TLS.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsOptions {
-    /// A PEM file of certificates trusted in addition to the system's roots.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// A PEM client certificate (with `key_file`).
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    /// The PEM private key of `cert_file`.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-}
-
-impl TlsOptions {
-    /// The same files, relative ones taken from the config's directory.
-    pub fn resolve(self, cx: &crate::BuildContext) -> Result<TlsOptions, OptionError> {
-        let resolve = |name: &str, p: Option<PathBuf>| p.map(|p| cx.path(name, &p)).transpose();
-        Ok(TlsOptions {
-            ca_file: resolve("tls.ca_file", self.ca_file)?,
-            cert_file: resolve("tls.cert_file", self.cert_file)?,
-            key_file: resolve("tls.key_file", self.key_file)?,
-        })
-    }
-}
 
 /// The connection options every NATS component takes.
 #[derive(Debug, Clone, Default)]
@@ -159,26 +130,7 @@ impl ConnectionOptions {
         }
         if let Some(tls) = &self.tls {
             tls_required = true;
-            for (name, path) in [
-                ("tls.ca_file", &tls.ca_file),
-                ("tls.cert_file", &tls.cert_file),
-                ("tls.key_file", &tls.key_file),
-            ] {
-                if let Some(path) = path
-                    && !path.is_file()
-                {
-                    return Err(OptionError::new(
-                        name,
-                        format!("`{}` is not a readable file", path.display()),
-                    ));
-                }
-            }
-            if tls.cert_file.is_some() != tls.key_file.is_some() {
-                return Err(OptionError::new(
-                    "tls.cert_file",
-                    "`cert_file` and `key_file` go together",
-                ));
-            }
+            tls.check()?;
         }
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {

@@ -3,8 +3,10 @@
 //! connecting with a timeout, and errors that name the server, never the
 //! password.
 //!
-//! Plain TCP only: this build has no TLS for Redis, and a `rediss://` URL
-//! is refused with an [`OptionError`] rather than failing later.
+//! TLS runs on rustls with ring, the daemon's one TLS stack: a
+//! `rediss://` URL or a `tls` table asks for it. The server is checked
+//! against the system's roots, or against `tls.ca_file` alone when given;
+//! `tls.cert_file`/`tls.key_file` add a client certificate.
 //!
 //! ```
 //! use databay_component::redis::ConnectionOptions;
@@ -25,8 +27,12 @@ use std::fmt;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo};
+use redis::{
+    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo,
+    TlsCertificates,
+};
 
+pub use crate::broker::TlsOptions;
 use crate::{OptionError, Secret};
 
 /// How long connecting, and waiting for one reply, may take when
@@ -50,6 +56,8 @@ pub struct ConnectionOptions {
     pub password: Option<Secret<String>>,
     /// Database number (default 0).
     pub db: Option<i64>,
+    /// TLS settings; present means TLS is required.
+    pub tls: Option<TlsOptions>,
     /// How long connecting, and each reply, may take (default 10 s).
     pub timeout: Option<Duration>,
 }
@@ -72,13 +80,6 @@ impl ConnectionOptions {
                             "give either `url` or the separate connection options, not both",
                         ));
                     }
-                }
-                if url.expose().starts_with("rediss:") {
-                    return Err(OptionError::new(
-                        "url",
-                        "asks for TLS (`rediss://`), which this build does not support for Redis; \
-                         use `redis://` on a trusted network",
-                    ));
                 }
                 url.expose().as_str().into_connection_info().map_err(|e| {
                     OptionError::new(
@@ -121,14 +122,39 @@ impl ConnectionOptions {
             }
             None => info,
         };
-        let target = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+        // A `tls` table turns a plain address into a TLS one.
+        let info = match (info.addr().clone(), &self.tls) {
+            (ConnectionAddr::Tcp(host, port), Some(_)) => info.set_addr(ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: false,
+                tls_params: None,
+            }),
+            _ => info,
+        };
+        let (target, tls) = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => (format!("{host}:{port}"), false),
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure,
+                ..
+            } => {
+                if *insecure {
+                    return Err(OptionError::new(
+                        "url",
+                        "asks for TLS without checking the server's certificate (`#insecure`); \
+                         give the server's CA in `tls.ca_file` instead",
+                    ));
+                }
+                (format!("{host}:{port}"), true)
+            }
             #[cfg(unix)]
-            ConnectionAddr::Unix(path) => path.display().to_string(),
+            ConnectionAddr::Unix(path) => (path.display().to_string(), false),
             _ => {
                 return Err(OptionError::new(
                     "url",
-                    "asks for TLS, which this build does not support for Redis",
+                    "is not a TCP or Unix-socket address",
                 ));
             }
         };
@@ -138,11 +164,45 @@ impl ConnectionOptions {
         if timeout.is_zero() {
             return Err(OptionError::new("timeout", "must be more than 0s"));
         }
-        let client = Client::open(info).map_err(|e| OptionError::new("url", e.to_string()))?;
+        let client = match (&self.tls, tls) {
+            (Some(options), true) => {
+                options.check()?;
+                let read = |name: &str, path: &std::path::Path| {
+                    std::fs::read(path).map_err(|e| {
+                        OptionError::new(name, format!("cannot read `{}`: {e}", path.display()))
+                    })
+                };
+                let root_cert = match &options.ca_file {
+                    Some(p) => Some(read("tls.ca_file", p)?),
+                    None => None,
+                };
+                let client_tls = match (&options.cert_file, &options.key_file) {
+                    (Some(cert), Some(key)) => Some(ClientTlsConfig {
+                        client_cert: read("tls.cert_file", cert)?,
+                        client_key: read("tls.key_file", key)?,
+                    }),
+                    _ => None,
+                };
+                Client::build_with_tls(
+                    info,
+                    TlsCertificates {
+                        client_tls,
+                        root_cert,
+                    },
+                )
+                .map_err(|e| OptionError::new("tls", describe(&e)))?
+            }
+            _ => Client::open(info).map_err(|e| OptionError::new("url", e.to_string()))?,
+        };
+        // rustls picks its provider from the crate features: ring alone.
+        if tls {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         Ok(Connector {
             client,
             target,
             user,
+            tls,
             timeout,
         })
     }
@@ -163,6 +223,7 @@ pub struct Connector {
     client: Client,
     target: String,
     user: Option<String>,
+    tls: bool,
     timeout: Duration,
 }
 
@@ -171,6 +232,7 @@ impl fmt::Debug for Connector {
         f.debug_struct("Connector")
             .field("target", &self.target)
             .field("user", &self.user)
+            .field("tls", &self.tls)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -302,9 +364,24 @@ mod tests {
 
     #[test]
     fn tls_conflicts_and_bad_values_are_option_errors() {
-        let e = url("rediss://u:pw@h:6379").connector().unwrap_err();
+        let c = url("rediss://u:pw@h:6380").connector().unwrap();
+        assert_eq!(c.target(), "h:6380/0");
+        assert!(format!("{c:?}").contains("tls: true"), "{c:?}");
+        let e = url("rediss://u:pw@h:6379/#insecure")
+            .connector()
+            .unwrap_err();
         assert_eq!(e.option, "url");
-        assert!(e.message.contains("TLS"), "{e}");
+        assert!(e.message.contains("tls.ca_file"), "{e}");
+        let e = ConnectionOptions {
+            tls: Some(TlsOptions {
+                ca_file: Some("/nonexistent/ca.pem".into()),
+                ..TlsOptions::default()
+            }),
+            ..ConnectionOptions::default()
+        }
+        .connector()
+        .unwrap_err();
+        assert_eq!(e.option, "tls.ca_file");
         let e = ConnectionOptions {
             host: Some("h".into()),
             ..url("redis://h")

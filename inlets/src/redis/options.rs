@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use databay_component::broker::Format;
-use databay_component::redis::ConnectionOptions;
+use databay_component::redis::{ConnectionOptions, TlsOptions};
 use databay_component::{BuildContext, OptionError, Registry, Secret, duration};
 use serde::Deserialize;
 
@@ -23,7 +23,7 @@ pub enum Mode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisInletOptions {
-    /// `redis://[user:password@]host:port[/db]`; instead of the separate options.
+    /// `redis://[user:password@]host:port[/db]` (`rediss://` for TLS); instead of the separate options.
     pub url: Option<Secret<String>>,
     /// Server host (default `127.0.0.1`).
     pub host: Option<String>,
@@ -35,6 +35,8 @@ pub struct RedisInletOptions {
     pub password: Option<Secret<String>>,
     /// Database number (default 0).
     pub db: Option<i64>,
+    /// TLS (rustls): `{ ca_file, cert_file, key_file }`; present means required.
+    pub tls: Option<TlsOptions>,
     /// How long connecting, and each reply, may take (default 10s).
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub timeout: Option<Duration>,
@@ -65,7 +67,7 @@ pub(crate) fn register(registry: &mut Registry) {
         "redis",
         "Takes messages from Redis: pops a list, or reads a stream through a consumer group, acknowledged after commit.",
         SAMPLE,
-        |o: RedisInletOptions, _: &BuildContext| {
+        |o: RedisInletOptions, cx: &BuildContext| {
             let connector = ConnectionOptions {
                 url: o.url,
                 host: o.host,
@@ -73,6 +75,7 @@ pub(crate) fn register(registry: &mut Registry) {
                 username: o.username,
                 password: o.password,
                 db: o.db,
+                tls: o.tls.map(|t| t.resolve(cx)).transpose()?,
                 timeout: o.timeout,
             }
             .connector()?;

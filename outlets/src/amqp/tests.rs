@@ -193,3 +193,41 @@ async fn passes_the_outlet_checks() {
     .unwrap();
     assert_eq!(queue.ready().await, 12, "two pushes of six records");
 }
+
+#[tokio::test]
+async fn amqps_speaks_tls() {
+    use tokio::io::AsyncReadExt;
+    // A listener that records the first byte a client sends: 0x16 opens a
+    // TLS handshake record, `A` the plain `AMQP` protocol header.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut byte = [0u8; 1];
+        socket.read_exact(&mut byte).await.unwrap();
+        byte[0]
+    });
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "amqps://app:s3cret@localhost:{port}/%2f"
+        ))),
+        timeout: Some(Duration::from_secs(1)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut out = AmqpOutlet::new(connector, "", Template::parse("q").unwrap());
+    let e = out.on_start().await.unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot connect to AMQP broker at localhost:{port}/"
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+    assert_eq!(
+        first.await.unwrap(),
+        0x16,
+        "the client opened with a TLS handshake"
+    );
+}

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use databay_component::broker::{Format, Template};
-use databay_component::redis::ConnectionOptions;
+use databay_component::redis::{ConnectionOptions, TlsOptions};
 use databay_component::{BuildContext, OptionError, Registry, Secret, duration};
 use serde::Deserialize;
 
@@ -13,7 +13,7 @@ use super::{RedisOutlet, RedisWrite, SAMPLE};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisOutletOptions {
-    /// `redis://[user:password@]host:port[/db]`; instead of the separate options.
+    /// `redis://[user:password@]host:port[/db]` (`rediss://` for TLS); instead of the separate options.
     pub url: Option<Secret<String>>,
     /// Server host (default `127.0.0.1`).
     pub host: Option<String>,
@@ -25,6 +25,8 @@ pub struct RedisOutletOptions {
     pub password: Option<Secret<String>>,
     /// Database number (default 0).
     pub db: Option<i64>,
+    /// TLS (rustls): `{ ca_file, cert_file, key_file }`; present means required.
+    pub tls: Option<TlsOptions>,
     /// How long connecting, and each reply, may take (default 10s).
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub timeout: Option<Duration>,
@@ -46,7 +48,7 @@ pub(crate) fn register(registry: &mut Registry) {
         "redis",
         "Writes each record to Redis: RPUSH to a list, XADD to a stream or PUBLISH on a channel, one pipeline per push.",
         SAMPLE,
-        |o: RedisOutletOptions, _: &BuildContext| {
+        |o: RedisOutletOptions, cx: &BuildContext| {
             let connector = ConnectionOptions {
                 url: o.url,
                 host: o.host,
@@ -54,6 +56,7 @@ pub(crate) fn register(registry: &mut Registry) {
                 username: o.username,
                 password: o.password,
                 db: o.db,
+                tls: o.tls.map(|t| t.resolve(cx)).transpose()?,
                 timeout: o.timeout,
             }
             .connector()?;
@@ -118,8 +121,8 @@ mod tests {
                 "option `maxlen`: must be at least 1",
             ),
             (
-                "mode = \"list\"\nkey = \"k\"\nurl = \"rediss://u:s3cret@h\"",
-                "option `url`: asks for TLS",
+                "mode = \"list\"\nkey = \"k\"\nurl = \"rediss://u:s3cret@h/#insecure\"",
+                "option `url`: asks for TLS without checking",
             ),
             ("mode = \"queue\"\nkey = \"k\"", "unknown variant `queue`"),
         ] {

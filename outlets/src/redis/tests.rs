@@ -185,3 +185,39 @@ async fn passes_the_outlet_checks() {
     assert_eq!(len, 12, "two pushes of six records");
     let _: () = con.del(&key).await.unwrap();
 }
+
+#[tokio::test]
+async fn tls_is_spoken_when_asked_for() {
+    use tokio::io::AsyncReadExt;
+    // A listener that records the first byte a client sends: 0x16 opens a
+    // TLS handshake record, `*` a plain Redis command.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut byte = [0u8; 1];
+        socket.read_exact(&mut byte).await.unwrap();
+        byte[0]
+    });
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "rediss://app:s3cret@127.0.0.1:{port}/0"
+        ))),
+        timeout: Some(std::time::Duration::from_secs(1)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut out = RedisOutlet::new(connector, RedisWrite::List, Template::parse("k").unwrap());
+    let e = out.on_start().await.unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("cannot connect to Redis at 127.0.0.1:{port}/0")),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+    assert_eq!(
+        first.await.unwrap(),
+        0x16,
+        "the client opened with a TLS handshake"
+    );
+}
