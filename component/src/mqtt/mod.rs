@@ -3,7 +3,10 @@
 //! its own, which reconnects after a drop, counts what was sent and
 //! acknowledged, queues what arrives, and renews subscriptions.
 //!
-//! MQTT 3.1.1 over plain TCP: this build has no TLS for MQTT.
+//! MQTT 3.1.1 over TCP, or over TLS on rustls with ring (the daemon's one
+//! TLS stack) when a `tls` table is given: the broker is checked against
+//! the system's roots plus `tls.ca_file`; `tls.cert_file`/`tls.key_file`
+//! add a client certificate.
 //!
 //! ```
 //! use databay_component::mqtt::ConnectionOptions;
@@ -27,10 +30,16 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Outgoing, Publish, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, Incoming, MqttOptions, Outgoing, Publish, QoS, TlsConfiguration,
+    Transport,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+pub use crate::broker::TlsOptions;
 use crate::{OptionError, Secret};
 
 /// How long connecting, and waiting for acknowledgements, may take when
@@ -45,7 +54,7 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 pub struct ConnectionOptions {
     /// Broker host (default `127.0.0.1`).
     pub host: Option<String>,
-    /// Broker port (default 1883).
+    /// Broker port (default 1883, 8883 with TLS).
     pub port: Option<u16>,
     /// The client ID; the broker keeps one session per ID.
     pub client_id: Option<String>,
@@ -57,6 +66,8 @@ pub struct ConnectionOptions {
     pub clean_session: Option<bool>,
     /// Keep-alive interval (default 30 s).
     pub keep_alive: Option<Duration>,
+    /// TLS settings; present means TLS is required.
+    pub tls: Option<TlsOptions>,
     /// How long connecting, and each wait for acknowledgements, may take
     /// (default 10 s).
     pub timeout: Option<Duration>,
@@ -70,7 +81,9 @@ impl ConnectionOptions {
         if host.is_empty() {
             return Err(OptionError::new("host", "must not be empty"));
         }
-        let port = self.port.unwrap_or(1883);
+        let port = self
+            .port
+            .unwrap_or(if self.tls.is_some() { 8883 } else { 1883 });
         if port == 0 {
             return Err(OptionError::new("port", "must not be 0"));
         }
@@ -97,6 +110,11 @@ impl ConnectionOptions {
             .set_keep_alive(keep_alive)
             .set_clean_session(self.clean_session.unwrap_or(true))
             .set_request_channel_capacity(1024);
+        if let Some(tls) = &self.tls {
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::new(tls_config(tls)?),
+            )));
+        }
         if let Some(user) = &self.username {
             let password = self
                 .password
@@ -112,6 +130,48 @@ impl ConnectionOptions {
             timeout,
             password: self.password.map(Secret::into_inner),
         })
+    }
+}
+
+/// A rustls client configuration (ring) trusting the system's roots and
+/// `ca_file`, with the client certificate when given.
+fn tls_config(tls: &TlsOptions) -> Result<rustls::ClientConfig, OptionError> {
+    tls.check()?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = &tls.ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect())
+            .map_err(|e| OptionError::new("tls.ca_file", format!("`{}`: {e}", path.display())))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(OptionError::new(
+                "tls.ca_file",
+                format!("`{}` holds no PEM certificate", path.display()),
+            ));
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| OptionError::new("tls", e))?
+    .with_root_certificates(roots);
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .and_then(|certs| certs.collect())
+                .map_err(|e| {
+                    OptionError::new("tls.cert_file", format!("`{}`: {e}", cert.display()))
+                })?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                OptionError::new("tls.key_file", format!("`{}`: {e}", key.display()))
+            })?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| OptionError::new("tls.cert_file", e))
+        }
+        _ => Ok(builder.with_no_client_auth()),
     }
 }
 
@@ -550,5 +610,12 @@ mod tests {
             assert_eq!(options.connector("id").unwrap_err().option, option);
         }
         assert_eq!(qos(2).unwrap_err().option, "qos");
+        let c = ConnectionOptions {
+            tls: Some(TlsOptions::default()),
+            ..ConnectionOptions::default()
+        }
+        .connector("id")
+        .unwrap();
+        assert_eq!(c.target(), "127.0.0.1:8883", "TLS has its own default port");
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use databay_component::broker::Format;
-use databay_component::mqtt::{self, ConnectionOptions};
+use databay_component::mqtt::{self, ConnectionOptions, TlsOptions};
 use databay_component::{BuildContext, Registry, Secret, duration};
 use serde::Deserialize;
 
@@ -15,7 +15,7 @@ use super::{MqttInlet, SAMPLE};
 pub struct MqttInletOptions {
     /// Broker host (default `127.0.0.1`).
     pub host: Option<String>,
-    /// Broker port (default 1883).
+    /// Broker port (default 1883, 8883 with `tls`).
     pub port: Option<u16>,
     /// The client ID, the broker's key to the session (default `databay-<link>`).
     pub client_id: Option<String>,
@@ -26,6 +26,8 @@ pub struct MqttInletOptions {
     /// Whether the broker forgets the session, and what it holds, on disconnect (default false).
     #[serde(default)]
     pub clean_session: bool,
+    /// TLS (rustls): `{ ca_file, cert_file, key_file }`; present means required.
+    pub tls: Option<TlsOptions>,
     /// Keep-alive interval (default 30s).
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub keep_alive: Option<Duration>,
@@ -64,6 +66,7 @@ pub(crate) fn register(registry: &mut Registry) {
                 password: o.password,
                 clean_session: Some(o.clean_session),
                 keep_alive: o.keep_alive,
+                tls: o.tls.map(|t| t.resolve(cx)).transpose()?,
                 timeout: o.timeout,
             }
             .connector(&format!("databay-{}", cx.link))?;
@@ -111,6 +114,10 @@ mod tests {
                 "option `topic`: `a+/b` is no topic filter",
             ),
             ("topic = \"a\"\nqos = 2", "option `qos`: 2 (exactly once)"),
+            (
+                "topic = \"a\"\ntls = { ca_file = \"/nonexistent/ca.pem\" }",
+                "option `tls.ca_file`",
+            ),
             ("topic = \"a\"\nbatch_size = 0", "option `batch_size`"),
             ("topic = \"a\"\nbuffer = 0", "option `buffer`"),
             (

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use databay_component::broker::{Format, Template};
-use databay_component::mqtt::{self, ConnectionOptions};
+use databay_component::mqtt::{self, ConnectionOptions, TlsOptions};
 use databay_component::{BuildContext, OptionError, Registry, Secret, duration};
 use serde::Deserialize;
 
@@ -15,7 +15,7 @@ use super::{MqttOutlet, SAMPLE};
 pub struct MqttOutletOptions {
     /// Broker host (default `127.0.0.1`).
     pub host: Option<String>,
-    /// Broker port (default 1883).
+    /// Broker port (default 1883, 8883 with `tls`).
     pub port: Option<u16>,
     /// The client ID (default `databay-<link>-out-<process id>`).
     pub client_id: Option<String>,
@@ -23,6 +23,8 @@ pub struct MqttOutletOptions {
     pub username: Option<String>,
     /// Password (needs `username`).
     pub password: Option<Secret<String>>,
+    /// TLS (rustls): `{ ca_file, cert_file, key_file }`; present means required.
+    pub tls: Option<TlsOptions>,
     /// Keep-alive interval (default 30s).
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub keep_alive: Option<Duration>,
@@ -60,6 +62,7 @@ pub(crate) fn register(registry: &mut Registry) {
                 password: o.password,
                 clean_session: Some(true),
                 keep_alive: o.keep_alive,
+                tls: o.tls.map(|t| t.resolve(cx)).transpose()?,
                 timeout: o.timeout,
             }
             .connector(&format!("databay-{}-out-{}", cx.link, std::process::id()))?;
@@ -96,6 +99,10 @@ mod tests {
             ("topic = \"a/#\"", "option `topic`: `a/#` has a wildcard"),
             ("topic = \"\"", "option `topic`: must not be empty"),
             ("topic = \"a\"\nqos = 2", "option `qos`: 2 (exactly once)"),
+            (
+                "topic = \"a\"\ntls = { ca_file = \"/nonexistent/ca.pem\" }",
+                "option `tls.ca_file`",
+            ),
             ("topic = \"a\"\nqos = 7", "option `qos`: 7 is not"),
             (
                 "topic = \"a\"\npassword = \"s3cret\"",

@@ -176,3 +176,43 @@ async fn passes_the_outlet_checks() {
         "two pushes of six records"
     );
 }
+
+#[tokio::test]
+async fn tls_is_spoken_when_asked_for() {
+    use tokio::io::AsyncReadExt;
+    // A listener that records the first byte a client sends: 0x16 opens a
+    // TLS handshake record, 0x10 a plain MQTT CONNECT.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut byte = [0u8; 1];
+        socket.read_exact(&mut byte).await.unwrap();
+        byte[0]
+    });
+    let connector = ConnectionOptions {
+        host: Some("localhost".into()),
+        port: Some(port),
+        username: Some("app".into()),
+        password: Some(Secret::new("s3cret".into())),
+        tls: Some(databay_component::mqtt::TlsOptions::default()),
+        timeout: Some(Duration::from_secs(1)),
+        ..ConnectionOptions::default()
+    }
+    .connector("databay-test-tls")
+    .unwrap();
+    let mut out = MqttOutlet::new(connector, Template::parse("a").unwrap());
+    let e = out.on_start().await.unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot connect to MQTT broker at localhost:{port}"
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+    assert_eq!(
+        first.await.unwrap(),
+        0x16,
+        "the client opened with a TLS handshake"
+    );
+}
