@@ -131,7 +131,10 @@ impl Format {
 /// A link settles each pull before its next one, so a new pull from a
 /// link while an older one of the same link is still here means that
 /// transfer was cut short: [`Unsettled::insert`] hands the leftovers back
-/// to be released (never acknowledged).
+/// to be released (never acknowledged). Links are told apart by their
+/// tags (the link's name unless it sets others): two links sharing one
+/// instance with the same tags release each other's pulls, which costs
+/// redeliveries, never a lost message.
 ///
 /// ```
 /// use databay_component::broker::Unsettled;
