@@ -25,6 +25,16 @@ use serde::de::{self, Visitor};
 
 const EXAMPLES: &str = "a duration such as \"5s\", \"250ms\" or \"1m 30s\"";
 
+/// A duration as the options spell it: `10s`, `1m 30s`, `250ms`.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(databay_component::duration::format(Duration::from_millis(1500)), "1s 500ms");
+/// ```
+pub fn format(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
 /// Parses a humantime duration (surrounding blanks ignored), with a
 /// message that names the bad value and shows what a good one looks like.
 ///

@@ -18,6 +18,16 @@
 //!   options the HTTP inlet and outlet share, for plugins to reuse.
 //! - `postgres` (cargo feature `postgres`): the connection options,
 //!   connecting and value conversions the PostgreSQL inlet and outlet share.
+//! - `amqp` (cargo feature `amqp`): the connection options and connecting
+//!   the AMQP (RabbitMQ) inlet and outlet share.
+//! - `broker` (on with any broker feature): payload formats and the
+//!   key/subject/topic templates the message-broker connectors share.
+//! - `mqtt` (cargo feature `mqtt`): the connection options and the
+//!   broker session the MQTT inlet and outlet share.
+//! - `nats` (cargo feature `nats`): the connection options (auth, TLS)
+//!   the NATS inlet and outlet share.
+//! - `redis` (cargo feature `redis`): the connection options and connecting
+//!   the Redis inlet and outlet share.
 //! - [`testing`]: the check every component's `sample.toml` and `README.md`
 //!   must pass.
 //!
@@ -45,14 +55,24 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
+#[cfg(feature = "broker")]
+pub mod broker;
 pub mod duration;
 mod error;
 pub mod exec;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod options;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod registry;
 mod secret;
 pub mod testing;

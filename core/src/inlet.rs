@@ -114,6 +114,56 @@ pub trait Inlet: Send + 'static {
     /// Produces data for one transfer.
     async fn pull(&mut self, update: &Update) -> Result<Pull, BoxError>;
 
+    /// The records of the pull made for `update` were committed: every
+    /// outlet of the link accepted them. A broker inlet acknowledges the
+    /// messages behind them here, and only here.
+    ///
+    /// The contract, for inlets that hold messages until they are settled:
+    ///
+    /// - **At least once.** The link calls `commit` or [`rollback`](Inlet::rollback)
+    ///   exactly once after each transfer that pulled this inlet, before the
+    ///   link pulls it again. Only `commit` may acknowledge; a message whose
+    ///   commit never comes is delivered again (by the broker, or by the
+    ///   inlet itself on a later pull), so outlets may see it twice.
+    /// - **Committed** means the transfer succeeded and no record failed to
+    ///   reach an outlet. Under `ignore_exceptions` a transfer whose push
+    ///   failed still succeeds, but its records are not committed: the inlet
+    ///   is rolled back. Records a processor dropped under
+    ///   `ignore_exceptions` count as taken (the error was ignored on
+    ///   purpose), and so do records held back by a processor (a Buffer, a
+    ///   window): their durability is the link's, not the broker's.
+    /// - **One instance, several links.** Pulls of different links take
+    ///   turns, and each is settled with its own `update` (same tags and
+    ///   index as the pull's): key what is pending by
+    ///   [`Update::tags`] and [`Update::index`].
+    /// - **Shutdown.** A transfer cut short (a cancelled or timed-out
+    ///   transfer future) may leave a pull unsettled. Whatever is still
+    ///   pending when [`on_shutdown`](Inlet::on_shutdown) runs was not
+    ///   committed: release it for redelivery (nack, requeue, or just close
+    ///   the connection), never acknowledge it.
+    ///
+    /// An error here is logged and counted on the link; the transfer's
+    /// outcome stays as it was (its records were delivered), and the
+    /// messages behind it will typically be delivered again. The default
+    /// does nothing.
+    async fn commit(&mut self, update: &Update) -> Result<(), BoxError> {
+        let _ = update;
+        Ok(())
+    }
+
+    /// The records of the pull made for `update` were not committed: the
+    /// transfer failed (a push, a processor, another inlet) or a record did
+    /// not reach every outlet. Also called when this inlet's own pull for
+    /// `update` failed, so that anything it took before failing can be
+    /// released. A broker inlet releases the messages for redelivery (nack
+    /// with requeue); it must not acknowledge them. See
+    /// [`commit`](Inlet::commit) for the whole contract. An error is logged
+    /// and counted. The default does nothing.
+    async fn rollback(&mut self, update: &Update) -> Result<(), BoxError> {
+        let _ = update;
+        Ok(())
+    }
+
     /// Runs once before the first link using this instance starts.
     async fn on_start(&mut self) -> Result<(), BoxError> {
         Ok(())
@@ -258,6 +308,26 @@ impl InletHandle {
             }
         }
         Ok(pull)
+    }
+
+    /// Commits the pull made for `update` ([`Inlet::commit`]), with panics
+    /// caught and the pull's timeout applied.
+    pub async fn commit(&self, update: &Update, timeout: Option<Duration>) -> Result<(), Failure> {
+        let timeout = self.shared.timeout.or(timeout);
+        let mut inlet = self.shared.inlet.lock().await;
+        guarded(inlet.commit(update), timeout).await
+    }
+
+    /// Rolls back the pull made for `update` ([`Inlet::rollback`]), with
+    /// panics caught and the pull's timeout applied.
+    pub async fn rollback(
+        &self,
+        update: &Update,
+        timeout: Option<Duration>,
+    ) -> Result<(), Failure> {
+        let timeout = self.shared.timeout.or(timeout);
+        let mut inlet = self.shared.inlet.lock().await;
+        guarded(inlet.rollback(update), timeout).await
     }
 
     /// Registers a user of the instance; the first runs `on_start`.

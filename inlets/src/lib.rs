@@ -13,6 +13,10 @@
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
 //! | `HttpInlet` (feature `http`) | a URL's response: JSON or text, items, pages, an incremental cursor |
 //! | `PostgresInlet` | the rows of a query, with an optional incremental cursor (feature `postgres`) |
+//! | `AmqpInlet` | an AMQP queue, acknowledged after commit, requeued on rollback (feature `amqp`) |
+//! | `MqttInlet` | the messages of an MQTT subscription; QoS 1 acknowledged after commit (feature `mqtt`) |
+//! | `NatsInlet` | NATS messages: a core subscription buffered between transfers, or a JetStream consumer acknowledged after commit (feature `nats`) |
+//! | `RedisInlet` | messages popped off a list, or read from a stream and acknowledged after commit (feature `redis`) |
 //!
 //! ```
 //! use databay_core::{Link, INLET_KEY};
@@ -37,33 +41,57 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 pub mod exec;
 pub mod file;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod null;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod random_int;
+#[cfg(feature = "redis")]
+pub mod redis;
 
+#[cfg(feature = "amqp")]
+pub use amqp::{AmqpInlet, AmqpInletError};
 pub use exec::{ExecInlet, ExecMode, LineFormat};
 pub use file::{FileInlet, FileInletError, FileInletMode};
 #[cfg(feature = "http")]
 pub use http::{HttpInlet, HttpInletError};
+#[cfg(feature = "mqtt")]
+pub use mqtt::{MqttInlet, MqttInletError};
+#[cfg(feature = "nats")]
+pub use nats::{NatsInlet, NatsInletError, NatsRead};
 pub use null::NullInlet;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresInlet, PostgresInletError};
 pub use random_int::{RandomIntError, RandomIntInlet};
+#[cfg(feature = "redis")]
+pub use redis::{RedisInlet, RedisInletError, RedisRead};
 
 /// Registers every inlet type of this crate (`type = "file"`, ...), each
 /// with the options, sample and summary in its own folder.
 pub fn register(registry: &mut databay_component::Registry) {
+    #[cfg(feature = "amqp")]
+    amqp::register(registry);
     exec::register(registry);
     file::register(registry);
     #[cfg(feature = "http")]
     http::register(registry);
+    #[cfg(feature = "mqtt")]
+    mqtt::register(registry);
+    #[cfg(feature = "nats")]
+    nats::register(registry);
     null::register(registry);
     #[cfg(feature = "postgres")]
     postgres::register(registry);
     random_int::register(registry);
+    #[cfg(feature = "redis")]
+    redis::register(registry);
 }

@@ -9,6 +9,10 @@
 //! | [`ExecOutlet`] | JSON lines to a command's stdin, each batch acknowledged |
 //! | `HttpOutlet` (feature `http`) | each batch as one POST/PUT: a JSON array or NDJSON |
 //! | `PostgresOutlet` | rows of a PostgreSQL table (feature `postgres`) |
+//! | `AmqpOutlet` | AMQP messages to an exchange, every one confirmed (feature `amqp`) |
+//! | `MqttOutlet` | MQTT messages at QoS 0 or 1 (acknowledged) (feature `mqtt`) |
+//! | `NatsOutlet` | NATS messages, core (flushed) or JetStream (acknowledged) (feature `nats`) |
+//! | `RedisOutlet` | messages on a Redis list, stream or channel (feature `redis`) |
 //!
 //! Each lives in its own folder with a `README.md` describing every option,
 //! the metadata keys it reads and the errors it reports. They implement
@@ -39,6 +43,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 mod common;
 pub mod csv;
 pub mod exec;
@@ -46,11 +52,19 @@ pub mod file;
 mod file_mode;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod null;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod print;
+#[cfg(feature = "redis")]
+pub mod redis;
 
+#[cfg(feature = "amqp")]
+pub use crate::amqp::{AmqpOutlet, AmqpOutletError};
 pub use crate::common::FileIoError;
 pub use crate::csv::{CsvOutlet, CsvOutletError, ExtraColumns, ParseExtraColumnsError};
 pub use crate::exec::ExecOutlet;
@@ -58,21 +72,35 @@ pub use crate::file::{FileOutlet, FileOutletError};
 pub use crate::file_mode::{FileMode, ParseFileModeError};
 #[cfg(feature = "http")]
 pub use crate::http::HttpOutlet;
+#[cfg(feature = "mqtt")]
+pub use crate::mqtt::{MqttOutlet, MqttOutletError};
+#[cfg(feature = "nats")]
+pub use crate::nats::{NatsOutlet, NatsOutletError, NatsPublish};
 pub use crate::null::NullOutlet;
 #[cfg(feature = "postgres")]
 pub use crate::postgres::{PostgresOutlet, PostgresOutletError};
 pub use crate::print::{PrintOutlet, PrintOutletError};
+#[cfg(feature = "redis")]
+pub use crate::redis::{RedisOutlet, RedisOutletError, RedisWrite};
 
 /// Registers every outlet type of this crate (`type = "csv"`, ...), each
 /// with the options, sample and summary in its own folder.
 pub fn register(registry: &mut databay_component::Registry) {
+    #[cfg(feature = "amqp")]
+    amqp::register(registry);
     csv::register(registry);
     exec::register(registry);
     file::register(registry);
     #[cfg(feature = "http")]
     http::register(registry);
+    #[cfg(feature = "mqtt")]
+    mqtt::register(registry);
+    #[cfg(feature = "nats")]
+    nats::register(registry);
     null::register(registry);
     #[cfg(feature = "postgres")]
     postgres::register(registry);
     print::register(registry);
+    #[cfg(feature = "redis")]
+    redis::register(registry);
 }

@@ -133,6 +133,9 @@ struct InletSlot {
     handle: InletHandle,
     retry_at: Option<Instant>,
     exhausted: bool,
+    /// Pulled by the running transfer and not yet committed or rolled
+    /// back: `Some(true)` when the pull succeeded.
+    unsettled: Option<bool>,
     counters: Arc<NodeCounters>,
 }
 
@@ -142,6 +145,7 @@ impl InletSlot {
             handle,
             retry_at: None,
             exhausted: false,
+            unsettled: None,
             counters: Arc::default(),
         }
     }

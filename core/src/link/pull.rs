@@ -2,6 +2,7 @@
 //! what each answer (records, nothing, retry later, exhausted) does to the
 //! inlet's slot.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -111,6 +112,7 @@ impl Link {
                 }
             };
             if let Some(slot) = slot {
+                slot.unsettled = Some(!failed);
                 slot.retry_at = retry_at;
                 slot.exhausted |= exhausted;
                 slot.counters.record(produced.len(), failed);
@@ -127,6 +129,38 @@ impl Link {
             inner.control.wake.notify_one();
         }
         records
+    }
+
+    /// Ends the transfer for the inlets it pulled: [`Inlet::commit`] when
+    /// `committed` (every record reached every outlet) and the inlet's own
+    /// pull succeeded, [`Inlet::rollback`] otherwise. A failure is logged
+    /// and counted; it does not change the transfer's outcome.
+    ///
+    /// [`Inlet::commit`]: crate::Inlet::commit
+    /// [`Inlet::rollback`]: crate::Inlet::rollback
+    pub(super) async fn settle(&self, update: &Update, committed: bool) {
+        let inner = &*self.inner;
+        let pulled: Vec<(InletHandle, bool)> = lock(&inner.inlets)
+            .iter_mut()
+            .filter_map(|s| Some((s.handle.clone(), s.unsettled.take()?)))
+            .collect();
+        let timeout = inner.inlet_timeout;
+        for (handle, pulled_ok) in pulled {
+            let commit = committed && pulled_ok;
+            let span = tracing::info_span!("inlet", component = %handle.name());
+            let result = if commit {
+                handle.commit(update, timeout).instrument(span).await
+            } else {
+                handle.rollback(update, timeout).instrument(span).await
+            };
+            if let Err(failure) = result {
+                let what = if commit { "commit" } else { "rollback" };
+                let e = self.node_error(update, NodeKind::Inlet, handle.name(), failure);
+                tracing::error!(link = %inner.name, update = %update, "{what}: {e}");
+                inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+                inner.counters.set_last_error(format!("{what}: {e}"));
+            }
+        }
     }
 
     /// Whether some inlet's retry delay has ended.

@@ -114,6 +114,12 @@ impl Link {
             .run_stages(&mut pipeline, &update, trigger, pulls)
             .instrument(span.clone())
             .await;
+        // Broker inlets acknowledge only what every outlet accepted.
+        let committed = outcome.is_ok()
+            && inner.counters.records_failed.load(Ordering::Relaxed) == failed_before;
+        self.settle(&update, committed)
+            .instrument(span.clone())
+            .await;
         // The pipeline may have changed what its processors wait for.
         let from_processors = pipeline
             .processors

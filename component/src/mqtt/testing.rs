@@ -1,0 +1,66 @@
+//! Helpers for tests of MQTT components against a real broker: its
+//! address, a connection check that fails the test naming Mosquitto and
+//! how to start it, and topics no other test uses.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{ConnectionOptions, Connector};
+
+/// The command that starts the local Mosquitto broker.
+pub const START_COMMAND: &str = "mosquitto -d -c /etc/mosquitto/mosquitto.conf";
+
+/// The environment variable naming another broker (`host:port`).
+pub const ADDR_VAR: &str = "DATABAY_TEST_MQTT_ADDR";
+
+/// The test broker's host and port: `$DATABAY_TEST_MQTT_ADDR`, or
+/// `127.0.0.1:1883`.
+pub fn addr() -> (String, u16) {
+    let addr = std::env::var(ADDR_VAR).unwrap_or_else(|_| "127.0.0.1:1883".into());
+    match addr.rsplit_once(':') {
+        Some((host, port)) => (host.to_owned(), port.parse().unwrap_or(1883)),
+        None => (addr, 1883),
+    }
+}
+
+/// A connector to the test broker with client ID `client_id`.
+pub fn connector(client_id: &str) -> Connector {
+    let (host, port) = addr();
+    match (ConnectionOptions {
+        host: Some(host),
+        port: Some(port),
+        timeout: Some(Duration::from_secs(5)),
+        ..ConnectionOptions::default()
+    })
+    .connector(client_id)
+    {
+        Ok(c) => c,
+        Err(e) => panic!("{ADDR_VAR}: {e}"),
+    }
+}
+
+/// Panics, naming Mosquitto and the command that starts it, unless the
+/// test broker accepts a connection.
+pub async fn require_broker() {
+    if let Err(e) = connector(&unique_name("probe")).connect(false, 1).await {
+        panic!(
+            "an MQTT broker (Mosquitto) is needed for this test and is not reachable: {e}\n\
+             start it with `{START_COMMAND}` (or `bash .ci/services`), \
+             or point {ADDR_VAR} at a broker"
+        );
+    }
+}
+
+/// A name no other test uses, fit for a topic level or a client ID:
+/// `databay_test_<tag>_<unique>`.
+pub fn unique_name(tag: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "databay_test_{tag}_{}_{nanos}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

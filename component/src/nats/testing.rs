@@ -1,0 +1,65 @@
+//! Helpers for tests of NATS components against a real server (with
+//! JetStream): its URL, a client that fails the test naming NATS and how
+//! to start it, and subjects and stream names no other test uses.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::Client;
+
+use super::{ConnectionOptions, Connector};
+use crate::Secret;
+
+/// The command that starts the local NATS server with JetStream.
+pub const START_COMMAND: &str = "start-stop-daemon --start --oknodo --background \
+     --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server \
+     -l /var/log/nats-server.log";
+
+/// The environment variable naming another server for the tests.
+pub const URL_VAR: &str = "DATABAY_TEST_NATS_URL";
+
+/// The test server: `$DATABAY_TEST_NATS_URL`, or `nats://127.0.0.1:4222`.
+pub fn url() -> String {
+    std::env::var(URL_VAR).unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A connector to the test server.
+pub fn connector() -> Connector {
+    match (ConnectionOptions {
+        url: Some(Secret::new(url())),
+        timeout: Some(Duration::from_secs(5)),
+        ..ConnectionOptions::default()
+    })
+    .connector()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("{URL_VAR}: {e}"),
+    }
+}
+
+/// A client of the test server. Panics, naming NATS and the command that
+/// starts it, when the server cannot be reached.
+pub async fn client() -> Client {
+    match connector().connect().await {
+        Ok(client) => client,
+        Err(e) => panic!(
+            "NATS (with JetStream) is needed for this test and is not reachable: {e}\n\
+             start it with `{START_COMMAND}` (or `bash .ci/services`), \
+             or point {URL_VAR} at a server"
+        ),
+    }
+}
+
+/// A name no other test uses, fit for a subject token and a stream or
+/// consumer name: `databay_test_<tag>_<unique>`.
+pub fn unique_name(tag: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "databay_test_{tag}_{}_{nanos}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

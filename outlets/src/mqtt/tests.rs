@@ -1,0 +1,218 @@
+//! Tests of [`MqttOutlet`] against the real broker (Mosquitto, see
+//! `databay_component::mqtt::testing`), each on topics of its own.
+
+use std::time::Duration;
+
+use databay_component::Secret;
+use databay_component::broker::Template;
+use databay_component::mqtt::testing::{self, unique_name};
+use databay_component::mqtt::{ConnectionOptions, Session};
+use databay_core::{Outlet, Record, Update};
+use rumqttc::QoS;
+use serde_json::{Value, json};
+
+use super::MqttOutlet;
+
+fn update() -> Update {
+    Update::new(["mqtt"], 0)
+}
+
+fn records(values: &[Value]) -> Vec<Record> {
+    values.iter().cloned().map(Record::new).collect()
+}
+
+async fn subscriber(filter: &str) -> Session {
+    testing::require_broker().await;
+    let session = testing::connector(&unique_name("sub"))
+        .connect(false, 1000)
+        .await
+        .unwrap();
+    session.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    // The SUBACK comes back before anything published after it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    session
+}
+
+/// `(topic, payload)` of the first `n` messages within 5 s.
+async fn received(session: &Session, n: usize) -> Vec<(String, String)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    while got.len() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {got:?} within 5s"
+        );
+        for a in session.take(n - got.len()) {
+            got.push((
+                a.publish.topic.clone(),
+                String::from_utf8_lossy(&a.publish.payload).into_owned(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    got
+}
+
+#[tokio::test]
+async fn qos1_messages_are_acknowledged_and_reach_a_subscriber() {
+    let base = unique_name("out_qos1");
+    let sub = subscriber(&format!("{base}/#")).await;
+    let mut out = MqttOutlet::new(
+        testing::connector(&unique_name("out")),
+        Template::parse(&format!("{base}/{{/room}}")).unwrap(),
+    );
+    out.on_start().await.unwrap();
+    out.push(
+        &records(&[
+            json!({"room": "hall", "t": 20}),
+            json!({"room": "attic", "t": 31}),
+        ]),
+        &update(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        received(&sub, 2).await,
+        [
+            (
+                format!("{base}/hall"),
+                r#"{"room":"hall","t":20}"#.to_owned()
+            ),
+            (
+                format!("{base}/attic"),
+                r#"{"room":"attic","t":31}"#.to_owned()
+            ),
+        ]
+    );
+    out.on_shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn qos0_text_messages_arrive_as_text() {
+    let topic = unique_name("out_qos0");
+    let sub = subscriber(&topic).await;
+    let mut out = MqttOutlet::new(
+        testing::connector(&unique_name("out")),
+        Template::parse(&topic).unwrap(),
+    )
+    .qos(QoS::AtMostOnce)
+    .format(databay_component::broker::Format::Text);
+    out.push(&records(&[json!("on"), json!(1)]), &update())
+        .await
+        .unwrap();
+    let payloads: Vec<String> = received(&sub, 2)
+        .await
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(payloads, ["on", "1"]);
+}
+
+#[tokio::test]
+async fn a_record_without_a_topic_publishes_nothing() {
+    let base = unique_name("out_bad");
+    let sub = subscriber(&format!("{base}/#")).await;
+    let mut out = MqttOutlet::new(
+        testing::connector(&unique_name("out")),
+        Template::parse(&format!("{base}/{{/room}}")).unwrap(),
+    );
+    let e = out
+        .push(
+            &records(&[json!({"room": "hall"}), json!({"room": "+"})]),
+            &update(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("record 1: topic `"), "{e}");
+    assert!(e.contains("has a wildcard"), "{e}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sub.take(10).is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_named_without_the_password() {
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(1),
+        username: Some("app".into()),
+        password: Some(Secret::new("s3cret".into())),
+        timeout: Some(Duration::from_secs(2)),
+        ..ConnectionOptions::default()
+    }
+    .connector("databay-test-down")
+    .unwrap();
+    let mut out = MqttOutlet::new(connector, Template::parse("a").unwrap());
+    let e = out.on_start().await.unwrap_err().to_string();
+    assert!(
+        e.starts_with("cannot connect to MQTT broker at 127.0.0.1:1 as client `databay-test-down`"),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+    let e = out
+        .push(&records(&[json!(1)]), &update())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("127.0.0.1:1") && !e.contains("s3cret"), "{e}");
+}
+
+#[tokio::test]
+async fn passes_the_outlet_checks() {
+    let topic = unique_name("out_tester");
+    let sub = subscriber(&topic).await;
+    databay_core::testing::OutletTester::new(|| {
+        MqttOutlet::new(
+            testing::connector(&unique_name("out")),
+            Template::parse(&topic).unwrap(),
+        )
+    })
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(
+        received(&sub, 12).await.len(),
+        12,
+        "two pushes of six records"
+    );
+}
+
+#[tokio::test]
+async fn tls_is_spoken_when_asked_for() {
+    use tokio::io::AsyncReadExt;
+    // A listener that records the first byte a client sends: 0x16 opens a
+    // TLS handshake record, 0x10 a plain MQTT CONNECT.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut byte = [0u8; 1];
+        socket.read_exact(&mut byte).await.unwrap();
+        byte[0]
+    });
+    let connector = ConnectionOptions {
+        host: Some("localhost".into()),
+        port: Some(port),
+        username: Some("app".into()),
+        password: Some(Secret::new("s3cret".into())),
+        tls: Some(databay_component::mqtt::TlsOptions::default()),
+        timeout: Some(Duration::from_secs(1)),
+        ..ConnectionOptions::default()
+    }
+    .connector("databay-test-tls")
+    .unwrap();
+    let mut out = MqttOutlet::new(connector, Template::parse("a").unwrap());
+    let e = out.on_start().await.unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot connect to MQTT broker at localhost:{port}"
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+    assert_eq!(
+        first.await.unwrap(),
+        0x16,
+        "the client opened with a TLS handshake"
+    );
+}

@@ -1,0 +1,194 @@
+//! Tests of [`NatsOutlet`] against the real NATS server with JetStream
+//! (see `databay_component::nats::testing`), each on subjects and streams
+//! of its own.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use databay_component::Secret;
+use databay_component::broker::Template;
+use databay_component::nats::ConnectionOptions;
+use databay_component::nats::testing::{self, unique_name};
+use databay_core::{Outlet, Record, Update};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::{NatsOutlet, NatsPublish};
+
+fn update() -> Update {
+    Update::new(["nats"], 0)
+}
+
+fn outlet(mode: NatsPublish, subject: &str) -> NatsOutlet {
+    NatsOutlet::new(
+        testing::connector(),
+        mode,
+        Template::parse(subject).unwrap(),
+    )
+}
+
+fn records(values: &[Value]) -> Vec<Record> {
+    values.iter().cloned().map(Record::new).collect()
+}
+
+#[tokio::test]
+async fn core_messages_reach_a_subscriber_with_their_subjects() {
+    let client = testing::client().await;
+    let base = unique_name("out_core");
+    let mut sub = client.subscribe(format!("{base}.>")).await.unwrap();
+    client.flush().await.unwrap();
+    let mut out = outlet(NatsPublish::Core, &format!("{base}.{{/region}}"));
+    out.push(
+        &records(&[
+            json!({"region": "eu", "n": 1}),
+            json!({"region": "us", "n": 2}),
+        ]),
+        &update(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("a message within 5s")
+            .expect("a message");
+        let payload: Value = serde_json::from_slice(&m.payload).unwrap();
+        got.push((m.subject.to_string(), payload["n"].as_i64().unwrap()));
+    }
+    assert_eq!(got, [(format!("{base}.eu"), 1), (format!("{base}.us"), 2)]);
+}
+
+#[tokio::test]
+async fn jetstream_stores_every_message_before_the_push_returns() {
+    let client = testing::client().await;
+    let js = jetstream::new(client);
+    let name = unique_name("out_js");
+    let mut stream = js
+        .create_stream(jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{name}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut out = outlet(NatsPublish::JetStream, &format!("{name}.orders"));
+    out.push(&records(&[json!(1), json!(2), json!(3)]), &update())
+        .await
+        .unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 3);
+    let m = stream.get_raw_message(2).await.unwrap();
+    assert_eq!(&m.payload[..], b"2");
+    js.delete_stream(&name).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_subject_no_stream_captures_fails_the_push_naming_it() {
+    let _ = testing::client().await;
+    let subject = unique_name("out_nostream");
+    let mut out = outlet(NatsPublish::JetStream, &subject);
+    let e = out
+        .push(&records(&[json!(1)]), &update())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("NATS at 127.0.0.1:4222:"), "{e}");
+    assert!(e.contains(&format!("`{subject}`")), "{e}");
+    assert!(e.contains("no stream"), "{e}");
+}
+
+#[tokio::test]
+async fn a_record_without_a_subject_publishes_nothing() {
+    let client = testing::client().await;
+    let base = unique_name("out_bad");
+    let mut sub = client.subscribe(format!("{base}.>")).await.unwrap();
+    client.flush().await.unwrap();
+    let mut out = outlet(NatsPublish::Core, &format!("{base}.{{/region}}"));
+    let e = out
+        .push(
+            &records(&[json!({"region": "eu"}), json!({"region": "a b"})]),
+            &update(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("record 1: subject `"), "{e}");
+    assert!(e.contains("contains whitespace"), "{e}");
+    let nothing = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+    assert!(nothing.is_err(), "a message was published: {nothing:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_named_without_the_password() {
+    let connector = ConnectionOptions {
+        url: Some(Secret::new("nats://app:s3cret@127.0.0.1:1".into())),
+        timeout: Some(Duration::from_secs(2)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut out = NatsOutlet::new(connector, NatsPublish::Core, Template::parse("a").unwrap());
+    let e = out.on_start().await.unwrap_err().to_string();
+    assert!(
+        e.starts_with("cannot connect to NATS at 127.0.0.1:1"),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+}
+
+#[tokio::test]
+async fn a_refused_login_does_not_show_the_token() {
+    let _ = testing::client().await;
+    // The test server takes anyone; a token it does not expect is still
+    // sent and must stay out of whatever is reported.
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(testing::url())),
+        token: Some(Secret::new("t0k3n-not-shown".into())),
+        timeout: Some(Duration::from_secs(2)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    assert!(!format!("{connector:?}").contains("t0k3n"));
+    let mut out = NatsOutlet::new(
+        connector,
+        NatsPublish::JetStream,
+        Template::parse("nowhere.x").unwrap(),
+    );
+    if let Err(e) = out.on_start().await {
+        assert!(!e.to_string().contains("t0k3n"), "{e}");
+    }
+    // No stream captures the subject: the push fails, and says so without the token.
+    let e = out
+        .push(&records(&[json!(1)]), &update())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`nowhere.x`") && !e.contains("t0k3n"), "{e}");
+}
+
+#[tokio::test]
+async fn passes_the_outlet_checks() {
+    let client = testing::client().await;
+    let js = jetstream::new(client);
+    let name = unique_name("out_tester");
+    let mut stream = js
+        .create_stream(jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{name}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let subject = format!("{name}.all");
+    databay_core::testing::OutletTester::new(|| outlet(NatsPublish::JetStream, &subject))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        12,
+        "two pushes of six records"
+    );
+    js.delete_stream(&name).await.unwrap();
+}
