@@ -37,12 +37,26 @@ fn plugins_lists_every_type_with_its_summary() {
     };
     assert_eq!(
         names("inlets"),
-        ["exec", "file", "http", "null", "postgres", "random_int"],
+        [
+            "amqp",
+            "exec",
+            "file",
+            "http",
+            "mqtt",
+            "nats",
+            "null",
+            "postgres",
+            "random_int",
+            "redis"
+        ],
         "{stdout}"
     );
     assert_eq!(
         names("outlets"),
-        ["csv", "exec", "file", "http", "null", "postgres", "print"],
+        [
+            "amqp", "csv", "exec", "file", "http", "mqtt", "nats", "null", "postgres", "print",
+            "redis"
+        ],
         "{stdout}"
     );
     for p in [
