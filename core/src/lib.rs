@@ -62,7 +62,7 @@ pub use async_trait::async_trait;
 pub use buffer::Buffer;
 pub use error::{BoxError, Failure, NodeError, NodeKind, PlannerError, TransferError};
 pub use inlet::{Inlet, InletBuilder, InletHandle, Pull};
-pub use link::{Link, LinkBuilder, LinkState, NodeStats, TransferReport};
+pub use link::{Link, LinkBuilder, LinkState, NodeStats, ProcessorGauges, TransferReport};
 pub use outlet::{DeliveryError, Outlet, OutletBuilder, OutletHandle};
 pub use planner::{Planner, PlannerBuilder};
 pub use processor::{Context, Gauge, Grouper, Processor, Trigger};

@@ -94,3 +94,29 @@ async fn join_sides_are_the_links_inlets() {
         [json!({"users": {"user": "a", "name": "Ada"}, "orders": {"user": "a", "total": 9}})]
     );
 }
+
+#[tokio::test]
+async fn a_link_shows_what_its_stateful_processors_hold() {
+    let link = Link::builder("held")
+        .inlet(StaticInlet::values([
+            json!({"user": "a"}),
+            json!({"user": "b"}),
+            json!({}),
+        ]))
+        .processor(|records: Vec<Record>| records)
+        .processor(stateful::collect(by_user, Duration::from_secs(3600), 100))
+        .outlet(CollectOutlet::new())
+        .every(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    assert!(link.processor_gauges().is_empty());
+    link.transfer().await.unwrap();
+    let shown = link.processor_gauges();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0].index, 1);
+    let figures: Vec<(&str, u64)> = shown[0].gauges.iter().map(|g| (g.name, g.value)).collect();
+    assert_eq!(
+        figures,
+        [("keys", 2), ("timers", 2), ("rejected_records_total", 1)]
+    );
+}
