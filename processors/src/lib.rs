@@ -45,6 +45,7 @@
 
 use databay_component::Registry;
 
+mod aggregate;
 mod buffer;
 mod chunk;
 #[cfg(feature = "jq")]
@@ -52,9 +53,11 @@ mod filter;
 mod group_by;
 #[cfg(feature = "jq")]
 mod jq;
+mod keyed;
 #[cfg(feature = "jq")]
 mod map;
 mod pointer;
+mod reducers;
 mod remove;
 mod rename;
 mod select;
@@ -64,6 +67,7 @@ mod value;
 #[cfg(test)]
 mod tests;
 
+pub use aggregate::AggregateOptions;
 pub use buffer::BufferOptions;
 pub use chunk::{Chunk, ChunkOptions};
 #[cfg(feature = "jq")]
@@ -71,9 +75,11 @@ pub use filter::JqFilter;
 pub use group_by::{GroupBy, GroupByOptions, GroupKey};
 #[cfg(feature = "jq")]
 pub use jq::{JqError, JqOptions, JqProgram};
+pub use keyed::{EofOption, KeySource};
 #[cfg(feature = "jq")]
 pub use map::JqMap;
 pub use pointer::{Pointer, PointerError, SetError};
+pub use reducers::{AggregateSpec, Aggregates, Aggregation, Reducer, WindowAggregation};
 pub use remove::{Remove, RemoveOptions};
 pub use rename::{Rename, RenameOptions};
 pub use select::{Op, Select, SelectOptions};
@@ -105,6 +111,7 @@ impl RecordError {
 
 /// Registers every processor and grouper type of this crate.
 pub fn register(registry: &mut Registry) {
+    aggregate::register(registry);
     buffer::register(registry);
     select::register(registry);
     set::register(registry);
