@@ -309,19 +309,12 @@ impl Acc {
             }
             (Acc::Min(a), Acc::Min(b)) => pick(a, b.map(Cow::Owned), Ordering::Less),
             (Acc::Max(a), Acc::Max(b)) => pick(a, b.map(Cow::Owned), Ordering::Greater),
-            (Acc::First(a), Acc::First(b)) => {
-                if a.is_none() {
-                    *a = b;
-                }
-            }
-            (Acc::Last(a), Acc::Last(b)) => {
-                if b.is_some() {
-                    *a = b;
-                }
-            }
+            (Acc::First(a), Acc::First(b)) if a.is_none() => *a = b,
+            (Acc::Last(a), Acc::Last(b)) if b.is_some() => *a = b,
             (Acc::Collect(a), Acc::Collect(b)) => a.extend(b),
             (Acc::Distinct(a), Acc::Distinct(b)) => a.extend(b),
-            // Accumulators of one operator line up by construction.
+            // Kept as they are (a first already there, no later last), or
+            // not of one kind, which accumulators of one operator always are.
             _ => {}
         }
     }
