@@ -63,6 +63,7 @@ mod rename;
 mod select;
 mod set;
 mod value;
+mod window;
 
 #[cfg(test)]
 mod tests;
@@ -84,6 +85,7 @@ pub use remove::{Remove, RemoveOptions};
 pub use rename::{Rename, RenameOptions};
 pub use select::{Op, Select, SelectOptions};
 pub use set::{Set, SetOptions};
+pub use window::{WindowKind, WindowOptions};
 
 /// A record a processor or grouper could not handle: the whole batch
 /// fails, and the error says which record.
@@ -112,6 +114,7 @@ impl RecordError {
 /// Registers every processor and grouper type of this crate.
 pub fn register(registry: &mut Registry) {
     aggregate::register(registry);
+    window::register(registry);
     buffer::register(registry);
     select::register(registry);
     set::register(registry);
