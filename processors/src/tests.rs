@@ -92,6 +92,8 @@ fn every_type_is_registered() {
     let mut processors = vec![
         "aggregate",
         "buffer",
+        "collect",
+        "join",
         "remove",
         "rename",
         "select",
