@@ -99,7 +99,6 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 use crate::record::Record;
@@ -114,6 +113,9 @@ pub mod window;
 #[cfg(test)]
 mod tests;
 
+/// The time types of the operators' API (`notify_at`, `now`), re-exported
+/// so that a user needs no chrono dependency of their own.
+pub use chrono::{DateTime, TimeDelta, Utc};
 pub use join::{EmitMode, InsertMode, Join, Sides, join};
 pub use keyed::{KeyedLogic, Stateful, Step};
 pub use logic::{
