@@ -208,7 +208,14 @@ impl<C: Clock, W: Windower, L: WindowLogic> KeyedLogic for Window<C, W, L> {
         let last = assignment.windows.len() - 1;
         let mut record = Some(record);
         for (i, (id, bounds)) in assignment.windows.into_iter().enumerate() {
-            windows.bounds.insert(id, bounds);
+            // Most records land in a window whose bounds they do not move.
+            match windows.bounds.get_mut(&id) {
+                Some(known) if *known == bounds => {}
+                Some(known) => *known = bounds,
+                None => {
+                    windows.bounds.insert(id, bounds);
+                }
+            }
             let target = windows.states.entry(id).or_insert_with(|| {
                 self.open += 1;
                 self.logic.open()
