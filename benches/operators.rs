@@ -121,9 +121,11 @@ fn fold_final_case(n: usize) {
         }
         let mut out: Vec<(String, f64)> = sums.into_iter().collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        out.into_iter()
+        let out: Vec<Record> = out
+            .into_iter()
             .map(|(user, sum)| Record::new(json!(sum)).with_meta("__key__", user))
-            .count()
+            .collect();
+        out.len()
     });
     report("fold_final", n, op, floor, 5e6);
 }
@@ -154,14 +156,15 @@ fn count_window_case(n: usize) {
                 .entry((user.to_owned(), ts.div_euclid(60)))
                 .or_insert(0) += 1;
         }
-        counts
+        let out: Vec<Record> = counts
             .into_iter()
             .map(|((user, window), count)| {
                 Record::new(json!(count))
                     .with_meta("__key__", user)
                     .with_meta("__window__", window)
             })
-            .count()
+            .collect();
+        out.len()
     });
     report("count_window", n, op, floor, 2e6);
 }
