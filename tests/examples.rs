@@ -106,8 +106,22 @@ impl Run {
     }
 }
 
-/// Runs example `name` with `args` to its end and checks it succeeded.
+/// Runs example `name` with `args` to its end and checks it succeeded and
+/// drove a planner.
 fn run(name: &str, args: &[&Path]) -> Run {
+    let run = run_unplanned(name, args);
+    // Logs go to stderr, so that stdout holds only what the example prints.
+    assert!(
+        run.stderr.contains("planner started") && run.stderr.contains("planner stopped"),
+        "example `{name}` logged no planner start and stop:\n{}",
+        run.stderr
+    );
+    run
+}
+
+/// Runs example `name`, which drives its link by hand (`transfer`,
+/// `flush`) rather than through a planner, to its end.
+fn run_unplanned(name: &str, args: &[&Path]) -> Run {
     // Build (once, for every test) before starting the clock.
     let mut command = example(name);
     let started = Instant::now();
@@ -133,12 +147,6 @@ fn run(name: &str, args: &[&Path]) -> Run {
         run.elapsed < Duration::from_secs(6),
         "example `{name}` ran for {:?}; examples must stay short",
         run.elapsed
-    );
-    // Logs go to stderr, so that stdout holds only what the example prints.
-    assert!(
-        run.stderr.contains("planner started") && run.stderr.contains("planner stopped"),
-        "example `{name}` logged no planner start and stop:\n{}",
-        run.stderr
     );
     run
 }
@@ -386,4 +394,120 @@ fn ctrl_c_stops_an_example_gracefully() {
     assert!(stderr.contains("Ctrl-C received"), "{stderr}");
     assert!(stderr.contains("planner stopped"), "{stderr}");
     let _ = rest.join();
+}
+
+#[test]
+fn stateful_running_count_carries_counts_across_transfers() {
+    let run = run_unplanned("stateful_running_count", &[]);
+    assert_eq!(
+        run.lines(),
+        [
+            "running_count.0 a 1",
+            "running_count.0 b 1",
+            "running_count.0 a 2",
+            "running_count.1 b 2",
+            "running_count.1 c 1",
+            "running_count.2 a 3",
+        ]
+    );
+}
+
+#[test]
+fn stateful_sessions_summarise_and_forget_finished_sessions() {
+    let run = run_unplanned("stateful_sessions", &[]);
+    assert_eq!(
+        run.lines(),
+        [
+            "sessions.1 ada {\"duration\":40,\"event_count\":3}",
+            "sessions.2 bob {\"duration\":25,\"event_count\":2}",
+            "live sessions: 0",
+        ]
+    );
+}
+
+#[test]
+fn stateful_statistics_come_out_at_the_end_of_the_stream() {
+    let run = run_unplanned("stateful_statistics", &[]);
+    assert_eq!(
+        run.lines(),
+        [
+            "statistics.3 humidity {\"sum\":152.0,\"count\":3,\"min\":40.0,\"max\":61.0}",
+            "statistics.3 temperature {\"sum\":83.0,\"count\":4,\"min\":18.0,\"max\":23.5}",
+        ]
+    );
+}
+
+#[test]
+fn stateful_word_count_counts_each_word() {
+    let run = run_unplanned("stateful_word_count", &[]);
+    assert_eq!(
+        run.lines(),
+        [
+            "word_count.1 a 3",
+            "word_count.1 is 2",
+            "word_count.1 rose 3"
+        ]
+    );
+}
+
+#[test]
+fn stateful_joins_inner_left_and_running() {
+    let run = run_unplanned("stateful_joins", &[]);
+    // Sides in the order of the join's `sides`; each payload's keys as
+    // the inlet wrote them.
+    let ada = "\"users\":{\"user\":\"ada\",\"name\":\"Ada\"}";
+    let order = "\"orders\":{\"user\":\"ada\",\"total\":5}";
+    let bob = "{\"users\":{\"user\":\"bob\",\"name\":\"Bob\"},\"orders\":null}";
+    assert_eq!(
+        run.lines(),
+        [
+            format!("inner   inner.1 {{{ada},{order}}}"),
+            format!("left    left.3 {{{ada},{order}}}"),
+            format!("left    left.3 {bob}"),
+            format!("running running.0 {{{ada},\"orders\":null}}"),
+            format!("running running.1 {bob}"),
+            format!("running running.1 {{{ada},{order}}}"),
+            format!("running running.2 {{{ada},{order}}}"),
+        ]
+    );
+}
+
+#[test]
+fn stateful_collect_emits_full_lists_and_on_timeout_between_transfers() {
+    let run = run("stateful_collect", &[]);
+    let lines = run.lines();
+    let fast_full = lines
+        .iter()
+        .filter(|l| l.contains(" fast 10 readings"))
+        .count();
+    assert!(fast_full >= 3, "{}", run.stdout);
+    let slow: Vec<&&str> = lines.iter().filter(|l| l.contains(" slow ")).collect();
+    assert_eq!(slow.len(), 1, "{}", run.stdout);
+    assert!(slow[0].contains("slow 1 readings"), "{}", run.stdout);
+    // Emitted by its 5 s timeout, not by the shutdown flush that comes last.
+    assert!(!lines[lines.len() - 2].contains("slow"), "{}", run.stdout);
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("lists emitted: ")),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn stateful_sliding_window_expires_on_time_and_forgets_the_sensor() {
+    let run = run("stateful_sliding_window", &[]);
+    assert_eq!(
+        run.lines(),
+        [
+            "sum 1 (a reading)",
+            "sum 3 (a reading)",
+            "sum 6 (a reading)",
+            "sum 5 (expired)",
+            "sum 3 (expired)",
+            "sum 0 (expired)",
+            "live sensors: 0",
+        ]
+    );
 }

@@ -53,6 +53,7 @@ pub mod processor;
 mod record;
 mod reject;
 mod schedule;
+pub mod stateful;
 mod stats;
 mod sync;
 pub mod testing;
@@ -63,11 +64,12 @@ pub use buffer::Buffer;
 pub use error::{BoxError, Failure, NodeError, NodeKind, PlannerError, TransferError};
 pub use inlet::{Inlet, InletBuilder, InletHandle, Pull};
 pub use link::{
-    BackoffPolicy, Link, LinkBuilder, LinkState, NodeStats, REPEAT_WINDOW, TransferReport,
+    BackoffPolicy, Link, LinkBuilder, LinkState, NodeStats, ProcessorGauges, REPEAT_WINDOW,
+    TransferReport,
 };
 pub use outlet::{Delivered, DeliveryError, Outlet, OutletBuilder, OutletHandle};
 pub use planner::{Planner, PlannerBuilder};
-pub use processor::{Context, Grouper, Processor, Trigger};
+pub use processor::{Context, Gauge, Grouper, Processor, Trigger};
 pub use record::{INLET_KEY, Metadata, MetadataRef, Origin, Record};
 pub use reject::{Reject, Rejected, RejectedRecord};
 pub use schedule::{Schedule, ScheduleError};

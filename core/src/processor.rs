@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
+use serde_json::Value;
+
 use crate::error::BoxError;
 use crate::record::Record;
 use crate::update::Update;
@@ -50,6 +52,32 @@ impl<'a> Context<'a> {
             now: crate::clock::now(),
         }
     }
+
+    /// The same context at another instant: for tests and replays that
+    /// drive time-dependent processors (timeouts, windows) by hand.
+    pub fn at(mut self, now: Instant) -> Self {
+        self.now = now;
+        self
+    }
+}
+
+/// A figure a processor reports about itself: live keys, open windows,
+/// records left out. Names ending in `_total` only ever grow (counters);
+/// the others go up and down (gauges).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Gauge {
+    /// What is measured, in `snake_case` (`keys`, `windows`).
+    pub name: &'static str,
+    /// Its current value.
+    pub value: u64,
+}
+
+impl Gauge {
+    /// The figure `name` at `value`.
+    pub fn new(name: &'static str, value: u64) -> Self {
+        Gauge { name, value }
+    }
 }
 
 /// A step of a link's pipeline.
@@ -82,6 +110,28 @@ pub trait Processor: Send + 'static {
     fn next_wakeup(&self) -> Option<Instant> {
         None
     }
+
+    /// The state this processor holds between transfers (keyed operator
+    /// state, held records), as JSON, so that a fresh instance given it
+    /// through [`restore`](Processor::restore) carries on exactly where this
+    /// one stands. `None` (the default): nothing to keep.
+    fn snapshot(&self) -> Result<Option<Value>, BoxError> {
+        Ok(None)
+    }
+
+    /// Replaces this processor's state by one [`snapshot`](Processor::snapshot)
+    /// gave. The default refuses: a processor without state has nothing to
+    /// restore.
+    fn restore(&mut self, state: Value) -> Result<(), BoxError> {
+        let _ = state;
+        Err("this processor keeps no state to restore".into())
+    }
+
+    /// Figures about what the processor holds (live keys, open windows),
+    /// for status views and metrics. None by default.
+    fn gauges(&self) -> Vec<Gauge> {
+        Vec::new()
+    }
 }
 
 #[async_trait]
@@ -110,6 +160,18 @@ impl Processor for Box<dyn Processor> {
 
     fn next_wakeup(&self) -> Option<Instant> {
         (**self).next_wakeup()
+    }
+
+    fn snapshot(&self) -> Result<Option<Value>, BoxError> {
+        (**self).snapshot()
+    }
+
+    fn restore(&mut self, state: Value) -> Result<(), BoxError> {
+        (**self).restore(state)
+    }
+
+    fn gauges(&self) -> Vec<Gauge> {
+        (**self).gauges()
     }
 }
 
@@ -220,6 +282,7 @@ mod tests {
     /// Overrides every method with a result no default gives.
     struct Everything {
         wakeup: Instant,
+        restored: Option<Value>,
     }
 
     #[async_trait]
@@ -236,6 +299,19 @@ mod tests {
         fn next_wakeup(&self) -> Option<Instant> {
             Some(self.wakeup)
         }
+
+        fn snapshot(&self) -> Result<Option<Value>, BoxError> {
+            Ok(Some(Value::from("snapshot")))
+        }
+
+        fn restore(&mut self, state: Value) -> Result<(), BoxError> {
+            self.restored = Some(state);
+            Ok(())
+        }
+
+        fn gauges(&self) -> Vec<Gauge> {
+            vec![Gauge::new("keys", self.restored.iter().count() as u64 + 7)]
+        }
     }
 
     // Generic, so the calls resolve to `impl Processor for Box<dyn Processor>`
@@ -248,6 +324,18 @@ mod tests {
         p.next_wakeup()
     }
 
+    fn snapshot_through<P: Processor>(p: &P) -> Option<Value> {
+        p.snapshot().unwrap()
+    }
+
+    fn restore_through<P: Processor>(p: &mut P, state: Value) {
+        p.restore(state).unwrap()
+    }
+
+    fn gauges_through<P: Processor>(p: &P) -> Vec<Gauge> {
+        p.gauges()
+    }
+
     fn group_through<G: Grouper>(g: &mut G, batches: Vec<Vec<Record>>) -> Vec<Vec<Record>> {
         g.group(batches).unwrap()
     }
@@ -255,13 +343,33 @@ mod tests {
     #[tokio::test]
     async fn a_boxed_processor_forwards_every_method() {
         let wakeup = Instant::now() + Duration::from_secs(3600);
-        let mut boxed: Box<dyn Processor> = Box::new(Everything { wakeup });
+        let mut boxed: Box<dyn Processor> = Box::new(Everything {
+            wakeup,
+            restored: None,
+        });
         let update = Update::new(["boxed"], 0);
         let cx = Context::new(&update, Trigger::Transfer);
         let out = process_through(&mut boxed, &cx).await;
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].payload, "processed");
         assert_eq!(next_wakeup_through(&boxed), Some(wakeup));
+        assert_eq!(
+            snapshot_through(&boxed),
+            Some(Value::from("snapshot")),
+            "snapshot"
+        );
+        assert_eq!(gauges_through(&boxed), [Gauge::new("keys", 7)]);
+        restore_through(&mut boxed, Value::from(1));
+        assert_eq!(gauges_through(&boxed), [Gauge::new("keys", 8)]);
+    }
+
+    #[tokio::test]
+    async fn defaults_keep_no_state() {
+        let mut plain = |records: Vec<Record>| records;
+        assert_eq!(snapshot_through(&plain), None);
+        assert!(gauges_through(&plain).is_empty());
+        let e = Processor::restore(&mut plain, Value::Null).unwrap_err();
+        assert_eq!(e.to_string(), "this processor keeps no state to restore");
     }
 
     #[test]

@@ -13,13 +13,20 @@
 //! | `map`      | processor | replaces payloads by a jq expression's outputs (`jq`)     |
 //! | `chunk`    | grouper   | splits batches into chunks of at most `size` records      |
 //! | `group_by` | grouper   | one batch per value of a field or jq expression           |
+//! | `aggregate`| processor | per-key reducers (count, sum, mean, ...) until EOF        |
+//! | `window`   | processor | per-key reducers per tumbling, sliding or session window  |
+//! | `collect`  | processor | per-key lists, at a size or after a timeout               |
+//! | `join`     | processor | rows of what several inlets brought for a key             |
 //!
 //! Fields are named by JSON pointers ([`Pointer`]), parsed once at build
 //! time. Options are checked when the config loads; an error is a
 //! [`databay_component::OptionError`] naming the option. At run time, a
 //! record that cannot be processed fails the whole batch with a
 //! [`RecordError`] naming the record, and the link handles it (with
-//! `ignore_exceptions`, the batch is dropped and counted).
+//! `ignore_exceptions`, the batch is dropped and counted). The stateful
+//! processors (`aggregate`, `window`, `collect`, `join`) instead leave a
+//! record they cannot key out, log it with its position and count it in
+//! their `rejected_records_total` gauge, and go on with the batch.
 //!
 //! ```
 //! use databay_core::{Link, testing::{CollectOutlet, StaticInlet}};
@@ -45,39 +52,51 @@
 
 use databay_component::Registry;
 
+mod aggregate;
 mod buffer;
 mod chunk;
+mod collect;
 #[cfg(feature = "jq")]
 mod filter;
 mod group_by;
+mod join;
 #[cfg(feature = "jq")]
 mod jq;
+mod keyed;
 #[cfg(feature = "jq")]
 mod map;
 mod pointer;
+mod reducers;
 mod remove;
 mod rename;
 mod select;
 mod set;
 mod value;
+mod window;
 
 #[cfg(test)]
 mod tests;
 
+pub use aggregate::AggregateOptions;
 pub use buffer::BufferOptions;
 pub use chunk::{Chunk, ChunkOptions};
+pub use collect::CollectOptions;
 #[cfg(feature = "jq")]
 pub use filter::JqFilter;
 pub use group_by::{GroupBy, GroupByOptions, GroupKey};
+pub use join::JoinOptions;
 #[cfg(feature = "jq")]
 pub use jq::{JqError, JqOptions, JqProgram};
+pub use keyed::{EofOption, KeySource};
 #[cfg(feature = "jq")]
 pub use map::JqMap;
 pub use pointer::{Pointer, PointerError, SetError};
+pub use reducers::{AggregateSpec, Aggregates, Aggregation, Reducer, WindowAggregation};
 pub use remove::{Remove, RemoveOptions};
 pub use rename::{Rename, RenameOptions};
 pub use select::{Op, Select, SelectOptions};
 pub use set::{Set, SetOptions};
+pub use window::{WindowKind, WindowOptions};
 
 /// A record a processor or grouper could not handle: the whole batch
 /// fails, and the error says which record.
@@ -105,6 +124,10 @@ impl RecordError {
 
 /// Registers every processor and grouper type of this crate.
 pub fn register(registry: &mut Registry) {
+    aggregate::register(registry);
+    window::register(registry);
+    collect::register(registry);
+    join::register(registry);
     buffer::register(registry);
     select::register(registry);
     set::register(registry);

@@ -89,7 +89,17 @@ pub(crate) fn grouper_error(name: &str, options: &str) -> String {
 #[test]
 fn every_type_is_registered() {
     let registry = registry();
-    let mut processors = vec!["buffer", "remove", "rename", "select", "set"];
+    let mut processors = vec![
+        "aggregate",
+        "buffer",
+        "collect",
+        "join",
+        "remove",
+        "rename",
+        "select",
+        "set",
+        "window",
+    ];
     if cfg!(feature = "jq") {
         processors.extend(["filter", "map"]);
     }

@@ -25,6 +25,8 @@ pub(super) struct LinkView {
     backoff_until: Option<String>,
     counters: CountersView,
     components: Vec<databay_core::NodeStats>,
+    /// Live keys, open windows and the like, per stateful processor.
+    processors: Vec<databay_core::ProcessorGauges>,
     summary: Option<ShapeView>,
 }
 
@@ -78,6 +80,7 @@ impl LinkView {
                 .last_error
                 .map(|e| crate::scrub::scrub(&e).into_owned()),
             components: link.node_stats(),
+            processors: link.processor_gauges(),
             summary: summary.map(|s| ShapeView {
                 inlets: s.inlets.clone(),
                 processors: s.processors.clone(),

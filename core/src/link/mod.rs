@@ -105,6 +105,20 @@ impl NodeCounters {
     }
 }
 
+/// The figures one of a link's processors reports about what it holds
+/// ([`Processor::gauges`](crate::Processor::gauges)): live keys, open
+/// windows. Taken after every run of the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ProcessorGauges {
+    /// The processor's name.
+    pub name: String,
+    /// Its position in the link's pipeline.
+    pub index: usize,
+    /// What it reported.
+    pub gauges: Vec<crate::processor::Gauge>,
+}
+
 /// What one inlet or outlet of a link did, as this link saw it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -214,6 +228,8 @@ struct Inner {
     has_processors: AtomicBool,
     /// Earliest wake-up requested by a processor.
     processor_wakeup: Mutex<Option<Instant>>,
+    /// What the link's processors reported after the last run.
+    processor_gauges: Mutex<Vec<ProcessorGauges>>,
     next_tick: Mutex<Option<SystemTime>>,
 }
 
@@ -305,6 +321,12 @@ impl Link {
                 .map(|(i, s)| s.counters.snapshot(NodeKind::Outlet, s.handle.name(), i)),
         );
         stats
+    }
+
+    /// What the link's processors that report gauges (stateful operators)
+    /// said after the link's last transfer, timer wake-up or flush.
+    pub fn processor_gauges(&self) -> Vec<ProcessorGauges> {
+        lock(&self.inner.processor_gauges).clone()
     }
 
     /// When the next scheduled transfer is due, if the link is scheduled.

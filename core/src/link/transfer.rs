@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::health::{Verdict, error_key, repeats_note};
 use super::pull::Pulls;
-use super::{Link, OutletSlot, Pipeline, TransferReport};
+use super::{Link, OutletSlot, Pipeline, ProcessorGauges, TransferReport};
 use crate::error::{NodeError, NodeKind, TransferError};
 use crate::node::guarded;
 use crate::outlet::{Delivered, OutletHandle};
@@ -126,6 +126,22 @@ impl Link {
             .iter()
             .filter_map(|s| s.processor.next_wakeup())
             .min();
+        let gauges: Vec<ProcessorGauges> = pipeline
+            .processors
+            .iter()
+            .enumerate()
+            .filter_map(|(index, s)| {
+                let gauges = s.processor.gauges();
+                (!gauges.is_empty()).then(|| ProcessorGauges {
+                    name: s.name.clone(),
+                    index,
+                    gauges,
+                })
+            })
+            .collect();
+        if !gauges.is_empty() {
+            *lock(&inner.processor_gauges) = gauges;
+        }
         // A wake-up at or before this run's start was due while it ran and
         // had its chance: asking again for the past would spin the timer.
         let wakeup = self

@@ -809,3 +809,27 @@ async fn metrics_are_gzipped_for_clients_that_accept_it() {
     );
     f.stop().await;
 }
+
+#[tokio::test]
+async fn a_link_view_shows_its_stateful_processors() {
+    let by_user =
+        |r: &databay_core::Record| databay_core::stateful::key_text(r.payload.get("user"));
+    let link = Link::builder("counting")
+        .inlet(StaticInlet::values([
+            json!({"user": "a"}),
+            json!({"user": "b"}),
+        ]))
+        .processor(databay_core::stateful::count_final(by_user))
+        .outlet(CollectOutlet::new())
+        .every(Duration::from_secs(3600))
+        .build()
+        .expect("valid schedule");
+    link.transfer().await.expect("transfer");
+    let view = serde_json::to_value(super::views::LinkView::new(&link, None)).expect("json");
+    let processors = &view["processors"];
+    assert_eq!(processors[0]["index"], 0, "{view}");
+    assert_eq!(
+        processors[0]["gauges"][0],
+        json!({"name": "keys", "value": 2})
+    );
+}
