@@ -18,6 +18,8 @@
 //!   options the HTTP inlet and outlet share, for plugins to reuse.
 //! - `postgres` (cargo feature `postgres`): the connection options,
 //!   connecting and value conversions the PostgreSQL inlet and outlet share.
+//! - `mongodb` (cargo feature `mongodb`): the connection options, client
+//!   and BSON <-> JSON conversions the MongoDB inlet and outlet share.
 //! - [`testing`]: the check every component's `sample.toml` and `README.md`
 //!   must pass.
 //!
@@ -50,6 +52,8 @@ mod error;
 pub mod exec;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 mod options;
 #[cfg(feature = "postgres")]
 pub mod postgres;
