@@ -9,6 +9,7 @@
 //! | [`ExecOutlet`] | JSON lines to a command's stdin, each batch acknowledged |
 //! | `HttpOutlet` (feature `http`) | each batch as one POST/PUT: a JSON array or NDJSON |
 //! | `PostgresOutlet` | rows of a PostgreSQL table (feature `postgres`) |
+//! | `MongoOutlet` | documents of a MongoDB collection: inserts, replace or upsert by key (feature `mongodb`) |
 //!
 //! Each lives in its own folder with a `README.md` describing every option,
 //! the metadata keys it reads and the errors it reports. They implement
@@ -46,6 +47,8 @@ pub mod file;
 mod file_mode;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 pub mod null;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -58,6 +61,8 @@ pub use crate::file::{FileOutlet, FileOutletError};
 pub use crate::file_mode::{FileMode, ParseFileModeError};
 #[cfg(feature = "http")]
 pub use crate::http::HttpOutlet;
+#[cfg(feature = "mongodb")]
+pub use crate::mongodb::{MongoOutlet, MongoOutletError};
 pub use crate::null::NullOutlet;
 #[cfg(feature = "postgres")]
 pub use crate::postgres::{PostgresOutlet, PostgresOutletError};
@@ -71,6 +76,8 @@ pub fn register(registry: &mut databay_component::Registry) {
     file::register(registry);
     #[cfg(feature = "http")]
     http::register(registry);
+    #[cfg(feature = "mongodb")]
+    mongodb::register(registry);
     null::register(registry);
     #[cfg(feature = "postgres")]
     postgres::register(registry);

@@ -22,15 +22,19 @@ pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `tls = { ca_file = "...", cert_key_file = "..." }`: TLS (rustls with
 /// ring) with these files; `tls=true` in the URI turns it on too.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TlsSettings {
     /// PEM file of the certificate authorities to trust (default: the
-    /// bundled web roots).
+    /// bundled web roots); relative to the config file's directory.
+    #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// PEM file holding the client's certificate and private key, for
     /// servers that ask for one (X.509).
+    #[serde(default)]
     pub cert_key_file: Option<PathBuf>,
     /// Accept any server certificate. Only for tests.
+    #[serde(default)]
     pub allow_invalid_certificates: bool,
 }
 
@@ -48,6 +52,20 @@ pub struct ConnectionOptions {
     pub server_selection_timeout: Option<Duration>,
     /// TLS settings; `None` leaves TLS as the URI says.
     pub tls: Option<TlsSettings>,
+}
+
+impl TlsSettings {
+    /// The settings with relative paths resolved against the config
+    /// file's directory; errors name `tls.ca_file` or `tls.cert_key_file`.
+    pub fn resolve(mut self, cx: &crate::BuildContext) -> Result<TlsSettings, OptionError> {
+        if let Some(path) = &self.ca_file {
+            self.ca_file = Some(cx.path("tls.ca_file", path)?);
+        }
+        if let Some(path) = &self.cert_key_file {
+            self.cert_key_file = Some(cx.path("tls.cert_key_file", path)?);
+        }
+        Ok(self)
+    }
 }
 
 impl ConnectionOptions {
