@@ -13,6 +13,7 @@
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
 //! | `HttpInlet` (feature `http`) | a URL's response: JSON or text, items, pages, an incremental cursor |
 //! | `PostgresInlet` | the rows of a query, with an optional incremental cursor (feature `postgres`) |
+//! | `MongoInlet` | the documents of a find, with an optional incremental cursor (feature `mongodb`) |
 //!
 //! ```
 //! use databay_core::{Link, INLET_KEY};
@@ -41,6 +42,8 @@ pub mod exec;
 pub mod file;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 pub mod null;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -50,6 +53,8 @@ pub use exec::{ExecInlet, ExecMode, LineFormat};
 pub use file::{FileInlet, FileInletError, FileInletMode};
 #[cfg(feature = "http")]
 pub use http::{HttpInlet, HttpInletError};
+#[cfg(feature = "mongodb")]
+pub use mongodb::{MongoInlet, MongoInletError};
 pub use null::NullInlet;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresInlet, PostgresInletError};
@@ -62,6 +67,8 @@ pub fn register(registry: &mut databay_component::Registry) {
     file::register(registry);
     #[cfg(feature = "http")]
     http::register(registry);
+    #[cfg(feature = "mongodb")]
+    mongodb::register(registry);
     null::register(registry);
     #[cfg(feature = "postgres")]
     postgres::register(registry);
