@@ -28,6 +28,8 @@
 //!   the NATS inlet and outlet share.
 //! - `redis` (cargo feature `redis`): the connection options and connecting
 //!   the Redis inlet and outlet share.
+//! - `mongodb` (cargo feature `mongodb`): the connection options, client
+//!   and BSON <-> JSON conversions the MongoDB inlet and outlet share.
 //! - [`testing`]: the check every component's `sample.toml` and `README.md`
 //!   must pass.
 //!
@@ -64,6 +66,8 @@ mod error;
 pub mod exec;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 #[cfg(feature = "nats")]

@@ -17,6 +17,7 @@
 //! | `MqttInlet` | the messages of an MQTT subscription; QoS 1 acknowledged after commit (feature `mqtt`) |
 //! | `NatsInlet` | NATS messages: a core subscription buffered between transfers, or a JetStream consumer acknowledged after commit (feature `nats`) |
 //! | `RedisInlet` | messages popped off a list, or read from a stream and acknowledged after commit (feature `redis`) |
+//! | `MongoInlet` | the documents of a find, with an optional incremental cursor (feature `mongodb`) |
 //!
 //! ```
 //! use databay_core::{Link, INLET_KEY};
@@ -47,6 +48,8 @@ pub mod exec;
 pub mod file;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 #[cfg(feature = "nats")]
@@ -64,6 +67,8 @@ pub use exec::{ExecInlet, ExecMode, LineFormat};
 pub use file::{FileInlet, FileInletError, FileInletMode};
 #[cfg(feature = "http")]
 pub use http::{HttpInlet, HttpInletError};
+#[cfg(feature = "mongodb")]
+pub use mongodb::{MongoInlet, MongoInletError};
 #[cfg(feature = "mqtt")]
 pub use mqtt::{MqttInlet, MqttInletError};
 #[cfg(feature = "nats")]
@@ -88,6 +93,8 @@ pub fn register(registry: &mut databay_component::Registry) {
     mqtt::register(registry);
     #[cfg(feature = "nats")]
     nats::register(registry);
+    #[cfg(feature = "mongodb")]
+    mongodb::register(registry);
     null::register(registry);
     #[cfg(feature = "postgres")]
     postgres::register(registry);

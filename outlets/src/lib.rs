@@ -13,6 +13,7 @@
 //! | `MqttOutlet` | MQTT messages at QoS 0 or 1 (acknowledged) (feature `mqtt`) |
 //! | `NatsOutlet` | NATS messages, core (flushed) or JetStream (acknowledged) (feature `nats`) |
 //! | `RedisOutlet` | messages on a Redis list, stream or channel (feature `redis`) |
+//! | `MongoOutlet` | documents of a MongoDB collection: inserts, replace or upsert by key (feature `mongodb`) |
 //!
 //! Each lives in its own folder with a `README.md` describing every option,
 //! the metadata keys it reads and the errors it reports. They implement
@@ -52,6 +53,8 @@ pub mod file;
 mod file_mode;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 #[cfg(feature = "nats")]
@@ -72,6 +75,8 @@ pub use crate::file::{FileOutlet, FileOutletError};
 pub use crate::file_mode::{FileMode, ParseFileModeError};
 #[cfg(feature = "http")]
 pub use crate::http::HttpOutlet;
+#[cfg(feature = "mongodb")]
+pub use crate::mongodb::{MongoOutlet, MongoOutletError};
 #[cfg(feature = "mqtt")]
 pub use crate::mqtt::{MqttOutlet, MqttOutletError};
 #[cfg(feature = "nats")]
@@ -97,6 +102,8 @@ pub fn register(registry: &mut databay_component::Registry) {
     mqtt::register(registry);
     #[cfg(feature = "nats")]
     nats::register(registry);
+    #[cfg(feature = "mongodb")]
+    mongodb::register(registry);
     null::register(registry);
     #[cfg(feature = "postgres")]
     postgres::register(registry);

@@ -42,6 +42,7 @@ fn plugins_lists_every_type_with_its_summary() {
             "exec",
             "file",
             "http",
+            "mongodb",
             "mqtt",
             "nats",
             "null",
@@ -54,8 +55,8 @@ fn plugins_lists_every_type_with_its_summary() {
     assert_eq!(
         names("outlets"),
         [
-            "amqp", "csv", "exec", "file", "http", "mqtt", "nats", "null", "postgres", "print",
-            "redis"
+            "amqp", "csv", "exec", "file", "http", "mongodb", "mqtt", "nats", "null", "postgres",
+            "print", "redis"
         ],
         "{stdout}"
     );

@@ -1,0 +1,251 @@
+//! Tests of [`MongoInlet`] against the real MongoDB-wire server (see
+//! `databay_component::mongodb::testing`), each in a database of its own.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use databay_component::Secret;
+use databay_component::mongodb::mongodb::bson::oid::ObjectId;
+use databay_component::mongodb::mongodb::bson::{Bson, DateTime, Decimal128, Document, doc};
+use databay_component::mongodb::testing::TestDatabase;
+use databay_component::mongodb::{ConnectionOptions, JsonFormat, to_document};
+use databay_core::testing::CollectOutlet;
+use databay_core::{Inlet, Link, Pull, Update};
+use serde_json::{Value, json};
+
+use super::{Cursor, MongoInlet, MongoInletError};
+
+fn update() -> Update {
+    Update::new(["mongo"], 0)
+}
+
+async fn insert(db: &TestDatabase, collection: &str, docs: Vec<Document>) {
+    db.database()
+        .collection::<Document>(collection)
+        .insert_many(docs)
+        .await
+        .unwrap_or_else(|e| panic!("insert into {collection}: {e}"));
+}
+
+async fn pull(inlet: &mut MongoInlet) -> Vec<Value> {
+    match inlet.pull(&update()).await {
+        Ok(Pull::Records(records)) => records.into_iter().map(|r| r.payload).collect(),
+        Ok(Pull::Nothing) => Vec::new(),
+        Ok(other) => panic!("unexpected pull: {other:?}"),
+        Err(e) => panic!("pull: {e}"),
+    }
+}
+
+fn field(values: &[Value], name: &str) -> Vec<Value> {
+    values.iter().map(|v| v[name].clone()).collect()
+}
+
+#[tokio::test]
+async fn a_link_reads_documents_as_plain_json() {
+    let db = TestDatabase::new("in_plain").await;
+    let oid = ObjectId::parse_str("65f000000000000000000001").unwrap();
+    insert(
+        &db,
+        "orders",
+        vec![
+            doc! {"_id": oid, "n": 1, "status": "open", "at": DateTime::parse_rfc3339_str("2024-05-01T12:00:00.250Z").unwrap(),
+                  "price": Decimal128::from_str("12.50").unwrap(), "big": 5_000_000_000_i64, "ratio": 0.5,
+                  "customer": {"name": "Ann", "tags": ["a", "b"]}, "secret": "x"},
+            doc! {"n": 2, "status": "closed"},
+            doc! {"n": 3, "status": "open", "secret": "y"},
+        ],
+    )
+    .await;
+    let inlet = MongoInlet::new(db.connector(), "orders")
+        .filter(doc! {"status": "open"})
+        .projection(doc! {"secret": 0})
+        .sort(vec![("n".into(), -1)]);
+    let outlet = CollectOutlet::new();
+    let link = Link::builder("mongo_in")
+        .inlet(inlet)
+        .outlet(outlet.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert!(link.shutdown().await.is_empty());
+    let got = outlet.payloads();
+    assert_eq!(field(&got, "n"), [json!(3), json!(1)]);
+    assert_eq!(
+        got[1],
+        json!({"_id": "65f000000000000000000001", "n": 1, "status": "open", "at": "2024-05-01T12:00:00.25Z",
+               "price": "12.50", "big": 5_000_000_000_i64, "ratio": 0.5,
+               "customer": {"name": "Ann", "tags": ["a", "b"]}})
+    );
+    assert!(got[0].get("secret").is_none(), "{}", got[0]);
+}
+
+#[tokio::test]
+async fn a_cursor_reads_each_document_once_across_pulls() {
+    let db = TestDatabase::new("in_cursor").await;
+    insert(
+        &db,
+        "events",
+        (1..=5)
+            .map(|seq| doc! {"seq": seq, "kind": if seq == 4 { "noise" } else { "event" }})
+            .collect(),
+    )
+    .await;
+    let mut inlet = MongoInlet::new(db.connector(), "events")
+        .filter(doc! {"kind": "event"})
+        .cursor(Cursor {
+            field: "seq".into(),
+            start: None,
+        })
+        .limit(2);
+    inlet.on_start().await.unwrap();
+    assert_eq!(field(&pull(&mut inlet).await, "seq"), [json!(1), json!(2)]);
+    assert_eq!(inlet.position(), Some(json!(2)));
+    assert_eq!(field(&pull(&mut inlet).await, "seq"), [json!(3), json!(5)]);
+    assert!(pull(&mut inlet).await.is_empty());
+    assert_eq!(inlet.position(), Some(json!(5)));
+    insert(
+        &db,
+        "events",
+        vec![
+            doc! {"seq": 6, "kind": "event"},
+            doc! {"seq": 0, "kind": "event"},
+        ],
+    )
+    .await;
+    // Only what comes after the position: 0 is behind it.
+    assert_eq!(field(&pull(&mut inlet).await, "seq"), [json!(6)]);
+
+    // A start skips up to it.
+    let mut from = MongoInlet::new(db.connector(), "events").cursor(Cursor {
+        field: "seq".into(),
+        start: Some(Bson::Int32(4)),
+    });
+    assert_eq!(field(&pull(&mut from).await, "seq"), [json!(5), json!(6)]);
+}
+
+#[tokio::test]
+async fn an_object_id_cursor_keeps_its_type() {
+    let db = TestDatabase::new("in_oid").await;
+    let ids: Vec<ObjectId> = (1..=3)
+        .map(|i| ObjectId::parse_str(format!("65f00000000000000000000{i}")).unwrap())
+        .collect();
+    insert(&db, "c", ids.iter().map(|id| doc! {"_id": *id}).collect()).await;
+    let mut inlet = MongoInlet::new(db.connector(), "c")
+        .cursor(Cursor {
+            field: "_id".into(),
+            start: Some(Bson::ObjectId(ids[0])),
+        })
+        .format(JsonFormat::Relaxed);
+    let got = pull(&mut inlet).await;
+    assert_eq!(
+        got,
+        [
+            json!({"_id": {"$oid": "65f000000000000000000002"}}),
+            json!({"_id": {"$oid": "65f000000000000000000003"}})
+        ]
+    );
+    assert_eq!(
+        inlet.position(),
+        Some(json!({"$oid": "65f000000000000000000003"}))
+    );
+    assert!(pull(&mut inlet).await.is_empty());
+}
+
+#[tokio::test]
+async fn relaxed_json_round_trips_through_the_outlet() {
+    let db = TestDatabase::new("in_round").await;
+    let at = DateTime::parse_rfc3339_str("2024-05-01T12:00:00Z").unwrap();
+    let original = doc! {"_id": ObjectId::new(), "at": at, "price": Decimal128::from_str("0.10").unwrap(),
+    "n": 7_i64, "small": 7, "nested": {"list": [1, "two", null]}};
+    insert(&db, "source", vec![original.clone()]).await;
+    let mut inlet = MongoInlet::new(db.connector(), "source").format(JsonFormat::Relaxed);
+    let payloads = pull(&mut inlet).await;
+    write_back(&db, "copy", &payloads).await;
+    let copy: Vec<Document> = {
+        let mut found = db
+            .database()
+            .collection::<Document>("copy")
+            .find(doc! {})
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        while found.advance().await.unwrap() {
+            out.push(found.deserialize_current().unwrap());
+        }
+        out
+    };
+    // Every type survives, except that a 64-bit integer that fits 32 bits
+    // comes back as a 32-bit one (JSON has one integer type).
+    let mut want = original;
+    want.insert("n", 7);
+    assert_eq!(copy.len(), 1);
+    for (key, value) in &want {
+        assert_eq!(copy[0].get(key), Some(value), "{key}: {copy:?}");
+    }
+}
+
+/// The outlet half of the round trip: the payloads converted as the
+/// `mongodb` outlet converts them with `extended_json = true`.
+async fn write_back(db: &TestDatabase, collection: &str, payloads: &[Value]) {
+    let docs: Vec<Document> = payloads
+        .iter()
+        .map(|p| to_document(p, true).unwrap_or_else(|e| panic!("{p}: {e}")))
+        .collect();
+    insert(db, collection, docs).await;
+}
+
+#[tokio::test]
+async fn a_projection_without_the_cursor_field_fails_the_pull() {
+    let db = TestDatabase::new("in_nofield").await;
+    insert(&db, "c", vec![doc! {"seq": 1, "v": 1}]).await;
+    let mut inlet = MongoInlet::new(db.connector(), "c")
+        .projection(doc! {"seq": 0})
+        .cursor(Cursor {
+            field: "seq".into(),
+            start: None,
+        });
+    let e = inlet.pull(&update()).await.unwrap_err();
+    assert!(
+        matches!(e.downcast_ref(), Some(MongoInletError::NoCursorField { field, .. }) if field == "seq"),
+        "{e}"
+    );
+    assert_eq!(inlet.position(), None);
+}
+
+#[tokio::test]
+async fn a_filter_the_server_refuses_is_named() {
+    let db = TestDatabase::new("in_badop").await;
+    insert(&db, "c", vec![doc! {"n": 1}]).await;
+    let mut inlet = MongoInlet::new(db.connector(), "c").filter(doc! {"n": {"$bogus": 1}});
+    let e = inlet.pull(&update()).await.unwrap_err().to_string();
+    assert!(
+        e.starts_with("MongoDB at ") && e.contains(&format!("/{}: find in `c`: ", db.name)),
+        "{e}"
+    );
+    assert!(e.contains("$bogus"), "{e}");
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_is_named_without_the_password() {
+    let connector = ConnectionOptions {
+        uri: Secret::new("mongodb://reader:s3cret-pw@127.0.0.1:1/test".into()),
+        server_selection_timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = MongoInlet::new(connector, "c");
+    assert!(!format!("{inlet:?}").contains("s3cret"));
+    let e = inlet.pull(&update()).await.unwrap_err();
+    let shown = e.to_string();
+    assert!(
+        shown
+            .starts_with("cannot reach MongoDB at 127.0.0.1:1/test: no usable server within 300ms"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("s3cret") && !format!("{e:?}").contains("s3cret"),
+        "{e:?}"
+    );
+}

@@ -1,0 +1,591 @@
+//! [`MongoOutlet`]: writes records as documents of a MongoDB collection:
+//! unordered `insert_many`, or replace/upsert by key fields in unordered
+//! bulk `update` commands, so one bad record never keeps the others out.
+//!
+#![doc = include_str!("README.md")]
+
+use std::collections::HashMap;
+use std::fmt;
+
+use databay_component::OptionError;
+use databay_component::mongodb::mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
+use databay_component::mongodb::mongodb::error::ErrorKind;
+use databay_component::mongodb::mongodb::options::{Acknowledgment, WriteConcern};
+use databay_component::mongodb::mongodb::{Client, Collection, Database};
+use databay_component::mongodb::{Connector, MongoError, check_collection_name, to_document};
+use databay_core::{BoxError, Outlet, Record, Update, async_trait};
+
+/// A documented config table for this outlet, every option with its default
+/// (what `databay plugins` prints).
+pub const SAMPLE: &str = include_str!("sample.toml");
+
+mod options;
+pub(crate) use options::register;
+pub use options::{MongoOutletOptions, WriteConcernOptions};
+#[cfg(test)]
+mod tests;
+
+/// MongoDB's largest document (`maxBsonObjectSize`).
+const MAX_DOCUMENT: usize = 16 * 1024 * 1024;
+/// The documents of one `update` command stay under this many bytes, so
+/// the command itself stays under the server's limit.
+const MAX_COMMAND_DOCUMENTS: usize = MAX_DOCUMENT - 64 * 1024;
+/// MongoDB's most writes in one command (`maxWriteBatchSize`).
+pub const MAX_BATCH_SIZE: usize = 100_000;
+/// How many rejects a push logs one by one (the rest as a count).
+const LOGGED_REJECTS: usize = 20;
+
+/// How records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum WriteMode {
+    /// `insert_many`, unordered: each payload a new document.
+    Insert,
+    /// The document whose key fields equal the payload's is replaced by
+    /// the payload, or the payload inserted when there is none.
+    Replace,
+    /// The payload's fields are set (`$set`) on the document whose key
+    /// fields equal the payload's; other fields stay. Inserted when there
+    /// is none.
+    Upsert,
+}
+
+impl fmt::Display for WriteMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WriteMode::Insert => "insert",
+            WriteMode::Replace => "replace",
+            WriteMode::Upsert => "upsert",
+        })
+    }
+}
+
+/// One record that was not written, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// Index of the record in the pushed batch, from 0.
+    pub index: usize,
+    /// Why: the payload's fault (`/items/0/$x: ...`) or the server's
+    /// (`E11000 duplicate key ... (code 11000)`).
+    pub reason: String,
+}
+
+/// Why a [`MongoOutlet`] could not start or push.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MongoOutletError {
+    /// Connecting or an operation failed; what was written of the push is
+    /// unknown (a retry with `replace`/`upsert` is harmless).
+    #[error(transparent)]
+    Mongo(#[from] MongoError),
+    /// The options are inconsistent (also checked by the factory).
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    /// Some records were refused, by the outlet (not a document, a `$`
+    /// field, no key) or by the server (a duplicate key, a validator);
+    /// every other record of the push was written.
+    #[error(
+        "MongoDB at {target}, collection `{collection}`: {} of {total} records not written \
+         (the other {written} were): {}",
+        rejects.len(),
+        list(rejects)
+    )]
+    Rejected {
+        /// `host:port/database`.
+        target: String,
+        /// The collection.
+        collection: String,
+        /// Records in the push.
+        total: usize,
+        /// Records written.
+        written: usize,
+        /// The records not written, by index.
+        rejects: Vec<Reject>,
+    },
+}
+
+fn list(rejects: &[Reject]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = rejects
+        .iter()
+        .take(SHOWN)
+        .map(|r| format!("record {}: {}", r.index, r.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if rejects.len() > SHOWN {
+        text.push_str(&format!("; and {} more", rejects.len() - SHOWN));
+    }
+    text
+}
+
+/// Writes records into a MongoDB collection.
+///
+/// Each payload (a JSON object) becomes one document (see the module
+/// documentation for the conversion). A push returns `Ok` only when the
+/// server acknowledged every document under the write concern. Records
+/// it cannot write do not keep the others out: the rest are written and
+/// the push fails with [`MongoOutletError::Rejected`], which lists them.
+pub struct MongoOutlet {
+    connector: Connector,
+    collection: String,
+    mode: WriteMode,
+    key: Vec<String>,
+    batch_size: usize,
+    write_concern: Option<WriteConcern>,
+    extended_json: bool,
+    client: Option<Client>,
+}
+
+impl fmt::Debug for MongoOutlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoOutlet")
+            .field("connector", &self.connector)
+            .field("collection", &self.collection)
+            .field("mode", &self.mode)
+            .field("key", &self.key)
+            .field("batch_size", &self.batch_size)
+            .field("write_concern", &self.write_concern)
+            .field("extended_json", &self.extended_json)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one batch of writes gave: server-side rejects and the count written.
+struct Written {
+    written: usize,
+    rejects: Vec<Reject>,
+}
+
+impl MongoOutlet {
+    /// The default number of documents per command.
+    pub const DEFAULT_BATCH_SIZE: usize = 1000;
+
+    /// Inserts into `collection` of the database `connector` names.
+    pub fn new(connector: Connector, collection: impl Into<String>) -> Self {
+        MongoOutlet {
+            connector,
+            collection: collection.into(),
+            mode: WriteMode::Insert,
+            key: Vec::new(),
+            batch_size: Self::DEFAULT_BATCH_SIZE,
+            write_concern: None,
+            extended_json: false,
+            client: None,
+        }
+    }
+
+    /// Replaces or upserts by `key` (field names, dotted for nested
+    /// fields) instead of inserting; [`WriteMode::Insert`] takes no key.
+    pub fn mode(mut self, mode: WriteMode, key: Vec<String>) -> Self {
+        self.mode = mode;
+        self.key = key;
+        self
+    }
+
+    /// Documents per command (default 1000, at most 100 000).
+    pub fn batch_size(mut self, documents: usize) -> Self {
+        self.batch_size = documents;
+        self
+    }
+
+    /// The write concern (default: the URI's, else the server's).
+    pub fn write_concern(mut self, write_concern: WriteConcern) -> Self {
+        self.write_concern = Some(write_concern);
+        self
+    }
+
+    /// Reads extended JSON in payloads (`{"$oid": "..."}` is an ObjectId,
+    /// `{"$date": "..."}` a date) instead of refusing `$` fields.
+    pub fn extended_json(mut self, on: bool) -> Self {
+        self.extended_json = on;
+        self
+    }
+
+    /// Checks the settings, each error naming its option.
+    pub fn check(&self) -> Result<(), OptionError> {
+        check_collection_name("collection", &self.collection)?;
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH_SIZE {
+            return Err(OptionError::new(
+                "batch_size",
+                format!("must be 1 to {MAX_BATCH_SIZE} (MongoDB's most writes per command)"),
+            ));
+        }
+        match (self.mode, self.key.is_empty()) {
+            (WriteMode::Insert, false) => {
+                return Err(OptionError::new(
+                    "key",
+                    "only `mode = \"replace\"` or `\"upsert\"` writes by key; inserting takes none",
+                ));
+            }
+            (WriteMode::Replace | WriteMode::Upsert, true) => {
+                return Err(OptionError::new(
+                    "key",
+                    format!(
+                        "`mode = \"{}\"` needs the key fields that find a record's document: key = [\"id\"]",
+                        self.mode
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        for field in &self.key {
+            if field.is_empty() || field.starts_with('$') || field.split('.').any(str::is_empty) {
+                return Err(OptionError::new(
+                    "key",
+                    format!(
+                        "`{field}` is not a field name (`id`, or `customer.id` for a nested one)"
+                    ),
+                ));
+            }
+        }
+        if let Some(Acknowledgment::Nodes(0)) =
+            self.write_concern.as_ref().and_then(|w| w.w.as_ref())
+        {
+            return Err(OptionError::new(
+                "write_concern",
+                "`w = 0` does not wait for the server, so a push could not know its records are stored",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn connect(&mut self) -> Result<Client, MongoError> {
+        if let Some(client) = &self.client {
+            return Ok(client.clone());
+        }
+        let (client, _) = self.connector.connect().await?;
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    /// The records as documents, each with its index; the rest rejected.
+    fn documents(&self, records: &[Record]) -> (Vec<(usize, Document)>, Vec<Reject>) {
+        let mut docs = Vec::with_capacity(records.len());
+        let mut rejects = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            match to_document(&record.payload, self.extended_json) {
+                Ok(doc) => {
+                    if self.mode == WriteMode::Upsert
+                        && let Some(key) = doc.keys().find(|k| k.contains('.'))
+                    {
+                        rejects.push(Reject {
+                            index,
+                            reason: format!(
+                                "`{key}`: under `mode = \"upsert\"` a field name with `.` would set a nested \
+                                 field (`$set`); use `mode = \"replace\"` to keep it as written"
+                            ),
+                        });
+                        continue;
+                    }
+                    docs.push((index, doc));
+                }
+                Err(e) => rejects.push(Reject {
+                    index,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        (docs, rejects)
+    }
+
+    async fn insert(
+        &self,
+        collection: &Collection<Document>,
+        docs: &[(usize, Document)],
+    ) -> Result<Written, MongoOutletError> {
+        let mut written = 0;
+        let mut rejects = Vec::new();
+        for chunk in docs.chunks(self.batch_size) {
+            let mut action = collection
+                .insert_many(chunk.iter().map(|(_, d)| d))
+                .ordered(false);
+            if let Some(w) = &self.write_concern {
+                action = action.write_concern(w.clone());
+            }
+            match action.await {
+                Ok(result) => written += result.inserted_ids.len(),
+                Err(e) => match e.kind.as_ref() {
+                    ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
+                        let errors = failure.write_errors.as_deref().unwrap_or_default();
+                        written += chunk.len().saturating_sub(errors.len());
+                        for error in errors {
+                            rejects.push(Reject {
+                                index: chunk.get(error.index).map_or(error.index, |(i, _)| *i),
+                                reason: format!(
+                                    "{} (code {})",
+                                    self.connector.scrub(&error.message),
+                                    error.code
+                                ),
+                            });
+                        }
+                    }
+                    _ => {
+                        return Err(self
+                            .connector
+                            .error(format!("inserting into `{}`", self.collection), e)
+                            .into());
+                    }
+                },
+            }
+        }
+        Ok(Written { written, rejects })
+    }
+
+    /// The key filter of `doc`, or why it has none.
+    fn key_filter(&self, doc: &Document) -> Result<Document, String> {
+        let mut filter = Document::new();
+        for field in &self.key {
+            let mut value: Option<&Bson> = None;
+            let mut current = Some(doc);
+            for part in field.split('.') {
+                value = current.and_then(|d| d.get(part));
+                current = match value {
+                    Some(Bson::Document(d)) => Some(d),
+                    _ => None,
+                };
+            }
+            match value {
+                Some(Bson::Null) | None => {
+                    return Err(format!(
+                        "the payload has no key field `{field}` (or it is null), so it matches no document"
+                    ));
+                }
+                Some(v) => {
+                    filter.insert(field.clone(), v.clone());
+                }
+            }
+        }
+        Ok(filter)
+    }
+
+    async fn update(
+        &self,
+        database: &Database,
+        docs: Vec<(usize, Document)>,
+    ) -> Result<Written, MongoOutletError> {
+        let mut rejects = Vec::new();
+        // Records with the same key go in rounds (first occurrences, then
+        // second ones, ...) so that they apply in order although each
+        // command is unordered.
+        let mut rounds: Vec<Vec<(usize, Document, usize)>> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (index, doc) in docs {
+            let filter = match self.key_filter(&doc) {
+                Ok(f) => f,
+                Err(reason) => {
+                    rejects.push(Reject { index, reason });
+                    continue;
+                }
+            };
+            let size = match RawDocumentBuf::try_from(&doc) {
+                Ok(raw) => raw.as_bytes().len(),
+                Err(e) => {
+                    rejects.push(Reject {
+                        index,
+                        reason: format!("cannot be encoded as BSON: {e}"),
+                    });
+                    continue;
+                }
+            };
+            if size > MAX_DOCUMENT {
+                rejects.push(Reject {
+                    index,
+                    reason: format!("the document is {size} bytes, over MongoDB's 16 MiB"),
+                });
+                continue;
+            }
+            let round = seen
+                .entry(
+                    Bson::Document(filter.clone())
+                        .into_relaxed_extjson()
+                        .to_string(),
+                )
+                .or_insert(0);
+            if rounds.len() <= *round {
+                rounds.push(Vec::new());
+            }
+            let u = match self.mode {
+                WriteMode::Upsert => doc! { "$set": doc },
+                _ => doc,
+            };
+            rounds[*round].push((index, doc! { "q": filter, "u": u, "upsert": true }, size));
+            *round += 1;
+        }
+        let mut written = 0;
+        for round in rounds {
+            let mut start = 0;
+            while start < round.len() {
+                let mut end = start;
+                let mut bytes = 0;
+                while end < round.len()
+                    && end - start < self.batch_size
+                    && (end == start || bytes + round[end].2 * 2 <= MAX_COMMAND_DOCUMENTS)
+                {
+                    // The key is in the filter and the document: count twice.
+                    bytes += round[end].2 * 2;
+                    end += 1;
+                }
+                let chunk = &round[start..end];
+                let (n, errors) = self.update_command(database, chunk).await?;
+                written += n;
+                rejects.extend(errors);
+                start = end;
+            }
+        }
+        Ok(Written { written, rejects })
+    }
+
+    /// One unordered `update` command: how many were written, and the rejects.
+    async fn update_command(
+        &self,
+        database: &Database,
+        chunk: &[(usize, Document, usize)],
+    ) -> Result<(usize, Vec<Reject>), MongoOutletError> {
+        let what = || format!("{} into `{}`", self.mode, self.collection);
+        let mut command = doc! {
+            "update": &self.collection,
+            "updates": chunk.iter().map(|(_, u, _)| Bson::Document(u.clone())).collect::<Vec<_>>(),
+            "ordered": false,
+        };
+        if let Some(w) = &self.write_concern {
+            command.insert("writeConcern", write_concern_document(w));
+        }
+        let reply = database
+            .run_command(command)
+            .await
+            .map_err(|e| self.connector.error(what(), e))?;
+        if let Ok(wce) = reply.get_document("writeConcernError") {
+            return Err(MongoError::Operation {
+                target: self.connector.target().to_owned(),
+                what: what(),
+                detail: format!(
+                    "write concern not met: {} (code {})",
+                    self.connector
+                        .scrub(wce.get_str("errmsg").unwrap_or_default()),
+                    number(wce.get("code")).unwrap_or(0)
+                ),
+            }
+            .into());
+        }
+        let mut rejects = Vec::new();
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            for error in errors {
+                let Bson::Document(error) = error else {
+                    continue;
+                };
+                let at = number(error.get("index")).unwrap_or(0) as usize;
+                rejects.push(Reject {
+                    index: chunk.get(at).map_or(at, |(i, _, _)| *i),
+                    reason: format!(
+                        "{} (code {})",
+                        self.connector
+                            .scrub(error.get_str("errmsg").unwrap_or("refused")),
+                        number(error.get("code")).unwrap_or(0)
+                    ),
+                });
+            }
+        }
+        Ok((chunk.len().saturating_sub(rejects.len()), rejects))
+    }
+
+    async fn write(&mut self, records: &[Record]) -> Result<(), MongoOutletError> {
+        let client = self.connect().await?;
+        let (docs, mut rejects) = self.documents(records);
+        let written = if docs.is_empty() {
+            Written {
+                written: 0,
+                rejects: Vec::new(),
+            }
+        } else if self.mode == WriteMode::Insert {
+            let collection = self.connector.collection(&client, &self.collection);
+            self.insert(&collection, &docs).await?
+        } else {
+            let database = client.database(self.connector.database());
+            self.update(&database, docs).await?
+        };
+        rejects.extend(written.rejects);
+        if rejects.is_empty() {
+            return Ok(());
+        }
+        rejects.sort_by_key(|r| r.index);
+        for reject in rejects.iter().take(LOGGED_REJECTS) {
+            tracing::warn!(
+                collection = %self.collection,
+                record = reject.index,
+                "record not written to MongoDB: {}",
+                reject.reason
+            );
+        }
+        if rejects.len() > LOGGED_REJECTS {
+            tracing::warn!(
+                collection = %self.collection,
+                "{} more records not written to MongoDB",
+                rejects.len() - LOGGED_REJECTS
+            );
+        }
+        Err(MongoOutletError::Rejected {
+            target: self.connector.target().to_owned(),
+            collection: self.collection.clone(),
+            total: records.len(),
+            written: written.written,
+            rejects,
+        })
+    }
+}
+
+/// An integer field of a server reply, whichever width it came in.
+fn number(value: Option<&Bson>) -> Option<i64> {
+    match value? {
+        Bson::Int32(i) => Some(i64::from(*i)),
+        Bson::Int64(i) => Some(*i),
+        Bson::Double(f) => Some(*f as i64),
+        _ => None,
+    }
+}
+
+fn write_concern_document(w: &WriteConcern) -> Document {
+    let mut doc = Document::new();
+    match &w.w {
+        Some(Acknowledgment::Nodes(n)) => {
+            doc.insert("w", i64::from(*n));
+        }
+        Some(Acknowledgment::Majority) => {
+            doc.insert("w", "majority");
+        }
+        Some(Acknowledgment::Custom(tag)) => {
+            doc.insert("w", tag.as_str());
+        }
+        _ => {}
+    }
+    if let Some(j) = w.journal {
+        doc.insert("j", j);
+    }
+    if let Some(t) = w.w_timeout {
+        doc.insert("wtimeout", i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
+    }
+    doc
+}
+
+#[async_trait]
+impl Outlet for MongoOutlet {
+    async fn push(&mut self, records: &[Record], _update: &Update) -> Result<(), BoxError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.check()?;
+        Ok(self.write(records).await?)
+    }
+
+    async fn on_start(&mut self) -> Result<(), BoxError> {
+        self.check()?;
+        self.connect().await?;
+        Ok(())
+    }
+
+    async fn on_shutdown(&mut self) -> Result<(), BoxError> {
+        // Dropping the last handle closes the pool.
+        self.client = None;
+        Ok(())
+    }
+}
