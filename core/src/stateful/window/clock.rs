@@ -117,7 +117,9 @@ impl Clock for EventClock {
     fn watermark(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self.mark {
             None => DateTime::<Utc>::MIN_UTC,
-            Some(mark) => add(mark.watermark, (now - mark.at).max(TimeDelta::zero())),
+            // Within one call `now` stays put: no arithmetic then.
+            Some(mark) if now <= mark.at => mark.watermark,
+            Some(mark) => add(mark.watermark, now - mark.at),
         }
     }
 
@@ -146,6 +148,11 @@ pub fn timestamp_of(value: Option<&Value>) -> Result<DateTime<Utc>, String> {
             .map(|t| t.with_timezone(&Utc))
             .map_err(|e| format!("timestamp {s:?} is not RFC 3339 ({e})")),
         Some(Value::Number(n)) => {
+            // Whole seconds, the common case, without a float parse.
+            if let Some(secs) = n.as_i64() {
+                return DateTime::<Utc>::from_timestamp(secs, 0)
+                    .ok_or_else(|| format!("timestamp {n} is out of range"));
+            }
             let secs = n.as_f64().unwrap_or(f64::NAN);
             let nanos = secs * 1e9;
             if nanos.is_finite() && nanos.abs() < 9.2e18 {
@@ -242,5 +249,10 @@ mod tests {
         );
         assert!(timestamp_of(Some(&json!(true))).is_err());
         assert!(timestamp_of(Some(&json!(1e300))).is_err());
+        assert_eq!(
+            timestamp_of(Some(&json!(i64::MAX))),
+            Err(format!("timestamp {} is out of range", i64::MAX))
+        );
+        assert_eq!(timestamp_of(Some(&json!(-60))), Ok(t(-60)));
     }
 }

@@ -87,6 +87,9 @@ pub struct Window<C, W, L> {
     logic: L,
     open: u64,
     late: u64,
+    /// The last bounds stamped and their RFC 3339 texts: keys close the
+    /// same windows one after the other, formatting them once will do.
+    stamps: Option<(Bounds, Value, Value)>,
 }
 
 impl<C, W, L> Window<C, W, L> {
@@ -97,6 +100,7 @@ impl<C, W, L> Window<C, W, L> {
             logic,
             open: 0,
             late: 0,
+            stamps: None,
         }
     }
 
@@ -129,12 +133,26 @@ impl<S> Default for Windows<S> {
     }
 }
 
-fn emit_for(bounds: &Bounds, values: Vec<Value>, step: &mut Step<'_>) {
-    for value in values {
-        let record = Record::new(value)
-            .with_meta(WINDOW_OPEN_META, rfc3339(bounds.open))
-            .with_meta(WINDOW_CLOSE_META, rfc3339(bounds.close));
-        step.emit(record);
+impl<C, W, L> Window<C, W, L> {
+    /// Emits `values` as records stamped with `bounds`.
+    fn emit_for(&mut self, bounds: &Bounds, values: Vec<Value>, step: &mut Step<'_>) {
+        if values.is_empty() {
+            return;
+        }
+        let (_, open, close) = match &self.stamps {
+            Some((b, _, _)) if b == bounds => self.stamps.as_ref().expect("just matched"),
+            _ => self.stamps.insert((
+                *bounds,
+                Value::String(rfc3339(bounds.open)),
+                Value::String(rfc3339(bounds.close)),
+            )),
+        };
+        for value in values {
+            let record = Record::new(value)
+                .with_meta(WINDOW_OPEN_META, open.clone())
+                .with_meta(WINDOW_CLOSE_META, close.clone());
+            step.emit(record);
+        }
     }
 }
 
@@ -162,7 +180,7 @@ impl<C: Clock, W: Windower, L: WindowLogic> Window<C, W, L> {
                 self.open -= 1;
                 let mut out = Vec::new();
                 self.logic.on_close(state, &mut out);
-                emit_for(&bounds, out, step);
+                self.emit_for(&bounds, out, step);
             }
         }
     }
@@ -230,7 +248,7 @@ impl<C: Clock, W: Windower, L: WindowLogic> KeyedLogic for Window<C, W, L> {
             };
             let mut out = Vec::new();
             self.logic.on_value(target, item, &mut out);
-            emit_for(&bounds, out, step);
+            self.emit_for(&bounds, out, step);
         }
         Ok(())
     }

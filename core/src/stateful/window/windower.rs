@@ -97,13 +97,21 @@ impl Windower for Tumbling {
         &self,
         ts: DateTime<Utc>,
         watermark: DateTime<Utc>,
-        _open: &BTreeMap<WindowId, Bounds>,
+        open: &BTreeMap<WindowId, Bounds>,
         _next_id: &mut WindowId,
     ) -> Assignment {
+        let mut out = Assignment::default();
+        // Most items fall into a window their key already has open (its id
+        // is the same slice number): no time arithmetic for them.
+        if let Some((id, bounds)) = open.iter().find(|(_, b)| b.open <= ts && ts < b.close) {
+            if bounds.close > watermark {
+                out.windows.push((*id, *bounds));
+            }
+            return out;
+        }
         let len = nanos(self.length);
         let id = nanos(ts - self.align_to).div_euclid(len);
         let bounds = slice(self.align_to, id, len, len);
-        let mut out = Assignment::default();
         if bounds.close > watermark {
             out.windows.push((id, bounds));
         }
@@ -268,6 +276,15 @@ mod tests {
         assert!(assign(5, t(13)).is_late(), "its window closed at 13");
         assert!(!assign(5, t(12)).is_late());
         assert!(Tumbling::new(Duration::ZERO, t(0)).is_err());
+        // A key's open window is reused as it is; other times get their
+        // own slice, and a closed open window makes the item late.
+        let open = BTreeMap::from([(1, b(13, 23))]);
+        let with = |ts, wm| w.assign(t(ts), wm, &open, &mut 0);
+        assert_eq!(with(13, MIN).windows, [(1, b(13, 23))]);
+        assert_eq!(with(22, MIN).windows, [(1, b(13, 23))]);
+        assert_eq!(with(23, MIN).windows, [(2, b(23, 33))]);
+        assert_eq!(with(12, MIN).windows, [(0, b(3, 13))]);
+        assert!(with(20, t(23)).is_late());
     }
 
     #[test]

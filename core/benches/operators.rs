@@ -18,8 +18,9 @@
 //! chunks of 10,000, so they do not count), and per key.
 //!
 //! ```text
-//! cargo bench --bench operators
-//! cargo bench --bench operators -- 2000000   # another record count
+//! cargo bench -p databay-core --bench operators
+//! cargo bench -p databay-core --bench operators -- 2000000      # another record count
+//! cargo bench -p databay-core --bench operators -- count_window # one case
 //! ```
 
 use std::borrow::Cow;
@@ -213,15 +214,30 @@ fn state_memory(keys: usize) {
 }
 
 fn main() {
-    let n = std::env::args()
-        .skip(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n = args
+        .iter()
         .find_map(|a| a.replace('_', "").parse::<usize>().ok())
         .unwrap_or(1_000_000);
+    // Names of cases to run (`fold_final`, `count_window`, `memory`); all
+    // when none is given. cargo passes `--bench`, which names none.
+    let cases: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| ["fold_final", "count_window", "memory"].contains(a))
+        .collect();
+    let wants = |case: &str| cases.is_empty() || cases.contains(&case);
     // Memory first: the throughput cases leave freed pages with the
     // allocator, which the state would reuse unseen.
-    state_memory(10_000);
-    state_memory(1_000_000);
+    if wants("memory") {
+        state_memory(10_000);
+        state_memory(1_000_000);
+    }
     println!("{n} in-memory records over {KEYS} keys, one core, best of {ROUNDS}");
-    fold_final_case(n);
-    count_window_case(n);
+    if wants("fold_final") {
+        fold_final_case(n);
+    }
+    if wants("count_window") {
+        count_window_case(n);
+    }
 }
