@@ -20,6 +20,8 @@ type Summaries = Arc<RwLock<BTreeMap<String, LinkSummary>>>;
 /// What the running daemon knows of each link it loaded.
 struct Loaded {
     fingerprints: BTreeMap<String, String>,
+    /// Each link's processors: name and fingerprint.
+    processors: BTreeMap<String, Vec<(String, String)>>,
     summaries: Summaries,
     admin: crate::config::AdminSettings,
     daemon: crate::config::DaemonSettings,
@@ -63,6 +65,11 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
             .links
             .iter()
             .map(|l| (l.summary.name.clone(), l.fingerprint.clone()))
+            .collect(),
+        processors: config
+            .links
+            .iter()
+            .map(|l| (l.summary.name.clone(), l.processors.clone()))
             .collect(),
         summaries: Arc::new(RwLock::new(
             config
@@ -256,6 +263,7 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
     }
     for l in config.links {
         let name = l.summary.name.clone();
+        let mut carried = Vec::new();
         let old = match loaded.fingerprints.get(&name) {
             Some(fp) if *fp == l.fingerprint => {
                 kept += 1;
@@ -263,6 +271,10 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
             }
             Some(_) => {
                 tracing::info!(link = %name, "link changed; replacing it");
+                carried = carried_over(&name, loaded.processors.get(&name), &l.processors);
+                if let Some(running) = planner.link(&name) {
+                    running.spare_on_flush(carried.clone());
+                }
                 Some(remove(planner, loaded, &name).await)
             }
             None => {
@@ -270,18 +282,33 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
                 None
             }
         };
+        let carried = match old.as_ref().and_then(|o| o.link.as_ref()) {
+            Some(old_link) if !carried.is_empty() => {
+                let swapped = old_link.swap_processors(&l.link, &carried).await;
+                for p in &swapped {
+                    tracing::info!(link = %name, processor = %p, "processor `{p}` unchanged; its state carries over");
+                }
+                swapped
+            }
+            _ => Vec::new(),
+        };
         // A replacement that cannot start leaves the old version running;
         // a new link that cannot start is added as failed and retried
         // (unless `fail_fast`).
         let added = if old.is_some() {
-            planner.add_started_link(l.link).await
+            planner.add_started_link(l.link.clone()).await
         } else {
-            planner.add_link(l.link).await
+            planner.add_link(l.link.clone()).await
         };
         if let Err(e) = added {
             match old {
                 Some(old) => {
                     tracing::error!(link = %name, "cannot start the link; keeping its old version: {e}");
+                    if let Some(old_link) = &old.link {
+                        // The carried state goes back with it.
+                        l.link.swap_processors(old_link, &carried).await;
+                        old_link.spare_on_flush(Vec::<String>::new());
+                    }
                     restore(planner, loaded, old).await;
                 }
                 None => tracing::error!(link = %name, "cannot start the link: {e}"),
@@ -289,9 +316,46 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
             continue;
         }
         loaded.fingerprints.insert(name.clone(), l.fingerprint);
+        loaded.processors.insert(name.clone(), l.processors);
         write(&loaded.summaries).insert(name, l.summary);
     }
     tracing::info!(unchanged = kept, "reload done");
+}
+
+/// The processors of a changed link that carry over to its replacement:
+/// a name used once in each version, with the same type and options. The
+/// others of the old version end (flushed) when it is removed; says so for
+/// those whose options changed.
+fn carried_over(
+    link: &str,
+    old: Option<&Vec<(String, String)>>,
+    new: &[(String, String)],
+) -> Vec<String> {
+    let Some(old) = old else {
+        return Vec::new();
+    };
+    let once = |list: &[(String, String)], name: &str| {
+        let mut found = list.iter().filter(|(n, _)| n == name);
+        match (found.next(), found.next()) {
+            (Some((_, fp)), None) => Some(fp.clone()),
+            _ => None,
+        }
+    };
+    let mut carried = Vec::new();
+    for (name, fp) in new {
+        match once(old, name) {
+            Some(old_fp) if old_fp == *fp && once(new, name).is_some() => {
+                carried.push(name.clone())
+            }
+            Some(_) => tracing::info!(
+                link = %link,
+                processor = %name,
+                "processor `{name}` changed; flushed before its replacement starts"
+            ),
+            None => {}
+        }
+    }
+    carried
 }
 
 fn write(s: &Summaries) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, LinkSummary>> {
@@ -302,6 +366,7 @@ fn write(s: &Summaries) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Link
 struct Removed {
     link: Option<Link>,
     fingerprint: Option<String>,
+    processors: Option<Vec<(String, String)>>,
     summary: Option<LinkSummary>,
 }
 
@@ -316,6 +381,7 @@ async fn remove(planner: &Planner, loaded: &mut Loaded, name: &str) -> Removed {
     Removed {
         link,
         fingerprint: loaded.fingerprints.remove(name),
+        processors: loaded.processors.remove(name),
         summary: write(&loaded.summaries).remove(name),
     }
 }
@@ -324,6 +390,7 @@ async fn restore(planner: &Planner, loaded: &mut Loaded, old: Removed) {
     let Removed {
         link: Some(link),
         fingerprint,
+        processors,
         summary,
     } = old
     else {
@@ -338,6 +405,9 @@ async fn restore(planner: &Planner, loaded: &mut Loaded, old: Removed) {
     }
     if let Some(f) = fingerprint {
         loaded.fingerprints.insert(name.clone(), f);
+    }
+    if let Some(p) = processors {
+        loaded.processors.insert(name.clone(), p);
     }
     if let Some(s) = summary {
         write(&loaded.summaries).insert(name, s);

@@ -14,6 +14,23 @@ use super::HumanDuration;
 use super::error::{self, closest};
 use super::loader::Loader;
 
+/// A link-level processor, its name and the fingerprint of its options.
+pub(super) struct BuiltProcessor {
+    pub(super) name: String,
+    pub(super) fingerprint: String,
+    pub(super) processor: Box<dyn databay_core::Processor>,
+}
+
+/// A canonical rendering of a config value (after interpolation): two loads
+/// of the same text give the same fingerprint.
+pub(super) fn fingerprint(value: &Spanned<DeValue<'_>>) -> String {
+    use serde::Deserialize;
+    use serde::de::IntoDeserializer;
+    serde_json::Value::deserialize(value.clone().into_deserializer())
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+}
+
 pub(super) struct RawComponent<'t> {
     pub(super) type_name: String,
     pub(super) type_span: Range<usize>,
@@ -203,8 +220,8 @@ impl<'t> Loader<'_, 't> {
             builder = builder.timeout(t.0);
         }
         for (i, p) in processors.into_iter().enumerate() {
-            if let Some((name, p)) = self.processor(p, &format!("{key}.processor[{i}]"), cx) {
-                builder = builder.named_processor(name, p);
+            if let Some(p) = self.processor(p, &format!("{key}.processor[{i}]"), cx) {
+                builder = builder.named_processor(p.name, p.processor);
             }
         }
         Some(builder.build())
@@ -215,15 +232,27 @@ impl<'t> Loader<'_, 't> {
         mut c: RawComponent<'t>,
         key: &str,
         cx: &BuildContext,
-    ) -> Option<(String, Box<dyn databay_core::Processor>)> {
+    ) -> Option<BuiltProcessor> {
         let name: Option<String> = self.take(&mut c.table, "name", key)?;
         if !self.known(Kind::Processor, &c, key) {
             return None;
         }
         let name = name.unwrap_or_else(|| c.type_name.clone());
+        let fingerprint = format!(
+            "{}:{}",
+            c.type_name,
+            fingerprint(&Spanned::new(
+                c.span.clone(),
+                DeValue::Table(c.table.clone())
+            ))
+        );
         let component = self.registry.processor_type(&c.type_name)?.clone();
-        let p = self.build(|raw| component.build(raw, cx), c, key, cx)?;
-        Some((name, p))
+        let processor = self.build(|raw| component.build(raw, cx), c, key, cx)?;
+        Some(BuiltProcessor {
+            name,
+            fingerprint,
+            processor,
+        })
     }
 
     pub(super) fn grouper(

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use databay_component::{BuildContext, Registry};
 use databay_core::{BackoffPolicy, Link};
-use serde::Deserialize;
 use serde::de::IntoDeserializer;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -188,9 +187,7 @@ impl<'t> Loader<'_, 't> {
             },
             _ => format!("link[{index}]"),
         };
-        let fingerprint = serde_json::Value::deserialize(item.clone().into_deserializer())
-            .map(|v| v.to_string())
-            .unwrap_or_default();
+        let fingerprint = super::components::fingerprint(&item);
         let DeValue::Table(mut table) = item.into_inner() else {
             self.diag
                 .error(Some(span), key, "a link must be a table (`[[link]]`)", None);
@@ -311,8 +308,10 @@ impl<'t> Loader<'_, 't> {
         for handle in built_inlets {
             builder = builder.inlet(handle);
         }
-        for (name, p) in built_processors {
-            builder = builder.named_processor(name, p);
+        let mut processors = Vec::new();
+        for p in built_processors {
+            processors.push((p.name.clone(), p.fingerprint));
+            builder = builder.named_processor(p.name, p.processor);
         }
         for g in built_groupers {
             builder = builder.grouper(g);
@@ -327,6 +326,7 @@ impl<'t> Loader<'_, 't> {
                 link,
                 summary,
                 fingerprint,
+                processors,
             }),
             Err(e) => {
                 self.diag.error(Some(span), key, e.to_string(), None);

@@ -56,6 +56,9 @@ pub struct LinkConfig {
     /// A canonical rendering of its config (after interpolation): two
     /// loads of an unchanged link give the same fingerprint.
     pub fingerprint: String,
+    /// Each of its processors' name and the fingerprint of its type and
+    /// options, in order: a reload carries an unchanged one's state over.
+    pub processors: Vec<(String, String)>,
 }
 
 /// A loaded config file.

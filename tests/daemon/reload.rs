@@ -95,6 +95,10 @@ fn sighup_reloads_only_what_changed() {
 }
 
 fn buffered_link(name: &str, max: u32) -> String {
+    buffered(name, max, 100_000)
+}
+
+fn buffered(name: &str, max: u32, count: u32) -> String {
     format!(
         r#"
 [[link]]
@@ -108,7 +112,7 @@ every = "50ms"
 
   [[link.processor]]
   type = "buffer"
-  count = 100000
+  count = {count}
 
   [[link.outlet]]
   type = "file"
@@ -125,8 +129,9 @@ fn config(links: &[String]) -> String {
     text
 }
 
-/// A reload flushes what the buffer of a replaced link and of a removed
-/// link holds (nothing lost), while an unchanged link keeps its buffer.
+/// A reload flushes what the buffer of a removed link, and a changed buffer
+/// of a replaced link, holds (nothing lost); an unchanged link keeps its
+/// buffer, and so does a replaced link whose buffer did not change.
 #[test]
 fn reload_flushes_the_buffers_of_replaced_and_removed_links() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,19 +142,24 @@ fn reload_flushes_the_buffers_of_replaced_and_removed_links() {
             buffered_link("changed", 1999),
             buffered_link("removed", 1999),
             buffered_link("kept", 1999),
+            buffered_link("carried", 1999),
         ]),
     )
     .unwrap();
     let mut daemon = Daemon::start(dir.path(), &["run", "reload.toml"]);
     let addr = daemon.admin_addr();
-    let before = ["changed", "removed", "kept"].map(|l| wait_transfers(addr, l, 5));
-    for name in ["changed", "removed", "kept"] {
+    let before = ["changed", "removed", "kept", "carried"].map(|l| wait_transfers(addr, l, 5));
+    for name in ["changed", "removed", "kept", "carried"] {
         assert!(lines(&dir.path().join(format!("out/{name}.txt"))).is_empty());
     }
 
     fs::write(
         &path,
-        config(&[buffered_link("changed", 1998), buffered_link("kept", 1999)]),
+        config(&[
+            buffered("changed", 1998, 90_000),
+            buffered_link("kept", 1999),
+            buffered_link("carried", 1998),
+        ]),
     )
     .unwrap();
     daemon.signal("HUP");
@@ -167,8 +177,15 @@ fn reload_flushes_the_buffers_of_replaced_and_removed_links() {
         lines(&dir.path().join("out/kept.txt")).is_empty(),
         "the unchanged link was flushed"
     );
+    assert!(
+        lines(&dir.path().join("out/carried.txt")).is_empty(),
+        "the unchanged buffer of a replaced link was flushed"
+    );
     let now = links(addr);
-    assert_eq!(now.keys().collect::<Vec<_>>(), ["changed", "kept"]);
+    assert_eq!(
+        now.keys().collect::<Vec<_>>(),
+        ["carried", "changed", "kept"]
+    );
     assert!(transfers_ok(&now["kept"]) >= before[2]);
 
     let ok = wait_transfers(addr, "changed", 3);
@@ -176,6 +193,14 @@ fn reload_flushes_the_buffers_of_replaced_and_removed_links() {
     let changed_after = lines(&dir.path().join("out/changed.txt"));
     assert!(changed_after.len() as u64 >= changed.len() as u64 + ok);
     assert!(!lines(&dir.path().join("out/kept.txt")).is_empty());
+    // The carried buffer held the first version's records: none was lost.
+    let carried = lines(&dir.path().join("out/carried.txt"));
+    assert!(
+        carried.len() as u64 > before[3],
+        "{} lines after {} transfers of the first version",
+        carried.len(),
+        before[3]
+    );
 }
 
 /// A reload whose new version of a link cannot start (its input file is
@@ -232,4 +257,138 @@ fn reload_keeps_a_link_whose_replacement_cannot_start() {
         served,
         "link A is gone: neither the old nor the new version runs; stderr:\n{stderr}"
     );
+}
+
+/// `totals`: one record a transfer, counted per transfer by `per_transfer`
+/// and summed over the whole stream by `total`.
+fn totals_link(every: &str, inlet: &str, per_transfer_field: &str, total_extra: &str) -> String {
+    format!(
+        r#"
+[[link]]
+name = "totals"
+every = "{every}"
+
+{inlet}
+
+  [[link.processor]]
+  name = "per_transfer"
+  type = "aggregate"
+  key_expr = '"all"'
+  eof = "transfer"
+  key_field = "{per_transfer_field}"
+  aggregates.n = {{ reducer = "count" }}
+
+  [[link.processor]]
+  name = "total"
+  type = "aggregate"
+  key_expr = '"all"'
+  aggregates.total = {{ reducer = "sum", pointer = "/n" }}
+  {total_extra}
+
+  [[link.outlet]]
+  type = "file"
+  path = "out/totals.txt"
+"#
+    )
+}
+
+const ONES: &str = "  [[link.inlet]]\n  type = \"random_int\"\n  min = 1\n  max = 1";
+
+fn logged_for(daemon: &Daemon, message_start: &str) -> Vec<String> {
+    daemon
+        .logs()
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(message_start))
+        })
+        .map(|l| l["processor"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A reload that changes a link but leaves an operator as it was (same
+/// name, same options) carries the operator's state over to the new
+/// version: it is not flushed and goes on counting; a changed operator is
+/// flushed before its replacement starts; the log says which. A
+/// replacement that cannot start gives the state back to the old version.
+#[test]
+fn reload_keeps_the_state_of_unchanged_operators() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reload.toml");
+    let out = dir.path().join("out/totals.txt");
+    fs::write(&path, config(&[totals_link("50ms", ONES, "key", "")])).unwrap();
+    let mut daemon = Daemon::start(dir.path(), &["run", "reload.toml"]);
+    let addr = daemon.admin_addr();
+    let first = wait_transfers(addr, "totals", 20);
+
+    // A new version that cannot start: the old one goes on, state and all.
+    let missing = "  [[link.inlet]]\n  type = \"file\"\n  path = \"missing.ndjson\"";
+    fs::write(&path, config(&[totals_link("50ms", missing, "key", "")])).unwrap();
+    daemon.signal("HUP");
+    daemon.wait_count("reload done", 1);
+    assert_eq!(
+        daemon.count_logs("cannot start the link"),
+        1,
+        "{}",
+        daemon.stderr()
+    );
+    assert!(
+        lines(&out).is_empty(),
+        "the operators were flushed: {:?}",
+        lines(&out)
+    );
+
+    // Another schedule and another `per_transfer`: `total` carries over.
+    fs::write(&path, config(&[totals_link("60ms", ONES, "k", "")])).unwrap();
+    daemon.signal("HUP");
+    daemon.wait_count("reload done", 2);
+    assert_eq!(
+        logged_for(&daemon, "processor `per_transfer` changed"),
+        ["per_transfer"]
+    );
+    assert_eq!(
+        logged_for(&daemon, "processor `total` unchanged"),
+        ["total", "total"],
+        "once for the replacement that could not start, once now"
+    );
+    assert!(
+        lines(&out).is_empty(),
+        "`total` was flushed by the reload: {:?}",
+        lines(&out)
+    );
+    let keys = links(addr)["totals"]["processors"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "total"))
+        .and_then(|p| p["gauges"].as_array().cloned())
+        .and_then(|gs| gs.into_iter().find(|g| g["name"] == "keys"))
+        .map(|g| g["value"].clone());
+    assert_eq!(
+        keys,
+        Some(serde_json::json!(1)),
+        "{:?}",
+        links(addr)["totals"]
+    );
+    let second = wait_transfers(addr, "totals", 3);
+
+    // A changed `total` is flushed: its sum spans both versions.
+    let extra = "aggregates.records = { reducer = \"count\" }";
+    fs::write(&path, config(&[totals_link("60ms", ONES, "k", extra)])).unwrap();
+    daemon.signal("HUP");
+    daemon.wait_count("reload done", 3);
+    assert_eq!(logged_for(&daemon, "processor `total` changed"), ["total"]);
+    let flushed = lines(&out);
+    assert_eq!(flushed.len(), 1, "{flushed:?}");
+    let line: serde_json::Value = serde_json::from_str(&flushed[0]).unwrap();
+    let total = line["total"].as_u64().unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        total >= first + second,
+        "the sum {total} lost the first version's {first} records (the second had {second})"
+    );
+
+    assert_eq!(daemon.stop(), Some(0), "{}", daemon.stderr());
+    let at_end = lines(&out);
+    assert_eq!(at_end.len(), 2, "{at_end:?}");
+    let last: serde_json::Value = serde_json::from_str(&at_end[1]).unwrap();
+    assert!(last["records"].as_u64().is_some_and(|n| n >= 1), "{last}");
 }

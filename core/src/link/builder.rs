@@ -161,6 +161,7 @@ impl LinkBuilder {
                 control: Control::default(),
                 has_processors: AtomicBool::new(has_processors),
                 processor_wakeup: Mutex::new(None),
+                spared: Mutex::new(Vec::new()),
                 processor_gauges: Mutex::new(Vec::new()),
                 next_tick: Mutex::new(None),
             }),

@@ -5,6 +5,7 @@
 
 mod builder;
 mod driver;
+mod handover;
 mod health;
 mod lifecycle;
 mod nodes;
@@ -230,6 +231,8 @@ struct Inner {
     processor_wakeup: Mutex<Option<Instant>>,
     /// What the link's processors reported after the last run.
     processor_gauges: Mutex<Vec<ProcessorGauges>>,
+    /// Processors a flush does not end (they carry over to a replacement).
+    spared: Mutex<Vec<String>>,
     next_tick: Mutex<Option<SystemTime>>,
 }
 

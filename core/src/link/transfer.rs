@@ -121,44 +121,8 @@ impl Link {
             .instrument(span.clone())
             .await;
         // The pipeline may have changed what its processors wait for.
-        let from_processors = pipeline
-            .processors
-            .iter()
-            .filter_map(|s| s.processor.next_wakeup())
-            .min();
-        let gauges: Vec<ProcessorGauges> = pipeline
-            .processors
-            .iter()
-            .enumerate()
-            .filter_map(|(index, s)| {
-                let gauges = s.processor.gauges();
-                (!gauges.is_empty()).then(|| ProcessorGauges {
-                    name: s.name.clone(),
-                    index,
-                    gauges,
-                })
-            })
-            .collect();
-        if !gauges.is_empty() {
-            *lock(&inner.processor_gauges) = gauges;
-        }
-        // A wake-up at or before this run's start was due while it ran and
-        // had its chance: asking again for the past would spin the timer.
-        let wakeup = self
-            .with_outlet_wakeups(from_processors)
-            .await
-            .filter(|w| *w > started);
-        let earlier = {
-            let mut stored = lock(&inner.processor_wakeup);
-            let earlier = wakeup.is_some_and(|w| stored.is_none_or(|s| w < s));
-            *stored = wakeup;
-            earlier
-        };
-        if earlier {
-            // The timer task may be asleep until a later tick (this was a
-            // forced transfer): wake it to re-plan.
-            inner.control.wake.notify_one();
-        }
+        let from_processors = self.note_processors(&pipeline);
+        self.note_wakeup(from_processors, Some(started)).await;
         drop(pipeline);
         drop(_transferring);
 
@@ -296,6 +260,60 @@ impl Link {
         }
     }
 
+    /// Takes note of what the processors now hold (their gauges) and
+    /// returns the earliest wake-up they ask for.
+    pub(super) fn note_processors(&self, pipeline: &Pipeline) -> Option<Instant> {
+        let from_processors = pipeline
+            .processors
+            .iter()
+            .filter_map(|s| s.processor.next_wakeup())
+            .min();
+        let gauges: Vec<ProcessorGauges> = pipeline
+            .processors
+            .iter()
+            .enumerate()
+            .filter_map(|(index, s)| {
+                let gauges = s.processor.gauges();
+                (!gauges.is_empty()).then(|| ProcessorGauges {
+                    name: s.name.clone(),
+                    index,
+                    gauges,
+                })
+            })
+            .collect();
+        if !gauges.is_empty() {
+            *lock(&self.inner.processor_gauges) = gauges;
+        }
+        from_processors
+    }
+
+    /// Stores the link's earliest wake-up (its processors' and its
+    /// outlets'), waking the timer task when it moved earlier. A wake-up at
+    /// or before `since` (the start of a run) was due while it ran and had
+    /// its chance: asking again for the past would spin the timer.
+    pub(super) async fn note_wakeup(
+        &self,
+        from_processors: Option<Instant>,
+        since: Option<Instant>,
+    ) {
+        let inner = &*self.inner;
+        let wakeup = self
+            .with_outlet_wakeups(from_processors)
+            .await
+            .filter(|w| since.is_none_or(|since| *w > since));
+        let earlier = {
+            let mut stored = lock(&inner.processor_wakeup);
+            let earlier = wakeup.is_some_and(|w| stored.is_none_or(|s| w < s));
+            *stored = wakeup;
+            earlier
+        };
+        if earlier {
+            // The timer task may be asleep until a later tick (this was a
+            // forced transfer): wake it to re-plan.
+            inner.control.wake.notify_one();
+        }
+    }
+
     /// The stages of one transfer. Returns what they produced, or every
     /// error when the transfer fails.
     async fn run_stages(
@@ -324,9 +342,24 @@ impl Link {
         let records_in = records.len();
 
         let cx = Context::new(update, trigger);
+        // A flush passes processors that carry over to a replacement what
+        // the others release, as a timer call: their stream goes on.
+        let spared = match trigger {
+            Trigger::Flush => lock(&inner.spared).clone(),
+            _ => Vec::new(),
+        };
+        let carried = Context {
+            trigger: Trigger::Timer,
+            ..cx
+        };
         for stage in pipeline.processors.iter_mut() {
             let held = records.len();
-            match guarded(stage.processor.process(records, &cx), None).await {
+            let cx = if spared.contains(&stage.name) {
+                &carried
+            } else {
+                &cx
+            };
+            match guarded(stage.processor.process(records, cx), None).await {
                 Ok(out) => records = out,
                 Err(failure) => {
                     let e = self.node_error(update, NodeKind::Processor, &stage.name, failure);

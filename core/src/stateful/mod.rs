@@ -61,6 +61,16 @@
 //!
 //! At EOF keys are visited in key order, so output is deterministic.
 //!
+//! # Reloads
+//!
+//! A link replaced by a new version (the daemon's SIGHUP) hands the
+//! operators that did not change (same name, same type and options) to the
+//! new version with their state and timers
+//! ([`Link::spare_on_flush`](crate::Link::spare_on_flush),
+//! [`Link::swap_processors`](crate::Link::swap_processors)): they reach no
+//! EOF, even when other parts of the link changed. A changed or removed
+//! operator reaches EOF (it is flushed) before the new version starts.
+//!
 //! # Snapshots
 //!
 //! [`Processor::snapshot`](crate::Processor::snapshot) gives the operator's
