@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use databay_core::{HISTOGRAM_BOUNDS, HistogramSnapshot, Link, LinkStats, NodeKind, Planner};
+use databay_core::{
+    HISTOGRAM_BOUNDS, HistogramSnapshot, Link, LinkStats, NodeKind, Planner, ProcessorGauges,
+};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder, MetricEncoder, NoLabelSet,
@@ -100,6 +102,8 @@ pub(super) struct LinkMetrics {
     pub(super) paused: bool,
     pub(super) stats: LinkStats,
     pub(super) nodes: Vec<NodeMetrics>,
+    /// What its stateful processors hold (names escaped for labels).
+    pub(super) processors: Vec<ProcessorGauges>,
 }
 
 impl LinkMetrics {
@@ -123,6 +127,14 @@ impl LinkMetrics {
                     errors: n.errors,
                     failed: n.records_failed,
                     rejected: n.records_rejected,
+                })
+                .collect(),
+            processors: link
+                .processor_gauges()
+                .into_iter()
+                .map(|mut p| {
+                    p.name = escape_label(&p.name);
+                    p
                 })
                 .collect(),
             link,
@@ -346,6 +358,8 @@ pub(super) fn encode_links(
         }
     }
 
+    encode_processor_gauges(encoder, links)?;
+
     let [duration, lateness] = all;
     duration.encode(&mut encoder.encode_descriptor(
         "databay_daemon_transfer_duration_seconds",
@@ -375,6 +389,60 @@ pub(super) fn encode_links(
             links,
             |s| &s.lateness,
         )?;
+    }
+    Ok(())
+}
+
+/// What stateful processors report (`/links` shows the same): a family per
+/// figure, `databay_processor_<figure>`, labelled by link, the processor's
+/// position and name. Figures ending in `_total` only grow (counters); the
+/// others go up and down (gauges).
+fn encode_processor_gauges(
+    encoder: &mut DescriptorEncoder<'_>,
+    links: &[LinkMetrics],
+) -> fmt::Result {
+    let figures: std::collections::BTreeSet<&'static str> = links
+        .iter()
+        .flat_map(|l| &l.processors)
+        .flat_map(|p| p.gauges.iter().map(|g| g.name))
+        .collect();
+    for figure in figures {
+        let (name, kind) = match figure.strip_suffix("_total") {
+            Some(name) => (name, MetricType::Counter),
+            None => (figure, MetricType::Gauge),
+        };
+        let help = match figure {
+            "keys" => "Keys a stateful processor holds state for.",
+            "timers" => "Keys of a stateful processor waiting for a deadline.",
+            "windows" => "Windows a window processor holds open, over all keys.",
+            "late_records_total" => {
+                "Records a window processor found late (passed on marked `__late__`)."
+            }
+            "rejected_records_total" => {
+                "Records a stateful processor left out (no key, or refused by its logic)."
+            }
+            _ => "A figure a stateful processor reports.",
+        };
+        let family_name = format!("databay_processor_{name}");
+        let mut family = encoder.encode_descriptor(&family_name, help, None, kind)?;
+        for l in links {
+            for p in &l.processors {
+                let Some(g) = p.gauges.iter().find(|g| g.name == figure) else {
+                    continue;
+                };
+                let index = p.index.to_string();
+                let labels = [
+                    ("link", l.label.as_str()),
+                    ("index", index.as_str()),
+                    ("processor", p.name.as_str()),
+                ];
+                let mut m = family.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => counter(&mut m, g.value)?,
+                    _ => m.encode_gauge(&g.value)?,
+                }
+            }
+        }
     }
     Ok(())
 }

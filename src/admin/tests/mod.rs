@@ -2,6 +2,7 @@
 //! exposition and views without it.
 
 mod limits;
+mod processors;
 
 use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
@@ -726,6 +727,7 @@ fn histogram_buckets_become_cumulative() {
         paused: false,
         stats,
         nodes: Vec::new(),
+        processors: Vec::new(),
     }];
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Fixed(links)));
