@@ -16,10 +16,11 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod support;
 
 fn generate(path: &Path, lines: usize) -> std::io::Result<()> {
     let mut out = BufWriter::new(File::create(path)?);
@@ -91,46 +92,6 @@ fn hand_loop(input: &Path, output: &Path) -> std::io::Result<(usize, Duration)> 
     Ok((rows, start.elapsed()))
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// Runs `databay once CONFIG --until-exhausted`; returns wall time and peak RSS (KiB).
-fn daemon(config: &Path, input: &Path, output: &Path) -> std::io::Result<(Duration, u64)> {
-    let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_databay"))
-        .args(["--log-level", "warn", "once"])
-        .arg(config)
-        .arg("--until-exhausted")
-        .env("ORDERS_FILE", input)
-        .env("ORDERS_CSV", output)
-        .spawn()?;
-    let mut peak = 0;
-    let status = loop {
-        if let Some(kib) = peak_rss_kib(child.id()) {
-            peak = peak.max(kib);
-        }
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let took = start.elapsed();
-    if !status.success() {
-        return Err(std::io::Error::other(format!(
-            "databay exited with {status}"
-        )));
-    }
-    Ok((took, peak))
-}
-
 fn rows_in(path: &Path) -> std::io::Result<usize> {
     let mut reader = csv::Reader::from_path(path).map_err(std::io::Error::other)?;
     Ok(reader.records().count())
@@ -166,7 +127,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let output = dir.join(format!("{name}.csv"));
         // The configs append; start from an empty output.
         let _ = std::fs::remove_file(&output);
-        let (took, peak) = daemon(&root.join(config), &input, &output)?;
+        let (took, peak) = support::once(
+            &root.join(config),
+            &[("ORDERS_FILE", &input), ("ORDERS_CSV", &output)],
+        )?;
         let written = rows_in(&output)?;
         if written != rows {
             return Err(format!("{name}: wrote {written} rows, the hand loop wrote {rows}").into());

@@ -142,7 +142,7 @@ impl Shape {
             return;
         }
         let payload = std::mem::take(&mut record.payload);
-        let mut object = match (payload, &self.value_field) {
+        let fields = match (payload, &self.value_field) {
             (Value::Object(map), None) => map,
             (other, field) => {
                 let mut map = Map::new();
@@ -150,6 +150,9 @@ impl Shape {
                 map
             }
         };
+        // The key first, then the window's bounds, then the results, as
+        // the READMEs show them (a CSV outlet takes its header from this).
+        let mut object = Map::with_capacity(fields.len() + 3);
         if let Some(key) = record.meta(KEY_META) {
             object.insert(self.key_field.clone(), key.clone());
         }
@@ -159,6 +162,9 @@ impl Shape {
                     object.insert(field.clone(), at.clone());
                 }
             }
+        }
+        for (field, value) in fields {
+            object.entry(field).or_insert(value);
         }
         record.payload = Value::Object(object);
     }

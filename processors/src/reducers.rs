@@ -10,9 +10,10 @@
 //! or `mean` input that is not a number rejects the whole record (every
 //! aggregate or none sees it).
 
+use indexmap::IndexMap;
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use databay_component::OptionError;
 use databay_core::stateful::window::WindowLogic;
@@ -92,7 +93,7 @@ impl std::fmt::Debug for Aggregates {
 
 impl Aggregates {
     /// Builds the `aggregates` option (`name -> {reducer, pointer|expr}`).
-    pub fn new(options: &BTreeMap<String, AggregateSpec>) -> Result<Self, OptionError> {
+    pub fn new(options: &IndexMap<String, AggregateSpec>) -> Result<Self, OptionError> {
         if options.is_empty() {
             return Err(OptionError::new(
                 "aggregates",
@@ -438,7 +439,7 @@ mod tests {
     use serde_json::json;
 
     fn aggregates(toml: &str) -> Result<Aggregates, String> {
-        let options: BTreeMap<String, AggregateSpec> =
+        let options: IndexMap<String, AggregateSpec> =
             toml::from_str(toml).map_err(|e| e.to_string())?;
         Aggregates::new(&options).map_err(|e| e.to_string())
     }

@@ -1,6 +1,6 @@
 //! The options of the `aggregate` processor.
 
-use std::collections::BTreeMap;
+use indexmap::IndexMap;
 
 use databay_component::OptionError;
 use databay_core::Processor;
@@ -22,7 +22,7 @@ pub struct AggregateOptions {
     pub key_expr: Option<String>,
     /// The aggregates: output field name to reducer and input.
     #[serde(default)]
-    pub aggregates: BTreeMap<String, AggregateSpec>,
+    pub aggregates: IndexMap<String, AggregateSpec>,
     /// When the stream ends: `link` or `transfer`.
     #[serde(default)]
     pub eof: EofOption,

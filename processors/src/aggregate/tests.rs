@@ -63,6 +63,12 @@ async fn aggregates_each_key_until_the_link_stream_ends() {
             json!({"key": "bob", "orders": 2, "total": 3.0, "biggest": 1.5, "items": 1}),
         ]
     );
+    // The key comes first, then the aggregates in the order written (a CSV
+    // outlet takes its header from this order).
+    assert_eq!(
+        out[0].payload.to_string(),
+        r#"{"key":"ada","orders":6,"total":83.0,"biggest":20,"items":2}"#
+    );
     assert!(
         run_with(&mut p, vec![], Trigger::Flush)
             .await

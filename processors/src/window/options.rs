@@ -1,6 +1,6 @@
 //! The options of the `window` processor.
 
-use std::collections::BTreeMap;
+use indexmap::IndexMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -40,7 +40,7 @@ pub struct WindowOptions {
     pub key_expr: Option<String>,
     /// The aggregates: output field name to reducer and input.
     #[serde(default)]
-    pub aggregates: BTreeMap<String, AggregateSpec>,
+    pub aggregates: IndexMap<String, AggregateSpec>,
     /// `tumbling`, `sliding` or `session`.
     pub window: WindowKind,
     /// Length of a tumbling or sliding window.

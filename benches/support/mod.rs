@@ -1,0 +1,51 @@
+//! What the benchmarks that run the daemon binary share: running
+//! `databay once CONFIG --until-exhausted` while sampling its peak RSS.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The high-water mark of `pid`'s resident set, in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Runs `databay once CONFIG --until-exhausted` with `env` set; returns its
+/// wall time and peak RSS (KiB). Peak RSS is sampled from /proc while it
+/// runs (VmHWM, so the last sample is the peak up to a few ms before exit).
+pub fn once(config: &Path, env: &[(&str, &Path)]) -> std::io::Result<(Duration, u64)> {
+    let start = Instant::now();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_databay"));
+    command
+        .args(["--log-level", "warn", "once"])
+        .arg(config)
+        .arg("--until-exhausted");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn()?;
+    let mut peak = 0;
+    let status = loop {
+        if let Some(kib) = peak_rss_kib(child.id()) {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = start.elapsed();
+    if !status.success() {
+        return Err(std::io::Error::other(format!(
+            "databay exited with {status}"
+        )));
+    }
+    Ok((took, peak))
+}
