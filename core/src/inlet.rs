@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -164,6 +164,37 @@ pub trait Inlet: Send + 'static {
         Ok(())
     }
 
+    /// When the link should pull this inlet next, even if no transfer is
+    /// due then: asked after every pull. A link that transfers every hour
+    /// still pulls an inlet that wants to be polled every ten seconds
+    /// ([`PollingInlet`](crate::source::PollingInlet)), or one of whose
+    /// partitions asked to be woken
+    /// ([`StatefulPartition::next_awake`](crate::source::StatefulPartition::next_awake)).
+    /// Scheduled transfers before that time pull it as usual (an inlet
+    /// that must not be pulled early answers [`Pull::Nothing`] itself, or
+    /// [`Pull::RetryAfter`]). The default, `None`, asks for nothing beyond
+    /// the link's schedule.
+    fn wake_at(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The inlet's resume state: where it would carry on after the records
+    /// it has had committed ([`commit`](Inlet::commit)), as JSON, for the
+    /// link to checkpoint. Bytewax's rule applies: the state is the position
+    /// *after* the last delivered item, so restoring it repeats nothing.
+    /// The default, `None`, says the inlet keeps no resume state.
+    fn snapshot(&self) -> Option<Value> {
+        None
+    }
+
+    /// Puts the inlet back at `state`, a value an earlier
+    /// [`snapshot`](Inlet::snapshot) returned, before it is started. The
+    /// default refuses: an inlet that keeps no resume state cannot resume.
+    async fn restore(&mut self, state: Value) -> Result<(), BoxError> {
+        let _ = state;
+        Err("this inlet keeps no resume state".into())
+    }
+
     /// Runs once before the first link using this instance starts.
     async fn on_start(&mut self) -> Result<(), BoxError> {
         Ok(())
@@ -298,16 +329,32 @@ impl InletHandle {
     /// Pulls once, with panics caught and the timeout applied (`timeout`
     /// overrides the handle's own), and attaches the origin to the records.
     pub async fn pull(&self, update: &Update, timeout: Option<Duration>) -> Result<Pull, Failure> {
+        self.pull_and_wake(update, timeout).await.0
+    }
+
+    /// [`pull`](InletHandle::pull), and what [`Inlet::wake_at`] says after
+    /// it (asked under the same lock).
+    pub(crate) async fn pull_and_wake(
+        &self,
+        update: &Update,
+        timeout: Option<Duration>,
+    ) -> (Result<Pull, Failure>, Option<Instant>) {
         let timeout = self.shared.timeout.or(timeout);
         let mut inlet = self.shared.inlet.lock().await;
-        let mut pull = guarded(inlet.pull(update), timeout).await?;
+        let pulled = guarded(inlet.pull(update), timeout).await;
+        let wake = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inlet.wake_at()))
+            .ok()
+            .flatten();
         drop(inlet);
-        if let Pull::Records(records) | Pull::Exhausted(records) = &mut pull {
-            for record in records.iter_mut() {
-                record.set_origin(self.shared.origin.clone());
+        let pulled = pulled.map(|mut pull| {
+            if let Pull::Records(records) | Pull::Exhausted(records) = &mut pull {
+                for record in records.iter_mut() {
+                    record.set_origin(self.shared.origin.clone());
+                }
             }
-        }
-        Ok(pull)
+            pull
+        });
+        (pulled, wake)
     }
 
     /// Commits the pull made for `update` ([`Inlet::commit`]), with panics
@@ -328,6 +375,24 @@ impl InletHandle {
         let timeout = self.shared.timeout.or(timeout);
         let mut inlet = self.shared.inlet.lock().await;
         guarded(inlet.rollback(update), timeout).await
+    }
+
+    /// When the inlet wants its next pull ([`Inlet::wake_at`]).
+    pub async fn wake_at(&self) -> Option<Instant> {
+        self.shared.inlet.lock().await.wake_at()
+    }
+
+    /// The inlet's resume state ([`Inlet::snapshot`]); `None` if it keeps
+    /// none.
+    pub async fn snapshot(&self) -> Option<Value> {
+        self.shared.inlet.lock().await.snapshot()
+    }
+
+    /// Puts the inlet back at `state` ([`Inlet::restore`]), with panics
+    /// caught.
+    pub async fn restore(&self, state: Value) -> Result<(), Failure> {
+        let mut inlet = self.shared.inlet.lock().await;
+        guarded(inlet.restore(state), None).await
     }
 
     /// Registers a user of the instance; the first runs `on_start`.

@@ -1,6 +1,7 @@
 //! A test kit for plugin authors: [`InletTester`] and [`OutletTester`] run
 //! the checks every inlet and outlet must pass, and [`StaticInlet`] /
-//! [`CollectOutlet`] stand in for the other end of a link in tests.
+//! [`CollectOutlet`] stand in for the other end of a link in tests, and
+//! [`TestingSource`] is a partitioned source that can abort at a chosen item.
 //!
 //! ```
 //! use databay_core::testing::{InletTester, StaticInlet};
@@ -440,5 +441,147 @@ mod tests {
             .await
             .unwrap();
         OutletTester::new(CollectOutlet::new).run().await.unwrap();
+    }
+}
+
+/// The error a [`TestingSource`] fails with at its abort point (Bytewax's
+/// `AbortExecution`): a crash simulated at a chosen item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("execution aborted by the testing source before item {at}")]
+pub struct AbortExecution {
+    /// The index of the item that was not handed out.
+    pub at: usize,
+}
+
+/// A one-partition source over fixed values, with resume state (the index
+/// of the next value) and an optional abort point: the test kit's
+/// Bytewax `TestingSource`. Run it with
+/// [`PartitionedInlet`](crate::source::PartitionedInlet).
+///
+/// With [`abort_before(i)`](TestingSource::abort_before) the batch that
+/// would hand out value `i` fails with [`AbortExecution`] instead, once:
+/// the same source rebuilt from a snapshot (a rollback, or a restore)
+/// goes past it. Recovery tests use it to crash a link at a chosen item.
+///
+/// ```
+/// use databay_core::source::PartitionedInlet;
+/// use databay_core::testing::TestingSource;
+/// use databay_core::{Inlet, Update};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mut inlet = PartitionedInlet::new(TestingSource::new(0..5).batch_size(2).abort_before(3));
+/// let update = Update::new(["t"], 0);
+/// assert_eq!(inlet.pull(&update).await.unwrap().records().len(), 2); // 0, 1
+/// inlet.commit(&update).await.unwrap();
+/// assert!(inlet.pull(&update).await.is_err()); // 2 and 3: aborted
+/// inlet.rollback(&update).await.unwrap();
+/// let again = inlet.pull(&update).await.unwrap(); // rebuilt at 2
+/// assert_eq!(again.records()[0].payload, 2);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct TestingSource {
+    values: Arc<Vec<Value>>,
+    batch_size: usize,
+    abort_before: Option<usize>,
+    aborted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TestingSource {
+    /// A source of `values`, one per batch.
+    pub fn new<I, V>(values: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Value>,
+    {
+        TestingSource {
+            values: Arc::new(values.into_iter().map(Into::into).collect()),
+            batch_size: 1,
+            abort_before: None,
+            aborted: Arc::default(),
+        }
+    }
+
+    /// Hands out up to `size` values per batch (0 is taken as 1).
+    pub fn batch_size(mut self, size: usize) -> Self {
+        self.batch_size = size.max(1);
+        self
+    }
+
+    /// Fails the batch that would hand out value `index`, the first time.
+    pub fn abort_before(mut self, index: usize) -> Self {
+        self.abort_before = Some(index);
+        self
+    }
+
+    /// Whether the abort point was reached.
+    pub fn aborted(&self) -> bool {
+        self.aborted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The partition of a [`TestingSource`].
+pub struct TestingPartition {
+    source: TestingSource,
+    next: usize,
+}
+
+#[async_trait]
+impl crate::source::StatefulPartition for TestingPartition {
+    async fn next_batch(&mut self) -> Result<Pull, BoxError> {
+        let values = &self.source.values;
+        let end = (self.next + self.source.batch_size).min(values.len());
+        if let Some(at) = self.source.abort_before
+            && (self.next..end).contains(&at)
+            && !self
+                .source
+                .aborted
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(Box::new(AbortExecution { at }));
+        }
+        let batch = values[self.next..end]
+            .iter()
+            .cloned()
+            .map(Record::new)
+            .collect();
+        self.next = end;
+        Ok(if end >= values.len() {
+            Pull::Exhausted(batch)
+        } else {
+            Pull::Records(batch)
+        })
+    }
+
+    fn snapshot(&self) -> Value {
+        json!(self.next)
+    }
+}
+
+#[async_trait]
+impl crate::source::FixedPartitionedSource for TestingSource {
+    type Partition = TestingPartition;
+
+    async fn list_parts(&self) -> Result<Vec<String>, BoxError> {
+        Ok(vec!["testing".to_owned()])
+    }
+
+    async fn build_part(
+        &self,
+        _part: &str,
+        resume: Option<Value>,
+    ) -> Result<TestingPartition, BoxError> {
+        let next = match resume {
+            None => 0,
+            Some(state) => state
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n <= self.values.len())
+                .ok_or_else(|| format!("resume state {state} is not an index of the values"))?,
+        };
+        Ok(TestingPartition {
+            source: self.clone(),
+            next,
+        })
     }
 }

@@ -219,7 +219,7 @@ impl Link {
         let retry = lock(&self.inner.inlets)
             .iter()
             .filter(|s| !s.exhausted)
-            .filter_map(|s| s.retry_at)
+            .filter_map(|s| s.retry_at.or(s.wake_at))
             .min();
         let processors = *lock(&self.inner.processor_wakeup);
         match (retry, processors) {

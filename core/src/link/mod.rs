@@ -10,6 +10,7 @@ mod health;
 mod lifecycle;
 mod nodes;
 mod pull;
+mod resume;
 mod transfer;
 
 use std::fmt;
@@ -147,6 +148,11 @@ pub struct NodeStats {
 struct InletSlot {
     handle: InletHandle,
     retry_at: Option<Instant>,
+    /// When the inlet asked to be pulled next ([`Inlet::wake_at`]): the
+    /// link wakes for it then, between scheduled transfers.
+    ///
+    /// [`Inlet::wake_at`]: crate::Inlet::wake_at
+    wake_at: Option<Instant>,
     exhausted: bool,
     /// Pulled by the running transfer and not yet committed or rolled
     /// back: `Some(true)` when the pull succeeded.
@@ -159,6 +165,7 @@ impl InletSlot {
         InletSlot {
             handle,
             retry_at: None,
+            wake_at: None,
             exhausted: false,
             unsettled: None,
             counters: Arc::default(),

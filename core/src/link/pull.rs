@@ -49,7 +49,7 @@ impl Link {
                 !s.exhausted
                     && match (pulls, s.retry_at) {
                         (_, Some(at)) => at <= now,
-                        (Pulls::Retries, None) => false,
+                        (Pulls::Retries, None) => s.wake_at.is_some_and(|at| at <= now),
                         _ => true,
                     }
             })
@@ -58,10 +58,11 @@ impl Link {
         let timeout = inner.inlet_timeout;
         let pull = |(index, handle): (usize, InletHandle)| async move {
             let span = tracing::info_span!("inlet", component = %handle.name());
-            let result = handle.pull(update, timeout).instrument(span).await;
-            (index, handle, result)
+            let (result, wake) = handle.pull_and_wake(update, timeout).instrument(span).await;
+            (index, handle, result, wake)
         };
-        let results: Vec<(usize, InletHandle, Result<Pull, Failure>)> = if due.len() == 1
+        type Pulled = (usize, InletHandle, Result<Pull, Failure>, Option<Instant>);
+        let results: Vec<Pulled> = if due.len() == 1
             && let Some(one) = due.pop()
         {
             vec![pull(one).await]
@@ -80,7 +81,8 @@ impl Link {
         let mut records: Vec<Record> = Vec::new();
         let mut slots = lock(&inner.inlets);
         let mut retrying = false;
-        for (index, handle, result) in results {
+        let mut waking = false;
+        for (index, handle, result, wake) in results {
             // The list may have changed during the pulls: fall back to the
             // instance if the position no longer holds it.
             let slot = match slots.get(index) {
@@ -114,6 +116,10 @@ impl Link {
             if let Some(slot) = slot {
                 slot.unsettled = Some(!failed);
                 slot.retry_at = retry_at;
+                // A floor keeps a wake-up in the past from spinning.
+                slot.wake_at =
+                    wake.map(|at| at.max(crate::clock::after(crate::clock::now(), MIN_RETRY)));
+                waking |= slot.wake_at.is_some();
                 slot.exhausted |= exhausted;
                 slot.counters.record(produced.len(), failed);
             }
@@ -123,7 +129,7 @@ impl Link {
                 records.extend(produced);
             }
         }
-        if retrying {
+        if retrying || waking {
             // The timer may sleep until a later tick (a forced transfer):
             // wake it to plan the retry.
             inner.control.wake.notify_one();
@@ -163,10 +169,13 @@ impl Link {
         }
     }
 
-    /// Whether some inlet's retry delay has ended.
+    /// Whether some inlet's retry delay has ended, or the time it asked to
+    /// be woken at has come.
     pub(super) fn retry_due(&self, now: Instant) -> bool {
-        lock(&self.inner.inlets)
-            .iter()
-            .any(|s| !s.exhausted && s.retry_at.is_some_and(|at| at <= now))
+        lock(&self.inner.inlets).iter().any(|s| {
+            !s.exhausted
+                && (s.retry_at.is_some_and(|at| at <= now)
+                    || (s.retry_at.is_none() && s.wake_at.is_some_and(|at| at <= now)))
+        })
     }
 }

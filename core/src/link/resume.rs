@@ -1,0 +1,59 @@
+//! A link's inlets' resume state: read it between transfers, put it back
+//! before the link starts.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::Link;
+use crate::error::{NodeError, NodeKind};
+use crate::sync::lock;
+
+impl Link {
+    /// The resume state of every inlet that keeps one
+    /// ([`Inlet::snapshot`]), by inlet name: where each would carry on
+    /// after what the link has committed. Waits for a running transfer to
+    /// end, so the states belong together.
+    ///
+    /// [`Inlet::snapshot`]: crate::Inlet::snapshot
+    pub async fn inlet_snapshots(&self) -> BTreeMap<String, Value> {
+        let _pipeline = self.inner.pipeline.lock().await;
+        let handles = self.inlets();
+        let mut states = BTreeMap::new();
+        for handle in handles {
+            if let Some(state) = handle.snapshot().await {
+                states.insert(handle.name().to_owned(), state);
+            }
+        }
+        states
+    }
+
+    /// Puts each inlet named in `states` back at its state
+    /// ([`Inlet::restore`]), before the link starts. A name that is no
+    /// inlet of the link is an error, and so is an inlet that refuses its
+    /// state; inlets not named start afresh.
+    ///
+    /// [`Inlet::restore`]: crate::Inlet::restore
+    pub async fn restore_inlets(&self, states: BTreeMap<String, Value>) -> Result<(), NodeError> {
+        let _pipeline = self.inner.pipeline.lock().await;
+        for (name, state) in states {
+            let handle = lock(&self.inner.inlets)
+                .iter()
+                .find(|s| s.handle.name() == name)
+                .map(|s| s.handle.clone());
+            let Some(handle) = handle else {
+                return Err(self.hook_error(
+                    NodeKind::Inlet,
+                    &name,
+                    "restore",
+                    crate::error::Failure::Error("the link has no inlet of this name".into()),
+                ));
+            };
+            handle
+                .restore(state)
+                .await
+                .map_err(|f| self.hook_error(NodeKind::Inlet, &name, "restore", f))?;
+        }
+        Ok(())
+    }
+}
