@@ -183,12 +183,18 @@ fn plugins(registry: &Registry, wanted: Option<&str>) -> ExitCode {
         for kind in Kind::ALL {
             let _ = writeln!(out, "{kind}s:");
             for c in components.iter().filter(|c| c.kind == kind) {
-                let _ = writeln!(out, "  {:<12} {}", c.name, c.summary);
+                let resumes = if c.resume_state.is_some() {
+                    " [resume state]"
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "  {:<12} {}{resumes}", c.name, c.summary);
             }
         }
         let _ = writeln!(
             out,
-            "\n`databay plugins TYPE` prints a type's documented sample config."
+            "\n`databay plugins TYPE` prints a type's documented sample config.\n\
+             [resume state]: the inlet keeps a position that a restore carries on from."
         );
         return ExitCode::SUCCESS;
     };
@@ -218,9 +224,14 @@ fn plugins(registry: &Registry, wanted: Option<&str>) -> ExitCode {
             Kind::Processor => "[[link.processor]]",
             Kind::Grouper => "[[link.grouper]]",
         };
+        let resume = c
+            .resume_state
+            .as_ref()
+            .map(|holds| format!("# resume state: {holds}\n"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "# {} `{}`: {}\n{header}\n{}",
+            "# {} `{}`: {}\n{resume}{header}\n{}",
             c.kind,
             c.name,
             c.summary,

@@ -79,6 +79,8 @@ pub struct BuildContext {
     /// The directory of the config file; relative paths in options are
     /// resolved against it.
     pub base_dir: PathBuf,
+    inlet_concurrency: usize,
+    parallelism: usize,
     warnings: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
 }
 
@@ -88,8 +90,30 @@ impl BuildContext {
         BuildContext {
             link: link.into(),
             base_dir: base_dir.into(),
+            inlet_concurrency: 0,
+            parallelism: 1,
             warnings: Default::default(),
         }
+    }
+
+    /// The link's settings a partitioned inlet follows: how many inlets
+    /// (or partitions) are pulled at once (`inlet_concurrency`, 0 for no
+    /// limit) and how many workers a dynamic source runs (`parallelism`,
+    /// at least 1).
+    pub fn with_link_settings(mut self, inlet_concurrency: usize, parallelism: usize) -> Self {
+        self.inlet_concurrency = inlet_concurrency;
+        self.parallelism = parallelism.max(1);
+        self
+    }
+
+    /// The link's `inlet_concurrency` (0: no limit, the default).
+    pub fn inlet_concurrency(&self) -> usize {
+        self.inlet_concurrency
+    }
+
+    /// The link's `parallelism` (default 1).
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
     }
 
     /// Reports something about `option` that is valid but worth saying
@@ -153,6 +177,8 @@ pub struct Component<T> {
     /// The option names its options struct declares (`None` when the
     /// struct does not say, e.g. with `#[serde(flatten)]`).
     pub options: Option<&'static [&'static str]>,
+    /// Inlets: what their resume state holds, if they keep one.
+    pub resume_state: Option<String>,
     build: Factory<T>,
 }
 
@@ -169,6 +195,7 @@ impl<T> Component<T> {
             summary: summary.to_owned(),
             sample: sample.to_owned(),
             options,
+            resume_state: None,
             build,
         }
     }
@@ -187,6 +214,7 @@ impl<T> Clone for Component<T> {
             summary: self.summary.clone(),
             sample: self.sample.clone(),
             options: self.options,
+            resume_state: self.resume_state.clone(),
             build: self.build.clone(),
         }
     }
@@ -205,6 +233,9 @@ pub struct ComponentInfo {
     pub sample: String,
     /// The option names its options struct declares, when known.
     pub options: Option<&'static [&'static str]>,
+    /// Inlets: what their resume state holds, if they keep one
+    /// ([`Registry::resume_state`]).
+    pub resume_state: Option<String>,
 }
 
 /// Type names to factories, one table per kind.
@@ -275,6 +306,16 @@ impl Registry {
                 factory(build, InletHandle::builder::<I>),
             ),
         );
+        self
+    }
+
+    /// Says what the resume state of inlet type `name` (registered
+    /// before) holds, for `databay plugins`: an inlet that implements
+    /// [`Inlet::snapshot`](databay_core::Inlet::snapshot) documents it here.
+    pub fn resume_state(&mut self, name: &str, holds: &str) -> &mut Self {
+        if let Some(c) = self.inlets.get_mut(name) {
+            c.resume_state = Some(holds.to_owned());
+        }
         self
     }
 
@@ -405,6 +446,7 @@ impl Registry {
                 summary: c.summary.clone(),
                 sample: c.sample.clone(),
                 options: c.options,
+                resume_state: c.resume_state.clone(),
             })
         }
         infos(Kind::Inlet, &self.inlets)

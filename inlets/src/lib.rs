@@ -10,6 +10,7 @@
 //! | [`NullInlet`] | nothing, ever (a placeholder) |
 //! | [`RandomIntInlet`] | one random integer in `[min, max]` per transfer |
 //! | [`ExecInlet`] | JSON lines (or text) from a command's stdout, per transfer or streaming |
+//! | [`DirInlet`] | the lines of every file matching a glob, each file a partition with its own resume state |
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
 //! | `HttpInlet` (feature `http`) | a URL's response: JSON or text, items, pages, an incremental cursor |
 //! | `PostgresInlet` | the rows of a query, with an optional incremental cursor (feature `postgres`) |
@@ -44,6 +45,7 @@
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
+pub mod dir;
 pub mod exec;
 pub mod file;
 #[cfg(feature = "http")]
@@ -63,8 +65,9 @@ pub mod redis;
 
 #[cfg(feature = "amqp")]
 pub use amqp::{AmqpInlet, AmqpInletError};
+pub use dir::{DirInlet, DirSource};
 pub use exec::{ExecInlet, ExecMode, LineFormat};
-pub use file::{FileInlet, FileInletError, FileInletMode};
+pub use file::{FileInlet, FileInletError, FileInletMode, FilePosition};
 #[cfg(feature = "http")]
 pub use http::{HttpInlet, HttpInletError};
 #[cfg(feature = "mongodb")]
@@ -85,6 +88,7 @@ pub use redis::{RedisInlet, RedisInletError, RedisRead};
 pub fn register(registry: &mut databay_component::Registry) {
     #[cfg(feature = "amqp")]
     amqp::register(registry);
+    dir::register(registry);
     exec::register(registry);
     file::register(registry);
     #[cfg(feature = "http")]

@@ -221,7 +221,13 @@ impl<'t> Loader<'_, 't> {
         let schedule = settings
             .as_ref()
             .and_then(|s| self.schedule(s, &table, &key));
-        let cx = BuildContext::new(link_name.clone(), self.base_dir.clone());
+        let cx = BuildContext::new(link_name.clone(), self.base_dir.clone()).with_link_settings(
+            settings
+                .as_ref()
+                .and_then(|s| s.inlet_concurrency)
+                .unwrap_or(0),
+            settings.as_ref().and_then(|s| s.parallelism).unwrap_or(1),
+        );
         let mut summary = LinkSummary {
             name: link_name.clone(),
             schedule: String::new(),
@@ -298,6 +304,15 @@ impl<'t> Loader<'_, 't> {
         }
         if let Some(v) = settings.inlet_concurrency {
             builder = builder.inlet_concurrency(v);
+        }
+        if settings.parallelism == Some(0) {
+            let span = table.get("parallelism").map(|v| v.span());
+            self.diag.error(
+                span,
+                format!("{key}.parallelism"),
+                "must be at least 1 (the number of workers a dynamic source runs)".to_owned(),
+                None,
+            );
         }
         if let Some(v) = settings.inlet_timeout {
             builder = builder.inlet_timeout(v.0);

@@ -126,6 +126,7 @@ pub(super) struct LinkSettings {
     pub(super) backoff: Option<HumanDuration>,
     pub(super) max_backoff: Option<HumanDuration>,
     pub(super) inlet_concurrency: Option<usize>,
+    pub(super) parallelism: Option<usize>,
     pub(super) inlet_timeout: Option<HumanDuration>,
     pub(super) outlet_timeout: Option<HumanDuration>,
     pub(super) inlet: Option<IgnoredAny>,

@@ -39,6 +39,7 @@ fn plugins_lists_every_type_with_its_summary() {
         names("inlets"),
         [
             "amqp",
+            "dir",
             "exec",
             "file",
             "http",
@@ -100,6 +101,30 @@ fn plugins_type_prints_its_documented_sample() {
         both.contains("[[link.inlet]]") && both.contains("[[link.outlet]]"),
         "{both}"
     );
+    // Inlets that keep resume state say so, and what it holds.
+    assert!(
+        both.contains("# resume state: line mode: the byte offset"),
+        "{both}"
+    );
+    assert!(!outlet_only_resume(&both), "{both}");
+    let listing = text(
+        &output({
+            let mut cmd = databay();
+            cmd.arg("plugins");
+            cmd
+        })
+        .stdout,
+    );
+    let marked: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.ends_with("[resume state]"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        marked.contains(&"dir") && marked.contains(&"file"),
+        "{listing}"
+    );
+    assert!(!marked.contains(&"null"), "{listing}");
     let mut cmd = databay();
     cmd.args(["plugins", "outlet/file"]);
     let out = output(cmd);
@@ -147,4 +172,11 @@ fn plugins_prints_each_sample() {
             c.name
         );
     }
+}
+
+/// The resume-state line belongs to the inlet's section only.
+fn outlet_only_resume(both: &str) -> bool {
+    both.split("[[link.outlet]]")
+        .nth(1)
+        .is_some_and(|outlet| outlet.contains("# resume state"))
 }

@@ -17,8 +17,11 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, BufReader};
 pub const SAMPLE: &str = include_str!("sample.toml");
 
 mod options;
+mod position;
 pub(crate) use options::register;
 pub use options::{FileInletOptions, FileReadMode};
+pub use position::FilePosition;
+use position::{FNV_START, HEAD, fnv};
 #[cfg(test)]
 mod tests;
 
@@ -166,6 +169,12 @@ pub struct FileInlet {
     follow: bool,
     /// The open file in line mode, between `on_start` and `on_shutdown`.
     reader: Option<LineReader>,
+    /// Line mode: where to start when the file is opened
+    /// ([`Inlet::restore`]).
+    resume: Option<FilePosition>,
+    /// Line mode: the position after the last committed line; what a
+    /// rollback goes back to and what a snapshot holds.
+    committed: Option<FilePosition>,
 }
 
 impl FileInlet {
@@ -179,6 +188,8 @@ impl FileInlet {
             json: false,
             follow: false,
             reader: None,
+            resume: None,
+            committed: None,
         }
     }
 
@@ -240,7 +251,7 @@ impl FileInlet {
         // started) opens the file itself rather than failing.
         let reader = match self.reader.take() {
             Some(reader) => self.reopen_if_replaced(reader).await?,
-            None => open_lines(&self.path).await?,
+            None => self.open().await?,
         };
         let reader = self.reader.insert(reader);
         let options = LineOptions {
@@ -270,6 +281,15 @@ impl FileInlet {
             fresh.skip_lines(reader.line, &self.path).await?;
         }
         Ok(fresh)
+    }
+
+    /// Opens the file at the resume state, if any, and takes that as the
+    /// committed position.
+    async fn open(&mut self) -> Result<LineReader, FileInletError> {
+        let reader = open_lines_at(&self.path, self.resume.as_ref()).await?;
+        self.resume = None;
+        self.committed = Some(reader.position());
+        Ok(reader)
     }
 
     async fn pull_whole_file(&self) -> Result<Pull, FileInletError> {
@@ -323,11 +343,65 @@ impl Inlet for FileInlet {
         Ok(pull)
     }
 
-    /// Line mode: opens the file (from its first line), failing if it
-    /// cannot be opened. File mode: nothing; the file is opened per pull.
+    /// Line mode: opens the file (from its first line, or at the restored
+    /// position), failing if it cannot be opened. File mode: nothing; the
+    /// file is opened per pull.
     async fn on_start(&mut self) -> Result<(), BoxError> {
         if self.mode == FileInletMode::Line {
-            self.reader = Some(open_lines(&self.path).await?);
+            let reader = self.open().await?;
+            self.reader = Some(reader);
+        }
+        Ok(())
+    }
+
+    /// Line mode: the lines of the pull were delivered; a snapshot now
+    /// resumes after them.
+    async fn commit(&mut self, _update: &Update) -> Result<(), BoxError> {
+        if let Some(reader) = &self.reader {
+            self.committed = Some(reader.position());
+        }
+        Ok(())
+    }
+
+    /// Line mode: the lines of the pull were not delivered: the next pull
+    /// reads them again (at least once). If the file was replaced since
+    /// the commit, the new file carries on where it is.
+    async fn rollback(&mut self, _update: &Update) -> Result<(), BoxError> {
+        if let (Some(reader), Some(committed)) = (&mut self.reader, &self.committed)
+            && reader.identity.map(|i| i.0) == committed.dev
+            && reader.identity.map(|i| i.1) == committed.ino
+        {
+            reader.rewind(committed);
+        }
+        Ok(())
+    }
+
+    /// Line mode: a [`FilePosition`] (offset, line, device and inode, and
+    /// the fingerprint of the first bytes) after the last committed line.
+    /// File mode keeps no state.
+    fn snapshot(&self) -> Option<Value> {
+        match self.mode {
+            FileInletMode::Line => self
+                .committed
+                .as_ref()
+                .or(self.resume.as_ref())
+                .map(FilePosition::to_value),
+            FileInletMode::File => None,
+        }
+    }
+
+    /// Line mode: resumes at a [`FilePosition`] when the file is opened;
+    /// a file that does not hold that position (rotated, replaced, shorter)
+    /// is read from its start.
+    async fn restore(&mut self, state: Value) -> Result<(), BoxError> {
+        if self.mode == FileInletMode::File {
+            return Err("a file inlet in file mode keeps no resume state".into());
+        }
+        let pos = FilePosition::from_value(state)?;
+        self.resume = Some(pos);
+        if self.reader.is_some() {
+            let reader = self.open().await?;
+            self.reader = Some(reader);
         }
         Ok(())
     }
@@ -370,15 +444,43 @@ async fn open_lines(path: &Path) -> Result<LineReader, FileInletError> {
         line: 0,
         needs_seek: false,
         buf: Vec::new(),
+        head_len: 0,
+        head: FNV_START,
     })
 }
 
+/// Opens `path` for line mode at `resume`, if given and still valid for
+/// the file there (see [`FilePosition`]); otherwise at its first line.
+pub(crate) async fn open_lines_at(
+    path: &Path,
+    resume: Option<&FilePosition>,
+) -> Result<LineReader, FileInletError> {
+    let mut reader = open_lines(path).await?;
+    let Some(pos) = resume else {
+        return Ok(reader);
+    };
+    if reader.holds(pos).await {
+        reader.offset = pos.offset;
+        reader.line = pos.line;
+        reader.head_len = pos.head_len;
+        reader.head = pos.head_hash().unwrap_or(FNV_START);
+    } else {
+        tracing::info!(
+            path = %path.display(),
+            "the file is not the one its resume state was taken from (its first bytes differ, \
+             or it is shorter): reading it from its start"
+        );
+    }
+    reader.needs_seek = true;
+    Ok(reader)
+}
+
 /// Line-mode options for one pull.
-struct LineOptions<'a> {
-    path: &'a Path,
-    max: usize,
-    json: bool,
-    follow: bool,
+pub(crate) struct LineOptions<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) max: usize,
+    pub(crate) json: bool,
+    pub(crate) follow: bool,
 }
 
 /// Why a batch of lines stopped.
@@ -391,7 +493,7 @@ enum BatchEnd {
 
 /// An open file in line mode and the position of its next unread line.
 #[derive(Debug)]
-struct LineReader {
+pub(crate) struct LineReader {
     /// The open file's device and inode, to notice a replaced file.
     identity: Option<(u64, u64)>,
     reader: BufReader<File>,
@@ -404,9 +506,68 @@ struct LineReader {
     needs_seek: bool,
     /// Reused for each line to avoid an allocation per line.
     buf: Vec<u8>,
+    /// How many of the file's first bytes `head` covers (up to [`HEAD`]).
+    head_len: u64,
+    /// FNV-1a hash of the file's first `head_len` bytes: its fingerprint.
+    head: u64,
 }
 
 impl LineReader {
+    /// The position after the last line handed out.
+    pub(crate) fn position(&self) -> FilePosition {
+        FilePosition {
+            offset: self.offset,
+            line: self.line,
+            dev: self.identity.map(|i| i.0),
+            ino: self.identity.map(|i| i.1),
+            head_len: self.head_len,
+            head: format!("{:016x}", self.head),
+        }
+    }
+
+    /// Goes back to `pos` (a position of this same file) for the next read.
+    fn rewind(&mut self, pos: &FilePosition) {
+        self.offset = pos.offset;
+        self.line = pos.line;
+        self.head_len = pos.head_len;
+        self.head = pos.head_hash().unwrap_or(FNV_START);
+        self.needs_seek = true;
+    }
+
+    /// Whether the open file starts with the bytes `pos` was fingerprinted
+    /// from and is at least as long as its offset.
+    async fn holds(&mut self, pos: &FilePosition) -> bool {
+        let long_enough = matches!(
+            self.reader.get_ref().metadata().await,
+            Ok(meta) if meta.len() >= pos.offset
+        );
+        if !long_enough || pos.head_len > HEAD {
+            return false;
+        }
+        let mut head = vec![0u8; pos.head_len as usize];
+        let read = self.reader.read_exact(&mut head).await.is_ok();
+        read && Some(fnv(FNV_START, &head)) == pos.head_hash()
+    }
+
+    /// Adds a line read at `start` to the fingerprint while the first
+    /// [`HEAD`] bytes are not all in it.
+    fn fingerprint(&mut self, start: u64) {
+        if start == self.head_len && self.head_len < HEAD {
+            let take = (HEAD - self.head_len).min(self.buf.len() as u64) as usize;
+            self.head = fnv(self.head, &self.buf[..take]);
+            self.head_len += take as u64;
+        }
+    }
+
+    /// Starts over from the first byte (the file was truncated).
+    fn restart(&mut self) {
+        self.offset = 0;
+        self.line = 0;
+        self.head_len = 0;
+        self.head = FNV_START;
+        self.needs_seek = true;
+    }
+
     /// Passes over the first `lines` lines (already delivered from the
     /// file this one replaced); a shorter file is passed over whole.
     async fn skip_lines(&mut self, lines: u64, path: &Path) -> Result<(), FileInletError> {
@@ -420,20 +581,22 @@ impl LineReader {
             if read == 0 {
                 break;
             }
+            self.fingerprint(self.offset);
             self.offset += read as u64;
             self.line += 1;
         }
         Ok(())
     }
 
-    async fn read_batch(&mut self, options: &LineOptions<'_>) -> Result<Pull, FileInletError> {
+    pub(crate) async fn read_batch(
+        &mut self,
+        options: &LineOptions<'_>,
+    ) -> Result<Pull, FileInletError> {
         if options.follow && self.reader.buffer().is_empty() && self.no_longer_a_line_end().await {
             // Truncated and regrown past our position since the last pull
             // (copytruncate, then more writes): start over from the top
             // rather than emit the tail of someone else's line.
-            self.offset = 0;
-            self.line = 0;
-            self.needs_seek = true;
+            self.restart();
         }
         if self.needs_seek {
             self.reader
@@ -495,6 +658,7 @@ impl LineReader {
                 self.needs_seek = true;
                 return Ok(BatchEnd::EndOfFile);
             }
+            self.fingerprint(self.offset);
             self.offset += read as u64;
             self.line += 1;
             let line = self.line;
@@ -561,9 +725,7 @@ impl LineReader {
         if let Ok(meta) = self.reader.get_ref().metadata().await
             && meta.len() < self.offset
         {
-            self.offset = 0;
-            self.line = 0;
-            self.needs_seek = true;
+            self.restart();
         }
     }
 

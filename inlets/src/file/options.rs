@@ -73,6 +73,11 @@ pub(crate) fn register(registry: &mut Registry) {
                 .follow(o.follow))
         },
     );
+    registry.resume_state(
+        "file",
+        "line mode: the byte offset and line after the last committed line, device and inode, \
+         and a fingerprint of the first 256 bytes",
+    );
 }
 
 #[cfg(test)]

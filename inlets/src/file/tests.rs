@@ -868,3 +868,77 @@ async fn a_followed_file_replaced_by_rotation_is_read_from_its_start() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(pull(&mut inlet).await.0, "nothing");
 }
+
+/// The resume state: after a commit, the snapshot resumes after the last
+/// delivered line; restored into a new inlet, it carries on there.
+#[tokio::test]
+async fn a_snapshot_restores_after_the_last_committed_line() {
+    let (_dir, path) = file_with("r.txt", "one\ntwo\nthree\nfour\n");
+    let mut first = started(FileInlet::new(&path).lines_per_transfer(2)).await;
+    assert_eq!(pull(&mut first).await.1, strings(&["one", "two"]));
+    first.commit(&update()).await.unwrap();
+    assert_eq!(pull(&mut first).await.1, strings(&["three", "four"]));
+    // Not committed: the snapshot is still after "two".
+    let state = first.snapshot().unwrap();
+    assert_eq!(state["offset"], json!(8));
+    assert_eq!(state["line"], json!(2));
+
+    let mut second = FileInlet::new(&path).lines_per_transfer(2);
+    second.restore(state).await.unwrap();
+    second.on_start().await.unwrap();
+    assert_eq!(
+        pull(&mut second).await,
+        ("exhausted", strings(&["three", "four"]))
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_reads_the_lines_again() {
+    let (_dir, path) = file_with("rb.txt", "a\nb\nc\n");
+    let mut inlet = started(FileInlet::new(&path)).await;
+    assert_eq!(pull(&mut inlet).await.1, strings(&["a"]));
+    inlet.commit(&update()).await.unwrap();
+    assert_eq!(pull(&mut inlet).await.1, strings(&["b"]));
+    inlet.rollback(&update()).await.unwrap();
+    assert_eq!(pull(&mut inlet).await.1, strings(&["b"]), "at least once");
+    inlet.commit(&update()).await.unwrap();
+    assert_eq!(pull(&mut inlet).await, ("exhausted", strings(&["c"])));
+}
+
+/// A file replaced by one with other first bytes is another file: read
+/// from its start. One with the same first bytes (copied, or fixed further
+/// down) resumes.
+#[tokio::test]
+async fn a_restored_position_is_checked_against_the_files_first_bytes() {
+    let (_dir, path) = file_with("fp.txt", "alpha\nbeta\ngamma\n");
+    let mut first = started(FileInlet::new(&path)).await;
+    pull(&mut first).await;
+    first.commit(&update()).await.unwrap();
+    let state = first.snapshot().unwrap();
+
+    // Copied over with the same contents (a new inode): resumes.
+    std::fs::write(path.with_extension("tmp"), "alpha\nbeta\ngamma\n").unwrap();
+    std::fs::rename(path.with_extension("tmp"), &path).unwrap();
+    let mut same = FileInlet::new(&path);
+    same.restore(state.clone()).await.unwrap();
+    same.on_start().await.unwrap();
+    assert_eq!(pull(&mut same).await.1, strings(&["beta"]));
+
+    // Rotated: a new file under the name.
+    std::fs::write(&path, "omega\n").unwrap();
+    let mut other = FileInlet::new(&path);
+    other.restore(state).await.unwrap();
+    other.on_start().await.unwrap();
+    assert_eq!(pull(&mut other).await, ("exhausted", strings(&["omega"])));
+
+    let e = FileInlet::new(&path)
+        .restore(json!({"offset": -1}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not a file position"), "{e}");
+    let e = FileInlet::whole_file(&path)
+        .restore(json!({}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("file mode"), "{e}");
+}
