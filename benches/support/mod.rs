@@ -1,5 +1,7 @@
 //! What the benchmarks that run the daemon binary share: running
 //! `databay once CONFIG --until-exhausted` while sampling its peak RSS.
+// Each benchmark uses part of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Command;

@@ -53,6 +53,7 @@ pub mod processor;
 mod record;
 mod reject;
 mod schedule;
+pub mod sink;
 pub mod source;
 pub mod stateful;
 mod stats;

@@ -43,6 +43,22 @@ pub trait Outlet: Send + 'static {
     /// Consumes one batch of one transfer.
     async fn push(&mut self, records: &[Record], update: &Update) -> Result<(), BoxError>;
 
+    /// The outlet's resume state: what it has durably written, as JSON,
+    /// for the link to checkpoint with its inlets' (for a file, its length
+    /// after the last push, so that a restore can cut a torn tail). The
+    /// default, `None`, says the outlet keeps none.
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Puts the outlet back at `state`, a value an earlier
+    /// [`snapshot`](Outlet::snapshot) returned, before it is started. The
+    /// default refuses: an outlet that keeps no resume state cannot resume.
+    async fn restore(&mut self, state: serde_json::Value) -> Result<(), BoxError> {
+        let _ = state;
+        Err("this outlet keeps no resume state".into())
+    }
+
     /// Runs once before the first link using this instance starts.
     async fn on_start(&mut self) -> Result<(), BoxError> {
         Ok(())
@@ -265,6 +281,19 @@ impl OutletHandle {
             node: self.shared.name.clone(),
             failure,
         })
+    }
+
+    /// The outlet's resume state ([`Outlet::snapshot`]); `None` if it
+    /// keeps none.
+    pub async fn snapshot(&self) -> Option<serde_json::Value> {
+        self.shared.outlet.lock().await.snapshot()
+    }
+
+    /// Puts the outlet back at `state` ([`Outlet::restore`]), with panics
+    /// caught.
+    pub async fn restore(&self, state: serde_json::Value) -> Result<(), Failure> {
+        let mut outlet = self.shared.outlet.lock().await;
+        guarded(outlet.restore(state), None).await
     }
 
     /// Registers a user of the instance; the first runs `on_start`.

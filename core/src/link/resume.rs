@@ -1,5 +1,5 @@
-//! A link's inlets' resume state: read it between transfers, put it back
-//! before the link starts.
+//! A link's resume state, its inlets' and its outlets': read it between
+//! transfers, put it back before the link starts.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +53,49 @@ impl Link {
                 .restore(state)
                 .await
                 .map_err(|f| self.hook_error(NodeKind::Inlet, &name, "restore", f))?;
+        }
+        Ok(())
+    }
+}
+
+impl Link {
+    /// The resume state of every outlet that keeps one
+    /// ([`Outlet::snapshot`]), by outlet name, read between transfers.
+    ///
+    /// [`Outlet::snapshot`]: crate::Outlet::snapshot
+    pub async fn outlet_snapshots(&self) -> BTreeMap<String, Value> {
+        let _pipeline = self.inner.pipeline.lock().await;
+        let handles = self.outlets();
+        let mut states = BTreeMap::new();
+        for handle in handles {
+            if let Some(state) = handle.snapshot().await {
+                states.insert(handle.name().to_owned(), state);
+            }
+        }
+        states
+    }
+
+    /// Puts each outlet named in `states` back at its state
+    /// ([`Outlet::restore`]), before the link starts; as
+    /// [`restore_inlets`](Link::restore_inlets).
+    ///
+    /// [`Outlet::restore`]: crate::Outlet::restore
+    pub async fn restore_outlets(&self, states: BTreeMap<String, Value>) -> Result<(), NodeError> {
+        let _pipeline = self.inner.pipeline.lock().await;
+        for (name, state) in states {
+            let handle = self.outlets().into_iter().find(|h| h.name() == name);
+            let Some(handle) = handle else {
+                return Err(self.hook_error(
+                    NodeKind::Outlet,
+                    &name,
+                    "restore",
+                    crate::error::Failure::Error("the link has no outlet of this name".into()),
+                ));
+            };
+            handle
+                .restore(state)
+                .await
+                .map_err(|f| self.hook_error(NodeKind::Outlet, &name, "restore", f))?;
         }
         Ok(())
     }
