@@ -511,3 +511,18 @@ fn stateful_sliding_window_expires_on_time_and_forgets_the_sensor() {
         ]
     );
 }
+
+/// The WebSocket source: a real server on loopback, the stream bridged
+/// with `batch_async`; every message once, in order, and the example stops
+/// when the server closes the stream.
+#[test]
+fn websocket_source_prints_every_message_and_stops_at_the_close() {
+    let run = run("websocket_source", &[]);
+    let got: Vec<&str> = run
+        .lines()
+        .iter()
+        .map(|line| split_update(line, "websocket").map_or(*line, |(_, payload)| payload))
+        .collect();
+    let want: Vec<String> = (0..10).map(|n| format!("{{\"n\":{n}}}")).collect();
+    assert_eq!(got, want, "stderr:\n{}", run.stderr);
+}

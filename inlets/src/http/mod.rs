@@ -110,6 +110,9 @@ pub struct HttpInlet {
     cursor_value: Option<String>,
     /// The page to go on from, when the page cap stopped the last pull.
     pending: Option<Url>,
+    /// `cursor_value` and `pending` as of the last commit: what a rollback
+    /// goes back to, and the resume state.
+    committed: (Option<String>, Option<Url>),
     /// A server's `Retry-After` that a pull with records could not answer.
     not_before: Option<Instant>,
 }
@@ -129,7 +132,8 @@ impl HttpInlet {
     /// Sets the cursor value the next pull sends (to resume from a known
     /// position).
     pub fn set_cursor(&mut self, value: Option<String>) {
-        self.cursor_value = value;
+        self.cursor_value = value.clone();
+        self.committed.0 = value;
     }
 
     fn first_url(&self) -> Url {
@@ -375,5 +379,50 @@ fn link_next(headers: &HeaderMap, base: &Url) -> Result<Option<Url>, String> {
 impl Inlet for HttpInlet {
     async fn pull(&mut self, _update: &Update) -> Result<Pull, BoxError> {
         Ok(self.pull_pages().await?)
+    }
+
+    /// The items of the pull were delivered: the cursor (and the page to
+    /// go on from) are now committed.
+    async fn commit(&mut self, _update: &Update) -> Result<(), BoxError> {
+        self.committed = (self.cursor_value.clone(), self.pending.clone());
+        Ok(())
+    }
+
+    /// Not delivered: back to the committed cursor and page, so the next
+    /// pull asks for the same items again.
+    async fn rollback(&mut self, _update: &Update) -> Result<(), BoxError> {
+        (self.cursor_value, self.pending) = self.committed.clone();
+        Ok(())
+    }
+
+    /// With a cursor: `{"cursor": value, "next_page": url}`, both as of
+    /// the last commit (`null` when there is none).
+    fn snapshot(&self) -> Option<Value> {
+        self.cursor.as_ref()?;
+        Some(serde_json::json!({
+            "cursor": self.committed.0,
+            "next_page": self.committed.1.as_ref().map(Url::as_str),
+        }))
+    }
+
+    /// Resumes at a snapshot's cursor and page.
+    async fn restore(&mut self, state: Value) -> Result<(), BoxError> {
+        if self.cursor.is_none() {
+            return Err("an http inlet without a cursor keeps no resume state".into());
+        }
+        let text = |key: &str| -> Result<Option<String>, BoxError> {
+            match state.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(format!("resume state: `{key}` must be a string, not {other}").into()),
+            }
+        };
+        let cursor = text("cursor")?;
+        let page = text("next_page")?
+            .map(|u| Url::parse(&u).map_err(|e| format!("resume state: `next_page`: {e}")))
+            .transpose()?;
+        self.committed = (cursor, page);
+        (self.cursor_value, self.pending) = self.committed.clone();
+        Ok(())
     }
 }

@@ -215,6 +215,7 @@ impl HttpInletOptions {
             cursor,
             cursor_value: None,
             pending: None,
+            committed: (None, None),
             not_before: None,
         })
     }
@@ -238,6 +239,11 @@ pub(crate) fn register(registry: &mut Registry) {
         "Requests a URL each transfer: JSON or text, items, pages, an incremental cursor.",
         SAMPLE,
         |o: HttpInletOptions, cx: &BuildContext| Ok(o.build(cx)?),
+    );
+    registry.resume_state(
+        "http",
+        "with a cursor, `{\"cursor\": value, \"next_page\": url}`: the cursor sent next and the \
+         page to go on from, as of the last commit",
     );
 }
 

@@ -228,6 +228,38 @@ async fn items_are_separate_records_and_the_cursor_moves_on() {
     assert_eq!(queries[1].get("since").map(String::as_str), Some("2"));
 }
 
+/// The committed cursor is the resume state: a rollback asks for the same
+/// items again; a restored inlet sends the committed cursor.
+#[tokio::test]
+async fn the_committed_cursor_is_the_resume_state() {
+    let seen = Seen::default();
+    let base = server(seen.clone()).await;
+    let options = json!({
+        "url": format!("{base}/items"),
+        "query": {"limit": "2"},
+        "items": "/data/items",
+        "cursor": {"param": "since", "pointer": "/id"},
+    });
+    let mut first = inlet(options.clone());
+    assert_eq!(first.snapshot(), Some(json!({"cursor": null, "next_page": null})));
+    first.pull(&update()).await.unwrap();
+    first.commit(&update()).await.unwrap();
+    let second = first.pull(&update()).await.unwrap();
+    assert_eq!(payloads(&second), [json!({"id": 3}), json!({"id": 4})]);
+    first.rollback(&update()).await.unwrap();
+    let again = first.pull(&update()).await.unwrap();
+    assert_eq!(payloads(&again), [json!({"id": 3}), json!({"id": 4})], "read again");
+    let state = first.snapshot().unwrap();
+    assert_eq!(state, json!({"cursor": "2", "next_page": null}));
+
+    let mut resumed = inlet(options);
+    resumed.restore(state).await.unwrap();
+    resumed.pull(&update()).await.unwrap();
+    assert_eq!(seen.queries().last().unwrap().get("since").map(String::as_str), Some("2"));
+    let e = resumed.restore(json!({"cursor": 5})).await.unwrap_err();
+    assert!(e.to_string().contains("`cursor` must be a string"), "{e}");
+}
+
 #[tokio::test]
 async fn next_pointer_pages_are_followed_up_to_the_cap() {
     let seen = Seen::default();

@@ -66,8 +66,10 @@ pub enum MongoInletError {
 /// object (see the module documentation for the conversion).
 ///
 /// With a [`Cursor`], each pull reads the documents after the last one it
-/// read, sorted by the cursor field. The position lives in memory: a
-/// restarted daemon begins at `start` again.
+/// read, sorted by the cursor field. The position as of the last commit
+/// is the inlet's resume state ([`Inlet::snapshot`], relaxed extended JSON
+/// so that its type survives); a rolled-back transfer goes back to it, so
+/// its documents are read again.
 pub struct MongoInlet {
     connector: Connector,
     collection: String,
@@ -78,6 +80,8 @@ pub struct MongoInlet {
     batch_size: Option<u32>,
     cursor: Option<Cursor>,
     position: Option<Bson>,
+    /// `position` as of the last commit.
+    committed: Option<Bson>,
     format: JsonFormat,
     client: Option<Client>,
 }
@@ -132,6 +136,7 @@ impl MongoInlet {
             batch_size: None,
             cursor: None,
             position: None,
+            committed: None,
             format: JsonFormat::Plain,
             client: None,
         }
@@ -170,6 +175,7 @@ impl MongoInlet {
     /// Reads incrementally by `cursor`.
     pub fn cursor(mut self, cursor: Cursor) -> Self {
         self.position = cursor.start.clone();
+        self.committed = self.position.clone();
         self.cursor = Some(cursor);
         self
     }
@@ -335,6 +341,50 @@ impl Inlet for MongoInlet {
     async fn pull(&mut self, _update: &Update) -> Result<Pull, BoxError> {
         self.check()?;
         Ok(self.read().await?)
+    }
+
+    /// The documents of the pull were delivered: the position is now
+    /// committed.
+    async fn commit(&mut self, _update: &Update) -> Result<(), BoxError> {
+        self.committed = self.position.clone();
+        Ok(())
+    }
+
+    /// Not delivered: the position goes back to the committed one, and the
+    /// next pull reads the documents again.
+    async fn rollback(&mut self, _update: &Update) -> Result<(), BoxError> {
+        self.position = self.committed.clone();
+        Ok(())
+    }
+
+    /// With a cursor: `{"cursor": value}`, the committed position as
+    /// relaxed extended JSON (`null` before the first document).
+    fn snapshot(&self) -> Option<Value> {
+        self.cursor.as_ref()?;
+        let value = self
+            .committed
+            .clone()
+            .map_or(Value::Null, |p| to_json(p, JsonFormat::Relaxed));
+        Some(serde_json::json!({ "cursor": value }))
+    }
+
+    /// Resumes the cursor at a snapshot's position.
+    async fn restore(&mut self, state: Value) -> Result<(), BoxError> {
+        if self.cursor.is_none() {
+            return Err("a mongodb inlet without a cursor keeps no resume state".into());
+        }
+        let Some(value) = state.get("cursor") else {
+            return Err(format!("resume state must be {{\"cursor\": value}}, not {state}").into());
+        };
+        self.position = match value {
+            Value::Null => None,
+            v => Some(
+                Bson::try_from(v.clone())
+                    .map_err(|e| format!("resume state: not valid extended JSON: {e}"))?,
+            ),
+        };
+        self.committed = self.position.clone();
+        Ok(())
     }
 
     async fn on_start(&mut self) -> Result<(), BoxError> {

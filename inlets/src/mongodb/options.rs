@@ -103,6 +103,11 @@ pub(crate) fn register(registry: &mut Registry) {
             Ok(inlet)
         },
     );
+    registry.resume_state(
+        "mongodb",
+        "with a cursor, `{\"cursor\": value}`: the cursor field's value in the last committed \
+         document, as relaxed extended JSON",
+    );
 }
 
 #[cfg(test)]

@@ -249,3 +249,43 @@ async fn a_server_that_is_down_is_named_without_the_password() {
         "{e:?}"
     );
 }
+
+/// The committed position is the resume state, typed (an ObjectId stays
+/// one): a rollback goes back to it, and a restored inlet carries on after
+/// the last committed document.
+#[tokio::test]
+async fn the_committed_position_is_the_resume_state() {
+    let db = TestDatabase::new("in_resume").await;
+    let ids: Vec<ObjectId> = (1..=4)
+        .map(|i| ObjectId::parse_str(format!("65f00000000000000000000{i}")).unwrap())
+        .collect();
+    insert(&db, "c", ids.iter().map(|id| doc! {"_id": *id}).collect()).await;
+    let make = || {
+        MongoInlet::new(db.connector(), "c")
+            .cursor(Cursor {
+                field: "_id".into(),
+                start: None,
+            })
+            .limit(2)
+            .format(JsonFormat::Relaxed)
+    };
+    let oid = |i: usize| json!({"_id": {"$oid": ids[i].to_hex()}});
+    let mut inlet = make();
+    assert_eq!(inlet.snapshot(), Some(json!({"cursor": null})));
+    assert_eq!(pull(&mut inlet).await, [oid(0), oid(1)]);
+    inlet.commit(&update()).await.unwrap();
+    assert_eq!(pull(&mut inlet).await, [oid(2), oid(3)]);
+    inlet.rollback(&update()).await.unwrap();
+    assert_eq!(pull(&mut inlet).await, [oid(2), oid(3)], "read again");
+    let state = inlet.snapshot().unwrap();
+    assert_eq!(state, json!({"cursor": {"$oid": ids[1].to_hex()}}));
+
+    let mut resumed = make();
+    resumed.restore(state).await.unwrap();
+    assert_eq!(pull(&mut resumed).await, [oid(2), oid(3)]);
+    let e = make()
+        .restore(json!({"cursor": {"$oid": "nothex"}}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not valid extended JSON"), "{e}");
+}

@@ -77,12 +77,16 @@ struct Prepared {
 ///
 /// With a [`Cursor`], the query takes `$1`: the cursor's start on the
 /// first pull, then the cursor column's value in the last row delivered.
-/// The cursor lives in memory: a restarted daemon begins at `start` again.
+/// The cursor's value as of the last commit is the inlet's resume state
+/// ([`Inlet::snapshot`]); a rolled-back transfer goes back to it, so its
+/// rows are read again.
 pub struct PostgresInlet {
     connector: Connector,
     query: String,
     cursor: Option<Cursor>,
     position: Option<Value>,
+    /// `position` as of the last commit.
+    committed: Option<Value>,
     prepared: Option<Prepared>,
 }
 
@@ -131,6 +135,7 @@ impl PostgresInlet {
             query: query.into(),
             cursor: None,
             position: None,
+            committed: None,
             prepared: None,
         }
     }
@@ -138,6 +143,7 @@ impl PostgresInlet {
     /// Binds `$1` to an incremental cursor.
     pub fn cursor(mut self, cursor: Cursor) -> Self {
         self.position = Some(cursor.start.clone());
+        self.committed = self.position.clone();
         self.cursor = Some(cursor);
         self
     }
@@ -325,6 +331,39 @@ impl Inlet for PostgresInlet {
                 Err(e.into())
             }
         }
+    }
+
+    /// The rows of the pull were delivered: the cursor's value is now
+    /// committed.
+    async fn commit(&mut self, _update: &Update) -> Result<(), BoxError> {
+        self.committed = self.position.clone();
+        Ok(())
+    }
+
+    /// The rows were not delivered: the cursor goes back to its committed
+    /// value, and the next pull reads them again.
+    async fn rollback(&mut self, _update: &Update) -> Result<(), BoxError> {
+        self.position = self.committed.clone();
+        Ok(())
+    }
+
+    /// With a cursor: `{"cursor": value}`, its committed value.
+    fn snapshot(&self) -> Option<Value> {
+        self.cursor.as_ref()?;
+        Some(serde_json::json!({ "cursor": self.committed }))
+    }
+
+    /// Resumes the cursor at a snapshot's value.
+    async fn restore(&mut self, state: Value) -> Result<(), BoxError> {
+        if self.cursor.is_none() {
+            return Err("a postgres inlet without a cursor keeps no resume state".into());
+        }
+        let Some(value) = state.get("cursor").filter(|v| !v.is_null()) else {
+            return Err(format!("resume state must be {{\"cursor\": value}}, not {state}").into());
+        };
+        self.position = Some(value.clone());
+        self.committed = self.position.clone();
+        Ok(())
     }
 
     async fn on_start(&mut self) -> Result<(), BoxError> {

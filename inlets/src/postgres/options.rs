@@ -74,6 +74,10 @@ pub(crate) fn register(registry: &mut Registry) {
             Ok(inlet)
         },
     );
+    registry.resume_state(
+        "postgres",
+        "with a cursor, `{\"cursor\": value}`: the cursor column's value in the last committed row",
+    );
 }
 
 #[cfg(test)]

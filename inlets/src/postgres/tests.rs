@@ -400,3 +400,49 @@ fn dollar_one_goes_with_a_cursor() {
         "WHERE a > ($1::text::numeric) AND b = $10 OR c < ($1::text::numeric)"
     );
 }
+
+/// The committed cursor is the resume state: a rollback goes back to it,
+/// and a new inlet restored from a snapshot carries on after the last
+/// committed row.
+#[tokio::test]
+async fn the_committed_cursor_is_the_resume_state() {
+    let client = testing::client().await;
+    let table = TestTable::create(&client, "in_resume", "id bigint").await;
+    let insert = format!(
+        "INSERT INTO \"{}\" SELECT generate_series(1, 6)",
+        table.name
+    );
+    client.execute(&insert, &[]).await.unwrap();
+    let query = format!(
+        "SELECT id FROM \"{}\" WHERE id > $1 ORDER BY id LIMIT 2",
+        table.name
+    );
+    let make = || {
+        PostgresInlet::new(testing::connector(), query.clone()).cursor(Cursor {
+            column: "id".into(),
+            start: json!(0),
+        })
+    };
+    let mut inlet = started(make()).await;
+    assert_eq!(ids(&pull(&mut inlet).await), [1, 2]);
+    inlet.commit(&update()).await.unwrap();
+    assert_eq!(ids(&pull(&mut inlet).await), [3, 4]);
+    inlet.rollback(&update()).await.unwrap();
+    assert_eq!(ids(&pull(&mut inlet).await), [3, 4], "read again");
+    inlet.commit(&update()).await.unwrap();
+    assert_eq!(ids(&pull(&mut inlet).await), [5, 6]);
+    let state = inlet.snapshot().unwrap();
+    assert_eq!(state, json!({"cursor": 4}), "the last committed row");
+
+    let mut resumed = make();
+    resumed.restore(state).await.unwrap();
+    let mut resumed = started(resumed).await;
+    assert_eq!(ids(&pull(&mut resumed).await), [5, 6]);
+    let e = make().restore(json!({"cursor": null})).await.unwrap_err();
+    assert!(e.to_string().contains("resume state must be"), "{e}");
+    let e = PostgresInlet::new(testing::connector(), "SELECT 1")
+        .restore(json!({"cursor": 1}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("without a cursor"), "{e}");
+}
