@@ -76,7 +76,7 @@ pub use crate::file_mode::{FileMode, ParseFileModeError};
 #[cfg(feature = "http")]
 pub use crate::http::HttpOutlet;
 #[cfg(feature = "mongodb")]
-pub use crate::mongodb::{MongoOutlet, MongoOutletError};
+pub use crate::mongodb::{MongoOutlet, MongoOutletError, MongoReject};
 #[cfg(feature = "mqtt")]
 pub use crate::mqtt::{MqttOutlet, MqttOutletError};
 #[cfg(feature = "nats")]
