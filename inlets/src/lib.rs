@@ -12,6 +12,7 @@
 //! | [`ExecInlet`] | JSON lines (or text) from a command's stdout, per transfer or streaming |
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
 //! | `HttpInlet` (feature `http`) | a URL's response: JSON or text, items, pages, an incremental cursor |
+//! | `HttpServerInlet` (feature `http_server`) | JSON or NDJSON POSTed to it (webhooks), held until the next transfer |
 //! | `PostgresInlet` | the rows of a query, with an optional incremental cursor (feature `postgres`) |
 //! | `AmqpInlet` | an AMQP queue, acknowledged after commit, requeued on rollback (feature `amqp`) |
 //! | `MqttInlet` | the messages of an MQTT subscription; QoS 1 acknowledged after commit (feature `mqtt`) |
@@ -48,6 +49,8 @@ pub mod exec;
 pub mod file;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http_server")]
+pub mod http_server;
 #[cfg(feature = "mongodb")]
 pub mod mongodb;
 #[cfg(feature = "mqtt")]
@@ -67,6 +70,8 @@ pub use exec::{ExecInlet, ExecMode, LineFormat};
 pub use file::{FileInlet, FileInletError, FileInletMode};
 #[cfg(feature = "http")]
 pub use http::{HttpInlet, HttpInletError};
+#[cfg(feature = "http_server")]
+pub use http_server::{HttpServerInlet, HttpServerInletError};
 #[cfg(feature = "mongodb")]
 pub use mongodb::{MongoInlet, MongoInletError};
 #[cfg(feature = "mqtt")]
@@ -89,6 +94,8 @@ pub fn register(registry: &mut databay_component::Registry) {
     file::register(registry);
     #[cfg(feature = "http")]
     http::register(registry);
+    #[cfg(feature = "http_server")]
+    http_server::register(registry);
     #[cfg(feature = "mqtt")]
     mqtt::register(registry);
     #[cfg(feature = "nats")]

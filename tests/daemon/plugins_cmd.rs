@@ -42,6 +42,7 @@ fn plugins_lists_every_type_with_its_summary() {
             "exec",
             "file",
             "http",
+            "http_server",
             "mongodb",
             "mqtt",
             "nats",
