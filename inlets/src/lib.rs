@@ -18,6 +18,7 @@
 //! | `MqttInlet` | the messages of an MQTT subscription; QoS 1 acknowledged after commit (feature `mqtt`) |
 //! | `NatsInlet` | NATS messages: a core subscription buffered between transfers, or a JetStream consumer acknowledged after commit (feature `nats`) |
 //! | `RedisInlet` | messages popped off a list, or read from a stream and acknowledged after commit (feature `redis`) |
+//! | `MysqlInlet` | the rows of a MySQL/MariaDB query, with an incremental cursor moved on commit (feature `mysql`) |
 //! | `MongoInlet` | the documents of a find, with an optional incremental cursor (feature `mongodb`) |
 //!
 //! ```
@@ -55,6 +56,8 @@ pub mod http_server;
 pub mod mongodb;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod null;
@@ -76,6 +79,8 @@ pub use http_server::{HttpServerInlet, HttpServerInletError};
 pub use mongodb::{MongoInlet, MongoInletError};
 #[cfg(feature = "mqtt")]
 pub use mqtt::{MqttInlet, MqttInletError};
+#[cfg(feature = "mysql")]
+pub use mysql::{MysqlInlet, MysqlInletError};
 #[cfg(feature = "nats")]
 pub use nats::{NatsInlet, NatsInletError, NatsRead};
 pub use null::NullInlet;
@@ -98,6 +103,8 @@ pub fn register(registry: &mut databay_component::Registry) {
     http_server::register(registry);
     #[cfg(feature = "mqtt")]
     mqtt::register(registry);
+    #[cfg(feature = "mysql")]
+    mysql::register(registry);
     #[cfg(feature = "nats")]
     nats::register(registry);
     #[cfg(feature = "mongodb")]
