@@ -30,6 +30,8 @@
 //!   the Redis inlet and outlet share.
 //! - `mongodb` (cargo feature `mongodb`): the connection options, client
 //!   and BSON <-> JSON conversions the MongoDB inlet and outlet share.
+//! - `mysql` (cargo feature `mysql`): the connection options, connecting
+//!   and value conversions the MySQL/MariaDB inlet and outlet share.
 //! - [`testing`]: the check every component's `sample.toml` and `README.md`
 //!   must pass.
 //!
@@ -70,6 +72,8 @@ pub mod http;
 pub mod mongodb;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "nats")]
 pub mod nats;
 mod options;

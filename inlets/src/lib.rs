@@ -13,11 +13,13 @@
 //! | [`DirInlet`] | the lines of every file matching a glob, each file a partition with its own resume state |
 //! | [`FileInlet`] | lines of a file (optionally NDJSON, optionally followed), or the whole file |
 //! | `HttpInlet` (feature `http`) | a URL's response: JSON or text, items, pages, an incremental cursor |
+//! | `HttpServerInlet` (feature `http_server`) | JSON or NDJSON POSTed to it (webhooks), held until the next transfer |
 //! | `PostgresInlet` | the rows of a query, with an optional incremental cursor (feature `postgres`) |
 //! | `AmqpInlet` | an AMQP queue, acknowledged after commit, requeued on rollback (feature `amqp`) |
 //! | `MqttInlet` | the messages of an MQTT subscription; QoS 1 acknowledged after commit (feature `mqtt`) |
 //! | `NatsInlet` | NATS messages: a core subscription buffered between transfers, or a JetStream consumer acknowledged after commit (feature `nats`) |
 //! | `RedisInlet` | messages popped off a list, or read from a stream and acknowledged after commit (feature `redis`) |
+//! | `MysqlInlet` | the rows of a MySQL/MariaDB query, with an incremental cursor moved on commit (feature `mysql`) |
 //! | `MongoInlet` | the documents of a find, with an optional incremental cursor (feature `mongodb`) |
 //!
 //! ```
@@ -50,10 +52,14 @@ pub mod exec;
 pub mod file;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http_server")]
+pub mod http_server;
 #[cfg(feature = "mongodb")]
 pub mod mongodb;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod null;
@@ -70,10 +76,14 @@ pub use exec::{ExecInlet, ExecMode, LineFormat};
 pub use file::{FileInlet, FileInletError, FileInletMode, FilePosition};
 #[cfg(feature = "http")]
 pub use http::{HttpInlet, HttpInletError};
+#[cfg(feature = "http_server")]
+pub use http_server::{HttpServerInlet, HttpServerInletError};
 #[cfg(feature = "mongodb")]
 pub use mongodb::{MongoInlet, MongoInletError};
 #[cfg(feature = "mqtt")]
 pub use mqtt::{MqttInlet, MqttInletError};
+#[cfg(feature = "mysql")]
+pub use mysql::{MysqlInlet, MysqlInletError};
 #[cfg(feature = "nats")]
 pub use nats::{NatsInlet, NatsInletError, NatsRead};
 pub use null::NullInlet;
@@ -93,8 +103,12 @@ pub fn register(registry: &mut databay_component::Registry) {
     file::register(registry);
     #[cfg(feature = "http")]
     http::register(registry);
+    #[cfg(feature = "http_server")]
+    http_server::register(registry);
     #[cfg(feature = "mqtt")]
     mqtt::register(registry);
+    #[cfg(feature = "mysql")]
+    mysql::register(registry);
     #[cfg(feature = "nats")]
     nats::register(registry);
     #[cfg(feature = "mongodb")]

@@ -13,6 +13,7 @@
 //! | `MqttOutlet` | MQTT messages at QoS 0 or 1 (acknowledged) (feature `mqtt`) |
 //! | `NatsOutlet` | NATS messages, core (flushed) or JetStream (acknowledged) (feature `nats`) |
 //! | `RedisOutlet` | messages on a Redis list, stream or channel (feature `redis`) |
+//! | `MysqlOutlet` | rows of a MySQL/MariaDB table: multi-row INSERTs in one transaction per push, upsert, per-row rejects (feature `mysql`) |
 //! | `MongoOutlet` | documents of a MongoDB collection: inserts, replace or upsert by key (feature `mongodb`) |
 //!
 //! Each lives in its own folder with a `README.md` describing every option,
@@ -57,6 +58,8 @@ pub mod http;
 pub mod mongodb;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod null;
@@ -76,9 +79,11 @@ pub use crate::file_mode::{FileMode, ParseFileModeError};
 #[cfg(feature = "http")]
 pub use crate::http::HttpOutlet;
 #[cfg(feature = "mongodb")]
-pub use crate::mongodb::{MongoOutlet, MongoOutletError};
+pub use crate::mongodb::{MongoOutlet, MongoOutletError, MongoReject};
 #[cfg(feature = "mqtt")]
 pub use crate::mqtt::{MqttOutlet, MqttOutletError};
+#[cfg(feature = "mysql")]
+pub use crate::mysql::{MysqlOutlet, MysqlOutletError};
 #[cfg(feature = "nats")]
 pub use crate::nats::{NatsOutlet, NatsOutletError, NatsPublish};
 pub use crate::null::NullOutlet;
@@ -104,6 +109,8 @@ pub fn register(registry: &mut databay_component::Registry) {
     nats::register(registry);
     #[cfg(feature = "mongodb")]
     mongodb::register(registry);
+    #[cfg(feature = "mysql")]
+    mysql::register(registry);
     null::register(registry);
     #[cfg(feature = "postgres")]
     postgres::register(registry);

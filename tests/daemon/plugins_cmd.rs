@@ -43,8 +43,10 @@ fn plugins_lists_every_type_with_its_summary() {
             "exec",
             "file",
             "http",
+            "http_server",
             "mongodb",
             "mqtt",
+            "mysql",
             "nats",
             "null",
             "postgres",
@@ -56,8 +58,8 @@ fn plugins_lists_every_type_with_its_summary() {
     assert_eq!(
         names("outlets"),
         [
-            "amqp", "csv", "exec", "file", "http", "mongodb", "mqtt", "nats", "null", "postgres",
-            "print", "redis"
+            "amqp", "csv", "exec", "file", "http", "mongodb", "mqtt", "mysql", "nats", "null",
+            "postgres", "print", "redis"
         ],
         "{stdout}"
     );

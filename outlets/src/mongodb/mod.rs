@@ -13,7 +13,7 @@ use databay_component::mongodb::mongodb::error::ErrorKind;
 use databay_component::mongodb::mongodb::options::{Acknowledgment, WriteConcern};
 use databay_component::mongodb::mongodb::{Client, Collection, Database};
 use databay_component::mongodb::{Connector, MongoError, check_collection_name, to_document};
-use databay_core::{BoxError, Outlet, Record, Update, async_trait};
+use databay_core::{BoxError, Outlet, Record, Rejected, Update, async_trait};
 
 /// A documented config table for this outlet, every option with its default
 /// (what `databay plugins` prints).
@@ -32,8 +32,6 @@ const MAX_DOCUMENT: usize = 16 * 1024 * 1024;
 const MAX_COMMAND_DOCUMENTS: usize = MAX_DOCUMENT - 64 * 1024;
 /// MongoDB's most writes in one command (`maxWriteBatchSize`).
 pub const MAX_BATCH_SIZE: usize = 100_000;
-/// How many rejects a push logs one by one (the rest as a count).
-const LOGGED_REJECTS: usize = 20;
 
 /// How records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -61,17 +59,31 @@ impl fmt::Display for WriteMode {
     }
 }
 
-/// One record that was not written, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reject {
+/// Why one record of a push was not written: the payload's fault
+/// (`/items/0/$x: ...`) or the server's (`E11000 duplicate key ...`).
+/// A push returns these inside a [`Rejected`], by the record's index.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {index} for collection `{collection}`: {reason}{}", code_note(*.code))]
+#[non_exhaustive]
+pub struct MongoReject {
     /// Index of the record in the pushed batch, from 0.
     pub index: usize,
-    /// Why: the payload's fault (`/items/0/$x: ...`) or the server's
-    /// (`E11000 duplicate key ... (code 11000)`).
+    /// The collection.
+    pub collection: String,
+    /// The server's error code (11000 for a duplicate key), when the
+    /// server refused the document.
+    pub code: Option<i32>,
+    /// What was wrong.
     pub reason: String,
 }
 
-/// Why a [`MongoOutlet`] could not start or push.
+fn code_note(code: Option<i32>) -> String {
+    code.map(|c| format!(" (code {c})")).unwrap_or_default()
+}
+
+/// Why a [`MongoOutlet`] could not start or push. Records refused one by
+/// one are not an error of the push: they come back in a [`Rejected`] of
+/// [`MongoReject`]s.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MongoOutletError {
@@ -82,41 +94,6 @@ pub enum MongoOutletError {
     /// The options are inconsistent (also checked by the factory).
     #[error(transparent)]
     Option(#[from] OptionError),
-    /// Some records were refused, by the outlet (not a document, a `$`
-    /// field, no key) or by the server (a duplicate key, a validator);
-    /// every other record of the push was written.
-    #[error(
-        "MongoDB at {target}, collection `{collection}`: {} of {total} records not written \
-         (the other {written} were): {}",
-        rejects.len(),
-        list(rejects)
-    )]
-    Rejected {
-        /// `host:port/database`.
-        target: String,
-        /// The collection.
-        collection: String,
-        /// Records in the push.
-        total: usize,
-        /// Records written.
-        written: usize,
-        /// The records not written, by index.
-        rejects: Vec<Reject>,
-    },
-}
-
-fn list(rejects: &[Reject]) -> String {
-    const SHOWN: usize = 5;
-    let mut text = rejects
-        .iter()
-        .take(SHOWN)
-        .map(|r| format!("record {}: {}", r.index, r.reason))
-        .collect::<Vec<_>>()
-        .join("; ");
-    if rejects.len() > SHOWN {
-        text.push_str(&format!("; and {} more", rejects.len() - SHOWN));
-    }
-    text
 }
 
 /// Writes records into a MongoDB collection.
@@ -125,7 +102,9 @@ fn list(rejects: &[Reject]) -> String {
 /// documentation for the conversion). A push returns `Ok` only when the
 /// server acknowledged every document under the write concern. Records
 /// it cannot write do not keep the others out: the rest are written and
-/// the push fails with [`MongoOutletError::Rejected`], which lists them.
+/// the push returns a [`Rejected`] of [`MongoReject`]s naming them, which
+/// the link counts as delivered except for those records (counted and
+/// logged by index).
 pub struct MongoOutlet {
     connector: Connector,
     collection: String,
@@ -149,12 +128,6 @@ impl fmt::Debug for MongoOutlet {
             .field("extended_json", &self.extended_json)
             .finish_non_exhaustive()
     }
-}
-
-/// What one batch of writes gave: server-side rejects and the count written.
-struct Written {
-    written: usize,
-    rejects: Vec<Reject>,
 }
 
 impl MongoOutlet {
@@ -259,43 +232,60 @@ impl MongoOutlet {
         Ok(client)
     }
 
+    /// Refuses the record at `index`.
+    fn reject(
+        &self,
+        rejected: &mut Vec<MongoReject>,
+        index: usize,
+        code: Option<i32>,
+        reason: String,
+    ) {
+        rejected.push(MongoReject {
+            index,
+            collection: self.collection.clone(),
+            code,
+            reason,
+        });
+    }
+
     /// The records as documents, each with its index; the rest rejected.
-    fn documents(&self, records: &[Record]) -> (Vec<(usize, Document)>, Vec<Reject>) {
+    fn documents(
+        &self,
+        records: &[Record],
+        rejected: &mut Vec<MongoReject>,
+    ) -> Vec<(usize, Document)> {
         let mut docs = Vec::with_capacity(records.len());
-        let mut rejects = Vec::new();
         for (index, record) in records.iter().enumerate() {
             match to_document(&record.payload, self.extended_json) {
                 Ok(doc) => {
                     if self.mode == WriteMode::Upsert
                         && let Some(key) = doc.keys().find(|k| k.contains('.'))
                     {
-                        rejects.push(Reject {
+                        self.reject(
+                            rejected,
                             index,
-                            reason: format!(
+                            None,
+                            format!(
                                 "`{key}`: under `mode = \"upsert\"` a field name with `.` would set a nested \
                                  field (`$set`); use `mode = \"replace\"` to keep it as written"
                             ),
-                        });
+                        );
                         continue;
                     }
                     docs.push((index, doc));
                 }
-                Err(e) => rejects.push(Reject {
-                    index,
-                    reason: e.to_string(),
-                }),
+                Err(e) => self.reject(rejected, index, None, e.to_string()),
             }
         }
-        (docs, rejects)
+        docs
     }
 
     async fn insert(
         &self,
         collection: &Collection<Document>,
         docs: &[(usize, Document)],
-    ) -> Result<Written, MongoOutletError> {
-        let mut written = 0;
-        let mut rejects = Vec::new();
+        rejected: &mut Vec<MongoReject>,
+    ) -> Result<(), MongoOutletError> {
         for chunk in docs.chunks(self.batch_size) {
             let mut action = collection
                 .insert_many(chunk.iter().map(|(_, d)| d))
@@ -304,20 +294,21 @@ impl MongoOutlet {
                 action = action.write_concern(w.clone());
             }
             match action.await {
-                Ok(result) => written += result.inserted_ids.len(),
+                Ok(_) => {}
                 Err(e) => match e.kind.as_ref() {
                     ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
-                        let errors = failure.write_errors.as_deref().unwrap_or_default();
-                        written += chunk.len().saturating_sub(errors.len());
-                        for error in errors {
-                            rejects.push(Reject {
-                                index: chunk.get(error.index).map_or(error.index, |(i, _)| *i),
-                                reason: format!(
-                                    "{} (code {})",
-                                    self.connector.scrub(&error.message),
-                                    error.code
-                                ),
-                            });
+                        for error in failure.write_errors.as_deref().unwrap_or_default() {
+                            // An index the driver got wrong would reject
+                            // another record: fail the push instead.
+                            let Some((index, _)) = chunk.get(error.index) else {
+                                return Err(self.unknown_index(error.index, chunk.len()).into());
+                            };
+                            self.reject(
+                                rejected,
+                                *index,
+                                Some(error.code),
+                                self.connector.scrub(&error.message),
+                            );
                         }
                     }
                     _ => {
@@ -329,7 +320,19 @@ impl MongoOutlet {
                 },
             }
         }
-        Ok(Written { written, rejects })
+        Ok(())
+    }
+
+    /// The push's error when the server names a write outside the command.
+    fn unknown_index(&self, at: usize, writes: usize) -> MongoError {
+        MongoError::Operation {
+            target: self.connector.target().to_owned(),
+            what: format!("{} into `{}`", self.mode, self.collection),
+            detail: format!(
+                "the server reported an error for write {at} of a command of {writes}, \
+                 so which records were written is unknown"
+            ),
+        }
     }
 
     /// The key filter of `doc`, or why it has none.
@@ -363,8 +366,8 @@ impl MongoOutlet {
         &self,
         database: &Database,
         docs: Vec<(usize, Document)>,
-    ) -> Result<Written, MongoOutletError> {
-        let mut rejects = Vec::new();
+        rejected: &mut Vec<MongoReject>,
+    ) -> Result<(), MongoOutletError> {
         // Records with the same key go in rounds (first occurrences, then
         // second ones, ...) so that they apply in order although each
         // command is unordered.
@@ -374,25 +377,29 @@ impl MongoOutlet {
             let filter = match self.key_filter(&doc) {
                 Ok(f) => f,
                 Err(reason) => {
-                    rejects.push(Reject { index, reason });
+                    self.reject(rejected, index, None, reason);
                     continue;
                 }
             };
             let size = match RawDocumentBuf::try_from(&doc) {
                 Ok(raw) => raw.as_bytes().len(),
                 Err(e) => {
-                    rejects.push(Reject {
+                    self.reject(
+                        rejected,
                         index,
-                        reason: format!("cannot be encoded as BSON: {e}"),
-                    });
+                        None,
+                        format!("cannot be encoded as BSON: {e}"),
+                    );
                     continue;
                 }
             };
             if size > MAX_DOCUMENT {
-                rejects.push(Reject {
+                self.reject(
+                    rejected,
                     index,
-                    reason: format!("the document is {size} bytes, over MongoDB's 16 MiB"),
-                });
+                    None,
+                    format!("the document is {size} bytes, over MongoDB's 16 MiB"),
+                );
                 continue;
             }
             let round = seen
@@ -412,7 +419,6 @@ impl MongoOutlet {
             rounds[*round].push((index, doc! { "q": filter, "u": u, "upsert": true }, size));
             *round += 1;
         }
-        let mut written = 0;
         for round in rounds {
             let mut start = 0;
             while start < round.len() {
@@ -427,21 +433,20 @@ impl MongoOutlet {
                     end += 1;
                 }
                 let chunk = &round[start..end];
-                let (n, errors) = self.update_command(database, chunk).await?;
-                written += n;
-                rejects.extend(errors);
+                self.update_command(database, chunk, rejected).await?;
                 start = end;
             }
         }
-        Ok(Written { written, rejects })
+        Ok(())
     }
 
-    /// One unordered `update` command: how many were written, and the rejects.
+    /// One unordered `update` command; the documents it refused are rejected.
     async fn update_command(
         &self,
         database: &Database,
         chunk: &[(usize, Document, usize)],
-    ) -> Result<(usize, Vec<Reject>), MongoOutletError> {
+        rejected: &mut Vec<MongoReject>,
+    ) -> Result<(), MongoOutletError> {
         let what = || format!("{} into `{}`", self.mode, self.collection);
         let mut command = doc! {
             "update": &self.collection,
@@ -468,69 +473,50 @@ impl MongoOutlet {
             }
             .into());
         }
-        let mut rejects = Vec::new();
         if let Ok(errors) = reply.get_array("writeErrors") {
             for error in errors {
                 let Bson::Document(error) = error else {
                     continue;
                 };
-                let at = number(error.get("index")).unwrap_or(0) as usize;
-                rejects.push(Reject {
-                    index: chunk.get(at).map_or(at, |(i, _, _)| *i),
-                    reason: format!(
-                        "{} (code {})",
-                        self.connector
-                            .scrub(error.get_str("errmsg").unwrap_or("refused")),
-                        number(error.get("code")).unwrap_or(0)
-                    ),
-                });
+                let at = number(error.get("index"))
+                    .and_then(|i| usize::try_from(i).ok())
+                    .unwrap_or(usize::MAX);
+                let Some((index, _, _)) = chunk.get(at) else {
+                    return Err(self.unknown_index(at, chunk.len()).into());
+                };
+                self.reject(
+                    rejected,
+                    *index,
+                    number(error.get("code")).and_then(|c| i32::try_from(c).ok()),
+                    self.connector
+                        .scrub(error.get_str("errmsg").unwrap_or("refused")),
+                );
             }
         }
-        Ok((chunk.len().saturating_sub(rejects.len()), rejects))
+        Ok(())
     }
 
-    async fn write(&mut self, records: &[Record]) -> Result<(), MongoOutletError> {
+    /// Writes what it can of `records`; returns the records it refused.
+    async fn write(&mut self, records: &[Record]) -> Result<Rejected, MongoOutletError> {
         let client = self.connect().await?;
-        let (docs, mut rejects) = self.documents(records);
-        let written = if docs.is_empty() {
-            Written {
-                written: 0,
-                rejects: Vec::new(),
+        let mut refused = Vec::new();
+        let docs = self.documents(records, &mut refused);
+        if !docs.is_empty() {
+            if self.mode == WriteMode::Insert {
+                let collection = self.connector.collection(&client, &self.collection);
+                self.insert(&collection, &docs, &mut refused).await?;
+            } else {
+                let database = client.database(self.connector.database());
+                self.update(&database, docs, &mut refused).await?;
             }
-        } else if self.mode == WriteMode::Insert {
-            let collection = self.connector.collection(&client, &self.collection);
-            self.insert(&collection, &docs).await?
-        } else {
-            let database = client.database(self.connector.database());
-            self.update(&database, docs).await?
-        };
-        rejects.extend(written.rejects);
-        if rejects.is_empty() {
-            return Ok(());
         }
-        rejects.sort_by_key(|r| r.index);
-        for reject in rejects.iter().take(LOGGED_REJECTS) {
-            tracing::warn!(
-                collection = %self.collection,
-                record = reject.index,
-                "record not written to MongoDB: {}",
-                reject.reason
-            );
+        // In batch order, whichever step refused them.
+        refused.sort_by_key(|r| r.index);
+        let mut rejected = Rejected::new();
+        for reject in refused {
+            rejected.reject(reject.index, reject);
         }
-        if rejects.len() > LOGGED_REJECTS {
-            tracing::warn!(
-                collection = %self.collection,
-                "{} more records not written to MongoDB",
-                rejects.len() - LOGGED_REJECTS
-            );
-        }
-        Err(MongoOutletError::Rejected {
-            target: self.connector.target().to_owned(),
-            collection: self.collection.clone(),
-            total: records.len(),
-            written: written.written,
-            rejects,
-        })
+        Ok(rejected)
     }
 }
 
@@ -574,7 +560,7 @@ impl Outlet for MongoOutlet {
             return Ok(());
         }
         self.check()?;
-        Ok(self.write(records).await?)
+        self.write(records).await?.into_result()
     }
 
     async fn on_start(&mut self) -> Result<(), BoxError> {

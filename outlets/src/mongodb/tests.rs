@@ -9,10 +9,10 @@ use databay_component::mongodb::mongodb::options::{Acknowledgment, WriteConcern}
 use databay_component::mongodb::testing::TestDatabase;
 use databay_component::mongodb::{ConnectionOptions, Connector};
 use databay_core::testing::StaticInlet;
-use databay_core::{Link, Outlet, Record, Update};
+use databay_core::{Link, Outlet, Record, Rejected, Update};
 use serde_json::{Value, json};
 
-use super::{MongoOutlet, MongoOutletError, WriteMode};
+use super::{MongoOutlet, MongoReject, WriteMode};
 
 fn update() -> Update {
     Update::new(["mongo"], 0)
@@ -56,23 +56,23 @@ async fn documents(
     out
 }
 
-fn rejected(e: &databay_core::BoxError) -> (usize, usize, Vec<(usize, String)>) {
-    match e.downcast_ref::<MongoOutletError>() {
-        Some(MongoOutletError::Rejected {
-            total,
-            written,
-            rejects,
-            ..
-        }) => (
-            *total,
-            *written,
-            rejects
-                .iter()
-                .map(|r| (r.index, r.reason.clone()))
-                .collect(),
-        ),
-        _ => panic!("not a Rejected error: {e}"),
-    }
+/// The rejects of a push: each record's index, its server error code and
+/// the reason, checking that every error is a [`MongoReject`] naming its
+/// record.
+fn rejected(e: &databay_core::BoxError) -> Vec<(usize, Option<i32>, String)> {
+    let Some(rejected) = e.downcast_ref::<Rejected>() else {
+        panic!("not a Rejected error: {e}");
+    };
+    rejected
+        .iter()
+        .map(|r| match r.error.downcast_ref::<MongoReject>() {
+            Some(m) => {
+                assert_eq!(m.index, r.index, "{m}");
+                (m.index, m.code, m.reason.clone())
+            }
+            None => panic!("reject {} is not a MongoReject: {}", r.index, r.error),
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -203,20 +203,20 @@ async fn bad_records_are_listed_by_index_and_the_good_ones_written() {
         json!({"n": 5}),
     ]);
     let e = outlet.push(&batch, &update()).await.unwrap_err();
-    let (total, written, rejects) = rejected(&e);
-    assert_eq!((total, written), (6, 3));
+    let rejects = rejected(&e);
     let indexes: Vec<usize> = rejects.iter().map(|r| r.0).collect();
     assert_eq!(indexes, [1, 2, 4]);
-    assert!(rejects[0].1.contains("/price/$gt"), "{}", rejects[0].1);
+    assert!(rejects.iter().all(|r| r.1.is_none()), "{rejects:?}");
+    assert!(rejects[0].2.contains("/price/$gt"), "{}", rejects[0].2);
     assert!(
-        rejects[1].1.contains("an array, not a JSON object"),
+        rejects[1].2.contains("an array, not a JSON object"),
         "{}",
-        rejects[1].1
+        rejects[1].2
     );
-    assert!(rejects[2].1.contains("/items/0/$where"), "{}", rejects[2].1);
+    assert!(rejects[2].2.contains("/items/0/$where"), "{}", rejects[2].2);
     let shown = e.to_string();
     assert!(
-        shown.contains("3 of 6 records not written (the other 3 were): record 1: `/price/$gt`"),
+        shown.starts_with("3 records rejected: record 1 for collection `mixed`: `/price/$gt`"),
         "{shown}"
     );
     let got: Vec<Bson> = documents(&db, "mixed", doc! {"n": 1}, false)
@@ -243,16 +243,102 @@ async fn a_duplicate_key_rejects_only_its_record() {
         json!({"_id": 4, "v": "e"}),
     ]);
     let e = outlet.push(&batch, &update()).await.unwrap_err();
-    let (total, written, rejects) = rejected(&e);
-    assert_eq!((total, written), (5, 3), "{e}");
-    assert_eq!(rejects.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3]);
-    assert!(rejects[0].1.contains("11000"), "{}", rejects[0].1);
+    let rejects = rejected(&e);
+    assert_eq!(
+        rejects.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+        [(1, Some(11000)), (3, Some(11000))],
+        "{e}"
+    );
+    assert!(rejects[0].2.contains("duplicate key"), "{}", rejects[0].2);
+    assert!(
+        e.to_string()
+            .starts_with("2 records rejected: record 1 for collection `dups`: "),
+        "{e}"
+    );
     let got: Vec<String> = documents(&db, "dups", doc! {"_id": 1}, true)
         .await
         .into_iter()
         .map(|d| d.get_str("v").unwrap().to_owned())
         .collect();
     assert_eq!(got, ["a", "old", "c", "e"]);
+}
+
+#[tokio::test]
+async fn a_link_delivers_the_rest_of_a_batch_and_counts_the_duplicates() {
+    let db = TestDatabase::new("out_dup_link").await;
+    let outlet = MongoOutlet::new(db.connector(), "dups");
+    let link = Link::builder("mongo_dups")
+        .inlet(StaticInlet::values([
+            json!({"_id": 1, "v": "a"}),
+            json!({"_id": 1, "v": "b"}),
+            json!({"_id": 2, "v": "c"}),
+        ]))
+        .outlet(outlet)
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let report = link.transfer().await.unwrap();
+    assert_eq!(report.records_out, 2);
+    let rejects: Vec<(usize, String)> = report
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.error.to_string()))
+        .collect();
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(rejects[0].0, 1);
+    assert!(
+        rejects[0].1.starts_with("record 1 for collection `dups`: ")
+            && rejects[0].1.ends_with("(code 11000)"),
+        "{}",
+        rejects[0].1
+    );
+    assert_eq!(
+        report.rejected[0].record.payload,
+        json!({"_id": 1, "v": "b"})
+    );
+    assert_eq!(link.stats().records_rejected, 1);
+    assert!(link.shutdown().await.is_empty());
+    let got: Vec<String> = documents(&db, "dups", doc! {"_id": 1}, true)
+        .await
+        .into_iter()
+        .map(|d| d.get_str("v").unwrap().to_owned())
+        .collect();
+    assert_eq!(got, ["a", "c"]);
+}
+
+#[tokio::test]
+async fn an_upsert_that_breaks_a_unique_index_rejects_only_its_record() {
+    let db = TestDatabase::new("out_dup_upsert").await;
+    db.database()
+        .run_command(doc! {
+            "createIndexes": "people",
+            "indexes": [{"key": {"email": 1}, "name": "email_unique", "unique": true}],
+        })
+        .await
+        .unwrap_or_else(|e| panic!("createIndexes: {e}"));
+    let mut outlet = started(
+        MongoOutlet::new(db.connector(), "people").mode(WriteMode::Upsert, vec!["id".into()]),
+    )
+    .await;
+    let batch = records(&[
+        json!({"id": 1, "email": "a@x"}),
+        json!({"id": 2, "email": "a@x"}),
+        json!({"id": 3, "email": "c@x"}),
+    ]);
+    let e = outlet.push(&batch, &update()).await.unwrap_err();
+    let rejects = rejected(&e);
+    assert_eq!(
+        rejects.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+        [(1, Some(11000))],
+        "{e}"
+    );
+    assert_eq!(
+        documents(&db, "people", doc! {"id": 1}, false).await,
+        vec![
+            doc! {"id": 1, "email": "a@x"},
+            doc! {"id": 3, "email": "c@x"}
+        ]
+    );
 }
 
 #[tokio::test]
@@ -268,15 +354,14 @@ async fn upserts_without_a_key_or_with_a_dotted_field_are_rejected() {
         json!({"id": 4, "a.b": 1}),
     ]);
     let e = outlet.push(&batch, &update()).await.unwrap_err();
-    let (_, written, rejects) = rejected(&e);
-    assert_eq!(written, 1);
+    let rejects = rejected(&e);
     assert_eq!(rejects.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
     assert!(
-        rejects[0].1.contains("no key field `id`"),
+        rejects[0].2.contains("no key field `id`"),
         "{}",
-        rejects[0].1
+        rejects[0].2
     );
-    assert!(rejects[2].1.contains("`a.b`"), "{}", rejects[2].1);
+    assert!(rejects[2].2.contains("`a.b`"), "{}", rejects[2].2);
     assert_eq!(
         documents(&db, "u", doc! {}, false).await,
         vec![doc! {"id": 1, "v": 1}]
