@@ -252,6 +252,25 @@ impl Inlet for MysqlInlet {
         Ok(())
     }
 
+    /// With a cursor: `{"cursor": value}`, its committed value.
+    fn snapshot(&self) -> Option<Value> {
+        self.cursor.as_ref()?;
+        Some(serde_json::json!({ "cursor": self.position }))
+    }
+
+    /// Resumes the cursor at a snapshot's value.
+    async fn restore(&mut self, state: Value) -> Result<(), BoxError> {
+        if self.cursor.is_none() {
+            return Err("a mysql inlet without a cursor keeps no resume state".into());
+        }
+        let Some(value) = state.get("cursor").filter(|v| !v.is_null()) else {
+            return Err(format!("resume state must be {{\"cursor\": value}}, not {state}").into());
+        };
+        self.position = Some(value.clone());
+        self.pending.clear();
+        Ok(())
+    }
+
     async fn on_start(&mut self) -> Result<(), BoxError> {
         self.check()?;
         self.prepare().await?;

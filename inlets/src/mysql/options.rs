@@ -71,6 +71,10 @@ pub(crate) fn register(registry: &mut Registry) {
             Ok(inlet)
         },
     );
+    registry.resume_state(
+        "mysql",
+        "with a cursor, `{\"cursor\": value}`: the cursor column's value in the last committed row",
+    );
 }
 
 #[cfg(test)]

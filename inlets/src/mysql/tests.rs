@@ -136,6 +136,44 @@ async fn the_cursor_moves_only_when_a_transfer_is_committed() {
     assert!(link.shutdown().await.is_empty());
 }
 
+/// The committed cursor is the resume state: a link restored from a
+/// snapshot carries on after the last committed row.
+#[tokio::test]
+async fn the_committed_cursor_is_the_resume_state() {
+    let mut conn = testing::conn().await;
+    let table = TestTable::create(&mut conn, "in_resume", "id INT PRIMARY KEY").await;
+    conn.query_drop(format!("INSERT INTO `{}` VALUES (1), (2), (3)", table.name))
+        .await
+        .unwrap();
+    let make = || {
+        MysqlInlet::new(
+            testing::connector(),
+            format!("SELECT id FROM `{}` WHERE id > ? ORDER BY id LIMIT 2", table.name),
+        )
+        .cursor(Cursor {
+            column: "id".into(),
+            start: json!(0),
+        })
+    };
+    let mut first = make();
+    first.on_start().await.unwrap();
+    assert_eq!(first.snapshot(), Some(json!({"cursor": 0})));
+    first.pull(&update(0)).await.unwrap();
+    first.commit(&update(0)).await.unwrap();
+    let state = first.snapshot().unwrap();
+    assert_eq!(state, json!({"cursor": 2}));
+    first.on_shutdown().await.unwrap();
+
+    let mut second = make();
+    second.restore(state).await.unwrap();
+    second.on_start().await.unwrap();
+    let pull = second.pull(&update(0)).await.unwrap();
+    assert_eq!(values(&pull), [json!({"id": 3})]);
+    second.on_shutdown().await.unwrap();
+    let e = make().restore(json!({})).await.unwrap_err();
+    assert!(e.to_string().contains("resume state must be"), "{e}");
+}
+
 #[tokio::test]
 async fn a_query_that_does_not_fit_fails_the_start_naming_why() {
     let mut conn = testing::conn().await;
