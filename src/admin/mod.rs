@@ -82,6 +82,14 @@ impl AdminState {
         self
     }
 
+    /// Reads every link's counters into the status page's history now, as
+    /// the endpoint does every 10 s (for benches and embedders that do not
+    /// call [`serve`]).
+    pub fn sample_history(&self) {
+        self.history
+            .sample(&self.planner.links(), SystemTime::now());
+    }
+
     /// The `/metrics` body: OpenMetrics text of every link's counters and
     /// histograms, read now (see the router for the families).
     pub fn metrics_text(&self) -> Result<String, fmt::Error> {

@@ -115,6 +115,8 @@
   }
 
   function render(page) {
+    // When the first rows showed, for benches (ms since navigation).
+    if (!last) document.body.dataset.firstRender = String(Math.round(performance.now()));
     last = page;
     $("summary").replaceChildren(
       el("span", { text: `${page.total} links` }),
