@@ -95,8 +95,17 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let loopback = config.admin.listen.ip().is_loopback();
+        if !loopback && config.admin.token.is_none() {
+            tracing::warn!(
+                listen = %config.admin.listen,
+                "the admin endpoint listens beyond loopback without a token: anyone who reaches it can read and control links (set [admin] token)"
+            );
+        }
         let state = crate::admin::AdminState::new(planner.clone(), loaded.summaries.clone())
-            .with_link_histograms(config.admin.link_histograms);
+            .with_link_histograms(config.admin.link_histograms)
+            .with_token(config.admin.token.clone())
+            .loopback_hosts_only(loopback);
         Some(tokio::spawn(crate::admin::serve(
             listener,
             state,

@@ -1,13 +1,18 @@
-//! The admin HTTP endpoint: health, Prometheus metrics, link status as JSON
-//! and link control (force a transfer, pause, resume). It has no
-//! authentication, which is why the daemon binds it to 127.0.0.1 unless told
-//! otherwise. Every answer, errors included, is JSON except `/metrics`.
+//! The admin HTTP endpoint: health, Prometheus metrics, link status as JSON,
+//! link control (force a transfer, pause, resume) and a status page that
+//! shows and drives all of it in a browser. The daemon binds it to
+//! 127.0.0.1 unless told otherwise; `guard` keeps other sites' pages from
+//! using it and checks `[admin] token` when one is set. Every answer,
+//! errors included, is JSON except `/metrics` and the page.
 
+mod guard;
+mod history;
 mod metrics;
 mod routes;
 mod server;
 #[cfg(test)]
 mod tests;
+mod ui;
 mod views;
 
 use std::collections::BTreeMap;
@@ -20,6 +25,7 @@ use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use databay_component::Secret;
 use databay_core::{Link, Planner};
 
 use crate::config::LinkSummary;
@@ -34,6 +40,8 @@ pub struct AdminState {
     summaries: Arc<RwLock<BTreeMap<String, LinkSummary>>>,
     started: SystemTime,
     metrics: Arc<metrics::Metrics>,
+    history: Arc<history::History>,
+    guard: Arc<guard::Guard>,
 }
 
 impl AdminState {
@@ -46,7 +54,24 @@ impl AdminState {
             planner,
             summaries,
             started: SystemTime::now(),
+            history: Arc::new(history::History::new()),
+            guard: Arc::new(guard::Guard::new()),
         }
+    }
+
+    /// Requires `Authorization: Bearer TOKEN` on every request but the
+    /// status page's own files (`[admin] token`).
+    pub fn with_token(mut self, token: Option<Secret<String>>) -> Self {
+        Arc::make_mut(&mut self.guard).bearer = token;
+        self
+    }
+
+    /// Answers only requests whose `Host` is a loopback name or address
+    /// (the daemon sets it when it listens on loopback), so that no other
+    /// site reaches the endpoint by DNS rebinding.
+    pub fn loopback_hosts_only(mut self, on: bool) -> Self {
+        Arc::make_mut(&mut self.guard).loopback_hosts = on;
+        self
     }
 
     /// Whether `/metrics` has each link's duration and lateness histograms
@@ -55,6 +80,14 @@ impl AdminState {
     pub fn with_link_histograms(mut self, on: bool) -> Self {
         self.metrics = Arc::new(metrics::Metrics::new(self.planner.clone(), on));
         self
+    }
+
+    /// Reads every link's counters into the status page's history now, as
+    /// the endpoint does every 10 s (for benches and embedders that do not
+    /// call [`serve`]).
+    pub fn sample_history(&self) {
+        self.history
+            .sample(&self.planner.links(), SystemTime::now());
     }
 
     /// The `/metrics` body: OpenMetrics text of every link's counters and
@@ -97,9 +130,16 @@ impl fmt::Debug for AdminState {
 /// | `GET /links/{name}` | one link's status |
 /// | `POST /links/{name}/transfer` | runs one transfer now and reports it |
 /// | `POST /links/{name}/pause`, `/resume` | the link's status after the change |
+/// | `POST /all/transfer` | starts a transfer of every link (202) |
+/// | `POST /all/pause`, `/all/resume` | pauses or resumes every link |
+/// | `GET /` | the status page (HTML; its files under `/ui/`) |
+/// | `GET /ui/links?q=&tag=&state=&offset=&limit=` | one page of matching links with their last hour, counts per state, daemon-wide history |
+/// | `GET /ui/links/{name}` | one link's detail: its status, last hour and last errors |
 ///
 /// Unknown paths answer 404 and known paths with the wrong method 405,
-/// both with a JSON `{"error": ..}` body.
+/// both with a JSON `{"error": ..}` body. Every request goes through the
+/// guard (see the README's admin section): cross-site POSTs are refused,
+/// browsers' POSTs need the page's token, `[admin] token` is checked.
 ///
 /// `/metrics` has, per link (label `link`):
 /// `databay_transfers_total{result="ok"|"failed"}`,
@@ -122,8 +162,20 @@ pub fn router(state: AdminState) -> Router {
         .route("/links/{name}/transfer", post(routes::transfer))
         .route("/links/{name}/pause", post(routes::pause))
         .route("/links/{name}/resume", post(routes::resume))
+        .route("/all/transfer", post(ui::transfer_all))
+        .route("/all/pause", post(ui::pause_all))
+        .route("/all/resume", post(ui::resume_all))
+        .route("/", get(ui::index))
+        .route("/ui/status.css", get(ui::css))
+        .route("/ui/status.js", get(ui::js))
+        .route("/ui/links", get(ui::links))
+        .route("/ui/links/{name}", get(ui::link))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check,
+        ))
         .with_state(state)
 }
 
@@ -143,5 +195,8 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, max_connections = limits.max_connections, "admin endpoint listening");
     }
-    server::run(listener, router(state), limits, shutdown).await
+    let sampler = tokio::spawn(state.history.clone().run_sampler(state.planner.clone()));
+    let served = server::run(listener, router(state), limits, shutdown).await;
+    sampler.abort();
+    served
 }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use databay_component::HumanDuration;
+use databay_component::{HumanDuration, Secret};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -82,6 +82,13 @@ pub struct AdminSettings {
     /// before the connection is closed (default 30s).
     #[serde(default = "default_write_timeout")]
     pub write_timeout: HumanDuration,
+    /// A bearer token every request must carry (`Authorization: Bearer
+    /// TOKEN`), reads and writes alike, except the status page's own files
+    /// (`GET /` and `/ui/*.css|js`, which hold no data). Unset by default;
+    /// set it, from `${ENV}`, when `listen` is beyond loopback. Never shown
+    /// in logs or errors.
+    #[serde(default, deserialize_with = "token")]
+    pub token: Option<Secret<String>>,
 }
 
 fn default_max_connections() -> usize {
@@ -105,6 +112,7 @@ impl Default for AdminSettings {
             max_connections: default_max_connections(),
             header_timeout: default_header_timeout(),
             write_timeout: default_write_timeout(),
+            token: None,
         }
     }
 }
@@ -136,6 +144,18 @@ pub(super) struct LinkSettings {
 }
 
 /// An `IP:port` address, with a message that says which part is wrong.
+/// An empty token (say, from an empty variable) is refused rather than
+/// read as "no token", which would leave the endpoint open by mistake.
+fn token<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret<String>>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim().is_empty() {
+        return Err(serde::de::Error::custom(
+            "the admin token is empty: give it a value, or remove `token` to serve without one",
+        ));
+    }
+    Ok(Some(Secret::new(text)))
+}
+
 fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
     let text = String::deserialize(d)?;
     text.parse().map_err(|_| {

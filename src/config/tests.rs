@@ -208,3 +208,24 @@ fn a_bad_admin_address_says_what_is_wrong() {
     let errs = errors(&format!("[admin]\nlisten = \"localhost\"\n{link}"));
     assert!(errs[0].contains("expected IP:port"), "{}", errs[0]);
 }
+
+#[test]
+fn the_admin_token_comes_from_the_environment_and_never_shows() {
+    let link = "[[link]]\nname = \"a\"\nevery = \"1s\"\n[[link.inlet]]\ntype = \"null\"\n[[link.outlet]]\ntype = \"null\"\n";
+    let config = load(&format!("[admin]\ntoken = \"${{DB_PASSWORD}}\"\n{link}")).unwrap();
+    let token = config.admin.token.as_ref().expect("a token");
+    assert_eq!(token.expose(), "hunter2");
+    assert!(!format!("{config:?}").contains("hunter2"));
+    assert!(config.secrets.iter().any(|s| s == "hunter2"));
+    assert_eq!(load(link).unwrap().admin.token, None);
+    // Empty (an empty variable, say) is an error, not "no token".
+    for empty in ["\"\"", "\"  \""] {
+        let errs = errors(&format!("[admin]\ntoken = {empty}\n{link}"));
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("test.toml:2:9: `admin.token`: the admin token is empty"),
+            "{}",
+            errs[0]
+        );
+    }
+}

@@ -21,3 +21,4 @@ mod quickstart;
 mod reload;
 mod secrets;
 mod signals;
+mod status_page;

@@ -302,15 +302,42 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> Reply {
 /// [`http`], with connecting, sending and reading allowed to fail (a
 /// server over its connection cap may reset instead of answering).
 pub fn try_http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<Reply> {
+    try_request(addr, method, path, &[], "")
+}
+
+/// A request with extra headers and a body (sent as is, with its length).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    try_request(addr, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// [`request`], with connecting, sending and reading allowed to fail.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Reply> {
     let mut stream = TcpStream::connect_timeout(&addr, PATIENCE)?;
     stream.set_read_timeout(Some(PATIENCE))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let raw = text(&raw);
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    let raw = text(&read_response(&mut stream)?);
     let (head, body) = raw
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("no header end in {raw:?}"));
@@ -330,6 +357,40 @@ pub fn try_http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<R
         headers,
         body,
     })
+}
+
+/// A response: up to its `Content-Length` when it has one (a server may
+/// keep the connection open after it, as chromedriver does), else to EOF.
+fn read_response(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(raw);
+        }
+        raw.extend_from_slice(&chunk[..n]);
+        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+        let length = head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            (name.trim() == "content-length").then(|| value.trim().parse::<usize>().ok())?
+        });
+        if let Some(length) = length {
+            while raw.len() < end + 4 + length {
+                let n = stream.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&chunk[..n]);
+            }
+            return Ok(raw);
+        }
+        stream.read_to_end(&mut raw)?;
+        return Ok(raw);
+    }
 }
 
 pub fn dechunk(mut body: &str) -> String {
