@@ -79,6 +79,40 @@ enum Command {
         /// A type name (`file`, `csv`, ...), optionally qualified by kind (`outlet/file`).
         r#type: Option<String>,
     },
+    /// What links resume from: the checkpoints in CONFIG's `[daemon] state_dir`.
+    State {
+        #[command(subcommand)]
+        action: StateAction,
+    },
+}
+
+/// `databay state ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum StateAction {
+    /// Every link's checkpoint, one line each: next transfer index and
+    /// which inlets and outlets keep state.
+    List {
+        /// The config file.
+        config: PathBuf,
+    },
+    /// One link's checkpoint, as JSON.
+    Show {
+        /// The config file.
+        config: PathBuf,
+        /// The link.
+        #[arg(long)]
+        link: String,
+    },
+    /// Forget the checkpoint of one link (`--link`) or of every link: they
+    /// start afresh (replay from the start). Run it while databay is
+    /// stopped.
+    Reset {
+        /// The config file.
+        config: PathBuf,
+        /// Only this link.
+        #[arg(long)]
+        link: Option<String>,
+    },
 }
 
 /// Parses the command line and runs it with `registry`'s component types.
@@ -97,6 +131,7 @@ pub fn main(registry: Registry) -> ExitCode {
         Command::Plugins { r#type } => plugins(&registry, r#type.as_deref()),
         Command::Validate { config } => validate(&config, &registry),
         Command::Run { config } => with_runtime(|| crate::daemon::run(config, registry)),
+        Command::State { action } => with_runtime(|| crate::state::command(action, registry)),
         Command::Once {
             config,
             link,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 
+use databay_core::checkpoint::StateStore;
 use databay_core::{Link, Planner};
 use futures::future::join_all;
 
@@ -25,6 +26,28 @@ struct Loaded {
     summaries: Summaries,
     admin: crate::config::AdminSettings,
     daemon: crate::config::DaemonSettings,
+    /// Where links keep their checkpoints (`[daemon] state_dir`).
+    store: Option<Arc<dyn StateStore>>,
+}
+
+/// Opens the state store `[daemon] state_dir` names, if any, and hands it
+/// to every link of the config.
+fn open_store(config: &Config) -> Result<Option<Arc<dyn StateStore>>, String> {
+    let Some(dir) = &config.daemon.state_dir else {
+        return Ok(None);
+    };
+    let store: Arc<dyn StateStore> = Arc::new(crate::state::RedbStore::open(dir)?);
+    tracing::info!(state_dir = %dir.display(), "links checkpoint into the state store");
+    attach_store(config, &Some(store.clone()));
+    Ok(Some(store))
+}
+
+fn attach_store(config: &Config, store: &Option<Arc<dyn StateStore>>) {
+    if let Some(store) = store {
+        for l in &config.links {
+            l.link.use_state_store(store.clone());
+        }
+    }
 }
 
 fn planner_for(config: &Config) -> Result<Planner, databay_core::PlannerError> {
@@ -53,6 +76,13 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
         }
         Err(errors) => return crate::cli::config_failed(&errors),
     };
+    let store = match open_store(&config) {
+        Ok(store) => store,
+        Err(e) => {
+            say!("error: {e}");
+            return ExitCode::from(crate::cli::EXIT_CONFIG);
+        }
+    };
     let planner = match planner_for(&config) {
         Ok(p) => p,
         Err(e) => {
@@ -61,6 +91,7 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
         }
     };
     let mut loaded = Loaded {
+        store,
         fingerprints: config
             .links
             .iter()
@@ -254,6 +285,9 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
     if config.daemon != loaded.daemon {
         tracing::warn!("[daemon] changed; restart databay to apply it");
     }
+    // A replaced link's new version resumes from the checkpoint its old
+    // version wrote when it stopped.
+    attach_store(&config, &loaded.store);
     let mut kept = 0;
     let new_names: Vec<String> = config
         .links
@@ -439,6 +473,10 @@ pub(crate) async fn once(
         }
         Err(errors) => return crate::cli::config_failed(&errors),
     };
+    if let Err(e) = open_store(&config) {
+        say!("error: {e}");
+        return ExitCode::from(crate::cli::EXIT_CONFIG);
+    }
     let links: Vec<Link> = match &only {
         None => config.links.iter().map(|l| l.link.clone()).collect(),
         Some(name) => match config.links.iter().find(|l| l.summary.name == *name) {

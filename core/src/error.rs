@@ -21,6 +21,8 @@ pub enum NodeKind {
     OutletProcessor,
     /// A grouper.
     Grouper,
+    /// The link's state store (loading or saving a checkpoint).
+    StateStore,
 }
 
 impl fmt::Display for NodeKind {
@@ -31,6 +33,7 @@ impl fmt::Display for NodeKind {
             NodeKind::Processor => "processor",
             NodeKind::OutletProcessor => "outlet processor",
             NodeKind::Grouper => "grouper",
+            NodeKind::StateStore => "state store",
         })
     }
 }
@@ -91,7 +94,10 @@ impl fmt::Display for NodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Hooks are named by their phase; a transfer's update always ends
         // in its index, so a link called `on_call` is not mistaken for one.
-        if matches!(self.update.as_str(), "on_start" | "on_shutdown") {
+        if matches!(
+            self.update.as_str(),
+            "on_start" | "on_shutdown" | "restore" | "checkpoint"
+        ) {
             // A lifecycle hook, not a transfer.
             write!(
                 f,

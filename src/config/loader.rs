@@ -12,7 +12,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::error::{Diagnostics, closest, serde_hint};
-use super::settings::LinkSettings;
+use super::settings::{DaemonSettings, LinkSettings};
 use super::{Config, LinkConfig, LinkSummary};
 
 const TOP_KEYS: [&str; 3] = ["daemon", "admin", "link"];
@@ -116,7 +116,14 @@ impl<'t> Loader<'_, 't> {
                 let _ = v;
             }
         }
-        let daemon = self.section(&mut doc, "daemon");
+        let mut daemon: DaemonSettings = self.section(&mut doc, "daemon");
+        if let Some(dir) = daemon.state_dir.take() {
+            daemon.state_dir = Some(if dir.is_absolute() {
+                dir
+            } else {
+                self.base_dir.join(dir)
+            });
+        }
         let admin = self.section(&mut doc, "admin");
         let mut links = Vec::new();
         match doc.remove("link") {

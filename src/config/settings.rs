@@ -35,6 +35,11 @@ pub struct DaemonSettings {
     /// retried with backoff while the other links run).
     #[serde(default)]
     pub fail_fast: bool,
+    /// Where links keep their checkpoints (a redb file in this directory),
+    /// relative to the config file's directory. Unset (the default): no
+    /// checkpoints, every start begins afresh.
+    #[serde(default)]
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for DaemonSettings {
@@ -44,6 +49,7 @@ impl Default for DaemonSettings {
             ignore_exceptions: true,
             immediate_transfer: true,
             fail_fast: false,
+            state_dir: None,
         }
     }
 }

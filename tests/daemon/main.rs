@@ -21,4 +21,5 @@ mod quickstart;
 mod reload;
 mod secrets;
 mod signals;
+mod state;
 mod status_page;

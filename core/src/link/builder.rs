@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::health::{BackoffPolicy, Health, Repeats};
 use super::{Control, InletSlot, Inner, Link, NamedGrouper, OutletSlot, Pipeline};
+use crate::checkpoint::StateStore;
 use crate::inlet::InletHandle;
 use crate::outlet::OutletHandle;
 use crate::processor::{Grouper, Processor, Stage};
@@ -28,6 +29,7 @@ pub struct LinkBuilder {
     inlet_concurrency: usize,
     inlet_timeout: Option<Duration>,
     outlet_timeout: Option<Duration>,
+    store: Option<Arc<dyn StateStore>>,
 }
 
 impl LinkBuilder {
@@ -38,6 +40,14 @@ impl LinkBuilder {
         S: Into<String>,
     {
         self.tags = Some(tags.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Keeps the link's checkpoints in `store`: the link restores the last
+    /// one when it starts and writes one after each committed transfer
+    /// (see [`checkpoint`](crate::checkpoint)).
+    pub fn state_store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -157,6 +167,12 @@ impl LinkBuilder {
                 }),
                 started: tokio::sync::Mutex::new(false),
                 next_index: AtomicU64::new(0),
+                store: self
+                    .store
+                    .map(std::sync::OnceLock::from)
+                    .unwrap_or_default(),
+                checkpoint: Mutex::new(None),
+                restored: AtomicBool::new(false),
                 counters: Counters::default(),
                 control: Control::default(),
                 has_processors: AtomicBool::new(has_processors),
@@ -186,6 +202,7 @@ impl Link {
             inlet_concurrency: 0,
             inlet_timeout: None,
             outlet_timeout: None,
+            store: None,
         }
     }
 }

@@ -36,6 +36,7 @@ impl Link {
         if *started {
             return Ok(());
         }
+        self.restore_checkpoint().await?;
         let inlets = self.inlets();
         let outlets = self.outlets();
         for (i, inlet) in inlets.iter().enumerate() {

@@ -4,6 +4,7 @@
 //! its public reports and the state its parts share.
 
 mod builder;
+mod checkpoint;
 mod driver;
 mod handover;
 mod health;
@@ -231,6 +232,13 @@ struct Inner {
     /// Whether this link has started its nodes (and so owes them a shutdown).
     started: tokio::sync::Mutex<bool>,
     next_index: AtomicU64,
+    /// Where the link keeps its checkpoints, if anywhere.
+    store: std::sync::OnceLock<Arc<dyn crate::checkpoint::StateStore>>,
+    /// The checkpoint last saved or restored: a new one is written only
+    /// when something in it changed.
+    checkpoint: Mutex<Option<crate::checkpoint::Checkpoint>>,
+    /// The checkpoint was restored (once per link, at its first start).
+    restored: AtomicBool,
     counters: Counters,
     control: Control,
     has_processors: AtomicBool,

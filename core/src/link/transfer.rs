@@ -120,6 +120,9 @@ impl Link {
         self.settle(&update, committed)
             .instrument(span.clone())
             .await;
+        if committed {
+            self.write_checkpoint(index).instrument(span.clone()).await;
+        }
         // The pipeline may have changed what its processors wait for.
         let from_processors = self.note_processors(&pipeline);
         self.note_wakeup(from_processors, Some(started)).await;

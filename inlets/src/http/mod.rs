@@ -414,7 +414,9 @@ impl Inlet for HttpInlet {
             match state.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(format!("resume state: `{key}` must be a string, not {other}").into()),
+                Some(other) => {
+                    Err(format!("resume state: `{key}` must be a string, not {other}").into())
+                }
             }
         };
         let cursor = text("cursor")?;

@@ -1,0 +1,167 @@
+//! Checkpoints through the binary: with `[daemon] state_dir`, a daemon
+//! killed with SIGKILL and started again resumes after what it delivered
+//! (nothing lost, at most the last transfer repeated); one stopped with
+//! SIGTERM repeats nothing; `databay state list|show|reset` read and clear
+//! the store.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::*;
+
+const LINES: usize = 3_000;
+const BATCH: usize = 50;
+
+fn setup(dir: &Path) {
+    let text: String = (0..LINES).map(|n| format!("{{\"n\":{n}}}\n")).collect();
+    fs::write(dir.join("in.ndjson"), text).unwrap();
+    fs::write(
+        dir.join("resume.toml"),
+        format!(
+            r#"
+[daemon]
+state_dir = "state"
+
+[admin]
+enabled = false
+
+[[link]]
+name = "copy"
+every = "20ms"
+
+  [[link.inlet]]
+  type = "file"
+  name = "numbers"
+  path = "in.ndjson"
+  json = true
+  lines_per_transfer = {BATCH}
+
+  [[link.outlet]]
+  type = "file"
+  path = "out.ndjson"
+"#
+        ),
+    )
+    .unwrap();
+}
+
+/// How often each number arrived.
+fn counts(dir: &Path) -> BTreeMap<u64, usize> {
+    let mut seen = BTreeMap::new();
+    for line in lines(&dir.join("out.ndjson")) {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        *seen.entry(v["n"].as_u64().unwrap()).or_insert(0) += 1;
+    }
+    seen
+}
+
+fn run_until(dir: &Path, at_least: usize) -> Daemon {
+    let mut daemon = Daemon::start(dir, &["run", "resume.toml"]);
+    eventually("lines written", || {
+        assert!(daemon.running(), "databay exited:\n{}", daemon.stderr());
+        (lines(&dir.join("out.ndjson")).len() >= at_least).then_some(())
+    });
+    daemon
+}
+
+#[test]
+fn a_killed_daemon_resumes_after_what_it_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let mut first = run_until(dir.path(), 500);
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+    let before = lines(&dir.path().join("out.ndjson")).len();
+    assert!(before < LINES, "the kill came too late to test anything");
+
+    let mut second = run_until(dir.path(), LINES);
+    let resumed = second.count_logs("resuming from the link's checkpoint");
+    second.signal("TERM");
+    second.wait_exit(Duration::from_secs(20));
+    assert_eq!(resumed, 1, "{}", second.stderr());
+    let seen = counts(dir.path());
+    assert_eq!(seen.len(), LINES, "every line arrived");
+    let repeated: usize = seen.values().map(|n| n - 1).sum();
+    // Only the transfer between its push and its checkpoint can come
+    // twice; a restart from the beginning would repeat everything.
+    assert!(repeated <= BATCH, "{repeated} repeated lines");
+}
+
+#[test]
+fn a_daemon_stopped_gracefully_repeats_nothing_and_state_reads_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let mut first = run_until(dir.path(), 500);
+    first.signal("TERM");
+    first.wait_exit(Duration::from_secs(20));
+
+    let list = output({
+        let mut cmd = databay();
+        cmd.args(["state", "list", "resume.toml"])
+            .current_dir(dir.path());
+        cmd
+    });
+    let listed = text(&list.stdout);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    assert!(
+        listed.contains("copy: next index") && listed.contains("inlets with state: [numbers]"),
+        "{listed}"
+    );
+    let show = output({
+        let mut cmd = databay();
+        cmd.args(["state", "show", "resume.toml", "--link", "copy"])
+            .current_dir(dir.path());
+        cmd
+    });
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let offset = shown["inlets"]["numbers"]["offset"].as_u64().unwrap();
+    let written = fs::metadata(dir.path().join("in.ndjson")).unwrap().len();
+    assert!(offset > 0 && offset <= written, "{shown}");
+
+    let mut second = run_until(dir.path(), LINES);
+    second.signal("TERM");
+    second.wait_exit(Duration::from_secs(20));
+    let seen = counts(dir.path());
+    assert_eq!(seen.len(), LINES);
+    assert!(seen.values().all(|n| *n == 1), "a line came twice");
+
+    // A reset replays from the start.
+    let reset = output({
+        let mut cmd = databay();
+        cmd.args(["state", "reset", "resume.toml", "--link", "copy"])
+            .current_dir(dir.path());
+        cmd
+    });
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    let show = output({
+        let mut cmd = databay();
+        cmd.args(["state", "show", "resume.toml", "--link", "copy"])
+            .current_dir(dir.path());
+        cmd
+    });
+    assert!(!show.status.success());
+    assert!(text(&show.stderr).contains("no checkpoint for link `copy`"));
+}
+
+#[test]
+fn a_store_that_is_not_one_stops_the_daemon_and_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    fs::create_dir(dir.path().join("state")).unwrap();
+    let store = dir.path().join("state/databay.redb");
+    fs::write(&store, "somebody's notes").unwrap();
+    let out = output({
+        let mut cmd = databay();
+        cmd.args(["run", "resume.toml"]).current_dir(dir.path());
+        cmd
+    });
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot open the state store") && stderr.contains("databay.redb"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(&store).unwrap(), "somebody's notes");
+}
