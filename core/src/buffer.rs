@@ -212,6 +212,40 @@ impl Processor for Buffer {
         Ok(self.push(records, cx.now, cx.trigger))
     }
 
+    /// The records held, each with its payload and merged metadata.
+    fn snapshot(&self) -> Result<Option<serde_json::Value>, BoxError> {
+        let state = self.state();
+        Ok(Some(serde_json::json!({ "records": state.records })))
+    }
+
+    /// Holds the snapshot's records again (their wait for the time
+    /// threshold starts anew).
+    fn restore(&mut self, snapshot: serde_json::Value) -> Result<(), BoxError> {
+        let records = snapshot
+            .get("records")
+            .and_then(serde_json::Value::as_array)
+            .ok_or("a buffer's state must be {\"records\": [...]}")?;
+        let mut restored = Vec::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            let payload = r
+                .get("payload")
+                .cloned()
+                .ok_or_else(|| format!("record {i}: no payload"))?;
+            let metadata: crate::record::Metadata = match r.get("metadata") {
+                None | Some(serde_json::Value::Null) => Default::default(),
+                Some(serde_json::Value::Object(m)) => {
+                    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+                }
+                Some(_) => return Err(format!("record {i}: metadata must be an object").into()),
+            };
+            restored.push(Record::with_metadata(payload, metadata));
+        }
+        let mut state = self.state();
+        state.since = (!restored.is_empty()).then(crate::clock::now);
+        state.records = restored;
+        Ok(())
+    }
+
     fn next_wakeup(&self) -> Option<Instant> {
         let state = self.state();
         match (state.time_threshold, state.since) {

@@ -3,8 +3,9 @@
 //!
 //! A link with a store ([`LinkBuilder::state_store`]) restores its last
 //! [`Checkpoint`] when it starts, before it pulls: each inlet's and
-//! outlet's resume state ([`Inlet::restore`], [`Outlet::restore`]) and its
-//! transfer index, so [`Update`](crate::Update)'s `tag.index` stays unique
+//! outlet's resume state ([`Inlet::restore`], [`Outlet::restore`]), each
+//! stateful processor's state ([`Processor::restore`]: operators, what
+//! buffers hold) and its transfer index, so [`Update`](crate::Update)'s `tag.index` stays unique
 //! across restarts. After every committed transfer (every outlet accepted
 //! every record) it writes a new checkpoint when anything in it changed.
 //! A transfer that failed writes nothing: after a crash the link resumes
@@ -19,6 +20,7 @@
 //! [`LinkBuilder::state_store`]: crate::LinkBuilder::state_store
 //! [`Inlet::restore`]: crate::Inlet::restore
 //! [`Outlet::restore`]: crate::Outlet::restore
+//! [`Processor::restore`]: crate::Processor::restore
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -51,6 +53,11 @@ pub struct Checkpoint {
     /// Each outlet's resume state, by outlet name.
     #[serde(default)]
     pub outlets: BTreeMap<String, Value>,
+    /// Each stateful processor's state (operators' keys and windows, what
+    /// a buffer holds), by processor name (`name#2` for the second of a
+    /// name).
+    #[serde(default)]
+    pub processors: BTreeMap<String, Value>,
 }
 
 impl Checkpoint {
@@ -61,6 +68,7 @@ impl Checkpoint {
             next_index,
             inlets: BTreeMap::new(),
             outlets: BTreeMap::new(),
+            processors: BTreeMap::new(),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::Link;
+use super::{Link, Pipeline};
 use crate::checkpoint::{Checkpoint, INDEX_LEASE};
 use crate::error::{Failure, NodeError, NodeKind};
 use crate::sync::lock;
@@ -71,6 +71,24 @@ impl Link {
                     ),
                 }
             }
+            if !checkpoint.processors.is_empty() {
+                let mut pipeline = inner.pipeline.lock().await;
+                let keys = stage_keys(&pipeline);
+                for (key, state) in &checkpoint.processors {
+                    let Some(i) = keys.iter().position(|k| k == key) else {
+                        tracing::info!(
+                            link = %inner.name,
+                            processor = %key,
+                            "the checkpoint holds the state of a processor the link no longer has; dropped"
+                        );
+                        continue;
+                    };
+                    let stage = &mut pipeline.processors[i];
+                    let state = state.clone();
+                    crate::node::guarded_sync(|| stage.processor.restore(state))
+                        .map_err(|f| fail(key, NodeKind::Processor, f))?;
+                }
+            }
             inner
                 .next_index
                 .fetch_max(checkpoint.next_index, Ordering::SeqCst);
@@ -79,6 +97,7 @@ impl Link {
                 next_index = checkpoint.next_index,
                 inlets = checkpoint.inlets.len(),
                 outlets = checkpoint.outlets.len(),
+                processors = checkpoint.processors.len(),
                 "resuming from the link's checkpoint"
             );
         }
@@ -87,16 +106,50 @@ impl Link {
         Ok(())
     }
 
+    /// Each stateful processor's snapshot, by key; `None` if one failed
+    /// (logged and counted: a checkpoint without it would lose its state).
+    pub(super) fn processor_snapshots(
+        &self,
+        pipeline: &Pipeline,
+    ) -> Option<std::collections::BTreeMap<String, serde_json::Value>> {
+        let inner = &*self.inner;
+        inner.store.get()?;
+        let mut states = std::collections::BTreeMap::new();
+        for (key, stage) in stage_keys(pipeline).into_iter().zip(&pipeline.processors) {
+            match crate::node::guarded_sync(|| stage.processor.snapshot()) {
+                Ok(Some(state)) => {
+                    states.insert(key, state);
+                }
+                Ok(None) => {}
+                Err(failure) => {
+                    let e = self.hook_error(NodeKind::Processor, &key, "checkpoint", failure);
+                    tracing::error!(link = %inner.name, "{e}; no checkpoint written");
+                    inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    inner.counters.set_last_error(e.to_string());
+                    return None;
+                }
+            }
+        }
+        Some(states)
+    }
+
     /// After a committed transfer whose index was `index`: writes a new
-    /// checkpoint if a node's state changed or the index lease ran out. A
-    /// store that fails is logged and counted; the transfer stays
-    /// delivered, and the next commit tries again.
-    pub(super) async fn write_checkpoint(&self, index: u64) {
+    /// checkpoint (with the processors' states, from
+    /// [`processor_snapshots`](Link::processor_snapshots)) if something in
+    /// it changed or the index lease ran out. A store that fails is logged
+    /// and counted; the transfer stays delivered, and the next commit tries
+    /// again.
+    pub(super) async fn write_checkpoint(
+        &self,
+        index: u64,
+        processors: std::collections::BTreeMap<String, serde_json::Value>,
+    ) {
         let inner = &*self.inner;
         let Some(store) = inner.store.get() else {
             return;
         };
         let mut next = Checkpoint::new(0);
+        next.processors = processors;
         for handle in self.inlets() {
             if let Some(state) = handle.snapshot().await {
                 next.inlets.insert(handle.name().to_owned(), state);
@@ -113,7 +166,8 @@ impl Link {
                 Some(last)
                     if index < last.next_index
                         && last.inlets == next.inlets
-                        && last.outlets == next.outlets =>
+                        && last.outlets == next.outlets
+                        && last.processors == next.processors =>
                 {
                     return;
                 }
@@ -137,4 +191,23 @@ impl Link {
             }
         }
     }
+}
+
+/// Each processor's key in a checkpoint: its name, `name#2` for the second
+/// of the same name, and so on.
+fn stage_keys(pipeline: &Pipeline) -> Vec<String> {
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    pipeline
+        .processors
+        .iter()
+        .map(|stage| {
+            let n = seen.entry(stage.name.as_str()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                stage.name.clone()
+            } else {
+                format!("{}#{n}", stage.name)
+            }
+        })
+        .collect()
 }

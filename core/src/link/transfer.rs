@@ -120,8 +120,10 @@ impl Link {
         self.settle(&update, committed)
             .instrument(span.clone())
             .await;
-        if committed {
-            self.write_checkpoint(index).instrument(span.clone()).await;
+        if committed && let Some(processors) = self.processor_snapshots(&pipeline) {
+            self.write_checkpoint(index, processors)
+                .instrument(span.clone())
+                .await;
         }
         // The pipeline may have changed what its processors wait for.
         let from_processors = self.note_processors(&pipeline);
