@@ -136,3 +136,82 @@ pub(crate) fn other_spelling(path: &Path) -> std::path::PathBuf {
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     dir.join("sub").join("..").join(path.file_name().unwrap())
 }
+
+/// What a file-writing outlet has durably written to each file it appends
+/// to: its length after the last push. That is the outlet's resume state:
+/// restored after a crash, each file is cut back to it, so the lines of a
+/// push whose transfer was not checkpointed (a torn write, or lines the
+/// resumed inlet will deliver again) do not appear twice.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct CommittedLengths {
+    lengths: std::collections::BTreeMap<String, u64>,
+}
+
+impl CommittedLengths {
+    /// After a push: `written` holds each file written, whether it was
+    /// truncated (rewritten whole, so not cut back), and its length.
+    pub(crate) fn update(&mut self, written: Vec<(PathBuf, bool, u64)>) {
+        for (path, truncated, len) in written {
+            let key = path.to_string_lossy().into_owned();
+            if truncated {
+                self.lengths.remove(&key);
+            } else {
+                self.lengths.insert(key, len);
+            }
+        }
+    }
+
+    /// `{"files": {path: length}}`, or `None` before any append.
+    pub(crate) fn snapshot(&self) -> Option<Value> {
+        if self.lengths.is_empty() {
+            return None;
+        }
+        Some(serde_json::json!({ "files": self.lengths }))
+    }
+
+    /// Cuts each file back to its committed length; a file that is now
+    /// shorter (truncated, rotated) or gone is left as it is.
+    pub(crate) fn restore(&mut self, state: Value) -> Result<(), databay_core::BoxError> {
+        let files = state
+            .get("files")
+            .and_then(Value::as_object)
+            .ok_or("resume state must be {\"files\": {path: length}}")?;
+        let mut lengths = std::collections::BTreeMap::new();
+        for (path, len) in files {
+            let len = len
+                .as_u64()
+                .ok_or_else(|| format!("resume state: the length of `{path}` is not a number"))?;
+            lengths.insert(path.clone(), len);
+        }
+        for (path, len) in &lengths {
+            let Ok(file) = OpenOptions::new().write(true).open(path) else {
+                continue;
+            };
+            let now = file
+                .metadata()
+                .map_err(|e| FileIoError::new("read the length of", Path::new(path), e))?
+                .len();
+            if now > *len {
+                file.set_len(*len)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| {
+                        FileIoError::new("cut the uncommitted tail of", Path::new(path), e)
+                    })?;
+                tracing::info!(
+                    path = %path,
+                    bytes = now - len,
+                    "cut what was written after the last checkpoint; the resumed link writes it again"
+                );
+            }
+        }
+        self.lengths = lengths;
+        Ok(())
+    }
+}
+
+/// The length of `path` now (after a synced write).
+pub(crate) fn length(path: &Path) -> Result<u64, FileIoError> {
+    fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| FileIoError::new("read the length of", path, e))
+}

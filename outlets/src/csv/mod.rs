@@ -63,6 +63,7 @@ pub struct CsvOutlet {
     base_dir: Option<PathBuf>,
     extra_columns: ExtraColumns,
     columns: Option<Vec<String>>,
+    committed: crate::common::CommittedLengths,
 }
 
 /// What [`CsvOutlet`] does with a record key that is not a column of the
@@ -232,6 +233,7 @@ impl CsvOutlet {
             base_dir: None,
             extra_columns: ExtraColumns::Error,
             columns: None,
+            committed: Default::default(),
         }
     }
 
@@ -572,7 +574,9 @@ fn inspect(path: &Path) -> Result<Existing, CsvOutletError> {
     })
 }
 
-fn write_encoded(encoded: Vec<Encoded>) -> Result<(), FileIoError> {
+/// Writes each target; says what was written: path, truncated, length.
+fn write_encoded(encoded: Vec<Encoded>) -> Result<Vec<(PathBuf, bool, u64)>, FileIoError> {
+    let mut written = Vec::with_capacity(encoded.len());
     for target in encoded {
         if target.bytes.is_empty() && target.file.is_none() {
             // Every row bound for a new file was rejected.
@@ -586,8 +590,10 @@ fn write_encoded(encoded: Vec<Encoded>) -> Result<(), FileIoError> {
         file.write_all(&target.bytes)
             .map_err(|e| FileIoError::new("write", path, e))?;
         sync(&file, path, created)?;
+        let len = crate::common::length(path)?;
+        written.push((target.path, target.truncate, len));
     }
-    Ok(())
+    Ok(written)
 }
 
 #[async_trait]
@@ -618,10 +624,23 @@ impl Outlet for CsvOutlet {
             .zip(existing)
             .map(|(group, existing)| self.encode(group, existing, &mut rejected))
             .collect::<Result<Vec<_>, _>>()?;
-        tokio::task::spawn_blocking(move || write_encoded(encoded))
+        let written = tokio::task::spawn_blocking(move || write_encoded(encoded))
             .await
             .map_err(CsvOutletError::from)?
             .map_err(CsvOutletError::from)?;
+        self.committed.update(written);
         rejected.into_result()
+    }
+
+    /// `{"files": {path: length}}`: each appended file's length after the
+    /// last push.
+    fn snapshot(&self) -> Option<Value> {
+        self.committed.snapshot()
+    }
+
+    /// Cuts each file back to its length in `state`: rows written after the
+    /// last checkpoint are written again by the resumed link, once.
+    async fn restore(&mut self, state: Value) -> Result<(), BoxError> {
+        self.committed.restore(state)
     }
 }

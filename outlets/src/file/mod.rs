@@ -56,6 +56,7 @@ pub struct FileOutlet {
     default_filepath: PathBuf,
     default_file_mode: FileMode,
     base_dir: Option<PathBuf>,
+    committed: crate::common::CommittedLengths,
 }
 
 /// Why a [`FileOutlet`] push or setting failed.
@@ -111,6 +112,7 @@ impl FileOutlet {
             default_filepath: default_filepath.into(),
             default_file_mode: FileMode::Append,
             base_dir: None,
+            committed: Default::default(),
         }
     }
 
@@ -216,15 +218,19 @@ impl FileOutlet {
     }
 }
 
-fn write_targets(targets: Vec<Target>) -> Result<(), FileIoError> {
+/// Writes each target; says what was written: path, truncated, length.
+fn write_targets(targets: Vec<Target>) -> Result<Vec<(PathBuf, bool, u64)>, FileIoError> {
+    let mut written = Vec::with_capacity(targets.len());
     for target in targets {
         let path = target.path.as_path();
         let (mut file, created) = open_for_write(path, target.truncate)?;
         file.write_all(&target.lines)
             .map_err(|e| FileIoError::new("write", path, e))?;
         sync(&file, path, created)?;
+        let len = crate::common::length(path)?;
+        written.push((target.path, target.truncate, len));
     }
-    Ok(())
+    Ok(written)
 }
 
 #[async_trait]
@@ -235,10 +241,23 @@ impl Outlet for FileOutlet {
         }
         let mut rejected = Rejected::new();
         let targets = self.render(records, &mut rejected)?;
-        tokio::task::spawn_blocking(move || write_targets(targets))
+        let written = tokio::task::spawn_blocking(move || write_targets(targets))
             .await
             .map_err(FileOutletError::from)?
             .map_err(FileOutletError::from)?;
+        self.committed.update(written);
         rejected.into_result()
+    }
+
+    /// `{"files": {path: length}}`: each appended file's length after the
+    /// last push.
+    fn snapshot(&self) -> Option<Value> {
+        self.committed.snapshot()
+    }
+
+    /// Cuts each file back to its length in `state`: what was written after
+    /// the last checkpoint is written again by the resumed link, once.
+    async fn restore(&mut self, state: Value) -> Result<(), BoxError> {
+        self.committed.restore(state)
     }
 }

@@ -338,3 +338,41 @@ async fn relative_metadata_paths_resolve_against_the_base_dir() {
     outlet.push(&records, &update()).await.unwrap();
     assert_eq!(read(&absolute), "y\n");
 }
+
+/// The resume state is each appended file's length after the last push;
+/// restoring it cuts what was written after (a torn line, or lines the
+/// resumed inlet delivers again).
+#[tokio::test]
+async fn a_restore_cuts_each_file_back_to_its_committed_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.ndjson");
+    let mut outlet = FileOutlet::new(&path);
+    assert_eq!(outlet.snapshot(), None, "nothing written yet");
+    outlet
+        .push(&objects(&[json!(1), json!(2)]), &update())
+        .await
+        .unwrap();
+    let state = outlet.snapshot().unwrap();
+    assert_eq!(state, json!({"files": {path_str(&path): 4}}));
+    // Written after the checkpoint, then a crash mid-line.
+    outlet.push(&objects(&[json!(3)]), &update()).await.unwrap();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"torn"))
+        .unwrap();
+
+    let mut resumed = FileOutlet::new(&path);
+    resumed.restore(state).await.unwrap();
+    assert_eq!(read(&path), "1\n2\n");
+    resumed
+        .push(&objects(&[json!(3)]), &update())
+        .await
+        .unwrap();
+    assert_eq!(read(&path), "1\n2\n3\n", "once");
+    let e = resumed
+        .restore(json!({"files": {"x": "long"}}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not a number"), "{e}");
+}
