@@ -52,11 +52,11 @@ impl Kind {
 
     /// The keys every component of this kind takes besides its own
     /// options, read by the config itself: `name`, an inlet's `metadata`
-    /// and `timeout`, an outlet's `timeout` and own `processor`s.
+    /// and `timeout`, an outlet's `timeout`, `retry` and own `processor`s.
     pub fn common_options(self) -> &'static [&'static str] {
         match self {
             Kind::Inlet => &["name", "metadata", "timeout"],
-            Kind::Outlet => &["name", "timeout", "processor"],
+            Kind::Outlet => &["name", "timeout", "retry", "processor"],
             Kind::Processor => &["name"],
             Kind::Grouper => &[],
         }

@@ -13,6 +13,7 @@ use crate::node::{Lifecycle, guarded, short_type_name};
 use crate::processor::{Context, Processor, Stage};
 use crate::record::Record;
 use crate::reject::{Rejected, RejectedRecord};
+use crate::retry::{Permanent, RetryPolicy};
 use crate::update::Update;
 
 /// A consumer of records.
@@ -73,6 +74,9 @@ pub trait Outlet: Send + 'static {
 struct Shared {
     name: String,
     timeout: Option<Duration>,
+    retry: RetryPolicy,
+    /// Pushes tried again, in all.
+    retries: std::sync::atomic::AtomicU64,
     lifecycle: Lifecycle,
     has_processors: bool,
     processors: tokio::sync::Mutex<Vec<Stage>>,
@@ -83,6 +87,7 @@ struct Shared {
 pub struct OutletBuilder {
     name: String,
     timeout: Option<Duration>,
+    retry: RetryPolicy,
     processors: Vec<Stage>,
     outlet: Box<dyn Outlet>,
 }
@@ -97,6 +102,12 @@ impl OutletBuilder {
     /// Limits each push to `timeout`. Overrides the link's `outlet_timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Tries a failed push again as `policy` says (default: once).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -122,6 +133,8 @@ impl OutletBuilder {
             shared: Arc::new(Shared {
                 name: self.name,
                 timeout: self.timeout,
+                retry: self.retry,
+                retries: Default::default(),
                 lifecycle: Lifecycle::default(),
                 has_processors: !self.processors.is_empty(),
                 processors: tokio::sync::Mutex::new(self.processors),
@@ -180,6 +193,7 @@ impl OutletHandle {
         OutletBuilder {
             name: short_type_name::<O>(),
             timeout: None,
+            retry: RetryPolicy::default(),
             processors: Vec::new(),
             outlet: Box::new(outlet),
         }
@@ -264,23 +278,67 @@ impl OutletHandle {
         update: &Update,
         timeout: Option<Duration>,
     ) -> Result<Delivered, DeliveryError> {
+        let policy = self.shared.retry;
+        let started = crate::clock::now();
+        let mut attempt = 1;
         let mut outlet = self.shared.outlet.lock().await;
-        let failure = match guarded(outlet.push(records, update), timeout).await {
-            Ok(()) => return Ok(Delivered::written(records.len())),
-            Err(Failure::Error(e)) => match e.downcast::<Rejected>() {
-                Ok(rejected) => match split_rejects(records, *rejected) {
-                    Ok(delivered) => return Ok(delivered),
-                    Err(message) => Failure::Error(message.into()),
+        let failure = loop {
+            let (failure, retryable) = match guarded(outlet.push(records, update), timeout).await {
+                Ok(()) => return Ok(Delivered::written(records.len())),
+                Err(Failure::Error(e)) => match e.downcast::<Rejected>() {
+                    Ok(rejected) => match split_rejects(records, *rejected) {
+                        Ok(delivered) => return Ok(delivered),
+                        Err(message) => (Failure::Error(message.into()), false),
+                    },
+                    Err(e) => {
+                        let permanent = e.is::<Permanent>();
+                        (Failure::Error(e), !permanent)
+                    }
                 },
-                Err(e) => Failure::Error(e),
-            },
-            Err(other) => other,
+                Err(timeout @ Failure::Timeout(_)) => (timeout, true),
+                Err(other) => (other, false),
+            };
+            if !retryable || attempt >= policy.attempts() {
+                break failure;
+            }
+            let delay = policy.delay(attempt + 1);
+            let late = policy.deadline_after().is_some_and(|d| {
+                crate::clock::now().saturating_duration_since(started) + delay > d
+            });
+            if late {
+                break failure;
+            }
+            self.shared
+                .retries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                outlet = %self.shared.name,
+                update = %update,
+                attempt,
+                attempts = policy.attempts(),
+                "push failed: {failure}; trying again in {}",
+                crate::error::humanize(delay)
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        };
+        let failure = if attempt > 1 {
+            Failure::Error(format!("{failure} (after {attempt} attempts)").into())
+        } else {
+            failure
         };
         Err(DeliveryError {
             kind: NodeKind::Outlet,
             node: self.shared.name.clone(),
             failure,
         })
+    }
+
+    /// How many pushes were tried again, in all ([`OutletBuilder::retry`]).
+    pub fn retries(&self) -> u64 {
+        self.shared
+            .retries
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The outlet's resume state ([`Outlet::snapshot`]); `None` if it

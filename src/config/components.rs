@@ -207,6 +207,7 @@ impl<'t> Loader<'_, 't> {
     ) -> Option<databay_core::OutletHandle> {
         let name: Option<String> = self.take(&mut c.table, "name", key)?;
         let timeout: Option<HumanDuration> = self.take(&mut c.table, "timeout", key)?;
+        let retry: Option<RetryOptions> = self.take(&mut c.table, "retry", key)?;
         let processors = self.components(&mut c.table, "processor", key);
         if !self.known(Kind::Outlet, &c, key) {
             return None;
@@ -218,6 +219,19 @@ impl<'t> Loader<'_, 't> {
         }
         if let Some(t) = timeout {
             builder = builder.timeout(t.0);
+        }
+        if let Some(r) = retry {
+            let mut policy = databay_core::RetryPolicy::new(r.attempts.get());
+            if let Some(d) = r.backoff {
+                policy = policy.initial(d.0);
+            }
+            if let Some(d) = r.max_backoff {
+                policy = policy.max_delay(d.0);
+            }
+            if let Some(d) = r.deadline {
+                policy = policy.deadline(d.0);
+            }
+            builder = builder.retry(policy);
         }
         for (i, p) in processors.into_iter().enumerate() {
             if let Some(p) = self.processor(p, &format!("{key}.processor[{i}]"), cx) {
@@ -267,4 +281,18 @@ impl<'t> Loader<'_, 't> {
         let component = self.registry.grouper_type(&c.type_name)?.clone();
         self.build(|raw| component.build(raw, cx), c, key, cx)
     }
+}
+
+/// An outlet's `retry = { attempts, backoff, max_backoff, deadline }`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryOptions {
+    /// Tries in all, at least 1.
+    attempts: std::num::NonZeroU32,
+    /// The first wait (default 100ms), doubling.
+    backoff: Option<HumanDuration>,
+    /// The longest wait (default 10s).
+    max_backoff: Option<HumanDuration>,
+    /// No try starts later than this after the first.
+    deadline: Option<HumanDuration>,
 }
