@@ -22,7 +22,10 @@ use crate::error::BoxError;
 ///     .max_delay(Duration::from_secs(2))
 ///     .deadline(Duration::from_secs(10));
 /// assert_eq!(policy.attempts(), 5);
-/// let second = policy.delay(2);
+/// // The first retry waits 50..100 ms, the next 100..200 ms.
+/// let first = policy.delay(2);
+/// assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+/// let second = policy.delay(3);
 /// assert!(second >= Duration::from_millis(100) && second <= Duration::from_millis(200));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

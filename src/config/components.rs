@@ -207,7 +207,19 @@ impl<'t> Loader<'_, 't> {
     ) -> Option<databay_core::OutletHandle> {
         let name: Option<String> = self.take(&mut c.table, "name", key)?;
         let timeout: Option<HumanDuration> = self.take(&mut c.table, "timeout", key)?;
-        let retry: Option<RetryOptions> = self.take(&mut c.table, "retry", key)?;
+        // An outlet with a `retry` option of its own (the http outlet's,
+        // which honours `Retry-After`) keeps it; the others take the common
+        // one.
+        let own_retry = self
+            .registry
+            .outlet_type(&c.type_name)
+            .and_then(|t| t.options)
+            .is_some_and(|names| names.contains(&"retry"));
+        let retry: Option<RetryOptions> = if own_retry {
+            None
+        } else {
+            self.take(&mut c.table, "retry", key)?
+        };
         let processors = self.components(&mut c.table, "processor", key);
         if !self.known(Kind::Outlet, &c, key) {
             return None;
