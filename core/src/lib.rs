@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 mod buffer;
+pub mod bytes;
 mod clock;
 mod error;
 mod inlet;

@@ -269,6 +269,7 @@ impl HttpInlet {
             _ => None,
         };
         let body = HttpClient::read_body(response, request, Some(self.max_body)).await?;
+        databay_core::bytes::add(body.len() as u64);
         if !self.json {
             let text = HttpClient::parse_text(body, request)?;
             return Ok(Page::Items(vec![Value::String(text)], None));
@@ -414,7 +415,9 @@ impl Inlet for HttpInlet {
             match state.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(format!("resume state: `{key}` must be a string, not {other}").into()),
+                Some(other) => {
+                    Err(format!("resume state: `{key}` must be a string, not {other}").into())
+                }
             }
         };
         let cursor = text("cursor")?;

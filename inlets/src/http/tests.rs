@@ -241,21 +241,35 @@ async fn the_committed_cursor_is_the_resume_state() {
         "cursor": {"param": "since", "pointer": "/id"},
     });
     let mut first = inlet(options.clone());
-    assert_eq!(first.snapshot(), Some(json!({"cursor": null, "next_page": null})));
+    assert_eq!(
+        first.snapshot(),
+        Some(json!({"cursor": null, "next_page": null}))
+    );
     first.pull(&update()).await.unwrap();
     first.commit(&update()).await.unwrap();
     let second = first.pull(&update()).await.unwrap();
     assert_eq!(payloads(&second), [json!({"id": 3}), json!({"id": 4})]);
     first.rollback(&update()).await.unwrap();
     let again = first.pull(&update()).await.unwrap();
-    assert_eq!(payloads(&again), [json!({"id": 3}), json!({"id": 4})], "read again");
+    assert_eq!(
+        payloads(&again),
+        [json!({"id": 3}), json!({"id": 4})],
+        "read again"
+    );
     let state = first.snapshot().unwrap();
     assert_eq!(state, json!({"cursor": "2", "next_page": null}));
 
     let mut resumed = inlet(options);
     resumed.restore(state).await.unwrap();
     resumed.pull(&update()).await.unwrap();
-    assert_eq!(seen.queries().last().unwrap().get("since").map(String::as_str), Some("2"));
+    assert_eq!(
+        seen.queries()
+            .last()
+            .unwrap()
+            .get("since")
+            .map(String::as_str),
+        Some("2")
+    );
     let e = resumed.restore(json!({"cursor": 5})).await.unwrap_err();
     assert!(e.to_string().contains("`cursor` must be a string"), "{e}");
 }
@@ -489,4 +503,19 @@ async fn round_trip_through_a_link() {
         outlet.records()[0].meta(databay_core::INLET_KEY),
         Some(&json!("pages"))
     );
+}
+
+#[tokio::test]
+async fn a_link_counts_the_response_bodies_read() {
+    let base = server(Seen::default()).await;
+    let link = Link::builder("http_bytes")
+        .inlet(inlet(json!({"url": format!("{base}/json")})))
+        .outlet(CollectOutlet::new())
+        .every(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap();
+    link.transfer().await.unwrap();
+    let body = serde_json::to_vec(&json!({"hello": "world"})).unwrap();
+    assert_eq!(link.node_stats()[0].bytes, Some(2 * body.len() as u64));
 }

@@ -216,15 +216,23 @@ impl FileOutlet {
     }
 }
 
-fn write_targets(targets: Vec<Target>) -> Result<(), FileIoError> {
+/// Writes and syncs each target in turn; says how many bytes the targets
+/// written so far hold, also when a later one fails.
+fn write_targets(targets: Vec<Target>) -> (u64, Result<(), FileIoError>) {
+    let mut written = 0;
     for target in targets {
         let path = target.path.as_path();
-        let (mut file, created) = open_for_write(path, target.truncate)?;
-        file.write_all(&target.lines)
-            .map_err(|e| FileIoError::new("write", path, e))?;
-        sync(&file, path, created)?;
+        let result = open_for_write(path, target.truncate).and_then(|(mut file, created)| {
+            file.write_all(&target.lines)
+                .map_err(|e| FileIoError::new("write", path, e))?;
+            sync(&file, path, created)
+        });
+        if result.is_err() {
+            return (written, result);
+        }
+        written += target.lines.len() as u64;
     }
-    Ok(())
+    (written, Ok(()))
 }
 
 #[async_trait]
@@ -235,10 +243,11 @@ impl Outlet for FileOutlet {
         }
         let mut rejected = Rejected::new();
         let targets = self.render(records, &mut rejected)?;
-        tokio::task::spawn_blocking(move || write_targets(targets))
+        let (written, result) = tokio::task::spawn_blocking(move || write_targets(targets))
             .await
-            .map_err(FileOutletError::from)?
             .map_err(FileOutletError::from)?;
+        databay_core::bytes::add(written);
+        result.map_err(FileOutletError::from)?;
         rejected.into_result()
     }
 }
