@@ -21,7 +21,9 @@
 use std::error::Error;
 use std::time::Duration;
 
-use databay_core::source::{FixedPartitionedSource, PartitionedInlet, StatefulPartition, batch_async};
+use databay_core::source::{
+    FixedPartitionedSource, PartitionedInlet, StatefulPartition, batch_async,
+};
 use databay_core::{BoxError, Link, Planner, Pull, Record, async_trait};
 use databay_outlets::PrintOutlet;
 use futures::{SinkExt, Stream, StreamExt};
@@ -42,7 +44,9 @@ async fn messages(url: String) -> Result<Messages, BoxError> {
                 serde_json::from_str(text.as_str())
                     .map_err(|e| format!("a message is not JSON ({e}): {text}").into()),
             ),
-            Ok(Message::Binary(_)) => Some(Err("a binary message; this source reads JSON text".into())),
+            Ok(Message::Binary(_)) => {
+                Some(Err("a binary message; this source reads JSON text".into()))
+            }
             Ok(_) => None, // pings, pongs, close frames
             Err(e) => Some(Err(e.into())),
         }
@@ -88,7 +92,11 @@ impl FixedPartitionedSource for WebSocketSource {
         Ok(vec!["singleton".to_owned()])
     }
 
-    async fn build_part(&self, _part: &str, _resume: Option<Value>) -> Result<WebSocketPartition, BoxError> {
+    async fn build_part(
+        &self,
+        _part: &str,
+        _resume: Option<Value>,
+    ) -> Result<WebSocketPartition, BoxError> {
         Ok(WebSocketPartition {
             messages: messages(self.url.clone()).await?,
         })

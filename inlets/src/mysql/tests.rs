@@ -148,7 +148,10 @@ async fn the_committed_cursor_is_the_resume_state() {
     let make = || {
         MysqlInlet::new(
             testing::connector(),
-            format!("SELECT id FROM `{}` WHERE id > ? ORDER BY id LIMIT 2", table.name),
+            format!(
+                "SELECT id FROM `{}` WHERE id > ? ORDER BY id LIMIT 2",
+                table.name
+            ),
         )
         .cursor(Cursor {
             column: "id".into(),
