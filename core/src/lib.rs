@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 mod buffer;
+pub mod bytes;
 pub mod checkpoint;
 mod clock;
 mod error;

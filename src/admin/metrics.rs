@@ -127,6 +127,7 @@ impl LinkMetrics {
                     errors: n.errors,
                     failed: n.records_failed,
                     rejected: n.records_rejected,
+                    bytes: n.bytes,
                 })
                 .collect(),
             processors: link
@@ -154,6 +155,9 @@ pub(super) struct NodeMetrics {
     pub(super) errors: u64,
     pub(super) failed: u64,
     pub(super) rejected: u64,
+    /// Bytes received (inlets) or sent (outlets); `None` if the connector
+    /// does not count them.
+    pub(super) bytes: Option<u64>,
 }
 
 /// The labels of a component's series.
@@ -354,6 +358,34 @@ pub(super) fn encode_links(
                     node,
                 };
                 counter(&mut family.encode_family(&labels)?, value(node))?;
+            }
+        }
+    }
+
+    // Vector's names: bytes an inlet received, bytes an outlet sent. Only
+    // components that count bytes have a series; a missing one is not 0.
+    for (name, help, kind) in [
+        (
+            "databay_component_received_bytes",
+            "Inlets: bytes read from the source, as the connector counts them, per component of each link.",
+            "inlet",
+        ),
+        (
+            "databay_component_sent_bytes",
+            "Outlets: bytes written to the destination, as the connector counts them, per component of each link.",
+            "outlet",
+        ),
+    ] {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for l in links {
+            for node in l.nodes.iter().filter(|n| n.kind == kind) {
+                if let Some(bytes) = node.bytes {
+                    let labels = NodeLabels {
+                        link: &l.label,
+                        node,
+                    };
+                    counter(&mut family.encode_family(&labels)?, bytes)?;
+                }
             }
         }
     }

@@ -379,7 +379,17 @@ impl HttpClient {
                 "no response within {} (`request_timeout`)",
                 humantime::format_duration(t)
             ),
-            _ => chain(e),
+            _ => {
+                let text = chain(e);
+                if text.contains("invalid peer certificate: UnknownIssuer") {
+                    format!(
+                        "{text}; the server's certificate is not signed by a CA this \
+                         system trusts: give its CA certificate in `tls.ca_file`"
+                    )
+                } else {
+                    text
+                }
+            }
         }
     }
 

@@ -25,4 +25,6 @@ pub mod testing;
 mod value;
 
 pub use connect::{ConnectionOptions, Connector, DEFAULT_CONNECT_TIMEOUT, PgError, describe};
-pub use value::{ColumnType, Param, column_to_json, quote_identifier, quote_table, to_param};
+pub use value::{
+    ColumnType, Counted, Param, column_to_json, quote_identifier, quote_table, to_param,
+};

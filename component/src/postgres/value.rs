@@ -21,6 +21,7 @@
 use std::borrow::Cow;
 use std::error::Error;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
@@ -154,6 +155,37 @@ impl ToSql for Param<'_> {
     fn accepts(_: &Type) -> bool {
         // The value was converted for its column's type; a mismatch is a
         // bug the server reports.
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// A parameter that adds the size of its encoding to `sent` as the driver
+/// encodes it: the bytes of row data a statement carries, for an outlet's
+/// sent-bytes figure, without encoding anything twice.
+#[derive(Debug)]
+pub struct Counted<'a> {
+    /// The parameter.
+    pub param: &'a Param<'a>,
+    /// Where its encoded size is added.
+    pub sent: &'a AtomicU64,
+}
+
+impl ToSql for Counted<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        let before = out.len();
+        let encoded = self.param.to_sql(ty, out);
+        let size = out.len().saturating_sub(before) as u64;
+        self.sent.fetch_add(size, Ordering::Relaxed);
+        encoded
+    }
+
+    fn accepts(_: &Type) -> bool {
         true
     }
 

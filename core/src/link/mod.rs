@@ -83,6 +83,11 @@ struct NodeCounters {
     errors: AtomicU64,
     failed: AtomicU64,
     rejected: AtomicU64,
+    /// Bytes the connector counted ([`crate::bytes::add`]).
+    bytes: AtomicU64,
+    /// Whether it ever counted any (a connector that does not count bytes
+    /// reports none rather than 0).
+    counts_bytes: AtomicBool,
 }
 
 impl NodeCounters {
@@ -91,6 +96,14 @@ impl NodeCounters {
         self.records.fetch_add(records as u64, Ordering::Relaxed);
         if failed {
             self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds what one metered call counted.
+    fn add_bytes(&self, bytes: Option<u64>) {
+        if let Some(n) = bytes {
+            self.bytes.fetch_add(n, Ordering::Relaxed);
+            self.counts_bytes.store(true, Ordering::Relaxed);
         }
     }
 
@@ -104,6 +117,10 @@ impl NodeCounters {
             errors: self.errors.load(Ordering::Relaxed),
             records_failed: self.failed.load(Ordering::Relaxed),
             records_rejected: self.rejected.load(Ordering::Relaxed),
+            bytes: self
+                .counts_bytes
+                .load(Ordering::Relaxed)
+                .then(|| self.bytes.load(Ordering::Relaxed)),
         }
     }
 }
@@ -144,6 +161,10 @@ pub struct NodeStats {
     /// Outlets: records it refused one by one, writing the rest of their
     /// batch. Always 0 for inlets.
     pub records_rejected: u64,
+    /// Bytes read from the source (inlets) or written to the destination
+    /// (outlets), as the connector counts them ([`crate::bytes::add`]);
+    /// `None` for a connector that does not count bytes.
+    pub bytes: Option<u64>,
 }
 
 struct InletSlot {

@@ -58,10 +58,17 @@ impl Link {
         let timeout = inner.inlet_timeout;
         let pull = |(index, handle): (usize, InletHandle)| async move {
             let span = tracing::info_span!("inlet", component = %handle.name());
-            let (result, wake) = handle.pull_and_wake(update, timeout).instrument(span).await;
-            (index, handle, result, wake)
+            let ((result, wake), bytes) =
+                crate::bytes::metered(handle.pull_and_wake(update, timeout).instrument(span)).await;
+            (index, handle, result, wake, bytes)
         };
-        type Pulled = (usize, InletHandle, Result<Pull, Failure>, Option<Instant>);
+        type Pulled = (
+            usize,
+            InletHandle,
+            Result<Pull, Failure>,
+            Option<Instant>,
+            Option<u64>,
+        );
         let results: Vec<Pulled> = if due.len() == 1
             && let Some(one) = due.pop()
         {
@@ -82,7 +89,7 @@ impl Link {
         let mut slots = lock(&inner.inlets);
         let mut retrying = false;
         let mut waking = false;
-        for (index, handle, result, wake) in results {
+        for (index, handle, result, wake, bytes) in results {
             // The list may have changed during the pulls: fall back to the
             // instance if the position no longer holds it.
             let slot = match slots.get(index) {
@@ -122,6 +129,7 @@ impl Link {
                 waking |= slot.wake_at.is_some();
                 slot.exhausted |= exhausted;
                 slot.counters.record(produced.len(), failed);
+                slot.counters.add_bytes(bytes);
             }
             if records.is_empty() {
                 records = produced;

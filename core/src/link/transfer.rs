@@ -78,10 +78,10 @@ async fn deliver(
     timeout: Option<Duration>,
 ) -> Result<Delivered, crate::outlet::DeliveryError> {
     let span = tracing::info_span!("outlet", component = %slot.handle.name());
-    slot.handle
-        .deliver(batch, cx, timeout)
-        .instrument(span)
-        .await
+    let (result, bytes) =
+        crate::bytes::metered(slot.handle.deliver(batch, cx, timeout).instrument(span)).await;
+    slot.counters.add_bytes(bytes);
+    result
 }
 
 impl Link {

@@ -307,6 +307,7 @@ impl FileInlet {
                 path: path.clone(),
                 source,
             })?;
+        databay_core::bytes::add(bytes.len() as u64);
         if bytes.starts_with(BOM) {
             bytes.drain(..BOM.len());
         }
@@ -608,7 +609,12 @@ impl LineReader {
         let (offset, line) = (self.offset, self.line);
         let mut records = Vec::with_capacity(options.max.min(1024));
         let end = match self.fill(options, &mut records).await {
-            Ok(end) => end,
+            Ok(end) => {
+                // The lines delivered; a partial last line left for later
+                // is counted when it is.
+                databay_core::bytes::add(self.offset - offset);
+                end
+            }
             Err(e) => {
                 // All or nothing: go back to where this pull started so the
                 // failing line (and those before it) are read again.

@@ -604,6 +604,37 @@ async fn a_link_delivers_the_lines_with_inlet_metadata_and_finishes() {
 }
 
 #[tokio::test]
+async fn a_link_counts_the_bytes_of_the_lines_read() {
+    // A partial last line is counted once it is complete and delivered.
+    let (_dir, path) = file_with("events.txt", "\u{feff}one\r\ntwo\nthr");
+    let link = Link::builder("file_bytes")
+        .inlet(FileInlet::new(&path).lines_per_transfer(1).follow(true))
+        .outlet(CollectOutlet::new())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let bytes = || link.node_stats()[0].bytes;
+    link.transfer().await.unwrap();
+    assert_eq!(bytes(), Some(3 + 5), "the BOM and the CRLF are read too");
+    link.transfer().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(bytes(), Some(8 + 4), "`thr` is not a line yet");
+    append(&path, "ee\n");
+    link.transfer().await.unwrap();
+    assert_eq!(bytes(), Some(12 + 6));
+    assert!(link.shutdown().await.is_empty());
+
+    let (_whole, path) = file_with("doc.txt", "\u{feff}a whole file");
+    let link = Link::builder("file_bytes_whole")
+        .inlet(FileInlet::new(&path).mode(FileInletMode::File))
+        .outlet(CollectOutlet::new())
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(link.node_stats()[0].bytes, Some(3 + 12));
+}
+
+#[tokio::test]
 async fn a_link_reports_the_bad_line_and_delivers_it_once_fixed() {
     let (_dir, path) = file_with("events.ndjson", "1\nbad\n3\n");
     let outlet = CollectOutlet::new();

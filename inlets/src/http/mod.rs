@@ -269,6 +269,7 @@ impl HttpInlet {
             _ => None,
         };
         let body = HttpClient::read_body(response, request, Some(self.max_body)).await?;
+        databay_core::bytes::add(body.len() as u64);
         if !self.json {
             let text = HttpClient::parse_text(body, request)?;
             return Ok(Page::Items(vec![Value::String(text)], None));

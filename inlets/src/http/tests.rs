@@ -504,3 +504,133 @@ async fn round_trip_through_a_link() {
         Some(&json!("pages"))
     );
 }
+
+#[tokio::test]
+async fn a_link_counts_the_response_bodies_read() {
+    let base = server(Seen::default()).await;
+    let link = Link::builder("http_bytes")
+        .inlet(inlet(json!({"url": format!("{base}/json")})))
+        .outlet(CollectOutlet::new())
+        .every(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap();
+    link.transfer().await.unwrap();
+    let body = serde_json::to_vec(&json!({"hello": "world"})).unwrap();
+    assert_eq!(link.node_stats()[0].bytes, Some(2 * body.len() as u64));
+}
+
+// --- TLS: `tls.ca_file` -------------------------------------------------------
+
+/// An HTTPS server on 127.0.0.1:0 (rustls on ring) whose certificate, for
+/// `127.0.0.1`, is signed by a CA made here; serves `GET /json` and
+/// `POST /ingest`. Returns its base URL and the CA certificate's PEM.
+async fn https_server() -> (String, String) {
+    use std::sync::Arc;
+
+    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "databay test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("the CA certificate");
+    let key = rcgen::KeyPair::generate().expect("a server key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("server params")
+        .signed_by(&key, &*ca)
+        .expect("the server certificate");
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("the server's TLS config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+    let app = Router::new()
+        .route(
+            "/json",
+            get(|| async { axum::Json(json!({"hello": "world"})) }),
+        )
+        .route(
+            "/ingest",
+            axum::routing::post(|| async { StatusCode::NO_CONTENT }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the test HTTPS server on 127.0.0.1:0");
+    let addr = listener.local_addr().expect("the test server's address");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake.
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(tls),
+                        hyper_util::service::TowerToHyperService::new(app),
+                    )
+                    .await;
+            });
+        }
+    });
+    (format!("https://{addr}"), ca.pem())
+}
+
+#[tokio::test]
+async fn tls_ca_file_trusts_a_private_ca_for_pulls_and_pushes() {
+    let (base, ca) = https_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let tls = json!({"ca_file": ca_file.to_str().unwrap()});
+
+    let mut source = inlet(json!({"url": format!("{base}/json"), "tls": tls}));
+    match source.pull(&update()).await {
+        Ok(pull) => assert_eq!(
+            pull.records()
+                .iter()
+                .map(|r| r.payload.clone())
+                .collect::<Vec<_>>(),
+            [json!({"hello": "world"})]
+        ),
+        Err(e) => panic!("a pull over TLS with the CA trusted: {e}"),
+    }
+
+    let options: databay_outlets::http::HttpOutletOptions =
+        serde_json::from_value(json!({"url": format!("{base}/ingest"), "tls": tls})).unwrap();
+    let mut sink = options.build(&BuildContext::new("test", ".")).unwrap();
+    let records = [databay_core::Record::new(json!({"id": 1}))];
+    if let Err(e) = databay_core::Outlet::push(&mut sink, &records, &update()).await {
+        panic!("a push over TLS with the CA trusted: {e}");
+    }
+}
+
+#[tokio::test]
+async fn without_tls_ca_file_a_private_ca_is_refused_naming_the_url() {
+    let (base, _ca) = https_server().await;
+    let url = format!("{base}/json");
+    let mut source = inlet(json!({"url": url, "retry": {"attempts": 1}}));
+    let message = match source.pull(&update()).await {
+        Ok(pull) => panic!("an untrusted certificate was accepted: {pull:?}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(message.contains(&url), "names the URL: {message}");
+    assert!(
+        message.contains("certificate") && message.contains("UnknownIssuer"),
+        "says the certificate is not trusted: {message}"
+    );
+    assert!(
+        message.contains("`tls.ca_file`"),
+        "says what to set: {message}"
+    );
+}

@@ -282,6 +282,8 @@ impl PostgresInlet {
             None => prepared.client.query(&prepared.statement, &[]).await,
         }
         .map_err(|e| self.connector.error("running the query", e))?;
+        // The rows as the server sent them (DataRow bodies).
+        databay_core::bytes::add(rows.iter().map(|r| r.raw_size_bytes() as u64).sum());
         let mut records = Vec::with_capacity(rows.len());
         for (n, row) in rows.iter().enumerate() {
             let mut object = Map::with_capacity(prepared.columns.len());

@@ -154,6 +154,9 @@ async fn a_link_delivers_the_rows_once() {
             json!({"id": 3, "name": "c"})
         ]
     );
+    // The rows as sent: per row a 4-byte length before each value, then
+    // an int4 (4 bytes) and a one-letter text.
+    assert_eq!(link.node_stats()[0].bytes, Some(3 * (4 + 4 + 4 + 1)));
 }
 
 #[tokio::test]

@@ -218,19 +218,31 @@ impl FileOutlet {
     }
 }
 
-/// Writes each target; says what was written: path, truncated, length.
-fn write_targets(targets: Vec<Target>) -> Result<Vec<(PathBuf, bool, u64)>, FileIoError> {
+/// Writes and syncs each target in turn; says how many bytes the targets
+/// written so far hold and each one's path, whether it was truncated, and
+/// its length, also when a later one fails.
+fn write_targets(
+    targets: Vec<Target>,
+) -> (u64, Vec<(PathBuf, bool, u64)>, Result<(), FileIoError>) {
+    let mut bytes = 0;
     let mut written = Vec::with_capacity(targets.len());
     for target in targets {
         let path = target.path.as_path();
-        let (mut file, created) = open_for_write(path, target.truncate)?;
-        file.write_all(&target.lines)
-            .map_err(|e| FileIoError::new("write", path, e))?;
-        sync(&file, path, created)?;
-        let len = crate::common::length(path)?;
-        written.push((target.path, target.truncate, len));
+        let result = open_for_write(path, target.truncate).and_then(|(mut file, created)| {
+            file.write_all(&target.lines)
+                .map_err(|e| FileIoError::new("write", path, e))?;
+            sync(&file, path, created)?;
+            crate::common::length(path)
+        });
+        match result {
+            Ok(len) => {
+                bytes += target.lines.len() as u64;
+                written.push((target.path.clone(), target.truncate, len));
+            }
+            Err(e) => return (bytes, written, Err(e)),
+        }
     }
-    Ok(written)
+    (bytes, written, Ok(()))
 }
 
 #[async_trait]
@@ -241,11 +253,13 @@ impl Outlet for FileOutlet {
         }
         let mut rejected = Rejected::new();
         let targets = self.render(records, &mut rejected)?;
-        let written = tokio::task::spawn_blocking(move || write_targets(targets))
+        let (bytes, written, result) = tokio::task::spawn_blocking(move || write_targets(targets))
             .await
-            .map_err(FileOutletError::from)?
             .map_err(FileOutletError::from)?;
+        databay_core::bytes::add(bytes);
+        // What was written before a failure is durable: its length counts.
         self.committed.update(written);
+        result.map_err(FileOutletError::from)?;
         rejected.into_result()
     }
 

@@ -376,3 +376,31 @@ async fn a_restore_cuts_each_file_back_to_its_committed_length() {
         .unwrap_err();
     assert!(e.to_string().contains("not a number"), "{e}");
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    let other = dir.path().join("other.txt");
+    let records = vec![
+        Record::new(1),
+        Record::new("cat").with_meta(FileOutlet::FILEPATH, path_str(&other)),
+        // Refused, so not written.
+        Record::new("dog").with_meta(FileOutlet::FILE_MODE, "sideways"),
+    ];
+    let link = databay_core::Link::builder("file_bytes")
+        .inlet(databay_core::testing::StaticInlet::records(records))
+        .outlet(FileOutlet::new(&path).file_mode(FileMode::Append))
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap();
+    link.transfer().await.unwrap();
+    let written = (read(&path).len() + read(&other).len()) as u64;
+    assert_eq!(written, 2 * ("1\n".len() + "cat\n".len()) as u64);
+    assert_eq!(link.node_stats()[1].bytes, Some(written));
+    assert_eq!(
+        link.node_stats()[0].bytes,
+        None,
+        "a static inlet reads nothing"
+    );
+}

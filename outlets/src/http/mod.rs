@@ -90,6 +90,7 @@ impl Outlet for HttpOutlet {
             format: "JSON (encoding the batch)",
             message: e.to_string(),
         })?;
+        let sent = body.len() as u64;
         let content_type = if self.ndjson {
             "application/x-ndjson"
         } else {
@@ -119,6 +120,8 @@ impl Outlet for HttpOutlet {
         if !accepted {
             return Err(HttpClient::status_error(response, &request).await.into());
         }
+        // The body the server took (however many attempts it needed).
+        databay_core::bytes::add(sent);
         Ok(())
     }
 }

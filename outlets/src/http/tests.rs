@@ -347,4 +347,20 @@ async fn round_trip_through_a_link() {
         got[0].key.as_deref().unwrap_or("").starts_with("to_http."),
         "{got:?}"
     );
+    let sent: usize = got.iter().map(|r| r.body.len()).sum();
+    assert_eq!(link.node_stats()[1].bytes, Some(sent as u64));
+}
+
+#[tokio::test]
+async fn a_refused_batch_counts_no_bytes_sent() {
+    let base = server(Seen::default()).await;
+    let link = Link::builder("to_http_refused")
+        .inlet(StaticInlet::values([json!({"id": 1})]))
+        .outlet(outlet(json!({"url": format!("{base}/rejects")})))
+        .every(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap_err();
+    let stats = &link.node_stats()[1];
+    assert_eq!((stats.errors, stats.bytes), (1, None));
 }

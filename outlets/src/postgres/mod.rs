@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
 
 use databay_component::OptionError;
 use databay_component::postgres::{
-    ColumnType, Connector, Param, PgError, quote_identifier, quote_table, to_param,
+    ColumnType, Connector, Counted, Param, PgError, quote_identifier, quote_table, to_param,
 };
 use databay_core::{BoxError, Outlet, Record, Rejected, Update, async_trait};
 use serde_json::Value;
@@ -438,6 +439,8 @@ impl PostgresOutlet {
             .transaction()
             .await
             .map_err(|e| connector.error("starting a transaction", e))?;
+        // What the INSERTs carry, counted as the driver encodes it.
+        let sent = AtomicU64::new(0);
         let mut start = 0;
         for chunk in rows.chunks(batch_size) {
             let n = chunk.len();
@@ -460,11 +463,13 @@ impl PostgresOutlet {
                     statement
                 }
             };
-            let params: Vec<&(dyn ToSql + Sync)> = chunk
+            let counted: Vec<Counted<'_>> = chunk
                 .iter()
                 .flatten()
-                .map(|p| p as &(dyn ToSql + Sync))
+                .map(|param| Counted { param, sent: &sent })
                 .collect();
+            let params: Vec<&(dyn ToSql + Sync)> =
+                counted.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
             tx.execute(&statement, &params)
                 .await
                 .map_err(|e| connector.error(what(), e))?;
@@ -473,6 +478,8 @@ impl PostgresOutlet {
         tx.commit().await.map_err(|e| {
             connector.error(format!("committing {} rows into `{table}`", rows.len()), e)
         })?;
+        // Counted once committed: a rolled-back batch delivered nothing.
+        databay_core::bytes::add(sent.into_inner());
         Ok(rejected)
     }
 }

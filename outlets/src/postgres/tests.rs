@@ -533,3 +533,31 @@ async fn a_server_that_never_answers_times_out_naming_it() {
     );
     hold.abort();
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_committed_rows() {
+    let client = testing::client().await;
+    let table = TestTable::create(&client, "out_bytes", "id bigint PRIMARY KEY, name text").await;
+    let outlet = PostgresOutlet::new(
+        testing::connector(),
+        table.name.clone(),
+        columns(&[("id", "/id"), ("name", "/name")]),
+    );
+    let link = Link::builder("pg_bytes")
+        .inlet(StaticInlet::values([
+            json!({"id": 1, "name": "ab"}),
+            json!({"id": 2}),
+        ]))
+        .outlet(outlet)
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    // Two bigints (8 bytes each), `ab` and a NULL (no bytes).
+    assert_eq!(link.node_stats()[1].bytes, Some(8 + 2 + 8));
+    // The same ids again: the transaction fails, nothing more is counted.
+    link.transfer().await.unwrap_err();
+    assert_eq!(count(&client, &table).await, 2);
+    assert_eq!(link.node_stats()[1].bytes, Some(18));
+    assert!(link.shutdown().await.is_empty());
+}

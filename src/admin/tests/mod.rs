@@ -861,3 +861,81 @@ async fn a_link_view_shows_its_stateful_processors() {
         json!({"name": "keys", "value": 2})
     );
 }
+
+/// Reads one "line" of 6 bytes a pull, counting them.
+struct CountingInlet;
+
+#[async_trait]
+impl Inlet for CountingInlet {
+    async fn pull(&mut self, _update: &Update) -> Result<Pull, BoxError> {
+        databay_core::bytes::add(6);
+        Ok(Pull::value("line"))
+    }
+}
+
+/// Writes each record as JSON plus a newline, counting what it wrote.
+struct CountingOutlet;
+
+#[async_trait]
+impl databay_core::Outlet for CountingOutlet {
+    async fn push(
+        &mut self,
+        records: &[databay_core::Record],
+        _update: &Update,
+    ) -> Result<(), BoxError> {
+        for r in records {
+            databay_core::bytes::add(serde_json::to_vec(&r.payload)?.len() as u64 + 1);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn bytes_are_metrics_and_link_view_figures_of_the_components_that_count_them() {
+    let link = Link::builder("bytes")
+        .inlet(CountingInlet)
+        .inlet(StaticInlet::values([1]))
+        .outlet(CountingOutlet)
+        .outlet(CollectOutlet::new())
+        .every(Duration::from_secs(3600))
+        .build()
+        .expect("valid schedule");
+    let planner = Planner::new([link.clone()]).expect("planner");
+    for _ in 0..2 {
+        link.transfer().await.expect("transfer");
+    }
+
+    let text = metrics_text(&planner, false);
+    check_exposition(&text);
+    assert!(
+        text.contains("# TYPE databay_component_received_bytes counter\n"),
+        "{text}"
+    );
+    let received = r#"databay_component_received_bytes_total{link="bytes",kind="inlet",index="0",component="CountingInlet"}"#;
+    assert_eq!(sample(&text, received), 12.0);
+    // Each transfer writes `"line"\n` and `1\n`: 7 + 2 bytes.
+    let sent = r#"databay_component_sent_bytes_total{link="bytes",kind="outlet",index="0",component="CountingOutlet"}"#;
+    assert_eq!(sample(&text, sent), 18.0);
+    // Components that do not count bytes have no series (not a 0).
+    for absent in ["StaticInlet", "CollectOutlet"] {
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.contains("_bytes_total{") && l.contains(absent)),
+            "{absent} counts no bytes:\n{text}"
+        );
+    }
+
+    let view = serde_json::to_value(super::views::LinkView::new(&link, None)).expect("json");
+    let bytes: Vec<&Value> = view["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .map(|c| &c["bytes"])
+        .collect();
+    assert_eq!(
+        bytes,
+        [&json!(12), &Value::Null, &json!(18), &Value::Null],
+        "{view}"
+    );
+}
