@@ -137,6 +137,10 @@ pub(crate) fn other_spelling(path: &Path) -> std::path::PathBuf {
     dir.join("sub").join("..").join(path.file_name().unwrap())
 }
 
+/// The files a push wrote: each one's path, whether it was truncated, and
+/// its length after the write.
+pub(crate) type Written = Vec<(PathBuf, bool, u64)>;
+
 /// What a file-writing outlet has durably written to each file it appends
 /// to: its length after the last push. That is the outlet's resume state:
 /// restored after a crash, each file is cut back to it, so the lines of a
@@ -150,7 +154,7 @@ pub(crate) struct CommittedLengths {
 impl CommittedLengths {
     /// After a push: `written` holds each file written, whether it was
     /// truncated (rewritten whole, so not cut back), and its length.
-    pub(crate) fn update(&mut self, written: Vec<(PathBuf, bool, u64)>) {
+    pub(crate) fn update(&mut self, written: Written) {
         for (path, truncated, len) in written {
             let key = path.to_string_lossy().into_owned();
             if truncated {

@@ -575,7 +575,7 @@ fn inspect(path: &Path) -> Result<Existing, CsvOutletError> {
 }
 
 /// Writes each target; says what was written: path, truncated, length.
-fn write_encoded(encoded: Vec<Encoded>) -> Result<Vec<(PathBuf, bool, u64)>, FileIoError> {
+fn write_encoded(encoded: Vec<Encoded>) -> Result<crate::common::Written, FileIoError> {
     let mut written = Vec::with_capacity(encoded.len());
     for target in encoded {
         if target.bytes.is_empty() && target.file.is_none() {

@@ -221,9 +221,7 @@ impl FileOutlet {
 /// Writes and syncs each target in turn; says how many bytes the targets
 /// written so far hold and each one's path, whether it was truncated, and
 /// its length, also when a later one fails.
-fn write_targets(
-    targets: Vec<Target>,
-) -> (u64, Vec<(PathBuf, bool, u64)>, Result<(), FileIoError>) {
+fn write_targets(targets: Vec<Target>) -> (u64, crate::common::Written, Result<(), FileIoError>) {
     let mut bytes = 0;
     let mut written = Vec::with_capacity(targets.len());
     for target in targets {
