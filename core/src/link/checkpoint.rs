@@ -150,16 +150,8 @@ impl Link {
         };
         let mut next = Checkpoint::new(0);
         next.processors = processors;
-        for handle in self.inlets() {
-            if let Some(state) = handle.snapshot().await {
-                next.inlets.insert(handle.name().to_owned(), state);
-            }
-        }
-        for handle in self.outlets() {
-            if let Some(state) = handle.snapshot().await {
-                next.outlets.insert(handle.name().to_owned(), state);
-            }
-        }
+        next.inlets = self.inlet_states().await;
+        next.outlets = self.outlet_states().await;
         let lease = {
             let last = lock(&inner.checkpoint);
             match &*last {

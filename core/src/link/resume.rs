@@ -18,9 +18,26 @@ impl Link {
     /// [`Inlet::snapshot`]: crate::Inlet::snapshot
     pub async fn inlet_snapshots(&self) -> BTreeMap<String, Value> {
         let _pipeline = self.inner.pipeline.lock().await;
-        let handles = self.inlets();
+        self.inlet_states().await
+    }
+
+    /// [`inlet_snapshots`](Link::inlet_snapshots) for a caller that holds
+    /// the pipeline already (the end of a transfer).
+    pub(super) async fn inlet_states(&self) -> BTreeMap<String, Value> {
         let mut states = BTreeMap::new();
-        for handle in handles {
+        for handle in self.inlets() {
+            if let Some(state) = handle.snapshot().await {
+                states.insert(handle.name().to_owned(), state);
+            }
+        }
+        states
+    }
+
+    /// [`outlet_snapshots`](Link::outlet_snapshots) for a caller that holds
+    /// the pipeline already.
+    pub(super) async fn outlet_states(&self) -> BTreeMap<String, Value> {
+        let mut states = BTreeMap::new();
+        for handle in self.outlets() {
             if let Some(state) = handle.snapshot().await {
                 states.insert(handle.name().to_owned(), state);
             }
@@ -65,14 +82,7 @@ impl Link {
     /// [`Outlet::snapshot`]: crate::Outlet::snapshot
     pub async fn outlet_snapshots(&self) -> BTreeMap<String, Value> {
         let _pipeline = self.inner.pipeline.lock().await;
-        let handles = self.outlets();
-        let mut states = BTreeMap::new();
-        for handle in handles {
-            if let Some(state) = handle.snapshot().await {
-                states.insert(handle.name().to_owned(), state);
-            }
-        }
-        states
+        self.outlet_states().await
     }
 
     /// Puts each outlet named in `states` back at its state
