@@ -41,7 +41,7 @@ pub(crate) fn guarded_sync<T>(f: impl FnOnce() -> Result<T, BoxError>) -> Result
     }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {

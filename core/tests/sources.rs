@@ -511,3 +511,122 @@ async fn a_polling_inlet_wakes_its_link_on_its_interval() {
     planner.shutdown(true);
     task.await.unwrap().unwrap();
 }
+
+/// Partitions `a` and `b`, three items each; `b`'s next batch panics while
+/// `armed` is set (once: the flag is shared with the partition built again).
+struct Panicky {
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct PanickyPart {
+    key: String,
+    next: u64,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait]
+impl StatefulPartition for PanickyPart {
+    async fn next_batch(&mut self) -> Result<Pull, BoxError> {
+        if self.key == "b" && self.armed.swap(false, Ordering::SeqCst) {
+            panic!("partition b blew up");
+        }
+        if self.next >= 3 {
+            return Ok(Pull::exhausted());
+        }
+        let item = format!("{}:{}", self.key, self.next);
+        self.next += 1;
+        Ok(if self.next >= 3 {
+            Pull::Exhausted(vec![Record::new(item)])
+        } else {
+            Pull::value(item)
+        })
+    }
+
+    fn snapshot(&self) -> Value {
+        json!(self.next)
+    }
+}
+
+#[async_trait]
+impl FixedPartitionedSource for Panicky {
+    type Partition = PanickyPart;
+    async fn list_parts(&self) -> Result<Vec<String>, BoxError> {
+        Ok(vec!["a".into(), "b".into()])
+    }
+    async fn build_part(&self, part: &str, resume: Option<Value>) -> Result<PanickyPart, BoxError> {
+        Ok(PanickyPart {
+            key: part.to_owned(),
+            next: resume.and_then(|v| v.as_u64()).unwrap_or(0),
+            armed: self.armed.clone(),
+        })
+    }
+}
+
+/// Partitions are pulled on tasks of their own: one that panics fails the
+/// pull with an error naming it and the panic, and the rollback builds it
+/// again from its committed state, so every item is still delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_partition_fails_the_pull_and_is_built_again() {
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let out = CollectOutlet::new();
+    let link = Link::builder("panicky")
+        .inlet(PartitionedInlet::new(Panicky {
+            armed: armed.clone(),
+        }))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.transfer().await.unwrap();
+    armed.store(true, Ordering::SeqCst);
+    let e = link.transfer().await.unwrap_err().to_string();
+    assert!(
+        e.contains("partition `b`") && e.contains("panicked: partition b blew up"),
+        "{e}"
+    );
+    link.transfer().await.unwrap();
+    link.transfer().await.unwrap();
+    let mut got: Vec<String> = out
+        .payloads()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    got.sort();
+    assert_eq!(got, ["a:0", "a:1", "a:2", "b:0", "b:1", "b:2"]);
+}
+
+/// A worker of a dynamic source that panics is not left out for good: it is
+/// built again (from its start: it keeps no state) and goes on producing.
+#[tokio::test]
+async fn a_panicking_dynamic_worker_is_built_again() {
+    struct Once(Arc<std::sync::atomic::AtomicBool>);
+    struct Worker(Arc<std::sync::atomic::AtomicBool>);
+    #[async_trait]
+    impl StatelessPartition for Worker {
+        async fn next_batch(&mut self) -> Result<Pull, BoxError> {
+            if self.0.swap(false, Ordering::SeqCst) {
+                panic!("worker blew up");
+            }
+            Ok(Pull::value("tick"))
+        }
+    }
+    #[async_trait]
+    impl DynamicSource for Once {
+        type Partition = Worker;
+        async fn build(&self, _index: usize, _count: usize) -> Result<Worker, BoxError> {
+            Ok(Worker(self.0.clone()))
+        }
+    }
+    let out = CollectOutlet::new();
+    let link = Link::builder("dyn-panic")
+        .inlet(DynamicInlet::new(Once(Arc::new(
+            std::sync::atomic::AtomicBool::new(true),
+        ))))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    let e = link.transfer().await.unwrap_err().to_string();
+    assert!(e.contains("panicked: worker blew up"), "{e}");
+    link.transfer().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(out.payloads(), [json!("tick"), json!("tick")]);
+}

@@ -90,6 +90,15 @@ impl<S: DynamicSource> Inlet for DynamicInlet<S> {
     fn wake_at(&self) -> Option<Instant> {
         self.inner.wake_at()
     }
+
+    // A rollback builds again a worker that went down with its task.
+    async fn commit(&mut self, update: &Update) -> Result<(), BoxError> {
+        self.inner.commit(update).await
+    }
+
+    async fn rollback(&mut self, update: &Update) -> Result<(), BoxError> {
+        self.inner.rollback(update).await
+    }
 }
 
 /// The workers of a dynamic source as fixed partitions `"0"`, `"1"`, ...

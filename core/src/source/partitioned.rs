@@ -18,7 +18,8 @@ use crate::update::Update;
 /// - On its first pull it lists the partitions and builds each from its
 ///   resume state (given by [`resume`](PartitionedInlet::resume) or
 ///   [`Inlet::restore`]), from the start if it has none.
-/// - Each pull pulls every partition that is due, concurrently (at most
+/// - Each pull pulls every partition that is due, each on a task of its
+///   own so that they use every core (at most
 ///   [`concurrency`](PartitionedInlet::concurrency) at once), and returns
 ///   their records in partition order. A partition waiting for its
 ///   [`next_awake`](StatefulPartition::next_awake) is skipped; the link is
@@ -175,21 +176,40 @@ impl<S: FixedPartitionedSource> Inlet for PartitionedInlet<S> {
             0 => jobs.len().max(1),
             n => n,
         };
-        let batches: Vec<(usize, S::Partition, Result<Pull, BoxError>)> =
-            futures::stream::iter(jobs)
-                .map(|(index, mut partition)| async move {
-                    let result = partition.next_batch().await;
-                    (index, partition, result)
-                })
-                .buffered(limit)
-                .collect()
-                .await;
+        // Each partition is pulled on a task of its own, so partitions that
+        // parse or decode what they read use every core. The bytes a
+        // partition counts are carried back to this pull's meter.
+        let batches: Vec<(usize, Joined<S::Partition>)> = futures::stream::iter(jobs)
+            .map(|(index, mut partition)| {
+                let task = AbortOnDrop(tokio::spawn(async move {
+                    let (result, bytes) = crate::bytes::metered(partition.next_batch()).await;
+                    (partition, result, bytes)
+                }));
+                async move { (index, task.join().await) }
+            })
+            .buffered(limit)
+            .collect()
+            .await;
 
         let mut records: Vec<Record> = Vec::new();
         let mut failure: Option<String> = None;
-        for (index, partition, result) in batches {
+        for (index, joined) in batches {
             let slot = &mut self.slots[index];
-            slot.partition = Some(partition);
+            let result = match joined {
+                Ok((partition, result, bytes)) => {
+                    slot.partition = Some(partition);
+                    if let Some(n) = bytes {
+                        crate::bytes::add(n);
+                    }
+                    result
+                }
+                // The partition went down with its task: the rollback of
+                // this failed pull builds it again from its committed state.
+                Err(panic) => {
+                    failure.get_or_insert(format!("partition `{}`: {panic}", slot.key));
+                    continue;
+                }
+            };
             let after = crate::clock::now();
             let (produced, empty) = match result {
                 Ok(Pull::Records(r)) => {
@@ -266,7 +286,10 @@ impl<S: FixedPartitionedSource> Inlet for PartitionedInlet<S> {
         let mut failure = None;
         for slot in self.slots.iter_mut().filter(|s| s.pulled) {
             slot.pulled = false;
-            if self.stateless {
+            // A stateless partition keeps its place, unless it was lost
+            // (its task panicked or the pull was cut off): then it starts
+            // again.
+            if self.stateless && (slot.partition.is_some() || slot.exhausted) {
                 continue;
             }
             // Rebuilt from what was committed: what it handed out since is
@@ -345,6 +368,29 @@ impl<S: FixedPartitionedSource> Inlet for PartitionedInlet<S> {
         self.slots.clear();
         self.listed = false;
         Ok(())
+    }
+}
+
+/// What a partition's task gives back: the partition, its batch and the
+/// bytes it counted; or, if the task panicked, the panic's message.
+type Joined<P> = Result<(P, Result<Pull, BoxError>, Option<u64>), String>;
+
+/// A spawned pull that is aborted when the pull waiting for it is dropped
+/// (cut off by the inlet's timeout, or the link stopping).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T, String> {
+        (&mut self.0).await.map_err(|e| match e.try_into_panic() {
+            Ok(panic) => format!("panicked: {}", crate::node::panic_message(panic.as_ref())),
+            Err(e) => format!("its task ended: {e}"),
+        })
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -237,3 +237,20 @@ async fn a_resume_state_that_is_not_positions_is_refused() {
     let e = inlet.pull(&update()).await.unwrap_err().to_string();
     assert!(e.contains(&key) && e.contains("not a file position"), "{e}");
 }
+
+/// Partitions are read on tasks of their own; the bytes each one reads
+/// still count toward the inlet: every matched file's size, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bytes_of_every_partition_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    three_files(dir.path());
+    let size = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().len();
+    let expected = size("a.ndjson") + size("b.ndjson") + size("c.ndjson");
+    let out = CollectOutlet::new();
+    let link = link_of(inlet(dir.path()), &out);
+    for _ in 0..6 {
+        link.transfer().await.unwrap();
+    }
+    assert_eq!(out.len(), 7 + 3 + 11);
+    assert_eq!(link.node_stats()[0].bytes, Some(expected));
+}
