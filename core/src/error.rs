@@ -23,6 +23,8 @@ pub enum NodeKind {
     Grouper,
     /// The link's state store (loading or saving a checkpoint).
     StateStore,
+    /// The link's dead-letter outlet ([`crate::routing`]).
+    DeadLetter,
 }
 
 impl fmt::Display for NodeKind {
@@ -34,6 +36,7 @@ impl fmt::Display for NodeKind {
             NodeKind::OutletProcessor => "outlet processor",
             NodeKind::Grouper => "grouper",
             NodeKind::StateStore => "state store",
+            NodeKind::DeadLetter => "dead-letter outlet",
         })
     }
 }

@@ -27,9 +27,12 @@ pub enum Pull {
     /// The link wakes up for this inlet alone when the delay ends, even
     /// between scheduled transfers.
     RetryAfter(Duration),
-    /// These are the last records: the input has ended (finite input). The
-    /// inlet is not pulled again; when every inlet of a link has ended the
-    /// link flushes and finishes.
+    /// These are the last records: the input has ended (finite input). Once
+    /// the transfer commits the inlet is not pulled again; when every inlet
+    /// of a link has ended the link flushes and finishes. If the transfer
+    /// fails, the inlet is rolled back ([`Inlet::rollback`]) and pulled
+    /// again, so that its last records are read again rather than lost; an
+    /// inlet that cannot read them again answers `Exhausted` once more.
     Exhausted(Vec<Record>),
 }
 

@@ -55,6 +55,7 @@ pub mod processor;
 mod record;
 mod reject;
 mod retry;
+pub mod routing;
 mod schedule;
 pub mod sink;
 pub mod source;

@@ -154,6 +154,9 @@ pub struct DeliveryError {
     pub node: String,
     /// What went wrong.
     pub failure: Failure,
+    /// Pushes tried (1 without retries; 0 when an outlet processor failed
+    /// before any push).
+    pub attempts: u32,
 }
 
 /// What one delivery to an outlet did.
@@ -164,13 +167,16 @@ pub struct Delivered {
     pub written: usize,
     /// Records it refused (see [`Rejected`]), in batch order.
     pub rejected: Vec<RejectedRecord>,
+    /// Pushes tried, the last one accepted (0 when nothing was pushed).
+    pub attempts: u32,
 }
 
 impl Delivered {
-    fn written(written: usize) -> Self {
+    fn written(written: usize, attempts: u32) -> Self {
         Delivered {
             written,
             rejected: Vec::new(),
+            attempts,
         }
     }
 }
@@ -263,6 +269,7 @@ impl OutletHandle {
                         kind: NodeKind::OutletProcessor,
                         node: format!("{}/{}", shared.name, stage.name),
                         failure,
+                        attempts: 0,
                     })?;
             }
         }
@@ -284,9 +291,9 @@ impl OutletHandle {
         let mut outlet = self.shared.outlet.lock().await;
         let failure = loop {
             let (failure, retryable) = match guarded(outlet.push(records, update), timeout).await {
-                Ok(()) => return Ok(Delivered::written(records.len())),
+                Ok(()) => return Ok(Delivered::written(records.len(), attempt)),
                 Err(Failure::Error(e)) => match e.downcast::<Rejected>() {
-                    Ok(rejected) => match split_rejects(records, *rejected) {
+                    Ok(rejected) => match split_rejects(records, *rejected, attempt) {
                         Ok(delivered) => return Ok(delivered),
                         Err(message) => (Failure::Error(message.into()), false),
                     },
@@ -331,6 +338,7 @@ impl OutletHandle {
             kind: NodeKind::Outlet,
             node: self.shared.name.clone(),
             failure,
+            attempts: attempt,
         })
     }
 
@@ -388,7 +396,11 @@ impl<O: Outlet> From<O> for OutletHandle {
 /// The records a push refused, with their errors; an index outside the
 /// batch is an outlet bug, and then the whole push counts as failed (it
 /// cannot be told what was written).
-fn split_rejects(records: &[Record], rejected: Rejected) -> Result<Delivered, String> {
+fn split_rejects(
+    records: &[Record],
+    rejected: Rejected,
+    attempts: u32,
+) -> Result<Delivered, String> {
     let mut rejects = rejected.into_rejects();
     rejects.sort_by_key(|r| r.index);
     rejects.dedup_by_key(|r| r.index);
@@ -410,6 +422,7 @@ fn split_rejects(records: &[Record], rejected: Rejected) -> Result<Delivered, St
                 error: r.error,
             })
             .collect(),
+        attempts,
     })
 }
 

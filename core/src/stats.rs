@@ -66,6 +66,7 @@ pub(crate) struct Counters {
     pub(crate) records_dropped: AtomicU64,
     pub(crate) records_failed: AtomicU64,
     pub(crate) records_rejected: AtomicU64,
+    pub(crate) records_dead_lettered: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) last_success_ms: AtomicU64,
     pub(crate) duration: Histogram,
@@ -97,6 +98,7 @@ impl Counters {
             records_dropped: self.records_dropped.load(Relaxed),
             records_failed: self.records_failed.load(Relaxed),
             records_rejected: self.records_rejected.load(Relaxed),
+            records_dead_lettered: self.records_dead_lettered.load(Relaxed),
             errors: self.errors.load(Relaxed),
             consecutive_failures: 0,
             backoff_until: None,
@@ -132,6 +134,9 @@ pub struct LinkStats {
     /// Records an outlet refused one by one while writing the rest of
     /// their batch (see [`Rejected`](crate::Rejected)).
     pub records_rejected: u64,
+    /// Records the dead-letter outlet took: rejected by an outlet, or in a
+    /// batch whose push failed for good (see [`crate::routing`]).
+    pub records_dead_lettered: u64,
     /// Node errors, ignored or not.
     pub errors: u64,
     /// Failed transfers (or starts) since the last success.

@@ -257,3 +257,40 @@ async fn a_shared_instance_is_settled_per_link() {
     assert_eq!(queue.acked(), [json!(1), json!(2)]);
     assert_eq!(queue.log().ready, [json!(3), json!(4)]);
 }
+
+/// The end of a finite input counts only once its transfer commits: when
+/// the push of the last records fails, the inlet is rolled back and pulled
+/// again, and those records are delivered by the next transfer instead of
+/// being lost with the inlet marked ended.
+#[tokio::test]
+async fn the_last_records_of_a_finite_input_are_read_again_after_a_failed_push() {
+    use databay_core::source::PartitionedInlet;
+    use databay_core::testing::TestingSource;
+    let out = FlakyOutlet {
+        failures: Arc::new(Mutex::new(0)),
+        inner: CollectOutlet::new(),
+    };
+    let link = link(
+        "last",
+        PartitionedInlet::new(TestingSource::new(0..4).batch_size(2)),
+    )
+    .outlet(out.clone())
+    .build()
+    .unwrap();
+    link.transfer().await.unwrap();
+    *out.failures.lock().unwrap() = 1;
+    assert!(
+        link.transfer().await.is_err(),
+        "the last batch's push fails"
+    );
+    assert!(
+        !link.is_exhausted(),
+        "not ended: its last records were not delivered"
+    );
+    link.transfer().await.unwrap();
+    assert!(link.is_exhausted());
+    assert_eq!(
+        out.inner.payloads(),
+        [json!(0), json!(1), json!(2), json!(3)]
+    );
+}

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::health::{BackoffPolicy, Health, Repeats};
-use super::{Control, InletSlot, Inner, Link, NamedGrouper, OutletSlot, Pipeline};
+use super::{Control, InletSlot, Inner, Link, NamedGrouper, OutletSlot, Pipeline, Role};
 use crate::checkpoint::StateStore;
 use crate::inlet::InletHandle;
 use crate::outlet::OutletHandle;
@@ -20,7 +20,7 @@ pub struct LinkBuilder {
     tags: Option<Vec<String>>,
     schedule: Result<Schedule, ScheduleError>,
     inlets: Vec<InletHandle>,
-    outlets: Vec<OutletHandle>,
+    outlets: Vec<(OutletHandle, Role)>,
     processors: Vec<Stage>,
     groupers: Vec<NamedGrouper>,
     immediate_transfer: bool,
@@ -57,9 +57,27 @@ impl LinkBuilder {
         self
     }
 
-    /// Adds an outlet (an instance, or a shared [`OutletHandle`]).
+    /// Adds an outlet (an instance, or a shared [`OutletHandle`]): it gets
+    /// every record not routed to another outlet.
     pub fn outlet(mut self, outlet: impl Into<OutletHandle>) -> Self {
-        self.outlets.push(outlet.into());
+        self.outlets.push((outlet.into(), Role::Fanout));
+        self
+    }
+
+    /// Adds an outlet that gets only the records routed to it by name
+    /// (their [`ROUTE_KEY`](crate::routing::ROUTE_KEY) metadata; see
+    /// [`crate::routing`]): a window's late records, say.
+    pub fn routed_outlet(mut self, outlet: impl Into<OutletHandle>) -> Self {
+        self.outlets.push((outlet.into(), Role::Routed));
+        self
+    }
+
+    /// Sends what the outlets reject, and the batches whose push failed
+    /// for good, to `outlet` instead of failing the transfer (see
+    /// [`crate::routing`]). A second call replaces the first.
+    pub fn dead_letter(mut self, outlet: impl Into<OutletHandle>) -> Self {
+        self.outlets.retain(|(_, role)| *role != Role::DeadLetter);
+        self.outlets.push((outlet.into(), Role::DeadLetter));
         self
     }
 
@@ -160,7 +178,12 @@ impl LinkBuilder {
                 inlet_timeout: self.inlet_timeout,
                 outlet_timeout: self.outlet_timeout,
                 inlets: Mutex::new(self.inlets.into_iter().map(InletSlot::new).collect()),
-                outlets: Mutex::new(self.outlets.into_iter().map(OutletSlot::new).collect()),
+                outlets: Mutex::new(
+                    self.outlets
+                        .into_iter()
+                        .map(|(handle, role)| OutletSlot::new(handle, role))
+                        .collect(),
+                ),
                 pipeline: tokio::sync::Mutex::new(Pipeline {
                     processors: self.processors,
                     groupers: self.groupers,
@@ -172,6 +195,7 @@ impl LinkBuilder {
                     .map(std::sync::OnceLock::from)
                     .unwrap_or_default(),
                 checkpoint: Mutex::new(None),
+                committed_processors: Mutex::new(None),
                 restored: AtomicBool::new(false),
                 counters: Counters::default(),
                 control: Control::default(),

@@ -101,9 +101,45 @@ impl Link {
                 "resuming from the link's checkpoint"
             );
         }
+        // What a failed transfer rolls the processors back to: their state
+        // as restored (or at the start, with nothing saved yet).
+        let processors = {
+            let pipeline = inner.pipeline.lock().await;
+            self.processor_snapshots(&pipeline)
+        };
+        *lock(&inner.committed_processors) = processors;
         *lock(&inner.checkpoint) = checkpoint;
         inner.restored.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// After a failed transfer of a link with a state store: puts each
+    /// stateful processor back to its state in the last checkpoint, so
+    /// that what it took in or released during the transfer (a buffer's
+    /// records) is neither lost nor counted twice when the inlets read the
+    /// same records again. The state is the one taken after the last
+    /// committed transfer, even if saving that checkpoint failed. A
+    /// processor that refuses is logged and counted.
+    pub(super) fn roll_back_processors(&self, pipeline: &mut Pipeline) {
+        let inner = &*self.inner;
+        let Some(saved) = lock(&inner.committed_processors).clone() else {
+            return;
+        };
+        for (key, stage) in stage_keys(pipeline)
+            .into_iter()
+            .zip(&mut pipeline.processors)
+        {
+            let Some(state) = saved.get(&key) else {
+                continue;
+            };
+            let state = state.clone();
+            if let Err(failure) = crate::node::guarded_sync(|| stage.processor.restore(state)) {
+                let e = self.hook_error(NodeKind::Processor, &key, "rollback", failure);
+                tracing::error!(link = %inner.name, "{e}; it keeps the failed transfer's state");
+                inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+                inner.counters.set_last_error(e.to_string());
+            }
+        }
     }
 
     /// Each stateful processor's snapshot, by key; `None` if one failed
@@ -148,6 +184,7 @@ impl Link {
         let Some(store) = inner.store.get() else {
             return;
         };
+        *lock(&inner.committed_processors) = Some(processors.clone());
         let mut next = Checkpoint::new(0);
         next.processors = processors;
         next.inlets = self.inlet_states().await;

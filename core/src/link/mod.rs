@@ -5,6 +5,7 @@
 
 mod builder;
 mod checkpoint;
+mod delivery;
 mod driver;
 mod handover;
 mod health;
@@ -48,6 +49,8 @@ pub struct TransferReport {
     /// Records outlets refused one by one (each outlet its own copy); the
     /// rest of their batches were delivered.
     pub rejected: Vec<crate::RejectedRecord>,
+    /// Records the dead-letter outlet took (see [`crate::routing`]).
+    pub dead_lettered: usize,
     /// Errors ignored because the link ignores exceptions.
     pub ignored: Vec<NodeError>,
     /// Wall time of the transfer.
@@ -83,6 +86,8 @@ struct NodeCounters {
     errors: AtomicU64,
     failed: AtomicU64,
     rejected: AtomicU64,
+    /// Records handed to the dead-letter outlet instead.
+    dead_lettered: AtomicU64,
     /// Bytes the connector counted ([`crate::bytes::add`]).
     bytes: AtomicU64,
     /// Whether it ever counted any (a connector that does not count bytes
@@ -107,7 +112,7 @@ impl NodeCounters {
         }
     }
 
-    fn snapshot(&self, kind: NodeKind, name: &str, index: usize) -> NodeStats {
+    fn snapshot(&self, kind: NodeKind, name: &str, index: usize, retries: u64) -> NodeStats {
         NodeStats {
             kind,
             name: name.to_owned(),
@@ -117,6 +122,8 @@ impl NodeCounters {
             errors: self.errors.load(Ordering::Relaxed),
             records_failed: self.failed.load(Ordering::Relaxed),
             records_rejected: self.rejected.load(Ordering::Relaxed),
+            records_dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            retries,
             bytes: self
                 .counts_bytes
                 .load(Ordering::Relaxed)
@@ -161,6 +168,12 @@ pub struct NodeStats {
     /// Outlets: records it refused one by one, writing the rest of their
     /// batch. Always 0 for inlets.
     pub records_rejected: u64,
+    /// Outlets: records it rejected or failed to take that went to the
+    /// link's dead-letter outlet. Always 0 for inlets.
+    pub records_dead_lettered: u64,
+    /// Outlets: pushes tried again ([`crate::OutletBuilder::retry`]), by
+    /// every link sharing the instance. Always 0 for inlets.
+    pub retries: u64,
     /// Bytes read from the source (inlets) or written to the destination
     /// (outlets), as the connector counts them ([`crate::bytes::add`]);
     /// `None` for a connector that does not count bytes.
@@ -176,6 +189,9 @@ struct InletSlot {
     /// [`Inlet::wake_at`]: crate::Inlet::wake_at
     wake_at: Option<Instant>,
     exhausted: bool,
+    /// Its pull in the running transfer said the input ended; it is
+    /// `exhausted` once that transfer commits.
+    ending: bool,
     /// Pulled by the running transfer and not yet committed or rolled
     /// back: `Some(true)` when the pull succeeded.
     unsettled: Option<bool>,
@@ -189,22 +205,36 @@ impl InletSlot {
             retry_at: None,
             wake_at: None,
             exhausted: false,
+            ending: false,
             unsettled: None,
             counters: Arc::default(),
         }
     }
 }
 
+/// What an outlet is to its link (see [`crate::routing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// Gets every record not routed elsewhere.
+    Fanout,
+    /// Gets only the records routed to it.
+    Routed,
+    /// Gets what the others rejected or failed to take.
+    DeadLetter,
+}
+
 #[derive(Clone)]
 struct OutletSlot {
     handle: OutletHandle,
+    role: Role,
     counters: Arc<NodeCounters>,
 }
 
 impl OutletSlot {
-    fn new(handle: OutletHandle) -> Self {
+    fn new(handle: OutletHandle, role: Role) -> Self {
         OutletSlot {
             handle,
+            role,
             counters: Arc::default(),
         }
     }
@@ -258,6 +288,10 @@ struct Inner {
     /// The checkpoint last saved or restored: a new one is written only
     /// when something in it changed.
     checkpoint: Mutex<Option<crate::checkpoint::Checkpoint>>,
+    /// The stateful processors' states after the last committed transfer
+    /// (or the restored ones): what a failed transfer rolls them back to.
+    /// Kept only with a state store.
+    committed_processors: Mutex<Option<std::collections::BTreeMap<String, serde_json::Value>>>,
     /// The checkpoint was restored (once per link, at its first start).
     restored: AtomicBool,
     counters: Counters,
@@ -346,19 +380,22 @@ impl Link {
             .collect()
     }
 
-    /// What each inlet and outlet did for this link, inlets first.
+    /// What each inlet and outlet did for this link, inlets first (the
+    /// dead-letter outlet among the outlets, as [`NodeKind::DeadLetter`]).
     pub fn node_stats(&self) -> Vec<NodeStats> {
         let mut stats: Vec<NodeStats> = lock(&self.inner.inlets)
             .iter()
             .enumerate()
-            .map(|(i, s)| s.counters.snapshot(NodeKind::Inlet, s.handle.name(), i))
+            .map(|(i, s)| s.counters.snapshot(NodeKind::Inlet, s.handle.name(), i, 0))
             .collect();
-        stats.extend(
-            lock(&self.inner.outlets)
-                .iter()
-                .enumerate()
-                .map(|(i, s)| s.counters.snapshot(NodeKind::Outlet, s.handle.name(), i)),
-        );
+        stats.extend(lock(&self.inner.outlets).iter().enumerate().map(|(i, s)| {
+            let kind = match s.role {
+                Role::DeadLetter => NodeKind::DeadLetter,
+                Role::Fanout | Role::Routed => NodeKind::Outlet,
+            };
+            s.counters
+                .snapshot(kind, s.handle.name(), i, s.handle.retries())
+        }));
         stats
     }
 

@@ -54,7 +54,7 @@ impl Link {
                 .await
                 .map_err(|f| self.hook_error(NodeKind::Outlet, outlet.name(), "on_start", f))?;
         }
-        lock(&self.inner.outlets).push(OutletSlot::new(outlet));
+        lock(&self.inner.outlets).push(OutletSlot::new(outlet, super::Role::Fanout));
         self.inner.control.wake.notify_one();
         Ok(())
     }

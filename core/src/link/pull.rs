@@ -127,7 +127,10 @@ impl Link {
                 slot.wake_at =
                     wake.map(|at| at.max(crate::clock::after(crate::clock::now(), MIN_RETRY)));
                 waking |= slot.wake_at.is_some();
-                slot.exhausted |= exhausted;
+                // The end counts once the transfer commits: if it fails,
+                // the inlet is rolled back and pulled again, so that its
+                // last records are not lost with it.
+                slot.ending = exhausted;
                 slot.counters.record(produced.len(), failed);
                 slot.counters.add_bytes(bytes);
             }
@@ -156,7 +159,11 @@ impl Link {
         let inner = &*self.inner;
         let pulled: Vec<(InletHandle, bool)> = lock(&inner.inlets)
             .iter_mut()
-            .filter_map(|s| Some((s.handle.clone(), s.unsettled.take()?)))
+            .filter_map(|s| {
+                let pulled_ok = s.unsettled.take()?;
+                s.exhausted |= std::mem::take(&mut s.ending) && committed && pulled_ok;
+                Some((s.handle.clone(), pulled_ok))
+            })
             .collect();
         let timeout = inner.inlet_timeout;
         for (handle, pulled_ok) in pulled {

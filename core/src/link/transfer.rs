@@ -2,19 +2,17 @@
 //! batch to every outlet concurrently, and account for what happened.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futures::future::join_all;
 use tracing::Instrument;
 
 use super::health::{Verdict, error_key, repeats_note};
 use super::pull::Pulls;
-use super::{Link, OutletSlot, Pipeline, ProcessorGauges, TransferReport};
+use super::{Link, Pipeline, ProcessorGauges, TransferReport};
 use crate::error::{NodeError, NodeKind, TransferError};
 use crate::node::guarded;
-use crate::outlet::{Delivered, OutletHandle};
+use crate::outlet::OutletHandle;
 use crate::processor::{Context, Trigger};
-use crate::record::Record;
 use crate::reject::RejectedRecord;
 use crate::sync::lock;
 use crate::update::Update;
@@ -35,53 +33,13 @@ impl Drop for Flag<'_> {
     }
 }
 
-/// How many rejects of one push are logged one by one; the rest are
-/// summed up in one line.
-const LOGGED_REJECTS: usize = 10;
-
 /// What the stages of a transfer that did not fail produced.
 struct Staged {
     records_in: usize,
     records_out: usize,
     ignored: Vec<NodeError>,
     rejected: Vec<RejectedRecord>,
-}
-
-/// Logs the records one push refused, each with its position.
-fn log_rejects(outlet: &str, batch: usize, rejected: &[RejectedRecord]) {
-    for r in rejected.iter().take(LOGGED_REJECTS) {
-        tracing::warn!(
-            outlet,
-            batch,
-            record = r.index,
-            "outlet `{outlet}` rejected record {} of batch {batch}: {} (the rest of the batch was written)",
-            r.index,
-            r.error
-        );
-    }
-    if rejected.len() > LOGGED_REJECTS {
-        tracing::warn!(
-            outlet,
-            batch,
-            records_rejected = rejected.len(),
-            "outlet `{outlet}` rejected {} more records of batch {batch}",
-            rejected.len() - LOGGED_REJECTS
-        );
-    }
-}
-
-/// One push to one outlet, in a span naming it.
-async fn deliver(
-    slot: &OutletSlot,
-    batch: &[Record],
-    cx: &Context<'_>,
-    timeout: Option<Duration>,
-) -> Result<Delivered, crate::outlet::DeliveryError> {
-    let span = tracing::info_span!("outlet", component = %slot.handle.name());
-    let (result, bytes) =
-        crate::bytes::metered(slot.handle.deliver(batch, cx, timeout).instrument(span)).await;
-    slot.counters.add_bytes(bytes);
-    result
+    dead_lettered: usize,
 }
 
 impl Link {
@@ -124,6 +82,8 @@ impl Link {
             self.write_checkpoint(index, processors)
                 .instrument(span.clone())
                 .await;
+        } else if !committed {
+            self.roll_back_processors(&mut pipeline);
         }
         // The pipeline may have changed what its processors wait for.
         let from_processors = self.note_processors(&pipeline);
@@ -140,6 +100,7 @@ impl Link {
                 records_out,
                 ignored,
                 rejected,
+                dead_lettered,
             }) => {
                 c.transfers_ok.fetch_add(1, Ordering::Relaxed);
                 c.records_in.fetch_add(records_in as u64, Ordering::Relaxed);
@@ -180,6 +141,7 @@ impl Link {
                     records_in,
                     records_out,
                     rejected,
+                    dead_lettered,
                     ignored,
                     duration,
                 })
@@ -247,7 +209,7 @@ impl Link {
 
     /// Handles one node error: under `ignore_exceptions` it is logged and
     /// kept for the report; otherwise it ends the transfer.
-    fn on_error(&self, error: NodeError, errors: &mut Vec<NodeError>) -> Result<(), ()> {
+    pub(super) fn on_error(&self, error: NodeError, errors: &mut Vec<NodeError>) -> Result<(), ()> {
         if self.inner.ignore_exceptions {
             let verdict =
                 lock(&self.inner.ignored_log).check(error_key([&error]), crate::clock::now());
@@ -400,86 +362,25 @@ impl Link {
             }
         }
 
-        let outlets: Vec<OutletSlot> = lock(&inner.outlets).clone();
-        let any_outlet_processors = outlets.iter().any(|o| o.handle.has_processors());
+        let any_outlet_processors = lock(&inner.outlets)
+            .iter()
+            .any(|o| o.handle.has_processors());
         if batches.is_empty() && any_outlet_processors {
             // Outlets' own processors (buffers) must still run on timers and
             // flushes even when a grouper left no batch at all.
             batches.push(Vec::new());
         }
-        let timeout = inner.outlet_timeout;
-        let mut records_out = 0;
-        let mut rejected = Vec::new();
-        for (b, batch) in batches.iter().enumerate() {
-            if batch.is_empty() && !any_outlet_processors {
-                continue;
-            }
-            let results = if outlets.len() == 1 {
-                vec![deliver(&outlets[0], batch, &cx, timeout).await]
-            } else {
-                join_all(outlets.iter().map(|o| deliver(o, batch, &cx, timeout))).await
-            };
-            let mut failed = false;
-            for (slot, result) in outlets.iter().zip(results) {
-                slot.counters
-                    .record(result.as_ref().map_or(0, |d| d.written), result.is_err());
-                match result {
-                    Ok(delivered) => {
-                        records_out += delivered.written;
-                        if !delivered.rejected.is_empty() {
-                            let n = delivered.rejected.len() as u64;
-                            slot.counters.rejected.fetch_add(n, Ordering::Relaxed);
-                            inner
-                                .counters
-                                .records_rejected
-                                .fetch_add(n, Ordering::Relaxed);
-                            log_rejects(slot.handle.name(), b, &delivered.rejected);
-                            rejected.extend(delivered.rejected);
-                        }
-                    }
-                    Err(d) => {
-                        // Whatever the policy, this outlet did not get
-                        // these records: say so in the counters.
-                        slot.counters
-                            .failed
-                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        inner
-                            .counters
-                            .records_failed
-                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        if d.kind == NodeKind::OutletProcessor && inner.ignore_exceptions {
-                            // That outlet's copy of the batch is gone.
-                            inner
-                                .counters
-                                .records_dropped
-                                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        }
-                        let e = self.node_error(update, d.kind, &d.node, d.failure);
-                        failed |= self.on_error(e, &mut errors).is_err();
-                    }
-                }
-            }
-            if failed {
-                // The batches after this one reach no outlet at all.
-                let rest: u64 = batches[b + 1..].iter().map(|x| x.len() as u64).sum();
-                if rest > 0 {
-                    for slot in &outlets {
-                        slot.counters.failed.fetch_add(rest, Ordering::Relaxed);
-                    }
-                    inner
-                        .counters
-                        .records_failed
-                        .fetch_add(rest * outlets.len() as u64, Ordering::Relaxed);
-                }
-                return Err(errors);
-            }
-        }
+        let Ok(pushed) = self.push_batches(&batches, update, &cx, &mut errors).await else {
+            return Err(errors);
+        };
+        let records_out = pushed.records_out;
         tracing::debug!(records_in, records_out, "done");
         Ok(Staged {
             records_in,
             records_out,
             ignored: errors,
-            rejected,
+            rejected: pushed.rejected,
+            dead_lettered: pushed.dead_lettered,
         })
     }
 }
