@@ -32,11 +32,26 @@ struct Loaded {
 
 /// Opens the state store `[daemon] state_dir` names, if any, and hands it
 /// to every link of the config.
-fn open_store(config: &Config) -> Result<Option<Arc<dyn StateStore>>, String> {
+/// With `prune` (`run`, which runs every link of the config), the state
+/// of links the config no longer has is deleted, so that the store stays
+/// bounded; `once --link` runs one link and leaves the others' alone.
+fn open_store(config: &Config, prune: bool) -> Result<Option<Arc<dyn StateStore>>, String> {
     let Some(dir) = &config.daemon.state_dir else {
         return Ok(None);
     };
-    let store: Arc<dyn StateStore> = Arc::new(crate::state::RedbStore::open(dir)?);
+    let redb = crate::state::RedbStore::open(dir)?;
+    if prune {
+        for (name, _) in redb.all()? {
+            if !config.links.iter().any(|l| l.summary.name == name) {
+                redb.forget(&name)?;
+                tracing::info!(
+                    link = %name,
+                    "deleted the state of link `{name}`: the config no longer has it"
+                );
+            }
+        }
+    }
+    let store: Arc<dyn StateStore> = Arc::new(redb);
     tracing::info!(state_dir = %dir.display(), "links checkpoint into the state store");
     attach_store(config, &Some(store.clone()));
     Ok(Some(store))
@@ -76,7 +91,7 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
         }
         Err(errors) => return crate::cli::config_failed(&errors),
     };
-    let store = match open_store(&config) {
+    let store = match open_store(&config, true) {
         Ok(store) => store,
         Err(e) => {
             say!("error: {e}");
@@ -302,7 +317,17 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
         .collect();
     for name in stale {
         let _ = remove(planner, loaded, &name).await;
-        tracing::info!(link = %name, "link removed");
+        match &loaded.store {
+            // Its last checkpoint was written as it stopped: gone with it.
+            Some(store) => match store.remove(&name).await {
+                Ok(()) => tracing::info!(link = %name, "link removed; its state is deleted"),
+                Err(e) => tracing::error!(
+                    link = %name,
+                    "link removed; deleting its state failed: {e} (it is deleted at the next start)"
+                ),
+            },
+            None => tracing::info!(link = %name, "link removed"),
+        }
     }
     for l in config.links {
         let name = l.summary.name.clone();
@@ -473,7 +498,7 @@ pub(crate) async fn once(
         }
         Err(errors) => return crate::cli::config_failed(&errors),
     };
-    if let Err(e) = open_store(&config) {
+    if let Err(e) = open_store(&config, false) {
         say!("error: {e}");
         return ExitCode::from(crate::cli::EXIT_CONFIG);
     }
@@ -518,6 +543,8 @@ async fn once_link(link: &Link, until_exhausted: bool) -> bool {
     // Records an outlet refused (each logged as it happened): not
     // delivered, so `once` does not report success.
     let mut rejected = 0usize;
+    // ...unless the link's dead-letter outlet took them.
+    let mut dead_lettered = 0usize;
     loop {
         let pulled = match link.transfer().await {
             Ok(report) => {
@@ -525,6 +552,7 @@ async fn once_link(link: &Link, until_exhausted: bool) -> bool {
                 records_in += report.records_in;
                 records_out += report.records_out;
                 rejected += report.rejected.len();
+                dead_lettered += report.dead_lettered;
                 for e in &report.ignored {
                     say!("link `{}`: ignored: {e}", link.name());
                 }
@@ -549,6 +577,7 @@ async fn once_link(link: &Link, until_exhausted: bool) -> bool {
         Ok(report) => {
             records_out += report.records_out;
             rejected += report.rejected.len();
+            dead_lettered += report.dead_lettered;
         }
         Err(e) => {
             say!("{e}");
@@ -559,12 +588,17 @@ async fn once_link(link: &Link, until_exhausted: bool) -> bool {
         say!("{e}");
         ok = false;
     }
-    let rejects = if rejected > 0 {
+    let mut rejects = if rejected > 0 {
         format!(", {rejected} rejected by an outlet")
     } else {
         String::new()
     };
-    ok &= rejected == 0;
+    if dead_lettered > 0 {
+        rejects.push_str(&format!(", {dead_lettered} to the dead-letter outlet"));
+    }
+    // With a dead-letter outlet every reject is one of its records (or the
+    // transfer failed): only rejects beyond them were lost.
+    ok &= rejected <= dead_lettered;
     say!(
         "link `{}`: {} transfer{}, {records_in} records in, {records_out} out{rejects}{}",
         link.name(),

@@ -117,6 +117,13 @@ impl RedbStore {
         Ok(out)
     }
 
+    /// Deletes `link`'s checkpoint now, before any link runs (start-up).
+    pub fn forget(&self, link: &str) -> Result<(), String> {
+        let (reply, _) = tokio::sync::oneshot::channel();
+        commit(&self.db, &[(Write::Remove(link.to_owned()), reply)])
+            .map_err(|e| format!("state store `{}`: {e}", self.path.display()))
+    }
+
     async fn write(&self, write: Write) -> Result<(), BoxError> {
         let (reply, done) = tokio::sync::oneshot::channel();
         self.writes

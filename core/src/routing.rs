@@ -117,3 +117,40 @@ pub(crate) fn route_of(record: &Record) -> Option<Result<&str, String>> {
         ))),
     }
 }
+
+/// A dead letter as one JSON object, for outlets that write payloads only
+/// (a file, a table): `{"error", "outlet", "update", "attempts", "record"}`,
+/// where `record` is the original payload. Records without dead-letter
+/// metadata are left as they are. Use it as the dead-letter outlet's first
+/// processor ([`OutletBuilder::processor`](crate::OutletBuilder::processor)).
+///
+/// ```
+/// use databay_core::routing::{envelope, ERROR_KEY, OUTLET_KEY};
+/// use databay_core::Record;
+/// use serde_json::json;
+///
+/// let letter = Record::new(json!({"id": 7})).with_meta(ERROR_KEY, "duplicate key").with_meta(OUTLET_KEY, "db");
+/// let wrapped = envelope(vec![letter]);
+/// assert_eq!(wrapped[0].payload, json!({
+///     "error": "duplicate key", "outlet": "db", "update": null, "attempts": null, "record": {"id": 7}
+/// }));
+/// ```
+pub fn envelope(records: Vec<Record>) -> Vec<Record> {
+    records
+        .into_iter()
+        .map(|mut r| {
+            if r.meta(ERROR_KEY).is_none() {
+                return r;
+            }
+            let field = |r: &Record, key: &str| r.meta(key).cloned().unwrap_or(Value::Null);
+            let mut wrapped = serde_json::Map::new();
+            wrapped.insert("error".into(), field(&r, ERROR_KEY));
+            wrapped.insert("outlet".into(), field(&r, OUTLET_KEY));
+            wrapped.insert("update".into(), field(&r, UPDATE_KEY));
+            wrapped.insert("attempts".into(), field(&r, ATTEMPTS_KEY));
+            wrapped.insert("record".into(), std::mem::take(&mut r.payload));
+            r.payload = Value::Object(wrapped);
+            r
+        })
+        .collect()
+}

@@ -102,6 +102,8 @@ pub(crate) struct Shape {
     pub(crate) key_field: String,
     pub(crate) value_field: Option<String>,
     pub(crate) window_fields: Option<(String, String)>,
+    /// The outlet late records are routed to (`__route__`), if any.
+    pub(crate) late_route: Option<String>,
 }
 
 impl Shape {
@@ -138,7 +140,11 @@ impl Shape {
 
     fn apply(&self, record: &mut Record) {
         if record.meta(LATE_META).is_some() {
-            // Late records pass as they came, marked in their metadata.
+            // Late records pass as they came, marked in their metadata,
+            // and routed to their outlet if one is named.
+            if let Some(to) = &self.late_route {
+                record.set_meta(databay_core::routing::ROUTE_KEY, to.as_str());
+            }
             return;
         }
         let payload = std::mem::take(&mut record.payload);

@@ -118,6 +118,7 @@ impl LinkMetrics {
                 .map(|n| NodeMetrics {
                     kind: match n.kind {
                         NodeKind::Inlet => "inlet",
+                        NodeKind::DeadLetter => "dead_letter",
                         _ => "outlet",
                     },
                     index: n.index,
@@ -127,6 +128,8 @@ impl LinkMetrics {
                     errors: n.errors,
                     failed: n.records_failed,
                     rejected: n.records_rejected,
+                    dead_lettered: n.records_dead_lettered,
+                    retries: n.retries,
                     bytes: n.bytes,
                 })
                 .collect(),
@@ -155,6 +158,8 @@ pub(super) struct NodeMetrics {
     pub(super) errors: u64,
     pub(super) failed: u64,
     pub(super) rejected: u64,
+    pub(super) dead_lettered: u64,
+    pub(super) retries: u64,
     /// Bytes received (inlets) or sent (outlets); `None` if the connector
     /// does not count them.
     pub(super) bytes: Option<u64>,
@@ -220,7 +225,7 @@ pub(super) fn encode_links(
     }
 
     type Read = fn(&LinkStats) -> u64;
-    let counters: [(&str, &str, Read); 7] = [
+    let counters: [(&str, &str, Read); 8] = [
         (
             "databay_ticks_skipped",
             "Scheduled ticks skipped because the previous transfer was still running.",
@@ -248,6 +253,11 @@ pub(super) fn encode_links(
             "databay_records_rejected",
             "Records an outlet refused one by one while writing the rest of their batch (each outlet counts its own).",
             |s| s.records_rejected,
+        ),
+        (
+            "databay_records_dead_lettered",
+            "Records the link's dead-letter outlet took: rejected by an outlet, or in a batch whose push failed for good.",
+            |s| s.records_dead_lettered,
         ),
         ("databay_errors", "Node errors, ignored or not.", |s| {
             s.errors
@@ -322,7 +332,7 @@ pub(super) fn encode_links(
     }
 
     type ReadNode = fn(&NodeMetrics) -> u64;
-    let node_counters: [(&str, &str, ReadNode); 5] = [
+    let node_counters: [(&str, &str, ReadNode); 7] = [
         (
             "databay_component_calls",
             "Pulls (inlets) or pushes (outlets) made, per component of each link.",
@@ -347,6 +357,16 @@ pub(super) fn encode_links(
             "databay_component_records_rejected",
             "Outlets: records refused one by one while the rest of their batch was written (0 for inlets), per component of each link.",
             |n| n.rejected,
+        ),
+        (
+            "databay_component_records_dead_lettered",
+            "Outlets: records it rejected or failed to take that went to the link's dead-letter outlet (0 for inlets), per component of each link.",
+            |n| n.dead_lettered,
+        ),
+        (
+            "databay_component_retries",
+            "Outlets: pushes tried again under the outlet's retry policy, by every link sharing the instance (0 for inlets), per component of each link.",
+            |n| n.retries,
         ),
     ];
     for (name, help, value) in node_counters {

@@ -40,6 +40,7 @@ struct CountersView {
     records_dropped: u64,
     records_failed: u64,
     records_rejected: u64,
+    records_dead_lettered: u64,
     errors: u64,
 }
 
@@ -50,6 +51,8 @@ struct ShapeView {
     processors: Vec<String>,
     groupers: Vec<String>,
     outlets: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dead_letter: Option<String>,
 }
 
 impl LinkView {
@@ -74,6 +77,7 @@ impl LinkView {
                 records_dropped: stats.records_dropped,
                 records_failed: stats.records_failed,
                 records_rejected: stats.records_rejected,
+                records_dead_lettered: stats.records_dead_lettered,
                 errors: stats.errors,
             },
             last_error: stats
@@ -86,6 +90,7 @@ impl LinkView {
                 processors: s.processors.clone(),
                 groupers: s.groupers.clone(),
                 outlets: s.outlets.clone(),
+                dead_letter: s.dead_letter.clone(),
             }),
         }
     }

@@ -59,42 +59,72 @@ impl<'t> Loader<'_, 't> {
             );
             return Vec::new();
         };
-        let mut out = Vec::new();
-        for (i, item) in items.into_iter().enumerate() {
-            let k = format!("{key}.{field}[{i}]");
-            let item_span = item.span();
-            let DeValue::Table(mut t) = item.into_inner() else {
-                self.diag
-                    .error(Some(item_span), k, "expected a table", None);
-                continue;
-            };
-            let Some(type_value) = t.remove("type") else {
-                self.diag.error(
-                    Some(item_span.clone()),
-                    k,
-                    "missing `type`",
-                    Some(format!("every {field} needs `type = \"...\"`")),
-                );
-                continue;
-            };
-            let type_span = type_value.span();
-            let DeValue::String(type_name) = type_value.into_inner() else {
-                self.diag.error(
-                    Some(type_span),
-                    format!("{k}.type"),
-                    "`type` must be a string",
-                    None,
-                );
-                continue;
-            };
-            out.push(RawComponent {
-                type_name: type_name.to_string(),
-                type_span,
-                span: item_span,
-                table: t,
-            });
+        items
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, item)| self.component(item, &format!("{key}.{field}[{i}]"), field))
+            .collect()
+    }
+
+    /// Takes the one component table under `field` (`[link.dead_letter]`).
+    pub(super) fn single_component(
+        &mut self,
+        table: &mut DeTable<'t>,
+        field: &str,
+        key: &str,
+    ) -> Option<RawComponent<'t>> {
+        let value = table.remove(field)?;
+        let k = format!("{key}.{field}");
+        if let DeValue::Array(_) = value.get_ref() {
+            self.diag.error(
+                Some(value.span()),
+                k,
+                format!("expected one table (`[link.{field}]`), not an array"),
+                None,
+            );
+            return None;
         }
-        out
+        self.component(value, &k, field)
+    }
+
+    /// One component table: its `type` and the rest of its keys.
+    fn component(
+        &mut self,
+        item: Spanned<DeValue<'t>>,
+        k: &str,
+        field: &str,
+    ) -> Option<RawComponent<'t>> {
+        let item_span = item.span();
+        let DeValue::Table(mut t) = item.into_inner() else {
+            self.diag
+                .error(Some(item_span), k, "expected a table", None);
+            return None;
+        };
+        let Some(type_value) = t.remove("type") else {
+            self.diag.error(
+                Some(item_span.clone()),
+                k,
+                "missing `type`",
+                Some(format!("every {field} needs `type = \"...\"`")),
+            );
+            return None;
+        };
+        let type_span = type_value.span();
+        let DeValue::String(type_name) = type_value.into_inner() else {
+            self.diag.error(
+                Some(type_span),
+                format!("{k}.type"),
+                "`type` must be a string",
+                None,
+            );
+            return None;
+        };
+        Some(RawComponent {
+            type_name: type_name.to_string(),
+            type_span,
+            span: item_span,
+            table: t,
+        })
     }
 
     /// Checks `type` against the registry, with a suggestion for typos.
@@ -199,13 +229,30 @@ impl<'t> Loader<'_, 't> {
         Some(builder.build())
     }
 
+    /// An outlet, and whether it is `routed` (gets only the records
+    /// routed to it by name).
+    /// `first` runs before the outlet's own processors (the dead-letter
+    /// envelope).
     pub(super) fn outlet(
         &mut self,
         mut c: RawComponent<'t>,
         key: &str,
         cx: &BuildContext,
-    ) -> Option<databay_core::OutletHandle> {
+        first: Option<fn(Vec<databay_core::Record>) -> Vec<databay_core::Record>>,
+    ) -> Option<(databay_core::OutletHandle, bool)> {
         let name: Option<String> = self.take(&mut c.table, "name", key)?;
+        let routed_span = c.table.get("routed").map(|v| v.span());
+        let routed: Option<bool> = self.take(&mut c.table, "routed", key)?;
+        let routed = routed.unwrap_or(false);
+        if routed && name.is_none() {
+            self.diag.error(
+                routed_span,
+                format!("{key}.routed"),
+                "a routed outlet needs a `name`: records are routed to it by name",
+                Some("add `name = \"...\"`; a record whose `__route__` metadata is that name goes to it".to_owned()),
+            );
+            return None;
+        }
         let timeout: Option<HumanDuration> = self.take(&mut c.table, "timeout", key)?;
         // An outlet with a `retry` option of its own (the http outlet's,
         // which honours `Retry-After`) keeps it; the others take the common
@@ -245,12 +292,15 @@ impl<'t> Loader<'_, 't> {
             }
             builder = builder.retry(policy);
         }
+        if let Some(f) = first {
+            builder = builder.named_processor("envelope", f);
+        }
         for (i, p) in processors.into_iter().enumerate() {
             if let Some(p) = self.processor(p, &format!("{key}.processor[{i}]"), cx) {
                 builder = builder.named_processor(p.name, p.processor);
             }
         }
-        Some(builder.build())
+        Some((builder.build(), routed))
     }
 
     pub(super) fn processor(

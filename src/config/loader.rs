@@ -212,6 +212,7 @@ impl<'t> Loader<'_, 't> {
         let processors = self.components(&mut table, "processor", &key);
         let groupers = self.components(&mut table, "grouper", &key);
         let outlets = self.components(&mut table, "outlet", &key);
+        let dead_letter = self.single_component(&mut table, "dead_letter", &key);
         let link_name = settings
             .as_ref()
             .map(|s| s.name.clone())
@@ -242,6 +243,7 @@ impl<'t> Loader<'_, 't> {
             processors: Vec::new(),
             groupers: Vec::new(),
             outlets: Vec::new(),
+            dead_letter: None,
         };
         // Every component is checked even when the link's own settings are
         // broken, so one load reports everything.
@@ -267,8 +269,29 @@ impl<'t> Loader<'_, 't> {
         for (i, c) in outlets.into_iter().enumerate() {
             let k = format!("{key}.outlet[{i}]");
             summary.outlets.push(c.type_name.clone());
-            built_outlets.extend(self.outlet(c, &k, &cx));
+            built_outlets.extend(self.outlet(c, &k, &cx, None));
         }
+        let built_dead_letter = dead_letter.and_then(|mut c| {
+            let k = format!("{key}.dead_letter");
+            summary.dead_letter = Some(c.type_name.clone());
+            let routed = c.table.get("routed").map(|v| v.span());
+            // Unless told otherwise, each dead letter is written as one
+            // object carrying why, where and when (outlets write payloads).
+            let envelope: Option<bool> = self.take(&mut c.table, "envelope", &k)?;
+            let first = envelope
+                .unwrap_or(true)
+                .then_some(databay_core::routing::envelope as fn(_) -> _);
+            let (handle, is_routed) = self.outlet(c, &k, &cx, first)?;
+            if is_routed {
+                self.diag.error(
+                    routed,
+                    format!("{k}.routed"),
+                    "the dead-letter outlet gets what the other outlets did not take; it cannot be routed",
+                    None,
+                );
+            }
+            Some(handle)
+        });
         let name_span = table.get("name").map(|n| n.span());
         if settings.is_some() && link_name.trim().is_empty() {
             self.diag.error(
@@ -338,9 +361,17 @@ impl<'t> Loader<'_, 't> {
         for g in built_groupers {
             builder = builder.grouper(g);
         }
-        for handle in built_outlets {
-            builder = builder.outlet(handle);
+        for (handle, routed) in built_outlets {
+            builder = if routed {
+                builder.routed_outlet(handle)
+            } else {
+                builder.outlet(handle)
+            };
         }
+        if let Some(handle) = built_dead_letter {
+            builder = builder.dead_letter(handle);
+        }
+
         let schedule = schedule?;
         summary.schedule = schedule.to_string();
         match builder.schedule(schedule).build() {

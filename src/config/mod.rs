@@ -45,6 +45,9 @@ pub struct LinkSummary {
     pub groupers: Vec<String>,
     /// Outlet types, in order.
     pub outlets: Vec<String>,
+    /// The dead-letter outlet's type, if the link has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<String>,
 }
 
 /// One configured link, built and ready to run.

@@ -147,6 +147,7 @@ pub(super) struct LinkSettings {
     pub(super) processor: Option<IgnoredAny>,
     pub(super) grouper: Option<IgnoredAny>,
     pub(super) outlet: Option<IgnoredAny>,
+    pub(super) dead_letter: Option<IgnoredAny>,
 }
 
 /// An `IP:port` address, with a message that says which part is wrong.

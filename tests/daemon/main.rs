@@ -10,6 +10,8 @@ mod component_docs;
 mod config_env;
 mod config_errors;
 mod config_fuzz;
+mod crash;
+mod dead_letter;
 mod durations;
 mod example_configs;
 mod failures;

@@ -167,3 +167,69 @@ fn a_store_that_is_not_one_stops_the_daemon_and_is_kept() {
     );
     assert_eq!(fs::read_to_string(&store).unwrap(), "somebody's notes");
 }
+
+/// State stays bounded: `run` deletes the checkpoints of links its config
+/// no longer has (`once` leaves them, it may run one link of several).
+#[test]
+fn the_state_of_a_removed_link_is_deleted_by_run() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let one = fs::read_to_string(dir.path().join("resume.toml")).unwrap();
+    let two = format!(
+        "{one}\n[[link]]\nname = \"gone\"\nevery = \"20ms\"\n\n  [[link.inlet]]\n  type = \"file\"\n  \
+         name = \"numbers\"\n  path = \"in.ndjson\"\n  json = true\n\n  [[link.outlet]]\n  type = \"null\"\n"
+    );
+    fs::write(dir.path().join("two.toml"), &two).unwrap();
+    let list = |config: &str| {
+        let out = output({
+            let mut cmd = databay();
+            cmd.args(["state", "list", config]).current_dir(dir.path());
+            cmd
+        });
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let once = output({
+        let mut cmd = databay();
+        cmd.args(["once", "two.toml"]).current_dir(dir.path());
+        cmd
+    });
+    assert!(once.status.success(), "{}", text(&once.stderr));
+    let listed = list("two.toml");
+    assert!(
+        listed.contains("copy:") && listed.contains("gone:"),
+        "{listed}"
+    );
+
+    let mut daemon = Daemon::start(dir.path(), &["run", "resume.toml"]);
+    eventually("the removed link's state deleted", || {
+        assert!(daemon.running(), "databay exited:\n{}", daemon.stderr());
+        (daemon.count_logs("deleted the state of link `gone`") == 1).then_some(())
+    });
+    daemon.signal("TERM");
+    daemon.wait_exit(Duration::from_secs(20));
+    let listed = list("resume.toml");
+    assert!(
+        listed.contains("copy:") && !listed.contains("gone"),
+        "{listed}"
+    );
+
+    // A link removed by a reload loses its state with it.
+    let written = lines(&dir.path().join("out.ndjson")).len();
+    let mut daemon = Daemon::start(dir.path(), &["run", "two.toml"]);
+    // The store is the running daemon's alone: wait for a few transfers of
+    // both links (they read alike) instead of listing it.
+    eventually("both links transferring", || {
+        assert!(daemon.running(), "databay exited:\n{}", daemon.stderr());
+        (lines(&dir.path().join("out.ndjson")).len() >= written + 4 * BATCH).then_some(())
+    });
+    fs::write(dir.path().join("two.toml"), &one).unwrap();
+    daemon.signal("HUP");
+    eventually("the link removed with its state", || {
+        assert!(daemon.running(), "databay exited:\n{}", daemon.stderr());
+        (daemon.count_logs("link removed; its state is deleted") == 1).then_some(())
+    });
+    daemon.signal("TERM");
+    daemon.wait_exit(Duration::from_secs(20));
+    assert!(!list("resume.toml").contains("gone"));
+}

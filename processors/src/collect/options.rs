@@ -53,6 +53,7 @@ impl CollectOptions {
             key_field: self.key_field,
             value_field: Some(self.items_field),
             window_fields: None,
+            late_route: None,
         };
         shape.check(&[], "")?;
         let inner = collect(key, self.timeout, self.max_size).eof(self.eof.into());

@@ -61,6 +61,11 @@ pub struct WindowOptions {
     /// How long to wait for late records (event time only).
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub wait: Option<Duration>,
+    /// The outlet late records go to: the `name` of one of the link's
+    /// outlets (a `routed = true` one gets nothing else). Unset: they go
+    /// on to every outlet, marked `__late__`.
+    #[serde(default)]
+    pub late: Option<String>,
     /// The output field that holds the key.
     #[serde(default = "default_key_field")]
     pub key_field: String,
@@ -194,6 +199,7 @@ impl WindowOptions {
             key_field: self.key_field,
             value_field: None,
             window_fields: Some((self.window_open_field, self.window_close_field)),
+            late_route: self.late,
         };
         shape.check(&aggregates.names(), "an aggregate")?;
         let inner = window(key, clock, windower, WindowAggregation(aggregates));

@@ -202,3 +202,28 @@ async fn snapshot_and_restore_keep_open_windows_and_the_clock() {
     assert_eq!(late[0].payload["user"], "bob");
     assert_eq!(late[1].payload["clicks"], 1, "ada's first window closed");
 }
+
+/// `late` names the outlet late records go to: they carry `__route__`
+/// with it (besides `__late__`); the windows' output does not.
+#[tokio::test]
+async fn late_records_are_routed_to_the_named_outlet() {
+    let options = format!("{EVENT_MINUTES}\nlate = \"late_clicks\"");
+    let mut p = build_processor("window", &options).unwrap();
+    run(&mut p, vec![click("ada", "00:10", "/")]).await.unwrap();
+    let out = run(
+        &mut p,
+        vec![click("ada", "01:05", "/"), click("bob", "00:20", "/")],
+    )
+    .await
+    .unwrap();
+    let route = |r: &Record| r.meta(databay_core::routing::ROUTE_KEY).cloned();
+    let (late, closed): (Vec<_>, Vec<_>) = out.iter().partition(|r| r.meta("__late__").is_some());
+    assert_eq!(late.len(), 1, "{out:?}");
+    assert_eq!(route(late[0]), Some(json!("late_clicks")));
+    assert_eq!(closed.len(), 1, "{out:?}");
+    assert_eq!(
+        route(closed[0]),
+        None,
+        "the windows' output goes everywhere"
+    );
+}

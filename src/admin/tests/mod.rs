@@ -67,6 +67,7 @@ fn summaries() -> Arc<RwLock<BTreeMap<String, LinkSummary>>> {
         processors: vec!["filter".into()],
         groupers: vec![],
         outlets: vec!["collect".into()],
+        dead_letter: None,
     };
     Arc::new(RwLock::new(BTreeMap::from([("alpha".to_owned(), alpha)])))
 }
@@ -446,7 +447,7 @@ async fn links_list_every_link_in_planner_order() {
         alpha["counters"],
         json!({
             "transfers_ok": 1, "transfers_failed": 0, "ticks_skipped": 0,
-            "records_in": 3, "records_out": 3, "records_dropped": 0, "records_failed": 0, "records_rejected": 0, "errors": 0,
+            "records_in": 3, "records_out": 3, "records_dropped": 0, "records_failed": 0, "records_rejected": 0, "records_dead_lettered": 0, "errors": 0,
         })
     );
     assert_eq!(
