@@ -45,6 +45,16 @@ struct Cli {
     /// `RUST_LOG`, when set, wins.
     #[arg(long, global = true, env = "DATABAY_LOG_LEVEL", default_value = "info")]
     log_level: String,
+    /// Worker threads of the async runtime (timers, pulls, pushes). Default:
+    /// one per core.
+    #[arg(long, global = true, env = "DATABAY_THREADS")]
+    threads: Option<std::num::NonZeroUsize>,
+    /// How many heavy jobs (a large batch through processors, parsed or
+    /// encoded) run at once, off the async workers; more queue. Default:
+    /// one less than the cores, at least one. 0 runs them on the async
+    /// workers, where they hold up other links' timers.
+    #[arg(long, global = true, env = "DATABAY_COMPUTE_THREADS")]
+    compute_threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -127,6 +137,12 @@ pub(crate) enum StateAction {
 pub fn main(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
     crate::logging::init(cli.log_format, &cli.log_level);
+    if let Some(n) = cli.threads {
+        let _ = THREADS.set(n.get());
+    }
+    if let Some(n) = cli.compute_threads {
+        databay_core::compute::set_threads(n);
+    }
     match cli.command {
         Command::Plugins { r#type } => plugins(&registry, r#type.as_deref()),
         Command::Validate { config } => validate(&config, &registry),
@@ -140,15 +156,19 @@ pub fn main(registry: Registry) -> ExitCode {
     }
 }
 
+/// `--threads`, for the runtime [`with_runtime`] builds.
+static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
 fn with_runtime<F, Fut>(f: F) -> ExitCode
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ExitCode>,
 {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = THREADS.get() {
+        builder.worker_threads(*n);
+    }
+    match builder.enable_all().build() {
         Ok(runtime) => {
             let code = runtime.block_on(f());
             // Dropping the runtime would wait for every blocking task, and

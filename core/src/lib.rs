@@ -45,6 +45,7 @@ mod buffer;
 pub mod bytes;
 pub mod checkpoint;
 mod clock;
+pub mod compute;
 mod error;
 mod inlet;
 mod link;

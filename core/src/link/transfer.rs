@@ -319,29 +319,43 @@ impl Link {
             trigger: Trigger::Timer,
             ..cx
         };
-        for stage in pipeline.processors.iter_mut() {
-            let held = records.len();
-            let cx = if spared.contains(&stage.name) {
-                &carried
-            } else {
-                &cx
-            };
-            match guarded(stage.processor.process(records, cx), None).await {
-                Ok(out) => records = out,
-                Err(failure) => {
-                    let e = self.node_error(update, NodeKind::Processor, &stage.name, failure);
-                    if self.on_error(e, &mut errors).is_err() {
-                        return Err(errors);
+        // A large batch is heavy work: off the threads that drive the
+        // other links' timers and I/O (see `compute`).
+        let heavy = records.len() >= crate::compute::HEAVY_BATCH && !pipeline.processors.is_empty();
+        let stages = async {
+            for stage in pipeline.processors.iter_mut() {
+                let held = records.len();
+                let cx = if spared.contains(&stage.name) {
+                    &carried
+                } else {
+                    &cx
+                };
+                match guarded(stage.processor.process(records, cx), None).await {
+                    Ok(out) => records = out,
+                    Err(failure) => {
+                        let e = self.node_error(update, NodeKind::Processor, &stage.name, failure);
+                        if self.on_error(e, &mut errors).is_err() {
+                            return Err(());
+                        }
+                        // The failed batch is dropped, never passed on unprocessed.
+                        inner
+                            .counters
+                            .records_dropped
+                            .fetch_add(held as u64, Ordering::Relaxed);
+                        records = Vec::new();
                     }
-                    // The failed batch is dropped, never passed on unprocessed.
-                    inner
-                        .counters
-                        .records_dropped
-                        .fetch_add(held as u64, Ordering::Relaxed);
-                    records = Vec::new();
                 }
             }
-        }
+            Ok(records)
+        };
+        let processed = if heavy {
+            crate::compute::run_async(stages).await
+        } else {
+            stages.await
+        };
+        let Ok(records) = processed else {
+            return Err(errors);
+        };
 
         let mut batches = vec![records];
         for g in pipeline.groupers.iter_mut() {

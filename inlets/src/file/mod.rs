@@ -608,7 +608,14 @@ impl LineReader {
         }
         let (offset, line) = (self.offset, self.line);
         let mut records = Vec::with_capacity(options.max.min(1024));
-        let end = match self.fill(options, &mut records).await {
+        // Parsing a large batch is heavy work: off the threads that drive
+        // the other links' timers (databay_core::compute).
+        let filled = if options.max >= databay_core::compute::HEAVY_BATCH {
+            databay_core::compute::run_async(self.fill(options, &mut records)).await
+        } else {
+            self.fill(options, &mut records).await
+        };
+        let end = match filled {
             Ok(end) => {
                 // The lines delivered; a partial last line left for later
                 // is counted when it is.

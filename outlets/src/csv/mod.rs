@@ -619,11 +619,20 @@ impl Outlet for CsvOutlet {
                 .map_err(CsvOutletError::from)??
             }
         };
-        let encoded = groups
-            .iter()
-            .zip(existing)
-            .map(|(group, existing)| self.encode(group, existing, &mut rejected))
-            .collect::<Result<Vec<_>, _>>()?;
+        let encode = || {
+            groups
+                .iter()
+                .zip(existing)
+                .map(|(group, existing)| self.encode(group, existing, &mut rejected))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        // Encoding a large batch is heavy work: off the threads that drive
+        // the other links' timers (databay_core::compute).
+        let encoded = if records.len() >= databay_core::compute::HEAVY_BATCH {
+            databay_core::compute::run(encode).await?
+        } else {
+            encode()?
+        };
         let written = tokio::task::spawn_blocking(move || write_encoded(encoded))
             .await
             .map_err(CsvOutletError::from)?
