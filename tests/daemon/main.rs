@@ -17,6 +17,7 @@ mod example_configs;
 mod failures;
 mod logs;
 mod once;
+mod outage;
 mod plugins_cmd;
 mod processors;
 mod quickstart;
