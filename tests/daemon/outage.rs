@@ -136,7 +136,7 @@ max_backoff = "500ms"
     eventually("some rows written", || (count() > 1000).then_some(()));
     proxy.cut();
     let during = count();
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(10));
     assert!(daemon.running(), "databay exited:\n{}", daemon.stderr());
     let after_outage = count();
     assert!(
