@@ -143,5 +143,123 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             peak as f64 / 1024.0
         );
     }
+    checkpoints(&root, &dir, &input, rows, lines)?;
     Ok(())
+}
+
+/// The cost of safety: the native run again with `[daemon] state_dir` (a
+/// checkpoint after each of its transfers of 10 000 records), fsyncs per
+/// transfer (with strace, when the machine has it), and the state store's
+/// commit latency.
+fn checkpoints(
+    root: &Path,
+    dir: &Path,
+    input: &Path,
+    rows: usize,
+    lines: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let state = dir.join("state");
+    let config = dir.join("file_to_csv_checkpointed.toml");
+    let text = std::fs::read_to_string(root.join("config/file_to_csv.toml"))?;
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = {:?}\n\n{text}",
+            state.display().to_string()
+        ),
+    )?;
+    let output = dir.join("checkpointed.csv");
+    let run = |env: &[(&str, &Path)]| -> Result<Duration, Box<dyn std::error::Error>> {
+        let _ = std::fs::remove_file(&output);
+        let _ = std::fs::remove_dir_all(&state);
+        let (took, _) = support::once(&config, env)?;
+        Ok(took)
+    };
+    let env = [("ORDERS_FILE", input), ("ORDERS_CSV", output.as_path())];
+    let plain = {
+        let plain_out = dir.join("plain.csv");
+        let _ = std::fs::remove_file(&plain_out);
+        support::once(
+            &root.join("config/file_to_csv.toml"),
+            &[("ORDERS_FILE", input), ("ORDERS_CSV", &plain_out)],
+        )?
+        .0
+    };
+    let checkpointed = run(&env)?;
+    let written = rows_in(&output)?;
+    if written != rows {
+        return Err(
+            format!("checkpointed: wrote {written} rows, the hand loop wrote {rows}").into(),
+        );
+    }
+    let transfers = lines.div_ceil(10_000);
+    println!(
+        "checkpoints off    : {:>6.0} ms; on: {:>6.0} ms ({:+.1}%), {transfers} transfers of 10 000 records",
+        plain.as_secs_f64() * 1e3,
+        checkpointed.as_secs_f64() * 1e3,
+        100.0 * (checkpointed.as_secs_f64() / plain.as_secs_f64() - 1.0)
+    );
+    if let Some(fsyncs) = fsyncs(&config, &env, &output, &state) {
+        println!(
+            "fsyncs             : {fsyncs} in the checkpointed run, {:.1} per transfer (the CSV outlet's sync included)",
+            fsyncs as f64 / transfers as f64
+        );
+    }
+    let latencies = commit_latencies(&state)?;
+    println!(
+        "state store commit : p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} saves of the run's last checkpoint, one at a time)",
+        latencies.0, latencies.1, latencies.2, COMMITS
+    );
+    Ok(())
+}
+
+/// fsync and fdatasync calls of one checkpointed run, counted by strace.
+fn fsyncs(config: &Path, env: &[(&str, &Path)], output: &Path, state: &Path) -> Option<usize> {
+    let _ = std::fs::remove_file(output);
+    let _ = std::fs::remove_dir_all(state);
+    let mut command = std::process::Command::new("strace");
+    command
+        .args(["-f", "-c", "-e", "trace=fsync,fdatasync"])
+        .arg(env!("CARGO_BIN_EXE_databay"))
+        .args(["--log-level", "warn", "once"])
+        .arg(config)
+        .arg("--until-exhausted");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let out = command.output().ok()?;
+    let report = String::from_utf8_lossy(&out.stderr);
+    // strace -c: "% time seconds usecs/call calls [errors] syscall".
+    let calls = report
+        .lines()
+        .filter(|l| l.ends_with("fsync") || l.ends_with("fdatasync"))
+        .filter_map(|l| l.split_whitespace().nth(3)?.parse::<usize>().ok())
+        .sum();
+    Some(calls)
+}
+
+const COMMITS: usize = 500;
+
+/// p50, p99 and max of saving one checkpoint, in ms.
+fn commit_latencies(state: &Path) -> Result<(f64, f64, f64), Box<dyn std::error::Error>> {
+    use databay_core::checkpoint::StateStore;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let store = databay::state::RedbStore::open(state)?;
+    let checkpoint = runtime
+        .block_on(store.load("orders"))
+        .map_err(|e| e.to_string())?
+        .ok_or("the checkpointed run left no checkpoint")?;
+    let mut took: Vec<f64> = Vec::with_capacity(COMMITS);
+    for _ in 0..COMMITS {
+        let start = Instant::now();
+        runtime
+            .block_on(store.save("orders", &checkpoint))
+            .map_err(|e| e.to_string())?;
+        took.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    took.sort_by(f64::total_cmp);
+    let at = |q: f64| took[((took.len() - 1) as f64 * q).round() as usize];
+    Ok((at(0.5), at(0.99), at(1.0)))
 }

@@ -15,7 +15,7 @@ pub mod config;
 mod daemon;
 mod logging;
 mod scrub;
-mod state;
+pub mod state;
 
 pub use builtins::builtins;
 pub use databay_component::{
