@@ -233,3 +233,88 @@ fn the_state_of_a_removed_link_is_deleted_by_run() {
     daemon.wait_exit(Duration::from_secs(20));
     assert!(!list("resume.toml").contains("gone"));
 }
+
+/// Unmounts the tmpfs when dropped, also when the test fails.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// A tmpfs of `size` (as mount takes it, "2m") at `at`. Needs root, as
+    /// CI and the test command run; anything else fails, saying so.
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs to fill it, which needs root: {}",
+            text(&out.stderr)
+        );
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Disk full: with `state_dir` on a small tmpfs that fills up, checkpoints
+/// fail with a clear error while the link goes on delivering; once space is
+/// freed they succeed again, and a daemon killed afterwards resumes from
+/// the store, which nothing corrupted: every line arrives exactly once.
+#[test]
+fn a_full_disk_under_the_state_store_corrupts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let _mount = Tmpfs::mount(&dir.path().join("state"), "4m");
+    let mut first = run_until(dir.path(), 300);
+    // Fill the state directory's disk.
+    let filler = dir.path().join("state/filler");
+    {
+        use std::io::Write as _;
+        let mut file = fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+    }
+    eventually("a checkpoint refused for lack of space", || {
+        assert!(first.running(), "databay exited:\n{}", first.stderr());
+        first
+            .logs()
+            .iter()
+            .any(|l| {
+                l["level"] == "ERROR"
+                    && l["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("the next committed transfer tries again"))
+            })
+            .then_some(())
+    });
+    let refused = first.stderr();
+    assert!(
+        refused.contains("is the disk full?") || refused.contains("No space left"),
+        "the error does not say the disk is full:\n{refused}"
+    );
+    let during = lines(&dir.path().join("out.ndjson")).len();
+    fs::remove_file(&filler).unwrap();
+    // The link went on delivering while the disk was full, and goes on.
+    eventually("more lines after the space came back", || {
+        assert!(first.running(), "databay exited:\n{}", first.stderr());
+        (lines(&dir.path().join("out.ndjson")).len() >= during + 5 * BATCH).then_some(())
+    });
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+
+    let mut second = run_until(dir.path(), LINES);
+    let resumed = second.count_logs("resuming from the link's checkpoint");
+    second.signal("TERM");
+    second.wait_exit(Duration::from_secs(20));
+    assert_eq!(resumed, 1, "{}", second.stderr());
+    let seen = counts(dir.path());
+    assert_eq!(seen.len(), LINES, "every line arrived");
+    assert!(seen.values().all(|n| *n == 1), "a line came twice");
+}
