@@ -304,15 +304,15 @@ async fn reload(path: &Path, registry: &Registry, planner: &Planner, loaded: &mu
     // version wrote when it stopped.
     attach_store(&config, &loaded.store);
     let mut kept = 0;
-    let new_names: Vec<String> = config
+    let new_names: std::collections::HashSet<&str> = config
         .links
         .iter()
-        .map(|l| l.summary.name.clone())
+        .map(|l| l.summary.name.as_str())
         .collect();
     let stale: Vec<String> = loaded
         .fingerprints
         .keys()
-        .filter(|n| !new_names.contains(n))
+        .filter(|n| !new_names.contains(n.as_str()))
         .cloned()
         .collect();
     for name in stale {

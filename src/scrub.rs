@@ -38,7 +38,9 @@ pub(crate) fn add_secrets(values: &[String]) {
         .collect();
     let mut all = FORMS.write().unwrap_or_else(|p| p.into_inner());
     all.append(&mut forms);
-    all.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    // Equal forms side by side, for `dedup`: every reload adds the same
+    // values again, and every log line is checked against each form.
+    all.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     all.dedup();
 }
 

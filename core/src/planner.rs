@@ -4,6 +4,7 @@
 //! tens of thousands of links cost a few kilobytes each and wake only when
 //! due. See the README's design notes for why not a cron-scheduler crate.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,13 +22,79 @@ struct Entry {
     task: Option<JoinHandle<()>>,
 }
 
+/// The planner's links in the order they were added, found by name in
+/// constant time: with 100 000 links, a scan per lookup (each added link's
+/// duplicate check, each spawned driver, each `/links/{name}`) made start-up
+/// quadratic.
+#[derive(Default)]
+struct Links {
+    /// By the sequence number each link got when it was added.
+    entries: BTreeMap<u64, Entry>,
+    /// A link's name to its sequence number.
+    by_name: HashMap<String, u64>,
+    next: u64,
+}
+
+impl Links {
+    /// Adds `link` last, unless a link of its name is there.
+    fn insert(&mut self, link: Link) -> Result<(), PlannerError> {
+        if self.by_name.contains_key(link.name()) {
+            return Err(PlannerError::DuplicateLink(link.name().to_owned()));
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.by_name.insert(link.name().to_owned(), seq);
+        self.entries.insert(seq, Entry { link, task: None });
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Option<&Entry> {
+        self.by_name.get(name).and_then(|seq| self.entries.get(seq))
+    }
+
+    /// The entry of this very link (not just one of the same name).
+    fn entry_of(&mut self, link: &Link) -> Option<&mut Entry> {
+        let seq = self.by_name.get(link.name())?;
+        self.entries.get_mut(seq).filter(|e| e.link.same_as(link))
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Entry> {
+        let seq = self.by_name.remove(name)?;
+        self.entries.remove(&seq)
+    }
+
+    /// Removes this very link, if it is there.
+    fn remove_link(&mut self, link: &Link) -> Option<Entry> {
+        self.entry_of(link)?;
+        self.remove(link.name())
+    }
+
+    /// Every entry, in order, leaving none.
+    fn take_all(&mut self) -> Vec<Entry> {
+        self.by_name.clear();
+        std::mem::take(&mut self.entries).into_values().collect()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.entries.values_mut()
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 struct Inner {
     ignore_exceptions: bool,
     fail_fast: bool,
     immediate_transfer: bool,
     stop_when_finished: bool,
     shutdown_grace: Duration,
-    links: Mutex<Vec<Entry>>,
+    links: Mutex<Links>,
     running: AtomicBool,
     /// Set (under the links lock) once `start` retires its links.
     stopping: AtomicBool,
@@ -103,7 +170,7 @@ impl PlannerBuilder {
                 immediate_transfer: self.immediate_transfer,
                 stop_when_finished: self.stop_when_finished,
                 shutdown_grace: self.shutdown_grace,
-                links: Mutex::new(Vec::new()),
+                links: Mutex::new(Links::default()),
                 running: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),
                 paused: AtomicBool::new(false),
@@ -115,10 +182,7 @@ impl PlannerBuilder {
         {
             let mut entries = lock(&planner.inner.links);
             for link in self.links {
-                if entries.iter().any(|e| e.link.name() == link.name()) {
-                    return Err(PlannerError::DuplicateLink(link.name().to_owned()));
-                }
-                entries.push(Entry { link, task: None });
+                entries.insert(link)?;
             }
         }
         Ok(planner)
@@ -189,10 +253,17 @@ impl Planner {
 
     /// The link called `name`.
     pub fn link(&self, name: &str) -> Option<Link> {
-        lock(&self.inner.links)
-            .iter()
-            .find(|e| e.link.name() == name)
-            .map(|e| e.link.clone())
+        lock(&self.inner.links).get(name).map(|e| e.link.clone())
+    }
+
+    /// How many links the planner has.
+    pub fn len(&self) -> usize {
+        lock(&self.inner.links).len()
+    }
+
+    /// Whether the planner has no links.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Whether `start` is running.
@@ -216,20 +287,11 @@ impl Planner {
     }
 
     async fn add(&self, link: Link, refuse_failed_start: bool) -> Result<(), PlannerError> {
-        {
-            let mut entries = lock(&self.inner.links);
-            if entries.iter().any(|e| e.link.name() == link.name()) {
-                return Err(PlannerError::DuplicateLink(link.name().to_owned()));
-            }
-            entries.push(Entry {
-                link: link.clone(),
-                task: None,
-            });
-        }
+        lock(&self.inner.links).insert(link.clone())?;
         if self.running() {
             if let Err(e) = link.start().await {
                 if refuse_failed_start {
-                    lock(&self.inner.links).retain(|e| !e.link.same_as(&link));
+                    lock(&self.inner.links).remove_link(&link);
                     return Err(e.into());
                 }
                 link.start_failed(&e);
@@ -254,7 +316,7 @@ impl Planner {
         if self.inner.stopping.load(Ordering::SeqCst) {
             return false;
         }
-        let Some(entry) = entries.iter_mut().find(|e| e.link.same_as(link)) else {
+        let Some(entry) = entries.entry_of(link) else {
             return false;
         };
         if entry.task.is_none() {
@@ -271,14 +333,9 @@ impl Planner {
     /// Removes the link called `name`: unschedules it, lets an in-flight
     /// transfer finish, flushes it and shuts its nodes down.
     pub async fn remove_link(&self, name: &str) -> Result<Link, PlannerError> {
-        let entry = {
-            let mut entries = lock(&self.inner.links);
-            let pos = entries
-                .iter()
-                .position(|e| e.link.name() == name)
-                .ok_or_else(|| PlannerError::MissingLink(name.to_owned()))?;
-            entries.remove(pos)
-        };
+        let entry = lock(&self.inner.links)
+            .remove(name)
+            .ok_or_else(|| PlannerError::MissingLink(name.to_owned()))?;
         let link = entry.link.clone();
         let _ = self.inner.events_tx.send(LinkEvent::Removed);
         if let Some(e) = self
@@ -294,7 +351,7 @@ impl Planner {
 
     /// Removes every link (see [`Planner::remove_link`]).
     pub async fn purge(&self) -> Vec<PlannerError> {
-        let entries = std::mem::take(&mut *lock(&self.inner.links));
+        let entries = lock(&self.inner.links).take_all();
         let _ = self.inner.events_tx.send(LinkEvent::Removed);
         self.retire(
             entries.into_iter().map(|e| (e.link, e.task)).collect(),

@@ -1051,3 +1051,90 @@ async fn a_failing_link_backs_off_and_resets_on_success() {
     planner.shutdown(true);
     task.await.unwrap().unwrap();
 }
+
+/// Thousands of links start, run and stop as a few do: each starts once,
+/// transfers, and is shut down once, after its last pull; the planner
+/// keeps them in the order they were added through removals and re-adds.
+#[tokio::test(start_paused = true)]
+async fn thousands_of_links_start_run_and_shut_down_each_once() {
+    const N: usize = 4_000;
+    let mut logs = Vec::new();
+    let links: Vec<Link> = (0..N)
+        .map(|i| {
+            let (probe, log) = Probe::new();
+            logs.push(log);
+            Link::builder(format!("link-{i}"))
+                .inlet(probe)
+                .outlet(CollectOutlet::new())
+                .schedule(
+                    Schedule::every(ms(100))
+                        .unwrap()
+                        .align_to(Duration::from_micros(25 * i as u64)),
+                )
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let planner = Planner::new(links).unwrap();
+    assert_eq!(planner.len(), N);
+    assert!(matches!(
+        Planner::new([
+            Link::builder("twice").build().unwrap(),
+            Link::builder("twice").build().unwrap()
+        ]),
+        Err(PlannerError::DuplicateLink(n)) if n == "twice"
+    ));
+    let task = run(&planner);
+    tokio::time::sleep(ms(350)).await;
+    assert!(logs.iter().all(|l| l.pulls() >= 3), "every link ran");
+
+    // Every other link leaves; one comes back, last.
+    for i in (0..N).step_by(2) {
+        planner.remove_link(&format!("link-{i}")).await.unwrap();
+    }
+    let (probe, back) = Probe::new();
+    planner
+        .add_link(
+            Link::builder("link-0")
+                .inlet(probe)
+                .every(ms(100))
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = planner
+        .links()
+        .iter()
+        .map(|l| l.name().to_owned())
+        .collect();
+    let expected: Vec<String> = (1..N)
+        .step_by(2)
+        .map(|i| format!("link-{i}"))
+        .chain(["link-0".to_owned()])
+        .collect();
+    assert_eq!(names, expected);
+    assert_eq!(planner.len(), N / 2 + 1);
+    assert!(planner.link("link-2").is_none());
+    assert_eq!(
+        planner
+            .link("link-3")
+            .map(|l| l.name().to_owned())
+            .as_deref(),
+        Some("link-3")
+    );
+
+    tokio::time::sleep(ms(200)).await;
+    planner.shutdown(true);
+    task.await.unwrap().unwrap();
+    for (i, log) in logs.iter().enumerate() {
+        assert_eq!((log.starts(), log.shutdowns()), (1, 1), "link-{i}");
+        assert_eq!(
+            log.events().last().map(String::as_str),
+            Some("shutdown"),
+            "link-{i} was shut down after its last pull"
+        );
+    }
+    assert_eq!((back.starts(), back.shutdowns()), (1, 1));
+    assert!(planner.links().iter().all(|l| l.state() == LinkState::Idle));
+}

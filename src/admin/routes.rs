@@ -54,7 +54,7 @@ pub(super) async fn healthz(State(state): State<AdminState>) -> Json<serde_json:
         "status": "ok",
         "running": state.planner.running(),
         "paused": state.planner.is_paused(),
-        "links": state.planner.links().len(),
+        "links": state.planner.len(),
         "started": rfc3339(state.started),
         "uptime_seconds": uptime.as_secs(),
     }))

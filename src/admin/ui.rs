@@ -321,7 +321,7 @@ pub(super) async fn link(
 /// background: with thousands of links the answer would take long) and
 /// says how many.
 pub(super) async fn transfer_all(State(state): State<AdminState>) -> Response {
-    let links = state.planner.links().len();
+    let links = state.planner.len();
     tracing::info!(
         links,
         "transfer of every link requested over the admin endpoint"

@@ -63,12 +63,21 @@ impl std::error::Error for ConfigErrors {}
 pub(crate) struct Diagnostics<'a> {
     file: &'a Path,
     text: &'a str,
-    /// Spans whose text came from the environment: never quoted.
-    secret_spans: Vec<Range<usize>>,
+    /// Added to every span given: a link parsed on its own (see
+    /// `loader::link_sections`) has spans counted from its own start.
+    offset: usize,
+    /// Where each line of `text` starts, once an error or warning needs a
+    /// position.
+    line_starts: std::sync::OnceLock<Vec<usize>>,
+    /// Spans whose text came from the environment: never quoted. By start;
+    /// string values, so they never overlap.
+    secret_spans: std::collections::BTreeMap<usize, usize>,
     /// The values those spans expanded to, to scrub from any message: a
     /// component may quote an option value in an error placed elsewhere
     /// (at its `type`), or quote it in backticks.
     secret_values: Vec<String>,
+    /// The same values, to keep each once.
+    secrets_seen: std::collections::HashSet<String>,
     /// Spans already reported (a `${VAR}` that could not be expanded):
     /// checking their unexpanded text would only add misleading errors.
     reported: Vec<Range<usize>>,
@@ -82,25 +91,42 @@ impl<'a> Diagnostics<'a> {
         Diagnostics {
             file,
             text,
-            secret_spans: Vec::new(),
+            offset: 0,
+            line_starts: std::sync::OnceLock::new(),
+            secret_spans: std::collections::BTreeMap::new(),
             secret_values: Vec::new(),
+            secrets_seen: std::collections::HashSet::new(),
             reported: Vec::new(),
             errors: Vec::new(),
             warnings: Vec::new(),
         }
     }
 
+    /// Spans given from now on count from `offset` in the text.
+    pub(crate) fn set_offset(&mut self, offset: usize) {
+        self.offset = offset;
+    }
+
+    fn absolute(&self, span: &Range<usize>) -> Range<usize> {
+        span.start + self.offset..span.end + self.offset
+    }
+
     /// Records an error at `span` and silences any later one there.
     pub(crate) fn error_once(&mut self, span: Range<usize>, key: &str, message: String) {
         self.error(Some(span.clone()), key, message, None);
-        self.reported.push(span);
+        self.reported.push(self.absolute(&span));
     }
 
     /// Marks `span` as holding `values` taken from the environment.
     pub(crate) fn mark_secret(&mut self, span: Range<usize>, values: &[String]) {
-        self.secret_spans.push(span);
-        self.secret_values
-            .extend(values.iter().filter(|v| !v.is_empty()).cloned());
+        let span = self.absolute(&span);
+        self.secret_spans.insert(span.start, span.end);
+        for v in values.iter().filter(|v| !v.is_empty()) {
+            // A variable used by every link is one secret, not thousands.
+            if self.secrets_seen.insert(v.clone()) {
+                self.secret_values.push(v.clone());
+            }
+        }
     }
 
     /// `message` with every environment value removed.
@@ -114,17 +140,29 @@ impl<'a> Diagnostics<'a> {
     }
 
     pub(crate) fn is_secret(&self, span: &Range<usize>) -> bool {
-        self.secret_spans
-            .iter()
-            .any(|s| s.start < span.end.max(span.start + 1) && span.start < s.end)
+        self.secret_at(&self.absolute(span))
     }
 
+    fn secret_at(&self, span: &Range<usize>) -> bool {
+        // Secret spans do not overlap: the last one starting before the
+        // end of `span` is the only one that can reach into it.
+        self.secret_spans
+            .range(..span.end.max(span.start + 1))
+            .next_back()
+            .is_some_and(|(_, end)| span.start < *end)
+    }
+
+    /// Line and column of an absolute offset.
     fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
+        let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let line = starts.partition_point(|s| *s <= offset);
+        let line_start = starts[line - 1];
+        let column = self.text[line_start..offset].chars().count() + 1;
         (line, column)
     }
 
@@ -136,6 +174,7 @@ impl<'a> Diagnostics<'a> {
         message: impl Into<String>,
         hint: Option<String>,
     ) {
+        let span = span.map(|s| self.absolute(&s));
         if let Some(s) = &span
             && self
                 .reported
@@ -148,7 +187,7 @@ impl<'a> Diagnostics<'a> {
         let (line, column) = span.as_ref().map_or((0, 0), |s| self.position(s.start));
         let mut message = scrub(&message.into(), &self.secret_values);
         if let Some(s) = &span
-            && self.is_secret(s)
+            && self.secret_at(s)
         {
             // The value itself is scrubbed above; say where it came from.
             message = format!("invalid value from the environment: {message}");
@@ -168,6 +207,7 @@ impl<'a> Diagnostics<'a> {
 
     /// Records a warning at `span`: reported, but the config loads.
     pub(crate) fn warning(&mut self, span: Range<usize>, key: impl Into<String>, message: &str) {
+        let span = self.absolute(&span);
         let (line, column) = self.position(span.start);
         let warning = ConfigError {
             file: self.file.to_path_buf(),

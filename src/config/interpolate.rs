@@ -52,25 +52,44 @@ fn value(
             let items: &mut [toml::Spanned<DeValue<'_>>] =
                 std::borrow::BorrowMut::borrow_mut(items);
             for (i, item) in items.iter_mut().enumerate() {
-                let span = item.span();
-                // Links are named in key paths (`link.orders.every`), as in
-                // every other config error.
-                let path = match item.get_ref() {
-                    DeValue::Table(t) if key == "link" => {
-                        match t.get("name").map(|n| n.get_ref()) {
-                            Some(DeValue::String(n)) if !n.is_empty() && !n.contains('$') => {
-                                format!("link.{n}")
-                            }
-                            _ => format!("{key}[{i}]"),
-                        }
-                    }
-                    _ => format!("{key}[{i}]"),
-                };
-                value(item.get_mut(), span, env, diag, &path);
+                item_value(item, key, i, env, diag);
             }
         }
         _ => {}
     }
+}
+
+/// The `index`th `[[link]]` table, parsed on its own.
+pub(super) fn link(
+    item: &mut toml::Spanned<DeValue<'_>>,
+    index: usize,
+    env: &Lookup<'_>,
+    diag: &mut Diagnostics<'_>,
+) {
+    item_value(item, "link", index, env, diag);
+}
+
+/// The `i`th item of the array under `key`.
+fn item_value(
+    item: &mut toml::Spanned<DeValue<'_>>,
+    key: &str,
+    i: usize,
+    env: &Lookup<'_>,
+    diag: &mut Diagnostics<'_>,
+) {
+    let span = item.span();
+    // Links are named in key paths (`link.orders.every`), as in every
+    // other config error.
+    let path = match item.get_ref() {
+        DeValue::Table(t) if key == "link" => match t.get("name").map(|n| n.get_ref()) {
+            Some(DeValue::String(n)) if !n.is_empty() && !n.contains('$') => {
+                format!("link.{n}")
+            }
+            _ => format!("{key}[{i}]"),
+        },
+        _ => format!("{key}[{i}]"),
+    };
+    value(item.get_mut(), span, env, diag, &path);
 }
 
 /// Expands one string. Returns the result and the values that came from

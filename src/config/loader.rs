@@ -12,10 +12,13 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::error::{Diagnostics, closest, serde_hint};
-use super::settings::{DaemonSettings, LinkSettings};
+use super::settings::{AdminSettings, DaemonSettings, LinkSettings};
 use super::{Config, LinkConfig, LinkSummary};
 
 const TOP_KEYS: [&str; 3] = ["daemon", "admin", "link"];
+
+/// A link's component arrays ([`LinkSettings`] only notes their presence).
+const COMPONENT_KEYS: [&str; 4] = ["inlet", "processor", "grouper", "outlet"];
 
 pub(super) struct Loader<'r, 't> {
     pub(super) diag: Diagnostics<'t>,
@@ -101,30 +104,7 @@ impl<'t> Loader<'_, 't> {
     }
 
     pub(super) fn document(&mut self, path: &Path, mut doc: DeTable<'t>) -> Config {
-        for (k, v) in doc.iter() {
-            if !TOP_KEYS.contains(&k.get_ref().as_ref()) {
-                let hint = closest(k.get_ref(), TOP_KEYS).map(|c| format!("did you mean `{c}`?"));
-                self.diag.error(
-                    Some(k.span()),
-                    k.get_ref().to_string(),
-                    format!(
-                        "unknown key `{}` (expected `daemon`, `admin` or `link`)",
-                        k.get_ref()
-                    ),
-                    hint,
-                );
-                let _ = v;
-            }
-        }
-        let mut daemon: DaemonSettings = self.section(&mut doc, "daemon");
-        if let Some(dir) = daemon.state_dir.take() {
-            daemon.state_dir = Some(if dir.is_absolute() {
-                dir
-            } else {
-                self.base_dir.join(dir)
-            });
-        }
-        let admin = self.section(&mut doc, "admin");
+        let (daemon, admin) = self.settings(&mut doc);
         let mut links = Vec::new();
         match doc.remove("link") {
             None => self.diag.error(
@@ -174,6 +154,36 @@ impl<'t> Loader<'_, 't> {
         }
     }
 
+    /// The top level but `link`: unknown keys reported, `[daemon]` and
+    /// `[admin]` read (their defaults if absent).
+    pub(super) fn settings(&mut self, doc: &mut DeTable<'t>) -> (DaemonSettings, AdminSettings) {
+        for (k, v) in doc.iter() {
+            if !TOP_KEYS.contains(&k.get_ref().as_ref()) {
+                let hint = closest(k.get_ref(), TOP_KEYS).map(|c| format!("did you mean `{c}`?"));
+                self.diag.error(
+                    Some(k.span()),
+                    k.get_ref().to_string(),
+                    format!(
+                        "unknown key `{}` (expected `daemon`, `admin` or `link`)",
+                        k.get_ref()
+                    ),
+                    hint,
+                );
+                let _ = v;
+            }
+        }
+        let mut daemon: DaemonSettings = self.section(doc, "daemon");
+        if let Some(dir) = daemon.state_dir.take() {
+            daemon.state_dir = Some(if dir.is_absolute() {
+                dir
+            } else {
+                self.base_dir.join(dir)
+            });
+        }
+        let admin = self.section(doc, "admin");
+        (daemon, admin)
+    }
+
     pub(super) fn link(
         &mut self,
         index: usize,
@@ -200,10 +210,21 @@ impl<'t> Loader<'_, 't> {
                 .error(Some(span), key, "a link must be a table (`[[link]]`)", None);
             return None;
         };
-        let settings: Option<LinkSettings> = self.deserialize(
-            Spanned::new(span.clone(), DeValue::Table(table.clone())),
-            &key,
-        );
+        // The component arrays are read below, from `table`: the settings
+        // only need to know they are there, not a copy of them.
+        let shallow: DeTable<'t> = table
+            .iter()
+            .map(|(k, v)| {
+                let v = if COMPONENT_KEYS.contains(&k.get_ref().as_ref()) {
+                    Spanned::new(v.span(), DeValue::Boolean(true))
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        let settings: Option<LinkSettings> =
+            self.deserialize(Spanned::new(span.clone(), DeValue::Table(shallow)), &key);
         // Whether the link declares each end at all (a broken declaration
         // is reported on its own).
         let declares_inlet = table.contains_key("inlet");

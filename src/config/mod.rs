@@ -14,12 +14,13 @@ pub(crate) mod error;
 mod interpolate;
 mod loader;
 mod schedule;
+mod sections;
 mod settings;
 
 use std::path::{Path, PathBuf};
 
 use databay_core::Link;
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 pub use databay_component::HumanDuration;
 use databay_component::Registry;
@@ -150,6 +151,76 @@ impl Config {
         registry: &Registry,
         env: &interpolate::Lookup<'_>,
     ) -> Result<Config, ConfigErrors> {
+        if let Some(starts) = sections::link_sections(text)
+            && let Some(checked) = Self::check_by_link(path, text, &starts, registry, env)
+        {
+            return checked;
+        }
+        Self::check_whole(path, text, registry, env)
+    }
+
+    /// [`Config::check`] one `[[link]]` section at a time (`starts`, from
+    /// [`sections::link_sections`]): each is parsed, checked and built
+    /// before the next is read, so memory holds one link's parse, not the
+    /// file's. `None` when the file is not laid out for it (a syntax error
+    /// anywhere, `[daemon]` or `[admin]` after the links, a `link` key
+    /// before them): then the whole file is parsed at once, which reports
+    /// exactly what the file says. Both ways give the same result for a
+    /// file that can be read section by section.
+    fn check_by_link(
+        path: &Path,
+        text: &str,
+        starts: &[usize],
+        registry: &Registry,
+        env: &interpolate::Lookup<'_>,
+    ) -> Option<Result<Config, ConfigErrors>> {
+        let head_end = *starts.first()?;
+        let (mut head, errors) = DeTable::parse_recoverable(&text[..head_end]);
+        if !errors.is_empty() || head.get_ref().contains_key("link") {
+            return None;
+        }
+        let mut loader = Loader {
+            diag: Diagnostics::new(path, text),
+            registry,
+            base_dir: base_dir(path),
+        };
+        interpolate::table(head.get_mut(), env, &mut loader.diag, "");
+        let (daemon, admin) = loader.settings(head.get_mut());
+        let mut links = Vec::with_capacity(starts.len());
+        let mut names = std::collections::BTreeSet::new();
+        for (i, &start) in starts.iter().enumerate() {
+            let end = starts.get(i + 1).copied().unwrap_or(text.len());
+            let (section, errors) = DeTable::parse_recoverable(&text[start..end]);
+            let mut section = section.into_inner();
+            if !errors.is_empty() || section.len() != 1 {
+                return None;
+            }
+            let mut item = match section.remove("link").map(toml::Spanned::into_inner) {
+                Some(DeValue::Array(items)) if items.len() == 1 => items.into_iter().next()?,
+                _ => return None,
+            };
+            loader.diag.set_offset(start);
+            interpolate::link(&mut item, i, env, &mut loader.diag);
+            links.extend(loader.link(i, item, &mut names));
+        }
+        loader.diag.set_offset(0);
+        let config = Config {
+            path: path.to_path_buf(),
+            daemon,
+            admin,
+            links,
+            secrets: Vec::new(),
+            warnings: Vec::new(),
+        };
+        Some(Self::finish(loader, config))
+    }
+
+    fn check_whole(
+        path: &Path,
+        text: &str,
+        registry: &Registry,
+        env: &interpolate::Lookup<'_>,
+    ) -> Result<Config, ConfigErrors> {
         let mut diag = Diagnostics::new(path, text);
         let (mut doc, parse_errors) = DeTable::parse_recoverable(text);
         for e in parse_errors {
@@ -182,17 +253,16 @@ impl Config {
             return Err(ConfigErrors(diag.finish()));
         }
         interpolate::table(doc.get_mut(), env, &mut diag, "");
-        let base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from("."));
         let mut loader = Loader {
             diag,
             registry,
-            base_dir,
+            base_dir: base_dir(path),
         };
-        let mut config = loader.document(path, doc.into_inner());
+        let config = loader.document(path, doc.into_inner());
+        Self::finish(loader, config)
+    }
+
+    fn finish(mut loader: Loader<'_, '_>, mut config: Config) -> Result<Config, ConfigErrors> {
         if loader.diag.has_errors() {
             return Err(ConfigErrors(loader.diag.finish()));
         }
@@ -200,6 +270,14 @@ impl Config {
         config.warnings = loader.diag.take_warnings();
         Ok(config)
     }
+}
+
+/// What relative paths in `path` are relative to: its directory.
+fn base_dir(path: &Path) -> PathBuf {
+    path.parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 #[cfg(test)]

@@ -229,3 +229,115 @@ fn the_admin_token_comes_from_the_environment_and_never_shows() {
         );
     }
 }
+
+fn test_env(name: &str) -> Result<Option<String>, String> {
+    Ok(match name {
+        "DB_PASSWORD" => Some("hunter2".to_owned()),
+        "OUT_DIR" => Some("/tmp/out".to_owned()),
+        _ => None,
+    })
+}
+
+/// What a load says, in a form two loads can be compared by.
+fn outcome(loaded: Result<Config, ConfigErrors>) -> Result<String, Vec<String>> {
+    match loaded {
+        Ok(c) => {
+            let links: Vec<String> = c
+                .links
+                .iter()
+                .map(|l| format!("{:?} {} {:?}", l.summary, l.fingerprint, l.processors))
+                .collect();
+            Ok(format!(
+                "{:?} {:?} {:?} {:?} {links:#?}",
+                c.daemon,
+                c.admin,
+                c.secrets,
+                c.warnings
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ))
+        }
+        Err(e) => Err(e.0.iter().map(ToString::to_string).collect()),
+    }
+}
+
+/// Loads `text` a link at a time, which it must allow, and whole, and
+/// checks that both say the same.
+fn same_both_ways(text: &str) -> Result<String, Vec<String>> {
+    let path = Path::new("test.toml");
+    let registry = crate::builtins();
+    let starts = sections::link_sections(text).expect("a file of [[link]] sections");
+    let by_link = Config::check_by_link(path, text, &starts, &registry, &test_env)
+        .expect("the file can be read a link at a time");
+    let whole = Config::check_whole(path, text, &registry, &test_env);
+    let (by_link, whole) = (outcome(by_link), outcome(whole));
+    assert_eq!(by_link, whole);
+    by_link
+}
+
+#[test]
+fn a_link_at_a_time_loads_what_the_whole_file_does() {
+    assert!(same_both_ways(GOOD).is_ok());
+    let link = |name: &str, extra: &str| {
+        format!(
+            "\n[[link]]\nname = \"{name}\"\nevery = \"1s\"\n{extra}\n[[link.inlet]]\ntype = \"random_int\"\n[[link.outlet]]\ntype = \"null\"\n"
+        )
+    };
+    let mut broken = String::from("[deamon]\nx = 1\n");
+    broken.push_str(&link("a", "evry = \"5s\""));
+    broken.push_str(&link("b", ""));
+    broken.push_str(&link("b", "tags = [\n  \"two\",\n  \"lines\",\n]"));
+    broken.push_str(&link("c", "align_to = \"${NOPE}\""));
+    broken.push_str(&link("d", "every_ms = \"${DB_PASSWORD}\""));
+    broken.push_str(
+        "\n[[link]]\nname = \"e\"\nevery = \"1s\"\n[[link.inlet]]\ntype = \"random_itn\"\n[[link.inlet]]\ntype = \"random_int\"\nmin = 7\nmax = 1\n",
+    );
+    broken.push_str("\n[[link]]\nevery = \"1s\"\n[[link.inlet]]\ntype = \"null\"\n");
+    let errors = same_both_ways(&broken).expect_err("errors");
+    assert!(errors.len() >= 8, "{errors:#?}");
+    assert!(errors.iter().all(|e| !e.contains("hunter2")), "{errors:#?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains(":18:1: `link.b.name`") || e.contains("duplicate link name `b`")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn files_not_laid_out_a_link_at_a_time_are_read_whole() {
+    let path = Path::new("test.toml");
+    let registry = crate::builtins();
+    let link = "[[link]]\nname = \"a\"\nevery = \"1s\"\n[[link.inlet]]\ntype = \"null\"\n[[link.outlet]]\ntype = \"null\"\n";
+    for text in [
+        // Settings after the links.
+        format!("{link}[admin]\nenabled = false\n"),
+        // A syntax error in a link.
+        format!("{link}{}", link.replace("every = \"1s\"", "every = ")),
+        // Links both inline and as tables.
+        format!("link = []\n{link}"),
+    ] {
+        let starts = sections::link_sections(&text).expect("sections");
+        assert!(
+            Config::check_by_link(path, &text, &starts, &registry, &test_env).is_none(),
+            "{text}"
+        );
+    }
+    // And the whole-file read says what it always said.
+    let late_admin = load(&format!("{link}[admin]\nenabled = false\n")).unwrap();
+    assert!(!late_admin.admin.enabled);
+    let errs = errors(&format!("{link}{link}"));
+    assert!(
+        errs.iter().any(|e| e.contains("duplicate link name `a`")),
+        "{errs:#?}"
+    );
+    let errs = errors(&format!(
+        "{link}{}",
+        link.replace("every = \"1s\"", "every = ")
+    ));
+    assert!(
+        errs.iter().any(|e| e.starts_with("test.toml:10:9:")),
+        "{errs:#?}"
+    );
+}

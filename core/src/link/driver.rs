@@ -86,7 +86,7 @@ impl Link {
                 _ = tokio::time::sleep_until(at.into()) => {}
                 _ = c.wake.notified() => continue,
             }
-            if let Err(e) = self.start().await {
+            if let Err(e) = Box::pin(self.start()).await {
                 self.start_failed(&e);
             }
         }
@@ -209,7 +209,10 @@ impl Link {
             // Timer and flush work must not be lost: wait for the lock.
             Err(_) => self.inner.pipeline.lock().await,
         };
-        if let Err(e) = self.run(pipeline, trigger, scheduled, pulls).await {
+        // Boxed: a transfer's state is kilobytes, and a timer task holds
+        // its largest state for as long as it lives, idle or not. With
+        // 100 000 links that was most of the daemon's memory.
+        if let Err(e) = Box::pin(self.run(pipeline, trigger, scheduled, pulls)).await {
             let _ = events.send(LinkEvent::Failed(e));
         }
     }
@@ -242,5 +245,33 @@ impl Link {
                 .fetch_add(skipped, Ordering::Relaxed);
             tracing::warn!(link = %self.inner.name, skipped, "transfer overran its interval; skipped ticks");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::Link;
+    use crate::testing::{CollectOutlet, StaticInlet};
+
+    /// A timer task lives as long as its link, and with tens of thousands
+    /// of links their sizes add up: the state of a transfer (kilobytes) is
+    /// allocated only while one runs.
+    #[test]
+    fn an_idle_timer_task_holds_no_transfer_state() {
+        let link = Link::builder("small")
+            .inlet(StaticInlet::values([1]))
+            .outlet(CollectOutlet::new())
+            .every(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let (events, _) = tokio::sync::mpsc::unbounded_channel();
+        let transfer = std::mem::size_of_val(&link.transfer());
+        let driver = std::mem::size_of_val(&link.clone().drive(true, events));
+        assert!(
+            driver < 1024 && driver < transfer / 2,
+            "the timer task is {driver} bytes, a transfer {transfer}"
+        );
     }
 }
