@@ -56,12 +56,12 @@ fn config(port: u16, heavy: Option<&Path>) -> String {
 fn metrics(port: u16) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         .ok()?;
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;
-    let (_, body) = body.split_once("\r\n\r\n")?;
-    Some(body.to_owned())
+    let (head, body) = body.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.0 200").then(|| body.to_owned())
 }
 
 /// The value of a sample line `name{labels} value`.

@@ -318,3 +318,55 @@ fn a_full_disk_under_the_state_store_corrupts_nothing() {
     assert_eq!(seen.len(), LINES, "every line arrived");
     assert!(seen.values().all(|n| *n == 1), "a line came twice");
 }
+
+/// `[daemon] state_url`: checkpoints in PostgreSQL. A daemon killed with
+/// SIGKILL resumes from the table, every line exactly once; `databay state`
+/// reads and resets it there.
+#[test]
+fn a_killed_daemon_resumes_from_a_postgres_store() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    // Tests share the database's table: a link name of this test's own.
+    let link = databay_component::postgres::testing::unique_table("state");
+    let text = fs::read_to_string(dir.path().join("resume.toml"))
+        .unwrap()
+        .replace(
+            "state_dir = \"state\"",
+            &format!(
+                "state_url = \"{}\"",
+                databay_component::postgres::testing::url()
+            ),
+        )
+        .replace("name = \"copy\"", &format!("name = \"{link}\""));
+    fs::write(dir.path().join("resume.toml"), text).unwrap();
+    let mut first = run_until(dir.path(), 500);
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+    assert!(lines(&dir.path().join("out.ndjson")).len() < LINES);
+
+    let state = |args: &[&str]| {
+        let out = output({
+            let mut cmd = databay();
+            cmd.arg("state").args(args).current_dir(dir.path());
+            cmd
+        });
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let (ok, listed, err) = state(&["list", "resume.toml"]);
+    assert!(ok, "{err}");
+    assert!(listed.contains(&format!("{link}: next index")), "{listed}");
+
+    let mut second = run_until(dir.path(), LINES);
+    let resumed = second.count_logs("resuming from the link's checkpoint");
+    second.signal("TERM");
+    second.wait_exit(Duration::from_secs(20));
+    assert_eq!(resumed, 1, "{}", second.stderr());
+    let seen = counts(dir.path());
+    assert_eq!(seen.len(), LINES, "every line arrived");
+    assert!(seen.values().all(|n| *n == 1), "a line came twice");
+
+    let (ok, _, err) = state(&["reset", "resume.toml", "--link", &link]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = state(&["show", "resume.toml", "--link", &link]);
+    assert!(!ok && err.contains("no checkpoint"), "{err}");
+}
