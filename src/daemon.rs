@@ -32,18 +32,19 @@ struct Loaded {
 
 /// Opens the state store `[daemon] state_dir` names, if any, and hands it
 /// to every link of the config.
-/// With `prune` (`run`, which runs every link of the config), the state
-/// of links the config no longer has is deleted, so that the store stays
-/// bounded; `once --link` runs one link and leaves the others' alone.
-fn open_store(config: &Config, prune: bool) -> Result<Option<Arc<dyn StateStore>>, String> {
-    let Some(dir) = &config.daemon.state_dir else {
+/// Opens the state store `[daemon]` names, if any, and hands it to every
+/// link of the config. With `prune` (`run`, which runs every link of the
+/// config), the state of links the config no longer has is deleted, so
+/// that the store stays bounded; `once --link` runs one link and leaves
+/// the others' alone.
+async fn open_store(config: &Config, prune: bool) -> Result<Option<Arc<dyn StateStore>>, String> {
+    let Some(store) = crate::state::AnyStore::open(&config.daemon).await? else {
         return Ok(None);
     };
-    let redb = crate::state::RedbStore::open(dir)?;
     if prune {
-        for (name, _) in redb.all()? {
+        for (name, _) in store.all().await? {
             if !config.links.iter().any(|l| l.summary.name == name) {
-                redb.forget(&name)?;
+                store.forget(&name).await?;
                 tracing::info!(
                     link = %name,
                     "deleted the state of link `{name}`: the config no longer has it"
@@ -51,8 +52,8 @@ fn open_store(config: &Config, prune: bool) -> Result<Option<Arc<dyn StateStore>
             }
         }
     }
-    let store: Arc<dyn StateStore> = Arc::new(redb);
-    tracing::info!(state_dir = %dir.display(), "links checkpoint into the state store");
+    tracing::info!(store = %store.describe(), "links checkpoint into the state store");
+    let store = store.shared();
     attach_store(config, &Some(store.clone()));
     Ok(Some(store))
 }
@@ -91,7 +92,7 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
         }
         Err(errors) => return crate::cli::config_failed(&errors),
     };
-    let store = match open_store(&config, true) {
+    let store = match open_store(&config, true).await {
         Ok(store) => store,
         Err(e) => {
             say!("error: {e}");
@@ -498,7 +499,7 @@ pub(crate) async fn once(
         }
         Err(errors) => return crate::cli::config_failed(&errors),
     };
-    if let Err(e) = open_store(&config, false) {
+    if let Err(e) = open_store(&config, false).await {
         say!("error: {e}");
         return ExitCode::from(crate::cli::EXIT_CONFIG);
     }

@@ -167,3 +167,105 @@ async fn operator_state_and_buffered_records_survive_a_restart() {
         .collect();
     assert_eq!(got, ["a1", "b1", "a2", "a3", "b2", "a4"]);
 }
+
+/// What happened, in order, across the inlets and the store.
+#[derive(Clone, Default)]
+struct Events(Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+impl Events {
+    fn push(&self, e: &'static str) {
+        self.0.lock().unwrap().push(e);
+    }
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// An inlet with resume state (its commit moves a position in memory) or
+/// without (its commit lets go of the data at the source, as a broker's
+/// acknowledgement does).
+struct Settling {
+    events: Events,
+    stateful: bool,
+    n: u64,
+}
+
+#[async_trait]
+impl databay_core::Inlet for Settling {
+    async fn pull(&mut self, _: &Update) -> Result<databay_core::Pull, BoxError> {
+        self.n += 1;
+        Ok(databay_core::Pull::value(self.n))
+    }
+    async fn commit(&mut self, _: &Update) -> Result<(), BoxError> {
+        self.events
+            .push(if self.stateful { "position" } else { "ack" });
+        Ok(())
+    }
+    fn snapshot(&self) -> Option<Value> {
+        self.stateful.then(|| json!(self.n))
+    }
+    async fn restore(&mut self, state: Value) -> Result<(), BoxError> {
+        self.n = state.as_u64().unwrap_or(0);
+        Ok(())
+    }
+}
+
+/// A store that notes each save among the events.
+struct Noting(MemoryStore, Events);
+
+#[async_trait]
+impl StateStore for Noting {
+    async fn load(&self, link: &str) -> Result<Option<Checkpoint>, BoxError> {
+        self.0.load(link).await
+    }
+    async fn save(&self, link: &str, checkpoint: &Checkpoint) -> Result<(), BoxError> {
+        self.1.push("save");
+        self.0.save(link, checkpoint).await
+    }
+    async fn remove(&self, link: &str) -> Result<(), BoxError> {
+        self.0.remove(link).await
+    }
+}
+
+/// A committed transfer settles its inlets around the checkpoint: an inlet
+/// with resume state commits before it (the checkpoint saves its new
+/// position), one that lets go of its data at the source only after it is
+/// saved, so that a crash in between sends that data again instead of
+/// losing what a restored outlet cuts back.
+#[tokio::test]
+async fn acknowledging_inlets_commit_only_after_the_checkpoint_is_saved() {
+    let events = Events::default();
+    let store = Arc::new(Noting(MemoryStore::new(), events.clone()));
+    let link = Link::builder("ordered")
+        .inlet(
+            InletHandle::builder(Settling {
+                events: events.clone(),
+                stateful: false,
+                n: 0,
+            })
+            .name("queue")
+            .build(),
+        )
+        .inlet(
+            InletHandle::builder(Settling {
+                events: events.clone(),
+                stateful: true,
+                n: 0,
+            })
+            .name("file")
+            .build(),
+        )
+        .outlet(CollectOutlet::new())
+        .state_store(store.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(events.take(), ["position", "save", "ack"]);
+    let saved = store.load("ordered").await.unwrap().unwrap();
+    assert_eq!(
+        saved.inlets["file"],
+        json!(1),
+        "the position after the pull"
+    );
+}

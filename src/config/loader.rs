@@ -172,7 +172,19 @@ impl<'t> Loader<'_, 't> {
                 let _ = v;
             }
         }
+        let state_url = doc.get("daemon").and_then(|d| match d.get_ref() {
+            DeValue::Table(t) => t.get("state_url").map(|v| v.span()),
+            _ => None,
+        });
         let mut daemon: DaemonSettings = self.section(doc, "daemon");
+        if daemon.state_dir.is_some() && daemon.state_url.is_some() {
+            self.diag.error(
+                state_url,
+                "daemon.state_url",
+                "set one of `state_dir` (an embedded store) and `state_url` (PostgreSQL), not both",
+                None,
+            );
+        }
         if let Some(dir) = daemon.state_dir.take() {
             daemon.state_dir = Some(if dir.is_absolute() {
                 dir

@@ -40,6 +40,11 @@ pub struct DaemonSettings {
     /// checkpoints, every start begins afresh.
     #[serde(default)]
     pub state_dir: Option<std::path::PathBuf>,
+    /// Or keep them in PostgreSQL (`postgresql://user:password@host/db`,
+    /// usually `${DATABAY_STATE_URL}`), in the table `databay_checkpoints`.
+    /// At most one of `state_dir` and `state_url`.
+    #[serde(default)]
+    pub state_url: Option<databay_component::Secret<String>>,
 }
 
 impl Default for DaemonSettings {
@@ -50,6 +55,7 @@ impl Default for DaemonSettings {
             immediate_transfer: true,
             fail_fast: false,
             state_dir: None,
+            state_url: None,
         }
     }
 }

@@ -328,7 +328,7 @@ fn a_killed_daemon_resumes_from_a_postgres_store() {
     setup(dir.path());
     // Tests share the database's table: a link name of this test's own.
     let link = databay_component::postgres::testing::unique_table("state");
-    let text = fs::read_to_string(dir.path().join("resume.toml"))
+    let config = fs::read_to_string(dir.path().join("resume.toml"))
         .unwrap()
         .replace(
             "state_dir = \"state\"",
@@ -338,7 +338,7 @@ fn a_killed_daemon_resumes_from_a_postgres_store() {
             ),
         )
         .replace("name = \"copy\"", &format!("name = \"{link}\""));
-    fs::write(dir.path().join("resume.toml"), text).unwrap();
+    fs::write(dir.path().join("resume.toml"), config).unwrap();
     let mut first = run_until(dir.path(), 500);
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(10));

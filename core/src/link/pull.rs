@@ -156,15 +156,57 @@ impl Link {
     /// [`Inlet::commit`]: crate::Inlet::commit
     /// [`Inlet::rollback`]: crate::Inlet::rollback
     pub(super) async fn settle(&self, update: &Update, committed: bool) {
-        let inner = &*self.inner;
-        let pulled: Vec<(InletHandle, bool)> = lock(&inner.inlets)
+        let pulled = self.take_unsettled(committed);
+        self.settle_these(update, committed, pulled).await;
+    }
+
+    /// [`settle`](Link::settle) of a committed transfer around its
+    /// checkpoint: the inlets that keep resume state commit first (in
+    /// memory: their new position is what the checkpoint saves), the others
+    /// (a broker's acknowledgement, a webhook's answer: what lets go of the
+    /// data at its source) only once `checkpoint` saved it. A crash in
+    /// between then sends those again (at least once) rather than losing
+    /// what a restored outlet cuts back to the checkpoint.
+    pub(super) async fn settle_around<F: std::future::Future<Output = ()>>(
+        &self,
+        update: &Update,
+        checkpoint: F,
+    ) {
+        let pulled = self.take_unsettled(true);
+        let mut stateful = Vec::new();
+        let mut letting_go = Vec::new();
+        for (handle, ok) in pulled {
+            if handle.snapshot().await.is_some() {
+                stateful.push((handle, ok));
+            } else {
+                letting_go.push((handle, ok));
+            }
+        }
+        self.settle_these(update, true, stateful).await;
+        checkpoint.await;
+        self.settle_these(update, true, letting_go).await;
+    }
+
+    /// The inlets the running transfer pulled, each with whether its pull
+    /// succeeded; an inlet whose input ended is `exhausted` once committed.
+    fn take_unsettled(&self, committed: bool) -> Vec<(InletHandle, bool)> {
+        lock(&self.inner.inlets)
             .iter_mut()
             .filter_map(|s| {
                 let pulled_ok = s.unsettled.take()?;
                 s.exhausted |= std::mem::take(&mut s.ending) && committed && pulled_ok;
                 Some((s.handle.clone(), pulled_ok))
             })
-            .collect();
+            .collect()
+    }
+
+    async fn settle_these(
+        &self,
+        update: &Update,
+        committed: bool,
+        pulled: Vec<(InletHandle, bool)>,
+    ) {
+        let inner = &*self.inner;
         let timeout = inner.inlet_timeout;
         for (handle, pulled_ok) in pulled {
             let commit = committed && pulled_ok;

@@ -75,15 +75,23 @@ impl Link {
         // Broker inlets acknowledge only what every outlet accepted.
         let committed = outcome.is_ok()
             && inner.counters.records_failed.load(Ordering::Relaxed) == failed_before;
-        self.settle(&update, committed)
-            .instrument(span.clone())
-            .await;
-        if committed && let Some(processors) = self.processor_snapshots(&pipeline) {
-            self.write_checkpoint(index, processors)
-                .instrument(span.clone())
-                .await;
-        } else if !committed {
-            self.roll_back_processors(&mut pipeline);
+        let snapshots = if committed {
+            self.processor_snapshots(&pipeline)
+        } else {
+            None
+        };
+        match (committed, snapshots) {
+            (true, Some(processors)) => {
+                let checkpoint = self.write_checkpoint(index, processors);
+                self.settle_around(&update, checkpoint)
+                    .instrument(span.clone())
+                    .await;
+            }
+            (true, None) => self.settle(&update, true).instrument(span.clone()).await,
+            (false, _) => {
+                self.settle(&update, false).instrument(span.clone()).await;
+                self.roll_back_processors(&mut pipeline);
+            }
         }
         // The pipeline may have changed what its processors wait for.
         let from_processors = self.note_processors(&pipeline);
@@ -387,6 +395,10 @@ impl Link {
         let Ok(pushed) = self.push_batches(&batches, update, &cx, &mut errors).await else {
             return Err(errors);
         };
+        // Freeing half a million records is heavy work too.
+        if batches.iter().map(Vec::len).sum::<usize>() >= crate::compute::HEAVY_BATCH {
+            crate::compute::run(move || drop(batches)).await;
+        }
         let records_out = pushed.records_out;
         tracing::debug!(records_in, records_out, "done");
         Ok(Staged {

@@ -1,5 +1,6 @@
-//! The embedded state store: links' checkpoints in one redb file under
-//! `[daemon] state_dir`.
+//! The state stores: links' checkpoints in one redb file under
+//! `[daemon] state_dir` (embedded, the default choice), or in PostgreSQL
+//! with `[daemon] state_url` ([`PgStore`]).
 //!
 //! redb is a pure-Rust, crash-safe B-tree store (copy-on-write pages, a
 //! commit is one fsync'd write of the root): no C library to build, one
@@ -16,6 +17,11 @@ use std::sync::mpsc;
 use databay_core::checkpoint::{Checkpoint, StateStore};
 use databay_core::{BoxError, async_trait};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 
 /// Link name to checkpoint (JSON).
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
@@ -225,6 +231,68 @@ impl StateStore for RedbStore {
     }
 }
 
+/// The store a config names: `state_dir` or `state_url`.
+pub enum AnyStore {
+    /// `[daemon] state_dir`.
+    Redb(RedbStore),
+    /// `[daemon] state_url`.
+    #[cfg(feature = "postgres")]
+    Postgres(PgStore),
+}
+
+impl AnyStore {
+    /// Opens the store `[daemon]` names, if it names one.
+    pub async fn open(daemon: &crate::config::DaemonSettings) -> Result<Option<Self>, String> {
+        match (&daemon.state_dir, &daemon.state_url) {
+            (Some(dir), _) => RedbStore::open(dir).map(|s| Some(AnyStore::Redb(s))),
+            #[cfg(feature = "postgres")]
+            (None, Some(url)) => PgStore::open(url).await.map(|s| Some(AnyStore::Postgres(s))),
+            #[cfg(not(feature = "postgres"))]
+            (None, Some(_)) => Err(
+                "`[daemon] state_url`: this build has no PostgreSQL support (the `postgres` feature)"
+                    .to_owned(),
+            ),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Where it is, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            AnyStore::Redb(s) => s.path().display().to_string(),
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres(s) => s.target(),
+        }
+    }
+
+    /// Every link that has a checkpoint, with it (in name order).
+    pub async fn all(&self) -> Result<Vec<(String, Stored)>, String> {
+        match self {
+            AnyStore::Redb(s) => s.all(),
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres(s) => s.all().await,
+        }
+    }
+
+    /// Deletes `link`'s checkpoint now.
+    pub async fn forget(&self, link: &str) -> Result<(), String> {
+        match self {
+            AnyStore::Redb(s) => s.forget(link),
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres(s) => s.forget(link).await,
+        }
+    }
+
+    /// The store, for links.
+    pub fn shared(self) -> Arc<dyn StateStore> {
+        match self {
+            AnyStore::Redb(s) => Arc::new(s),
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres(s) => Arc::new(s),
+        }
+    }
+}
+
 /// `databay state list|show|reset CONFIG`.
 pub(crate) async fn command(
     action: crate::cli::StateAction,
@@ -242,15 +310,15 @@ pub(crate) async fn command(
         Err(errors) => return crate::cli::config_failed(&errors),
     };
     crate::scrub::add_secrets(&config.secrets);
-    let Some(dir) = &config.daemon.state_dir else {
-        eprintln!(
-            "error: {} sets no `[daemon] state_dir`: its links keep no checkpoints",
-            path.display()
-        );
-        return ExitCode::from(crate::cli::EXIT_USAGE);
-    };
-    let store = match RedbStore::open(dir) {
-        Ok(s) => s,
+    let store = match AnyStore::open(&config.daemon).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            eprintln!(
+                "error: {} sets no `[daemon] state_dir` or `state_url`: its links keep no checkpoints",
+                path.display()
+            );
+            return ExitCode::from(crate::cli::EXIT_USAGE);
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -259,7 +327,7 @@ pub(crate) async fn command(
     let known = |name: &str| config.links.iter().any(|l| l.summary.name == name);
     match action {
         StateAction::List { .. } => {
-            let all = match store.all() {
+            let all = match store.all().await {
                 Ok(all) => all,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -267,7 +335,7 @@ pub(crate) async fn command(
                 }
             };
             if all.is_empty() {
-                println!("no checkpoints in {}", store.path().display());
+                println!("no checkpoints in {}", store.describe());
             }
             for (name, checkpoint) in all {
                 let gone = if known(&name) {
@@ -287,7 +355,7 @@ pub(crate) async fn command(
             }
             ExitCode::SUCCESS
         }
-        StateAction::Show { link, .. } => match store.load(&link).await {
+        StateAction::Show { link, .. } => match store.shared().load(&link).await {
             Ok(Some(c)) => {
                 println!("{}", serde_json::to_string_pretty(&c).unwrap_or_default());
                 ExitCode::SUCCESS
@@ -304,7 +372,7 @@ pub(crate) async fn command(
         StateAction::Reset { link, .. } => {
             let names: Vec<String> = match link {
                 Some(name) => vec![name],
-                None => match store.all() {
+                None => match store.all().await {
                     Ok(all) => all.into_iter().map(|(n, _)| n).collect(),
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -313,7 +381,7 @@ pub(crate) async fn command(
                 },
             };
             for name in &names {
-                if let Err(e) = store.remove(name).await {
+                if let Err(e) = store.forget(name).await {
                     eprintln!("error: {e}");
                     return ExitCode::FAILURE;
                 }

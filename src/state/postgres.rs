@@ -1,0 +1,161 @@
+//! Checkpoints in PostgreSQL (`[daemon] state_url`): one row per link in
+//! the table `databay_checkpoints`, written by an upsert that commits on
+//! its own (PostgreSQL syncs its write-ahead log at each commit). Several
+//! daemons may share one database as long as their link names differ.
+
+use std::sync::Arc;
+
+use databay_component::Secret;
+use databay_component::postgres::{ConnectionOptions, Connector, describe};
+use databay_core::checkpoint::{Checkpoint, StateStore};
+use databay_core::{BoxError, async_trait};
+use tokio_postgres::Client;
+
+use super::Stored;
+
+/// The table the checkpoints live in.
+pub const TABLE: &str = "databay_checkpoints";
+
+const CREATE: &str = "CREATE TABLE IF NOT EXISTS databay_checkpoints (\
+     link text PRIMARY KEY, \
+     checkpoint bytea NOT NULL, \
+     saved_at timestamptz NOT NULL DEFAULT now())";
+
+/// A [`StateStore`] in a PostgreSQL database.
+pub struct PgStore {
+    connector: Connector,
+    /// The connection, opened again when the server dropped it. Queries
+    /// share it (tokio-postgres pipelines them).
+    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("target", &self.connector.target())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` and creates the table if it is missing.
+    pub async fn open(url: &Secret<String>) -> Result<Self, String> {
+        let connector = ConnectionOptions {
+            url: Some(url.clone()),
+            ..ConnectionOptions::default()
+        }
+        .connector()
+        .map_err(|e| format!("`[daemon] state_url`: {e}"))?;
+        let store = PgStore {
+            connector,
+            client: tokio::sync::Mutex::new(None),
+        };
+        let client = store.client().await?;
+        client
+            .batch_execute(CREATE)
+            .await
+            .map_err(|e| store.failed("create the table", &e))?;
+        Ok(store)
+    }
+
+    /// Where the store is, as messages name it (no password).
+    pub fn target(&self) -> String {
+        format!("postgresql://{} table {TABLE}", self.connector.target())
+    }
+
+    async fn client(&self) -> Result<Arc<Client>, String> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(
+            self.connector
+                .connect()
+                .await
+                .map_err(|e| format!("state store: {e}"))?,
+        );
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    fn failed(&self, what: &str, e: &tokio_postgres::Error) -> String {
+        format!(
+            "state store `{}`: cannot {what}: {}",
+            self.target(),
+            describe(e)
+        )
+    }
+
+    /// Every link that has a checkpoint, with it (in name order).
+    pub async fn all(&self) -> Result<Vec<(String, Stored)>, String> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT link, checkpoint FROM databay_checkpoints ORDER BY link",
+                &[],
+            )
+            .await
+            .map_err(|e| self.failed("read", &e))?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let bytes: &[u8] = row.get(1);
+                (row.get::<_, String>(0), Checkpoint::from_bytes(bytes))
+            })
+            .collect())
+    }
+
+    /// Deletes `link`'s checkpoint.
+    pub async fn forget(&self, link: &str) -> Result<(), String> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM databay_checkpoints WHERE link = $1", &[&link])
+            .await
+            .map(drop)
+            .map_err(|e| self.failed("delete a checkpoint", &e))
+    }
+}
+
+#[async_trait]
+impl StateStore for PgStore {
+    async fn load(&self, link: &str) -> Result<Option<Checkpoint>, BoxError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT checkpoint FROM databay_checkpoints WHERE link = $1",
+                &[&link],
+            )
+            .await
+            .map_err(|e| self.failed("read", &e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let bytes: &[u8] = row.get(0);
+        Checkpoint::from_bytes(bytes).map(Some).map_err(|e| {
+            format!(
+                "state store `{}`: the checkpoint of link `{link}` is unreadable: {e} \
+                 (`databay state reset CONFIG --link {link}` starts it afresh)",
+                self.target()
+            )
+            .into()
+        })
+    }
+
+    async fn save(&self, link: &str, checkpoint: &Checkpoint) -> Result<(), BoxError> {
+        let client = self.client().await?;
+        let bytes = checkpoint.to_bytes();
+        client
+            .execute(
+                "INSERT INTO databay_checkpoints (link, checkpoint) VALUES ($1, $2) \
+                 ON CONFLICT (link) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, saved_at = now()",
+                &[&link, &bytes],
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.failed("write a checkpoint", &e).into())
+    }
+
+    async fn remove(&self, link: &str) -> Result<(), BoxError> {
+        Ok(self.forget(link).await?)
+    }
+}
