@@ -237,7 +237,7 @@ pub enum AnyStore {
     Redb(RedbStore),
     /// `[daemon] state_url`.
     #[cfg(feature = "postgres")]
-    Postgres(PgStore),
+    Postgres(Box<PgStore>),
 }
 
 impl AnyStore {
@@ -246,7 +246,9 @@ impl AnyStore {
         match (&daemon.state_dir, &daemon.state_url) {
             (Some(dir), _) => RedbStore::open(dir).map(|s| Some(AnyStore::Redb(s))),
             #[cfg(feature = "postgres")]
-            (None, Some(url)) => PgStore::open(url).await.map(|s| Some(AnyStore::Postgres(s))),
+            (None, Some(url)) => PgStore::open(url)
+                .await
+                .map(|s| Some(AnyStore::Postgres(Box::new(s)))),
             #[cfg(not(feature = "postgres"))]
             (None, Some(_)) => Err(
                 "`[daemon] state_url`: this build has no PostgreSQL support (the `postgres` feature)"
@@ -288,7 +290,7 @@ impl AnyStore {
         match self {
             AnyStore::Redb(s) => Arc::new(s),
             #[cfg(feature = "postgres")]
-            AnyStore::Postgres(s) => Arc::new(s),
+            AnyStore::Postgres(s) => Arc::new(*s),
         }
     }
 }
