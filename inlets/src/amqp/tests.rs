@@ -244,3 +244,19 @@ async fn an_unreachable_broker_is_named_without_the_password() {
         .to_string();
     assert!(e.contains("127.0.0.1:1/") && !e.contains("s3cret"), "{e}");
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_message_bodies_taken() {
+    let queue = TestQueue::declare("in_bytes").await;
+    publish(&queue.name, Format::Json, &[json!({"id": 1}), json!("ab")]).await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("amqp_bytes")
+        .inlet(inlet(&queue))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    transfer_until(&link, &out, 2).await;
+    assert_eq!(link.node_stats()[0].bytes, Some(8 + 4));
+    assert!(link.shutdown().await.is_empty());
+}

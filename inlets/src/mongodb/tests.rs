@@ -289,3 +289,32 @@ async fn the_committed_position_is_the_resume_state() {
         .unwrap_err();
     assert!(e.to_string().contains("not valid extended JSON"), "{e}");
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bson_bytes_of_the_documents_read() {
+    let db = TestDatabase::new("in_bytes").await;
+    insert(
+        &db,
+        "docs",
+        vec![doc! {"_id": 1, "n": 1}, doc! {"_id": 2, "n": 2}],
+    )
+    .await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("mongo_in_bytes")
+        .inlet(MongoInlet::new(db.connector(), "docs").cursor(Cursor {
+            field: "_id".into(),
+            start: None,
+        }))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(out.len(), 2);
+    // Each document: its length (4), `_id` and `n` as int32 (type, name
+    // and NUL, 4 bytes) and the closing NUL.
+    assert_eq!(link.node_stats()[0].bytes, Some(2 * (4 + 9 + 7 + 1)));
+    link.transfer().await.unwrap();
+    assert_eq!(link.node_stats()[0].bytes, Some(42), "nothing new was read");
+    assert!(link.shutdown().await.is_empty());
+}

@@ -302,3 +302,20 @@ async fn an_unreachable_broker_is_named_without_the_password() {
     );
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_payloads_taken() {
+    testing::require_broker().await;
+    let topic = unique_name("in_bytes");
+    let out = CollectOutlet::new();
+    let link = Link::builder("mqtt_bytes")
+        .inlet(inlet(&unique_name("c"), &topic))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    publish(&topic, &[json!({"id": 1}), json!("ab")]).await;
+    transfer_until(&link, &out, 2).await;
+    assert_eq!(link.node_stats()[0].bytes, Some(8 + 4));
+    assert!(link.shutdown().await.is_empty());
+}

@@ -276,3 +276,30 @@ async fn passes_the_inlet_checks() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_values_read() {
+    let mut conn = testing::conn().await;
+    let table = TestTable::create(&mut conn, "in_bytes", "id INT PRIMARY KEY, v TEXT").await;
+    conn.query_drop(format!(
+        "INSERT INTO `{}` VALUES (1, 'ab'), (2, NULL)",
+        table.name
+    ))
+    .await
+    .unwrap();
+    let out = CollectOutlet::new();
+    let link = Link::builder("mysql_bytes")
+        .inlet(MysqlInlet::new(
+            testing::connector(),
+            format!("SELECT id, v FROM `{}` ORDER BY id", table.name),
+        ))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(out.len(), 2);
+    // Two integers (8 bytes each), `ab` and a NULL (no bytes).
+    assert_eq!(link.node_stats()[0].bytes, Some(8 + 2 + 8));
+    assert!(link.shutdown().await.is_empty());
+}

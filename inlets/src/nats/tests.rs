@@ -446,3 +446,25 @@ async fn passes_the_inlet_checks() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_payloads_taken() {
+    let stream = TestStream::create("in_js_bytes").await;
+    publish(
+        NatsPublish::JetStream,
+        &format!("{}.eu", stream.name),
+        &[json!({"id": 1}), json!("ab")],
+    )
+    .await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("nats_bytes")
+        .inlet(stream.inlet())
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(link.node_stats()[0].bytes, Some(8 + 4));
+    assert!(link.shutdown().await.is_empty());
+}

@@ -276,3 +276,48 @@ async fn passes_the_inlet_checks() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_messages_taken() {
+    let list = unique_key("in_bytes_list");
+    let mut con = testing::connection().await;
+    let _: () = con.rpush(&list, &["1", r#"{"a":"bc"}"#]).await.unwrap();
+    let key = unique_key("in_bytes_stream");
+    let _: String = con
+        .xadd(
+            &key,
+            "*",
+            &[("payload", "\"xyz\""), ("other", "not counted")],
+        )
+        .await
+        .unwrap();
+    let out = CollectOutlet::new();
+    let link = Link::builder("redis_bytes")
+        .inlet(RedisInlet::new(
+            testing::connector(),
+            RedisRead::List,
+            &list,
+        ))
+        .inlet(stream(&key))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(out.len(), 3);
+    let stats = link.node_stats();
+    assert_eq!(stats[0].bytes, Some(1 + 10), "the list's two messages");
+    assert_eq!(
+        stats[1].bytes,
+        Some(5),
+        "the stream entry's `payload` field only"
+    );
+    link.transfer().await.unwrap();
+    assert_eq!(
+        link.node_stats()[0].bytes,
+        Some(11),
+        "an empty pull reads nothing"
+    );
+    assert!(link.shutdown().await.is_empty());
+    let _: () = con.del(&[&list, &key]).await.unwrap();
+}

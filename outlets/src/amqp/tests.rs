@@ -231,3 +231,24 @@ async fn amqps_speaks_tls() {
         "the client opened with a TLS handshake"
     );
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_confirmed_message_bodies() {
+    use databay_core::Link;
+    use databay_core::testing::StaticInlet;
+    let queue = TestQueue::declare("out_bytes").await;
+    let link = Link::builder("amqp_out_bytes")
+        .inlet(StaticInlet::values([json!({"id": 1}), json!("ab")]))
+        .outlet(AmqpOutlet::new(
+            testing::connector(),
+            "",
+            Template::parse(&queue.name).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(queue.ready().await, 2);
+    assert_eq!(link.node_stats()[1].bytes, Some(8 + 4));
+    assert!(link.shutdown().await.is_empty());
+}

@@ -216,3 +216,24 @@ async fn tls_is_spoken_when_asked_for() {
         "the client opened with a TLS handshake"
     );
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_payloads_published() {
+    use databay_core::Link;
+    use databay_core::testing::StaticInlet;
+    let topic = unique_name("out_bytes");
+    let sub = subscriber(&topic).await;
+    let link = Link::builder("mqtt_out_bytes")
+        .inlet(StaticInlet::values([json!({"id": 1}), json!("ab")]))
+        .outlet(MqttOutlet::new(
+            testing::connector(&unique_name("out")),
+            Template::parse(&topic).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(received(&sub, 2).await.len(), 2);
+    assert_eq!(link.node_stats()[1].bytes, Some(8 + 4));
+    assert!(link.shutdown().await.is_empty());
+}

@@ -272,3 +272,29 @@ async fn passes_the_outlet_checks() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_rows_written_not_the_rejected() {
+    let mut conn = testing::conn().await;
+    let table = TestTable::create(&mut conn, "out_bytes", "id INT PRIMARY KEY, v TEXT").await;
+    let link = Link::builder("mysql_bytes")
+        .inlet(StaticInlet::values([
+            json!({"id": 1, "v": "ab"}),
+            json!({"id": 1, "v": "duplicate"}),
+            json!({"id": 2}),
+        ]))
+        .outlet(MysqlOutlet::new(
+            testing::connector(),
+            table.name.clone(),
+            columns(&[("id", "/id"), ("v", "/v")]),
+        ))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let report = link.transfer().await.unwrap();
+    assert_eq!(report.rejected.len(), 1);
+    assert_eq!(rows(&mut conn, &table, "id").await.len(), 2);
+    // Two integers (8 bytes each), `ab` and a NULL (no bytes).
+    assert_eq!(link.node_stats()[1].bytes, Some(8 + 2 + 8));
+    assert!(link.shutdown().await.is_empty());
+}

@@ -192,3 +192,31 @@ async fn passes_the_outlet_checks() {
     );
     js.delete_stream(&name).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_payloads_published() {
+    use databay_core::Link;
+    use databay_core::testing::StaticInlet;
+    let client = testing::client().await;
+    let js = jetstream::new(client);
+    let name = unique_name("out_js_bytes");
+    let mut stream = js
+        .create_stream(jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{name}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let link = Link::builder("nats_out_bytes")
+        .inlet(StaticInlet::values([json!({"id": 1}), json!("ab")]))
+        .outlet(outlet(NatsPublish::JetStream, &format!("{name}.x")))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 2);
+    assert_eq!(link.node_stats()[1].bytes, Some(8 + 4));
+    assert!(link.shutdown().await.is_empty());
+    js.delete_stream(&name).await.unwrap();
+}

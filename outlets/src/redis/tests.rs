@@ -221,3 +221,23 @@ async fn tls_is_spoken_when_asked_for() {
         "the client opened with a TLS handshake"
     );
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_messages_written() {
+    use databay_core::Link;
+    use databay_core::testing::StaticInlet;
+    let mut con = testing::connection().await;
+    let key = unique_key("out_bytes");
+    let link = Link::builder("redis_out_bytes")
+        .inlet(StaticInlet::values([json!({"id": 1}), json!("two")]))
+        .outlet(outlet(RedisWrite::List, &key))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    let got: Vec<String> = con.lrange(&key, 0, -1).await.unwrap();
+    assert_eq!(got, [r#"{"id":1}"#, r#""two""#]);
+    assert_eq!(link.node_stats()[1].bytes, Some(8 + 5));
+    assert!(link.shutdown().await.is_empty());
+    let _: () = con.del(&key).await.unwrap();
+}
