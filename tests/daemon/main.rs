@@ -23,3 +23,4 @@ mod secrets;
 mod signals;
 mod state;
 mod status_page;
+mod webhook_delivery;
