@@ -6,6 +6,7 @@
 mod support;
 
 mod admin_http;
+mod broker_redelivery;
 mod component_docs;
 mod config_env;
 mod config_errors;

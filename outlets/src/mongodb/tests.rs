@@ -539,3 +539,31 @@ async fn a_link_counts_the_bson_bytes_of_the_documents_written_not_the_rejected(
     );
     assert!(link.shutdown().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::{DELIVERED, Sequence, through_an_outage};
+    let db = TestDatabase::new("out_outage").await;
+    let (proxy, connector) = databay_component::mongodb::testing::proxied(&db.name).await;
+    let link = Link::builder("mongo_outage")
+        .inlet(Sequence::default())
+        .outlet(MongoOutlet::new(connector, "c"))
+        .outlet_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &proxy).await;
+    assert!(
+        down.contains(&format!("127.0.0.1:{}", proxy.port())),
+        "{down}"
+    );
+    let got: Vec<Option<i64>> = documents(&db, "c", doc! {"n": 1}, false)
+        .await
+        .iter()
+        .map(|d| {
+            d.get_i64("n")
+                .ok()
+                .or_else(|| d.get_i32("n").ok().map(i64::from))
+        })
+        .collect();
+    assert_eq!(got, (0..DELIVERED as i64).map(Some).collect::<Vec<_>>());
+}

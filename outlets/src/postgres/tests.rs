@@ -794,3 +794,57 @@ async fn copy_json_columns_and_the_bytes_of_committed_rows() {
     assert_eq!(link.node_stats()[1].bytes, Some(2 * text + 3));
     assert!(link.shutdown().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::{DELIVERED, Sequence, through_an_outage};
+    let client = testing::client().await;
+    for method in [WriteMethod::Insert, WriteMethod::Copy] {
+        let table = TestTable::create(&client, "out_outage", "n bigint PRIMARY KEY").await;
+        let (proxy, connector) = testing::proxied().await;
+        let link = Link::builder("pg_outage")
+            .inlet(Sequence::default())
+            .outlet(
+                PostgresOutlet::new(connector, table.name.clone(), columns(&[("n", "/n")]))
+                    .method(method),
+            )
+            .outlet_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let down = through_an_outage(&link, &proxy).await;
+        assert!(
+            down.contains(&format!("PostgreSQL at 127.0.0.1:{}", proxy.port())),
+            "{method:?}: {down}"
+        );
+        let want: Vec<Vec<Option<String>>> =
+            (0..DELIVERED).map(|n| vec![s(&n.to_string())]).collect();
+        assert_eq!(
+            rows(
+                &client,
+                &format!("SELECT n::text FROM \"{}\" ORDER BY n", table.name)
+            )
+            .await,
+            want,
+            "{method:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_login_fails_the_start_naming_the_user_without_the_password() {
+    let client = testing::client().await;
+    let table = TestTable::create(&client, "out_auth", "id int").await;
+    // The test server trusts its users; one it does not know is refused.
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(
+            "postgresql://databay_no_such_user:s3cret-pw@127.0.0.1:5432/test".into(),
+        )),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = PostgresOutlet::new(connector, table.name.clone(), columns(&[("id", "/id")]));
+    let e = outlet.on_start().await.unwrap_err().to_string();
+    assert!(e.contains("as `databay_no_such_user`"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}
