@@ -3,9 +3,11 @@
 //! three each:
 //!
 //! - **postgres**: 1,000,000 small rows `{"id","name","amount"}` from an
-//!   NDJSON file into a PostgreSQL table (`batch_size = 1000` rows per
-//!   INSERT, 10,000 rows per transfer and transaction), next to `psql
-//!   \copy` of the same rows as CSV into the same kind of table.
+//!   NDJSON file into a PostgreSQL table, next to `psql \copy` of the same
+//!   rows as CSV into the same kind of table: `method = "insert"`
+//!   (`batch_size = 1000` rows per INSERT, 10,000 rows per transfer and
+//!   transaction), and `method = "copy"` (one binary COPY per push) with
+//!   10,000 and with 1,000 rows per transfer and transaction.
 //! - **mongodb**: 100,000 such documents into a collection (`batch_size =
 //!   1000`), next to a hand-written loop of the mongodb crate's unordered
 //!   `insert_many` of 1,000 documents built from the same lines.
@@ -44,6 +46,7 @@ const PG_URL: &str = "postgresql://postgres@127.0.0.1:5432/test";
 const MONGO_URL: &str = "mongodb://127.0.0.1:27017";
 const MONGO_DB: &str = "databay_bench";
 
+/// The postgres link: `LINES` rows a transfer, written with `METHOD`.
 const PG_CONFIG: &str = r#"
 [admin]
 enabled = false
@@ -56,15 +59,23 @@ every = "1s"
   type = "file"
   path = "${ROWS_FILE}"
   json = true
-  lines_per_transfer = 10000
+  lines_per_transfer = LINES
 
   [[link.outlet]]
   type = "postgres"
   url = "postgresql://postgres@127.0.0.1:5432/test"
   table = "bench_pg_daemon"
   columns = { id = "/id", name = "/name", amount = "/amount" }
+  method = "METHOD"
   batch_size = 1000
 "#;
+
+/// The postgres variants: a label, `method`, rows per transfer.
+const PG_VARIANTS: [(&str, &str, usize); 3] = [
+    ("insert, 10 000 rows a push", "insert", 10_000),
+    ("copy, 10 000 rows a push", "copy", 10_000),
+    ("copy, 1 000 rows a push", "copy", 1_000),
+];
 
 const MONGO_CONFIG: &str = r#"
 [admin]
@@ -176,10 +187,19 @@ fn pg_count(name: &str, want: usize) -> Result<(), BoxError> {
 fn postgres(dir: &Path) -> Result<(), BoxError> {
     let (ndjson, csv) = (dir.join("rows.ndjson"), dir.join("rows.csv"));
     generate(&ndjson, &csv, PG_ROWS)?;
-    let config = dir.join("postgres.toml");
-    std::fs::write(&config, PG_CONFIG)?;
+    let mut configs = Vec::new();
+    for (i, (_, method, lines)) in PG_VARIANTS.iter().enumerate() {
+        let config = dir.join(format!("postgres-{i}.toml"));
+        std::fs::write(
+            &config,
+            PG_CONFIG
+                .replace("METHOD", method)
+                .replace("LINES", &lines.to_string()),
+        )?;
+        configs.push(config);
+    }
     let mut copy = Duration::MAX;
-    let mut daemon = Duration::MAX;
+    let mut daemon = [Duration::MAX; PG_VARIANTS.len()];
     for _ in 0..RUNS {
         fresh_pg_table("bench_pg_copy")?;
         let start = Instant::now();
@@ -190,19 +210,23 @@ fn postgres(dir: &Path) -> Result<(), BoxError> {
         copy = copy.min(start.elapsed());
         pg_count("bench_pg_copy", PG_ROWS)?;
 
-        fresh_pg_table("bench_pg_daemon")?;
-        let (took, _) = support::once(&config, &[("ROWS_FILE", &ndjson)])?;
-        daemon = daemon.min(took);
-        pg_count("bench_pg_daemon", PG_ROWS)?;
+        for (config, best) in configs.iter().zip(&mut daemon) {
+            fresh_pg_table("bench_pg_daemon")?;
+            let (took, _) = support::once(config, &[("ROWS_FILE", &ndjson)])?;
+            *best = (*best).min(took);
+            pg_count("bench_pg_daemon", PG_ROWS)?;
+        }
     }
     psql("DROP TABLE bench_pg_copy; DROP TABLE bench_pg_daemon")?;
-    print_pair(
-        "postgres outlet",
-        "rows",
-        PG_ROWS,
-        ("psql \\copy (CSV)", copy),
-        daemon,
-    );
+    for ((label, _, _), took) in PG_VARIANTS.iter().zip(daemon) {
+        print_pair(
+            &format!("postgres outlet ({label})"),
+            "rows",
+            PG_ROWS,
+            ("psql \\copy (CSV)", copy),
+            took,
+        );
+    }
     Ok(())
 }
 

@@ -2,7 +2,9 @@
 //! parses, names its own type, builds through its factory, shows every
 //! option its options struct declares, and is quoted whole in its
 //! `README.md`, which names every option too. One call per component
-//! keeps the sample, the README and the code from drifting apart.
+//! keeps the sample, the README and the code from drifting apart. And a
+//! [`TcpProxy`] on loopback, to take a shared test server away from one
+//! connector and bring it back without stopping it.
 //!
 //! ```
 //! use databay_component::{BuildContext, Kind, Registry};
@@ -236,5 +238,206 @@ mod tests {
         // No such type.
         let p = check_documented(&registry(SAMPLE), Kind::Outlet, "numbers", "").unwrap_err();
         assert!(p[0].contains("no outlet type `numbers`"), "{p:?}");
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 in front of a real server, for tests of a
+/// connector whose server goes away and comes back: [`cut`](Self::cut)
+/// closes every connection through it and refuses new ones (the port is
+/// closed, as when the server is down), [`restore`](Self::restore) listens
+/// again on the same port. The server itself, shared with other tests,
+/// is never touched. Dropping the proxy closes everything.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use databay_component::testing::TcpProxy;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// // An echo server stands for the real one.
+/// let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let upstream = server.local_addr().unwrap();
+/// tokio::spawn(async move {
+///     while let Ok((mut s, _)) = server.accept().await {
+///         tokio::spawn(async move {
+///             let (mut r, mut w) = s.split();
+///             let _ = tokio::io::copy(&mut r, &mut w).await;
+///         });
+///     }
+/// });
+/// let proxy = TcpProxy::start(upstream).await.unwrap();
+/// let mut c = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+/// c.write_all(b"hi").await.unwrap();
+/// let mut got = [0; 2];
+/// c.read_exact(&mut got).await.unwrap();
+/// assert_eq!(&got, b"hi");
+///
+/// proxy.cut().await;
+/// assert_eq!(c.read(&mut got).await.unwrap_or(0), 0, "the connection is closed");
+/// assert!(tokio::net::TcpStream::connect(proxy.addr()).await.is_err());
+/// proxy.restore().await.unwrap();
+/// assert!(tokio::net::TcpStream::connect(proxy.addr()).await.is_ok());
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct TcpProxy {
+    addr: std::net::SocketAddr,
+    upstream: std::net::SocketAddr,
+    running: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl TcpProxy {
+    /// Listens on a free port of 127.0.0.1, forwarding to `upstream`.
+    pub async fn start(upstream: std::net::SocketAddr) -> std::io::Result<TcpProxy> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        Ok(TcpProxy {
+            addr,
+            upstream,
+            running: tokio::sync::Mutex::new(Some(Self::serve(listener, upstream))),
+        })
+    }
+
+    /// A proxy in front of the server a URL names
+    /// (`scheme://[user[:password]@]host:port/...`), and the same URL
+    /// through the proxy.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use databay_component::testing::TcpProxy;
+    ///
+    /// let (proxy, url) = TcpProxy::for_url("redis://app:pw@127.0.0.1:6379/0").await.unwrap();
+    /// assert_eq!(url, format!("redis://app:pw@127.0.0.1:{}/0", proxy.port()));
+    /// # }
+    /// ```
+    pub async fn for_url(url: &str) -> std::io::Result<(TcpProxy, String)> {
+        let invalid = || {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a URL of the form scheme://[user@]host:port/...",
+            )
+        };
+        let start = url.find("://").ok_or_else(invalid)? + 3;
+        let end = url[start..]
+            .find(['/', '?'])
+            .map_or(url.len(), |i| start + i);
+        let host_start = url[start..end].rfind('@').map_or(start, |i| start + i + 1);
+        let upstream = tokio::net::lookup_host(&url[host_start..end])
+            .await?
+            .next()
+            .ok_or_else(invalid)?;
+        let proxy = TcpProxy::start(upstream).await?;
+        let proxied = format!("{}{}{}", &url[..host_start], proxy.addr(), &url[end..]);
+        Ok((proxy, proxied))
+    }
+
+    /// Where connectors connect.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// The port connectors connect to.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Closes every connection and the port, until [`restore`](Self::restore).
+    pub async fn cut(&self) {
+        if let Some(task) = self.running.lock().await.take() {
+            task.abort();
+            // Aborted, the task drops the listener and every connection.
+            let _ = task.await;
+        }
+    }
+
+    /// Listens again on the same port (a no-op while listening).
+    pub async fn restore(&self) -> std::io::Result<()> {
+        let mut running = self.running.lock().await;
+        if running.is_none() {
+            let listener = tokio::net::TcpListener::bind(self.addr).await?;
+            *running = Some(Self::serve(listener, self.upstream));
+        }
+        Ok(())
+    }
+
+    /// Accepts and forwards until aborted; the connections are tasks of a
+    /// set this task owns, so aborting it closes them all.
+    fn serve(
+        listener: tokio::net::TcpListener,
+        upstream: std::net::SocketAddr,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((mut client, _)) = accepted else { continue };
+                        connections.spawn(async move {
+                            if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                            }
+                        });
+                    }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+        })
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.running.try_lock()
+            && let Some(task) = running.take()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// A TCP server on 127.0.0.1 that accepts every connection and never
+/// says a word, for tests of a connector's timeouts: connecting works,
+/// the handshake never comes. Dropping it closes everything.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use databay_component::testing::SilentServer;
+/// use tokio::io::AsyncReadExt;
+///
+/// let silent = SilentServer::start().await.unwrap();
+/// let mut c = tokio::net::TcpStream::connect(("127.0.0.1", silent.port())).await.unwrap();
+/// let mut buf = [0; 1];
+/// let read = tokio::time::timeout(std::time::Duration::from_millis(50), c.read(&mut buf)).await;
+/// assert!(read.is_err(), "nothing comes");
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct SilentServer {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentServer {
+    /// Listens on a free port.
+    pub async fn start() -> std::io::Result<SilentServer> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        Ok(SilentServer { port, task })
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -63,6 +63,8 @@ pub mod mysql;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod null;
+#[cfg(test)]
+mod outage;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod print;

@@ -6,6 +6,7 @@
 mod support;
 
 mod admin_http;
+mod broker_redelivery;
 mod component_docs;
 mod config_env;
 mod config_errors;
@@ -26,3 +27,4 @@ mod secrets;
 mod signals;
 mod state;
 mod status_page;
+mod webhook_delivery;

@@ -11,6 +11,7 @@ use lapin::{Channel, Connection};
 
 use super::{ConnectionOptions, Connector};
 use crate::Secret;
+use crate::testing::TcpProxy;
 
 /// The command that starts the local RabbitMQ broker.
 pub const START_COMMAND: &str = "rabbitmq-server -detached";
@@ -143,5 +144,23 @@ impl Drop for TestQueue {
             });
         })
         .join();
+    }
+}
+
+/// A connector to the test server through a [`TcpProxy`] of its own, to
+/// take the server away from one test and bring it back.
+pub async fn proxied() -> (TcpProxy, Connector) {
+    let (proxy, url) = TcpProxy::for_url(&url())
+        .await
+        .unwrap_or_else(|e| panic!("a proxy in front of {URL_VAR}: {e}"));
+    match (ConnectionOptions {
+        url: Some(Secret::new(url)),
+        timeout: Some(std::time::Duration::from_secs(5)),
+        ..ConnectionOptions::default()
+    })
+    .connector()
+    {
+        Ok(c) => (proxy, c),
+        Err(e) => panic!("{URL_VAR} through a proxy: {e}"),
     }
 }

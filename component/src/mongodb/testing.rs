@@ -9,6 +9,7 @@ use mongodb::{Client, Database};
 
 use super::{ConnectionOptions, Connector};
 use crate::Secret;
+use crate::testing::TcpProxy;
 
 /// How the local test server is started: SecantusDB, a MongoDB
 /// wire-protocol server that `scripts/setup` installs in a venv.
@@ -107,5 +108,24 @@ impl Drop for TestDatabase {
             });
         })
         .join();
+    }
+}
+
+/// A connector to the test server's `database` through a [`TcpProxy`] of
+/// its own, to take the server away from one test and bring it back.
+pub async fn proxied(database: &str) -> (TcpProxy, Connector) {
+    let (proxy, url) = TcpProxy::for_url(&url())
+        .await
+        .unwrap_or_else(|e| panic!("a proxy in front of {URL_VAR}: {e}"));
+    match (ConnectionOptions {
+        uri: Secret::new(url),
+        database: Some(database.to_owned()),
+        server_selection_timeout: Some(Duration::from_secs(5)),
+        ..ConnectionOptions::default()
+    })
+    .connector()
+    {
+        Ok(c) => (proxy, c),
+        Err(e) => panic!("{URL_VAR} through a proxy: {e}"),
     }
 }

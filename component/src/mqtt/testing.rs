@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{ConnectionOptions, Connector};
+use crate::testing::TcpProxy;
 
 /// The command that starts the local Mosquitto broker.
 pub const START_COMMAND: &str = "mosquitto -d -c /etc/mosquitto/mosquitto.conf";
@@ -63,4 +64,31 @@ pub fn unique_name(tag: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A connector for `client_id` to the test broker through a [`TcpProxy`]
+/// of its own, to take the broker away from one test and bring it back;
+/// `clean_session = false`, so the broker keeps the session meanwhile.
+pub async fn proxied(client_id: &str) -> (TcpProxy, Connector) {
+    let (host, port) = addr();
+    let upstream = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| panic!("{ADDR_VAR}: cannot resolve {host}:{port}"));
+    let proxy = TcpProxy::start(upstream)
+        .await
+        .unwrap_or_else(|e| panic!("a proxy in front of {ADDR_VAR}: {e}"));
+    match (ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(proxy.port()),
+        clean_session: Some(false),
+        timeout: Some(Duration::from_secs(5)),
+        ..ConnectionOptions::default()
+    })
+    .connector(client_id)
+    {
+        Ok(c) => (proxy, c),
+        Err(e) => panic!("{ADDR_VAR} through a proxy: {e}"),
+    }
 }

@@ -25,4 +25,4 @@ mod value;
 
 pub use connect::{ConnectionOptions, Connector, DEFAULT_CONNECT_TIMEOUT, MysqlError};
 pub use mysql_async;
-pub use value::{column_to_json, quote_identifier, quote_table, row_to_json, to_value};
+pub use value::{column_to_json, quote_identifier, quote_table, row_to_json, to_value, value_size};

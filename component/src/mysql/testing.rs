@@ -10,6 +10,7 @@ use mysql_async::prelude::Queryable;
 
 use super::{ConnectionOptions, Connector};
 use crate::Secret;
+use crate::testing::TcpProxy;
 
 /// How the local test server is started.
 pub const START_COMMAND: &str =
@@ -104,5 +105,23 @@ impl Drop for TestTable {
             });
         })
         .join();
+    }
+}
+
+/// A connector to the test server through a [`TcpProxy`] of its own, to
+/// take the server away from one test and bring it back.
+pub async fn proxied() -> (TcpProxy, Connector) {
+    let (proxy, url) = TcpProxy::for_url(&url())
+        .await
+        .unwrap_or_else(|e| panic!("a proxy in front of {URL_VAR}: {e}"));
+    match (ConnectionOptions {
+        url: Some(Secret::new(url)),
+        connect_timeout: Some(std::time::Duration::from_secs(5)),
+        ..ConnectionOptions::default()
+    })
+    .connector()
+    {
+        Ok(c) => (proxy, c),
+        Err(e) => panic!("{URL_VAR} through a proxy: {e}"),
     }
 }

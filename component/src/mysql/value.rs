@@ -22,6 +22,27 @@ pub fn quote_table(table: &str) -> String {
         .join(".")
 }
 
+/// The bytes a value takes in MySQL's binary protocol, without the length
+/// prefix of a string: a string or blob its length, an integer or a
+/// `DOUBLE` 8, a `FLOAT` 4, a date or time 0 to 12, `NULL` none. What the
+/// connectors count as bytes read and written.
+///
+/// ```
+/// use databay_component::mysql::{mysql_async::Value, value_size};
+///
+/// assert_eq!(value_size(&Value::Bytes(b"abc".to_vec())), 3);
+/// assert_eq!(value_size(&Value::Int(7)), 8);
+/// assert_eq!(value_size(&Value::NULL), 0);
+/// ```
+pub fn value_size(value: &My) -> u64 {
+    match value {
+        My::Bytes(bytes) => bytes.len() as u64,
+        // The binary protocol's length byte of a date or time is not data.
+        My::Date(..) | My::Time(..) => value.bin_len() - 1,
+        other => other.bin_len(),
+    }
+}
+
 /// A row as a JSON object of column name to value (see [`column_to_json`]).
 pub fn row_to_json(row: &Row) -> Result<Map<String, Value>, String> {
     let mut object = Map::with_capacity(row.len());

@@ -21,10 +21,12 @@
 //! ```
 
 mod connect;
+mod copy;
 pub mod testing;
 mod value;
 
 pub use connect::{ConnectionOptions, Connector, DEFAULT_CONNECT_TIMEOUT, PgError, describe};
+pub use copy::BinaryCopy;
 pub use value::{
     ColumnType, Counted, Param, column_to_json, quote_identifier, quote_table, to_param,
 };

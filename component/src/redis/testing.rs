@@ -9,6 +9,7 @@ use redis::aio::MultiplexedConnection;
 
 use super::{ConnectionOptions, Connector};
 use crate::Secret;
+use crate::testing::TcpProxy;
 
 /// The command that starts the local Redis server.
 pub const START_COMMAND: &str = "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
@@ -60,4 +61,22 @@ pub fn unique_key(tag: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A connector to the test server through a [`TcpProxy`] of its own, to
+/// take the server away from one test and bring it back.
+pub async fn proxied() -> (TcpProxy, Connector) {
+    let (proxy, url) = TcpProxy::for_url(&url())
+        .await
+        .unwrap_or_else(|e| panic!("a proxy in front of {URL_VAR}: {e}"));
+    match (ConnectionOptions {
+        url: Some(Secret::new(url)),
+        timeout: Some(std::time::Duration::from_secs(5)),
+        ..ConnectionOptions::default()
+    })
+    .connector()
+    {
+        Ok(c) => (proxy, c),
+        Err(e) => panic!("{URL_VAR} through a proxy: {e}"),
+    }
 }

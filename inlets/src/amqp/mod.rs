@@ -228,6 +228,7 @@ impl AmqpInlet {
                 .error(format!("consuming queue `{}`", self.queue), message)
                 .into());
         }
+        databay_core::bytes::add(deliveries.iter().map(|d| d.data.len() as u64).sum());
         let mut records = Vec::with_capacity(deliveries.len());
         let mut kept = Vec::with_capacity(deliveries.len());
         let mut bad = None;

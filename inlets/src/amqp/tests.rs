@@ -244,3 +244,96 @@ async fn an_unreachable_broker_is_named_without_the_password() {
         .to_string();
     assert!(e.contains("127.0.0.1:1/") && !e.contains("s3cret"), "{e}");
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_message_bodies_taken() {
+    let queue = TestQueue::declare("in_bytes").await;
+    publish(&queue.name, Format::Json, &[json!({"id": 1}), json!("ab")]).await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("amqp_bytes")
+        .inlet(inlet(&queue))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    transfer_until(&link, &out, 2).await;
+    assert_eq!(link.node_stats()[0].bytes, Some(8 + 4));
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_broker_that_goes_away_mid_run_fails_the_pull_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::through_an_outage;
+    let queue = TestQueue::declare("in_outage").await;
+    publish(&queue.name, Format::Json, &[json!(1), json!(2), json!(3)]).await;
+    let (proxy, connector) = testing::proxied().await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("amqp_outage")
+        .inlet(AmqpInlet::new(
+            connector,
+            queue.name.as_str(),
+            "databay-test",
+        ))
+        .outlet(out.clone())
+        .inlet_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &out, &proxy, 3, true, async {
+        publish(&queue.name, Format::Json, &[json!(4), json!(5)]).await;
+        2
+    })
+    .await
+    .unwrap_or_default();
+    assert!(
+        down.contains(&format!("127.0.0.1:{}", proxy.port())),
+        "{down}"
+    );
+    assert_eq!(
+        out.payloads(),
+        (1..=5).map(|n| json!(n)).collect::<Vec<_>>()
+    );
+    assert_eq!(queue.ready().await, 0);
+}
+
+#[tokio::test]
+async fn a_broker_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "amqp://app:s3cret@127.0.0.1:{}/%2f",
+            silent.port()
+        ))),
+        timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = AmqpInlet::new(connector, "q", "t");
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}/", silent.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}
+
+#[tokio::test]
+async fn a_refused_login_fails_the_start_without_showing_the_password() {
+    let queue = TestQueue::declare("in_auth").await;
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(
+            "amqp://guest:wr0ng-pw@127.0.0.1:5672/%2f".into(),
+        )),
+        timeout: Some(Duration::from_secs(5)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = AmqpInlet::new(connector, queue.name.as_str(), "t");
+    let e = inlet.on_start().await.unwrap_err().to_string();
+    assert!(e.contains("as `guest`"), "{e}");
+    assert!(!e.contains("wr0ng"), "{e}");
+}

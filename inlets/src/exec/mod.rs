@@ -216,8 +216,12 @@ impl ExecInlet {
         if let Some(stream) = &mut self.stream {
             while records.len() < self.max_lines {
                 match stream.lines.try_recv() {
-                    Ok(Line::Value(value)) => records.push(Record::new(value)),
-                    Ok(Line::Bad(e)) => {
+                    Ok(Line::Value(value, bytes)) => {
+                        databay_core::bytes::add(bytes);
+                        records.push(Record::new(value));
+                    }
+                    Ok(Line::Bad(e, bytes)) => {
+                        databay_core::bytes::add(bytes);
                         problem = Some(e);
                         break;
                     }
@@ -299,11 +303,12 @@ struct Stream {
     task: JoinHandle<()>,
 }
 
-/// What a streaming reader passes on.
+/// What a streaming reader passes on, with the bytes of the line read
+/// (without its line end).
 #[derive(Debug)]
 enum Line {
-    Value(Value),
-    Bad(ExecError),
+    Value(Value, u64),
+    Bad(ExecError, u64),
     /// The child exited: `Ok` for status 0.
     Ended(Result<(), ExecError>),
 }
@@ -330,6 +335,7 @@ async fn read_all(running: &mut Running, format: LineFormat) -> Result<Vec<Recor
             LineRead::Eof => return Ok(records),
             LineRead::TooLong => return Err(ExecError::LineTooLong { command, line }),
             LineRead::Line => {
+                databay_core::bytes::add(buf.len() as u64);
                 if let Some(value) = parse(format, &buf, &command, line)? {
                     records.push(Record::new(value));
                 }
@@ -361,23 +367,32 @@ async fn stream(
             };
             line += 1;
             let item = match read {
-                Err(source) => Line::Bad(ExecError::Io {
-                    command: command.clone(),
-                    action: "read the stdout of",
-                    source,
-                }),
+                Err(source) => Line::Bad(
+                    ExecError::Io {
+                        command: command.clone(),
+                        action: "read the stdout of",
+                        source,
+                    },
+                    0,
+                ),
                 Ok(LineRead::Eof) => break,
-                Ok(LineRead::TooLong) => Line::Bad(ExecError::LineTooLong {
-                    command: command.clone(),
-                    line,
-                }),
-                Ok(LineRead::Line) => match parse(format, &buf, &command, line) {
-                    Ok(Some(value)) => Line::Value(value),
-                    Ok(None) => continue,
-                    Err(e) => Line::Bad(e),
-                },
+                Ok(LineRead::TooLong) => Line::Bad(
+                    ExecError::LineTooLong {
+                        command: command.clone(),
+                        line,
+                    },
+                    0,
+                ),
+                Ok(LineRead::Line) => {
+                    let bytes = buf.len() as u64;
+                    match parse(format, &buf, &command, line) {
+                        Ok(Some(value)) => Line::Value(value, bytes),
+                        Ok(None) => continue,
+                        Err(e) => Line::Bad(e, bytes),
+                    }
+                }
             };
-            let failed_read = matches!(&item, Line::Bad(ExecError::Io { .. }));
+            let failed_read = matches!(&item, Line::Bad(ExecError::Io { .. }, _));
             tokio::select! {
                 sent = lines.send(item) => if sent.is_err() {
                     running.kill().await;

@@ -388,3 +388,32 @@ async fn the_readme_quotes_the_python_example_and_it_works() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_lines_read_in_both_modes() {
+    let scheduled = ExecInlet::new(CommandSpec::shell("printf '{\"a\": 1}\\n\"xy\"\\r\\n'"));
+    let streaming = ExecInlet::new(CommandSpec::shell(
+        "printf '{\"a\": 1}\\n\"xy\"\\n'; exec sleep 600",
+    ))
+    .mode(ExecMode::Streaming);
+    let out = CollectOutlet::new();
+    let link = Link::builder("exec_bytes")
+        .inlet(scheduled)
+        .inlet(streaming)
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while link.node_stats()[1].bytes < Some(12) {
+        assert!(Instant::now() < deadline, "{:?}", link.node_stats()[1]);
+        link.transfer().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = link.node_stats();
+    let runs = stats[0].calls;
+    // `{"a": 1}` and `"xy"`, without their line ends, per run.
+    assert_eq!(stats[0].bytes, Some(runs * 12));
+    assert_eq!(stats[1].bytes, Some(12), "each line read once");
+    assert!(link.shutdown().await.is_empty());
+}

@@ -1,10 +1,13 @@
 //! [`HttpServerInlet`]: a webhook receiver. An HTTP server (axum), started
 //! by `on_start`, takes POSTed JSON or NDJSON and holds the records until
-//! the next pull; what a transfer did not deliver is held again.
+//! the next pull; what a transfer did not deliver is held again. By
+//! default a sender is answered only once the transfer carrying its
+//! records was committed, so nothing it was told is delivered can be lost
+//! when the daemon stops or dies.
 //!
 #![doc = include_str!("README.md")]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -29,7 +32,7 @@ pub const SAMPLE: &str = include_str!("sample.toml");
 
 mod options;
 pub(crate) use options::register;
-pub use options::{DEFAULT_ADDRESS, HttpServerInletOptions};
+pub use options::{Ack, DEFAULT_ADDRESS, HttpServerInletOptions};
 #[cfg(test)]
 mod tests;
 
@@ -83,6 +86,27 @@ impl LocalAddr {
 struct Entry {
     value: Value,
     bytes: u64,
+    /// Whether a pull counted its bytes as received already (a record
+    /// held again after a rollback is not received twice).
+    counted: bool,
+    /// The request waiting for this record's commit (`ack = "commit"`).
+    request: Option<u64>,
+}
+
+/// What a request waiting for its records' commit is answered.
+#[derive(Debug)]
+enum Outcome {
+    /// Every record of it was in a committed transfer.
+    Delivered,
+    /// The inlet is shutting down before that happened.
+    Stopping,
+}
+
+/// A request waiting for its records' commit.
+struct Waiter {
+    /// Its records not yet committed.
+    remaining: usize,
+    done: oneshot::Sender<Outcome>,
 }
 
 /// What is held: the records waiting for a pull, and counts that also
@@ -92,6 +116,39 @@ struct Held {
     queue: VecDeque<Entry>,
     records: usize,
     bytes: u64,
+    /// Requests answered once their records are committed, by id.
+    waiting: HashMap<u64, Waiter>,
+    next_request: u64,
+    /// `on_shutdown` began: requests are refused with 503.
+    stopping: bool,
+}
+
+impl Held {
+    /// Makes room for `entries`, which left for good.
+    fn release(&mut self, entries: &[Entry]) {
+        self.records = self.records.saturating_sub(entries.len());
+        self.bytes = self
+            .bytes
+            .saturating_sub(entries.iter().map(|e| e.bytes).sum::<u64>());
+    }
+
+    /// Whether `entry` belongs to a request that stopped waiting for it
+    /// (its sender was answered that it was not delivered, or gave up):
+    /// such a record is dropped instead of being held again, since its
+    /// sender sends it again.
+    fn orphaned(&self, entry: &Entry) -> bool {
+        entry
+            .request
+            .is_some_and(|id| !self.waiting.contains_key(&id))
+    }
+
+    /// Drops the orphaned records of `entries`, making room for them.
+    fn keep_wanted(&mut self, entries: Vec<Entry>) -> Vec<Entry> {
+        let (orphans, wanted): (Vec<Entry>, Vec<Entry>) =
+            entries.into_iter().partition(|e| self.orphaned(e));
+        self.release(&orphans);
+        wanted
+    }
 }
 
 /// What the request handler needs.
@@ -103,12 +160,53 @@ struct Shared {
     max_body: u64,
     retry_after: Duration,
     request_timeout: Duration,
+    ack: Ack,
+    ack_timeout: Duration,
     held: Mutex<Held>,
 }
 
 impl Shared {
     fn held(&self) -> MutexGuard<'_, Held> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `Retry-After` in whole seconds, at least 1.
+    fn retry_seconds(&self) -> u64 {
+        self.retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+
+    /// The answer to a request whose records were not delivered and are
+    /// no longer held: the sender is to send them again.
+    fn not_delivered(&self, why: String) -> Refusal {
+        let seconds = self.retry_seconds();
+        Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!("{why}; send the request again (retry after {seconds}s)"),
+            retry_after: Some(seconds),
+        }
+    }
+}
+
+/// A request waiting for its commit. Dropped without the commit (the
+/// sender gave up and closed the connection, `ack_timeout` passed, the
+/// inlet stops), it withdraws its records that no pull has taken yet:
+/// the sender was not told they were delivered and sends them again.
+struct Pending {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let mut held = self.shared.held();
+        if held.waiting.remove(&self.id).is_none() {
+            return;
+        }
+        let queue = std::mem::take(&mut held.queue);
+        let (withdrawn, kept): (Vec<Entry>, Vec<Entry>) =
+            queue.into_iter().partition(|e| e.request == Some(self.id));
+        held.queue = kept.into();
+        held.release(&withdrawn);
     }
 }
 
@@ -122,11 +220,20 @@ struct Server {
 /// an array of values (one record each), or NDJSON lines; the records are
 /// held until the next pull, which emits them all.
 ///
-/// Accepted records (answered `202`) are never dropped to make room: when
-/// `max_records` or `max_bytes` is reached the request is answered `503`
-/// with `Retry-After`, and the sender tries again after a transfer made
-/// room. Records a transfer did not deliver (it failed, or an outlet
-/// refused them) are held again, first in line, for the next pull.
+/// With [`Ack::Commit`] (the default) a request is answered `200` only
+/// once the transfer that carried its records was committed (every
+/// outlet accepted them), and `503` with `Retry-After` when that did not
+/// happen within `ack_timeout` or the inlet stops first: a sender that
+/// resends what was not answered `200` loses nothing, even when the
+/// daemon is killed (at least once). With [`Ack::Receipt`] a request is
+/// answered `202` as soon as its records are held, and what is held when
+/// the inlet stops is lost.
+///
+/// Held records are never dropped to make room: when `max_records` or
+/// `max_bytes` is reached the request is answered `503` with
+/// `Retry-After`, and the sender tries again after a transfer made room.
+/// Records a transfer did not deliver (it failed, or an outlet refused
+/// them) are held again, first in line, for the next pull.
 pub struct HttpServerInlet {
     address: SocketAddr,
     shared: Arc<Shared>,
@@ -147,6 +254,8 @@ impl fmt::Debug for HttpServerInlet {
             .field("max_body", &s.max_body)
             .field("retry_after", &s.retry_after)
             .field("request_timeout", &s.request_timeout)
+            .field("ack", &s.ack)
+            .field("ack_timeout", &s.ack_timeout)
             .field("listening", &self.local.get())
             .finish_non_exhaustive()
     }
@@ -164,6 +273,8 @@ impl HttpServerInlet {
                 max_body: o.max_body.0,
                 retry_after: o.retry_after,
                 request_timeout: o.request_timeout,
+                ack: o.ack,
+                ack_timeout: o.ack_timeout,
                 held: Mutex::new(Held::default()),
             }),
             unsettled: Unsettled::default(),
@@ -188,16 +299,25 @@ impl HttpServerInlet {
 #[async_trait]
 impl Inlet for HttpServerInlet {
     async fn pull(&mut self, update: &Update) -> Result<Pull, BoxError> {
-        let queued: Vec<Entry> = self.shared.held().queue.drain(..).collect();
         // A transfer of this link cut short without being settled: its
         // records go first, in this pull.
         let leftovers = self.unsettled.insert(update, Vec::new());
         let _ = self.unsettled.take(update);
-        let mut taken: Vec<Entry> = leftovers.into_iter().flatten().collect();
-        taken.extend(queued);
+        let mut taken = {
+            let mut held = self.shared.held();
+            let mut taken = held.keep_wanted(leftovers.into_iter().flatten().collect());
+            taken.extend(held.queue.drain(..));
+            taken
+        };
         if taken.is_empty() {
             return Ok(Pull::Nothing);
         }
+        let mut received = 0;
+        for entry in taken.iter_mut().filter(|e| !e.counted) {
+            entry.counted = true;
+            received += entry.bytes;
+        }
+        databay_core::bytes::add(received);
         // A copy stays here until the transfer is committed.
         let values: Vec<Value> = taken.iter().map(|e| e.value.clone()).collect();
         self.unsettled.insert(update, taken);
@@ -207,10 +327,18 @@ impl Inlet for HttpServerInlet {
     async fn commit(&mut self, update: &Update) -> Result<(), BoxError> {
         if let Some(taken) = self.unsettled.take(update) {
             let mut held = self.shared.held();
-            held.records = held.records.saturating_sub(taken.len());
-            held.bytes = held
-                .bytes
-                .saturating_sub(taken.iter().map(|e| e.bytes).sum::<u64>());
+            held.release(&taken);
+            for id in taken.iter().filter_map(|e| e.request) {
+                let Some(waiter) = held.waiting.get_mut(&id) else {
+                    continue;
+                };
+                waiter.remaining = waiter.remaining.saturating_sub(1);
+                if waiter.remaining == 0
+                    && let Some(waiter) = held.waiting.remove(&id)
+                {
+                    let _ = waiter.done.send(Outcome::Delivered);
+                }
+            }
         }
         Ok(())
     }
@@ -218,6 +346,7 @@ impl Inlet for HttpServerInlet {
     async fn rollback(&mut self, update: &Update) -> Result<(), BoxError> {
         if let Some(taken) = self.unsettled.take(update) {
             let mut held = self.shared.held();
+            let taken = held.keep_wanted(taken);
             for entry in taken.into_iter().rev() {
                 held.queue.push_front(entry);
             }
@@ -264,6 +393,15 @@ impl Inlet for HttpServerInlet {
     }
 
     async fn on_shutdown(&mut self) -> Result<(), BoxError> {
+        {
+            // Requests from now on, and those waiting for a commit, are
+            // told that their records were not delivered.
+            let mut held = self.shared.held();
+            held.stopping = true;
+            for (_, waiter) in held.waiting.drain() {
+                let _ = waiter.done.send(Outcome::Stopping);
+            }
+        }
         if let Some(Server { stop, mut task }) = self.server.take() {
             let _ = stop.send(());
             if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
@@ -275,15 +413,31 @@ impl Inlet for HttpServerInlet {
         }
         let address = self.local.get().unwrap_or(self.address);
         self.local.set(None);
-        let lost = std::mem::take(&mut *self.shared.held()).records;
-        self.unsettled.drain();
-        if lost > 0 {
-            // The core has no place to keep an inlet's records across a
-            // restart yet; say how many the senders were told were taken.
+        let held = std::mem::take(&mut *self.shared.held());
+        let unsettled = self.unsettled.drain();
+        let (answered, unanswered) =
+            held.queue
+                .iter()
+                .chain(unsettled.iter().flatten())
+                .fold((0, 0), |(a, u), e| match e.request {
+                    None => (a + 1, u),
+                    Some(_) => (a, u + 1),
+                });
+        if unanswered > 0 {
+            tracing::info!(
+                address = %address,
+                records = unanswered,
+                "http_server on {address} stops with {unanswered} received records not delivered; \
+                 their senders were answered 503 and send them again"
+            );
+        }
+        if answered > 0 {
+            // `ack = "receipt"`: the senders were told these were taken.
             tracing::warn!(
                 address = %address,
-                records = lost,
-                "http_server on {address} stops holding {lost} received records that were not delivered"
+                records = answered,
+                "http_server on {address} stops holding {answered} received records that were not \
+                 delivered (ack = \"receipt\" answered them 202; ack = \"commit\" would not lose them)"
             );
         }
         Ok(())
@@ -355,18 +509,50 @@ async fn receive(
         )
         .into_response();
     }
-    match take(&shared, &headers, body).await {
-        Ok(accepted) => (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({ "accepted": accepted })),
-        )
+    let (records, waiting) = match take(&shared, &headers, body).await {
+        Ok(taken) => taken,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Some((id, done)) = waiting else {
+        let status = match shared.ack {
+            Ack::Receipt => StatusCode::ACCEPTED,
+            // Nothing to wait for: an empty array is delivered at once.
+            Ack::Commit => StatusCode::OK,
+        };
+        let key = match shared.ack {
+            Ack::Receipt => "accepted",
+            Ack::Commit => "delivered",
+        };
+        return (status, axum::Json(json!({ key: records }))).into_response();
+    };
+    // Dropped on every way out, and when the sender closes the connection
+    // (the server drops this future): see `Pending`.
+    let _pending = Pending {
+        shared: shared.clone(),
+        id,
+    };
+    match tokio::time::timeout(shared.ack_timeout, done).await {
+        Ok(Ok(Outcome::Delivered)) => {
+            (StatusCode::OK, axum::Json(json!({ "delivered": records }))).into_response()
+        }
+        Ok(Ok(Outcome::Stopping) | Err(_)) => shared
+            .not_delivered("the receiver is stopping and the records were not delivered".into())
             .into_response(),
-        Err(refusal) => refusal.into_response(),
+        Err(_) => shared
+            .not_delivered(format!(
+                "the records were not delivered within ack_timeout = {}",
+                databay_component::duration::format(shared.ack_timeout)
+            ))
+            .into_response(),
     }
 }
 
-/// Checks, reads and holds one request's records; how many it held.
-async fn take(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<usize, Refusal> {
+/// How many records a request carried, and the commit its answer waits
+/// for (`ack = "commit"`): the request's id and its outcome.
+type Taken = (usize, Option<(u64, oneshot::Receiver<Outcome>)>);
+
+/// Checks, reads and holds one request's records.
+async fn take(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<Taken, Refusal> {
     authorize(shared, headers)?;
     let too_large = |size: Option<u64>| {
         let size = size.map(|n| format!("{n} bytes, ")).unwrap_or_default();
@@ -489,10 +675,17 @@ fn parse_json(body: &[u8]) -> Result<Vec<Entry>, String> {
                 .map(|(i, value)| Entry {
                     value,
                     bytes: size / n + u64::from((i as u64) < size % n),
+                    counted: false,
+                    request: None,
                 })
                 .collect()
         }
-        value => vec![Entry { value, bytes: size }],
+        value => vec![Entry {
+            value,
+            bytes: size,
+            counted: false,
+            request: None,
+        }],
     })
 }
 
@@ -513,6 +706,8 @@ fn parse_ndjson(body: &[u8]) -> Result<Vec<Entry>, String> {
         entries.push(Entry {
             value,
             bytes: line.len() as u64 + 1,
+            counted: false,
+            request: None,
         });
     }
     if entries.is_empty() {
@@ -522,7 +717,7 @@ fn parse_ndjson(body: &[u8]) -> Result<Vec<Entry>, String> {
 }
 
 /// Holds a request's records, all or none.
-fn hold(shared: &Shared, entries: Vec<Entry>) -> Result<usize, Refusal> {
+fn hold(shared: &Shared, mut entries: Vec<Entry>) -> Result<Taken, Refusal> {
     let n = entries.len();
     if n > shared.max_records {
         return Err(Refusal::new(
@@ -535,8 +730,11 @@ fn hold(shared: &Shared, entries: Vec<Entry>) -> Result<usize, Refusal> {
     }
     let bytes: u64 = entries.iter().map(|e| e.bytes).sum();
     let mut held = shared.held();
+    if held.stopping {
+        return Err(shared.not_delivered("the receiver is stopping".into()));
+    }
     if held.records + n > shared.max_records || held.bytes + bytes > shared.max_bytes {
-        let seconds = shared.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let seconds = shared.retry_seconds();
         return Err(Refusal {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: format!(
@@ -547,8 +745,20 @@ fn hold(shared: &Shared, entries: Vec<Entry>) -> Result<usize, Refusal> {
             retry_after: Some(seconds),
         });
     }
+    let waiting = if shared.ack == Ack::Commit && n > 0 {
+        let id = held.next_request;
+        held.next_request += 1;
+        let (done, outcome) = oneshot::channel();
+        held.waiting.insert(id, Waiter { remaining: n, done });
+        for entry in &mut entries {
+            entry.request = Some(id);
+        }
+        Some((id, outcome))
+    } else {
+        None
+    };
     held.records += n;
     held.bytes += bytes;
     held.queue.extend(entries);
-    Ok(n)
+    Ok((n, waiting))
 }

@@ -50,6 +50,37 @@ pub struct HttpServerInletOptions {
         deserialize_with = "databay_component::duration::deserialize"
     )]
     pub request_timeout: Duration,
+    /// When a sender is answered (default `"commit"`): `"commit"`, with
+    /// `200` once the transfer carrying its records was committed (every
+    /// outlet accepted them), so nothing answered `200` is ever lost;
+    /// `"receipt"`, with `202` as soon as they are held, lost if the
+    /// daemon stops before a transfer delivered them.
+    #[serde(default)]
+    pub ack: Ack,
+    /// With `ack = "commit"`, how long a request waits for its commit
+    /// (default `"60s"`); past it the request is answered 503 with
+    /// `Retry-After`, and its records that no transfer has taken are
+    /// dropped (the sender sends them again).
+    #[serde(
+        default = "sixty_seconds",
+        deserialize_with = "databay_component::duration::deserialize"
+    )]
+    pub ack_timeout: Duration,
+}
+
+/// When an [`HttpServerInlet`] answers a sender.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Ack {
+    /// `200` once the transfer carrying the request's records was
+    /// committed; `503` if it was not within `ack_timeout` or the inlet
+    /// stops first (at least once, across crashes too).
+    #[default]
+    Commit,
+    /// `202` as soon as the records are held (records held when the inlet
+    /// stops are lost).
+    Receipt,
 }
 
 /// The address listened on by default: loopback, next to the admin
@@ -84,6 +115,10 @@ fn thirty_seconds() -> Duration {
     Duration::from_secs(30)
 }
 
+fn sixty_seconds() -> Duration {
+    Duration::from_secs(60)
+}
+
 impl Default for HttpServerInletOptions {
     fn default() -> Self {
         HttpServerInletOptions {
@@ -95,6 +130,8 @@ impl Default for HttpServerInletOptions {
             max_body: ten_mib(),
             retry_after: one_second(),
             request_timeout: thirty_seconds(),
+            ack: Ack::default(),
+            ack_timeout: sixty_seconds(),
         }
     }
 }
@@ -147,6 +184,9 @@ impl HttpServerInletOptions {
         if self.request_timeout.is_zero() {
             return Err(OptionError::new("request_timeout", "must be more than 0s"));
         }
+        if self.ack_timeout.is_zero() {
+            return Err(OptionError::new("ack_timeout", "must be more than 0s"));
+        }
         Ok(HttpServerInlet::new(address, self))
     }
 }
@@ -192,6 +232,8 @@ mod tests {
             ("max_body = 0", "option `max_body`"),
             ("max_bytes = \"1MiB\"", "option `max_bytes`"),
             ("request_timeout = \"0s\"", "option `request_timeout`"),
+            ("ack_timeout = \"0s\"", "option `ack_timeout`"),
+            ("ack = \"never\"", "expected `commit` or `receipt`"),
             ("tokn = \"x\"", "tokn"),
         ] {
             let e = err(options);

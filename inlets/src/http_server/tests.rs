@@ -1,5 +1,7 @@
 //! Tests of [`HttpServerInlet`] with a real HTTP client (reqwest) posting
-//! to it on 127.0.0.1, a port of its own per test.
+//! to it on 127.0.0.1, a port of its own per test. Most take requests with
+//! `ack = "receipt"` (answered at once, so one task can post and then
+//! transfer); the `ack = "commit"` ones post from tasks of their own.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,13 +14,23 @@ use databay_core::testing::{CollectOutlet, InletTester};
 use databay_core::{BoxError, Inlet, InletHandle, Link, Outlet, Pull, Record, Update, async_trait};
 use serde_json::{Value, json};
 
-use super::{HttpServerInlet, HttpServerInletOptions, LocalAddr};
+use super::{Ack, HttpServerInlet, HttpServerInletOptions, LocalAddr};
 
+/// Answering at receipt.
 fn options() -> HttpServerInletOptions {
     HttpServerInletOptions {
         address: "127.0.0.1:0".into(),
         path: "/hooks".into(),
+        ack: Ack::Receipt,
         ..HttpServerInletOptions::default()
+    }
+}
+
+/// Answering once committed (the default).
+fn committing() -> HttpServerInletOptions {
+    HttpServerInletOptions {
+        ack: Ack::Commit,
+        ..options()
     }
 }
 
@@ -513,8 +525,222 @@ async fn an_address_in_use_fails_the_start_naming_it() {
 
 #[tokio::test]
 async fn passes_the_inlet_checks() {
-    InletTester::new(|| inlet(options()))
-        .run()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    for make in [options, committing] {
+        InletTester::new(move || inlet(make()))
+            .run()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_bodies_once() {
+    let inlet = inlet(options());
+    let listening = inlet.local_addr();
+    let outlet = Flaky::default();
+    let link = Link::builder("webhook_bytes")
+        .inlet(inlet)
+        .outlet(outlet.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    post(&listening, "/hooks", "application/json", "[1, 2]", None).await;
+    post(
+        &listening,
+        "/hooks",
+        "application/x-ndjson",
+        "{\"a\":1}\n",
+        None,
+    )
+    .await;
+    outlet.failing.store(true, Ordering::SeqCst);
+    assert!(link.transfer().await.is_err());
+    assert_eq!(link.node_stats()[0].bytes, Some(6 + 8));
+    outlet.failing.store(false, Ordering::SeqCst);
+    assert_eq!(link.transfer().await.unwrap().records_in, 3);
+    assert_eq!(
+        link.node_stats()[0].bytes,
+        Some(14),
+        "records held again are not received again"
+    );
+    assert!(link.shutdown().await.is_empty());
+}
+
+// --- ack = "commit" ---
+
+/// POSTs a JSON body from a task of its own: its answer waits.
+fn send(listening: &LocalAddr, body: Value) -> tokio::task::JoinHandle<Answer> {
+    let listening = listening.clone();
+    tokio::spawn(async move { post_json(&listening, body).await })
+}
+
+/// Waits until `inlet` holds `n` records.
+async fn until_held(inlet: &HttpServerInlet, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while inlet.held() != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} held, not {n}",
+            inlet.held()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[test]
+fn commit_is_the_default() {
+    assert_eq!(HttpServerInletOptions::default().ack, Ack::Commit);
+}
+
+#[tokio::test]
+async fn a_request_is_answered_200_only_once_its_transfer_commits() {
+    let inlet = inlet(committing());
+    let listening = inlet.local_addr();
+    let outlet = Flaky::default();
+    outlet.failing.store(true, Ordering::SeqCst);
+    let link = Link::builder("acked")
+        .inlet(inlet)
+        .outlet(outlet.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let sent = send(&listening, json!([1, 2]));
+    // Transfers find nothing until the request is held, then fail.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while link.transfer().await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "never pulled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!sent.is_finished(), "answered before any commit");
+    outlet.failing.store(false, Ordering::SeqCst);
+    assert_eq!(link.transfer().await.unwrap().records_in, 2);
+    let answer = sent.await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body, json!({"delivered": 2}));
+    assert_eq!(outlet.inner.payloads(), [json!(1), json!(2)]);
+    // An empty array waits for nothing.
+    let none = post_json(&listening, json!([])).await;
+    assert_eq!(
+        (none.status, none.body),
+        (StatusCode::OK, json!({"delivered": 0}))
+    );
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn shutdown_answers_waiting_requests_503_and_holds_nothing() {
+    let mut inlet = inlet(HttpServerInletOptions {
+        retry_after: Duration::from_millis(2500),
+        ..committing()
+    });
+    let listening = inlet.local_addr();
+    inlet.on_start().await.unwrap();
+    let address = listening.get().unwrap();
+    let sent = send(&listening, json!({"id": 1}));
+    until_held(&inlet, 1).await;
+    inlet.on_shutdown().await.unwrap();
+    let answer = sent.await.unwrap();
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.retry_after.as_deref(), Some("3"));
+    assert!(
+        error(&answer).starts_with("the receiver is stopping and the records were not delivered"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(inlet.held(), 0);
+    assert!(
+        client()
+            .post(format!("http://{address}/hooks"))
+            .body("1")
+            .send()
+            .await
+            .is_err(),
+        "still listening after on_shutdown"
+    );
+}
+
+#[tokio::test]
+async fn past_ack_timeout_a_request_is_answered_503_and_its_records_dropped() {
+    let mut inlet = inlet(HttpServerInletOptions {
+        ack_timeout: Duration::from_millis(200),
+        ..committing()
+    });
+    let listening = inlet.local_addr();
+    inlet.on_start().await.unwrap();
+    let answer = post_json(&listening, json!([1, 2])).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.retry_after.as_deref(), Some("1"));
+    assert!(
+        error(&answer).contains("not delivered within ack_timeout = 200ms"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(inlet.held(), 0);
+    assert!(matches!(
+        inlet.pull(&Update::new(["a"], 0)).await.unwrap(),
+        Pull::Nothing
+    ));
+    inlet.on_shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn records_pulled_for_a_request_that_stopped_waiting_are_dropped_on_rollback() {
+    let mut inlet = inlet(HttpServerInletOptions {
+        ack_timeout: Duration::from_millis(300),
+        ..committing()
+    });
+    let listening = inlet.local_addr();
+    inlet.on_start().await.unwrap();
+    let sent = send(&listening, json!([1, 2]));
+    until_held(&inlet, 2).await;
+    let update = Update::new(["a"], 0);
+    assert_eq!(inlet.pull(&update).await.unwrap().records().len(), 2);
+    // Its sender is told to send again while the transfer still runs ...
+    assert_eq!(sent.await.unwrap().status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(inlet.held(), 2, "pulled records stay until settled");
+    // ... which then fails: the records are not held again.
+    inlet.rollback(&update).await.unwrap();
+    assert_eq!(inlet.held(), 0);
+    assert!(matches!(
+        inlet.pull(&Update::new(["a"], 1)).await.unwrap(),
+        Pull::Nothing
+    ));
+    inlet.on_shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sender_that_gives_up_takes_back_what_no_pull_took() {
+    let mut inlet = inlet(committing());
+    let listening = inlet.local_addr();
+    inlet.on_start().await.unwrap();
+    let address = listening.get().unwrap();
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let _ = client();
+    let given_up = impatient
+        .post(format!("http://{address}/hooks"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("[1, 2, 3]")
+        .send()
+        .await;
+    assert!(given_up.is_err(), "answered without a commit");
+    until_held(&inlet, 0).await;
+    assert!(matches!(
+        inlet.pull(&Update::new(["a"], 0)).await.unwrap(),
+        Pull::Nothing
+    ));
+    inlet.on_shutdown().await.unwrap();
 }

@@ -290,6 +290,7 @@ impl MongoInlet {
             .await
             .map_err(|e| self.connector.error(what(), e))?
         {
+            databay_core::bytes::add(found.current().as_bytes().len() as u64);
             let doc: Document = found
                 .deserialize_current()
                 .map_err(|e| self.connector.error(what(), e))?;

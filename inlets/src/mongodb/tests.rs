@@ -289,3 +289,88 @@ async fn the_committed_position_is_the_resume_state() {
         .unwrap_err();
     assert!(e.to_string().contains("not valid extended JSON"), "{e}");
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bson_bytes_of_the_documents_read() {
+    let db = TestDatabase::new("in_bytes").await;
+    insert(
+        &db,
+        "docs",
+        vec![doc! {"_id": 1, "n": 1}, doc! {"_id": 2, "n": 2}],
+    )
+    .await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("mongo_in_bytes")
+        .inlet(MongoInlet::new(db.connector(), "docs").cursor(Cursor {
+            field: "_id".into(),
+            start: None,
+        }))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(out.len(), 2);
+    // Each document: its length (4), `_id` and `n` as int32 (type, name
+    // and NUL, 4 bytes) and the closing NUL.
+    assert_eq!(link.node_stats()[0].bytes, Some(2 * (4 + 9 + 7 + 1)));
+    link.transfer().await.unwrap();
+    assert_eq!(link.node_stats()[0].bytes, Some(42), "nothing new was read");
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_pull_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::through_an_outage;
+    let db = TestDatabase::new("in_outage").await;
+    insert(&db, "c", (1..=3).map(|n| doc! {"n": n}).collect()).await;
+    let (proxy, connector) = databay_component::mongodb::testing::proxied(&db.name).await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("mongo_outage")
+        .inlet(MongoInlet::new(connector, "c").cursor(Cursor {
+            field: "n".into(),
+            start: None,
+        }))
+        .outlet(out.clone())
+        .inlet_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &out, &proxy, 3, true, async {
+        insert(&db, "c", vec![doc! {"n": 4}, doc! {"n": 5}]).await;
+        2
+    })
+    .await
+    .unwrap_or_default();
+    assert!(
+        down.contains(&format!("127.0.0.1:{}", proxy.port())),
+        "{down}"
+    );
+    assert_eq!(
+        field(&out.payloads(), "n"),
+        (1..=5).map(|n| json!(n)).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        uri: Secret::new(format!("mongodb://app:s3cret@127.0.0.1:{}/", silent.port())),
+        database: Some("db".into()),
+        connect_timeout: Some(Duration::from_millis(300)),
+        server_selection_timeout: Some(Duration::from_millis(500)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = MongoInlet::new(connector, "c");
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", silent.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

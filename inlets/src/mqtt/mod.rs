@@ -191,6 +191,7 @@ impl MqttInlet {
             self.dropped_reported = dropped;
         }
         let taken = session.take(self.batch_size);
+        databay_core::bytes::add(taken.iter().map(|a| a.publish.payload.len() as u64).sum());
         let mut records = Vec::with_capacity(taken.len());
         let mut kept = Vec::with_capacity(taken.len());
         let mut bad = None;

@@ -302,3 +302,79 @@ async fn an_unreachable_broker_is_named_without_the_password() {
     );
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_payloads_taken() {
+    testing::require_broker().await;
+    let topic = unique_name("in_bytes");
+    let out = CollectOutlet::new();
+    let link = Link::builder("mqtt_bytes")
+        .inlet(inlet(&unique_name("c"), &topic))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    publish(&topic, &[json!({"id": 1}), json!("ab")]).await;
+    transfer_until(&link, &out, 2).await;
+    assert_eq!(link.node_stats()[0].bytes, Some(8 + 4));
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_broker_that_goes_away_mid_run_keeps_the_session_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::through_an_outage;
+    testing::require_broker().await;
+    let topic = unique_name("in_outage");
+    let (proxy, connector) = testing::proxied(&unique_name("c")).await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("mqtt_outage")
+        .inlet(MqttInlet::new(connector, &topic))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    // The subscription exists once the link started: publish then.
+    let sent = tokio::spawn({
+        let topic = topic.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            publish(&topic, &[json!(1), json!(2), json!(3)]).await;
+        }
+    });
+    // Messages published while the link is cut off wait in its
+    // persistent session at the broker.
+    let _ = through_an_outage(&link, &out, &proxy, 3, false, async {
+        sent.await.unwrap();
+        publish(&topic, &[json!(4), json!(5)]).await;
+        2
+    })
+    .await;
+    assert_eq!(
+        out.payloads(),
+        (1..=5).map(|n| json!(n)).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_broker_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(silent.port()),
+        username: Some("app".into()),
+        password: Some(Secret::new("s3cret".into())),
+        timeout: Some(Duration::from_secs(1)),
+        ..ConnectionOptions::default()
+    }
+    .connector("databay-test-silent")
+    .unwrap();
+    let mut inlet = MqttInlet::new(connector, "a/#");
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", silent.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

@@ -7,7 +7,7 @@
 use databay_component::OptionError;
 use databay_component::mysql::mysql_async::prelude::Queryable;
 use databay_component::mysql::mysql_async::{Conn, Params, Row, Statement};
-use databay_component::mysql::{Connector, MysqlError, row_to_json, to_value};
+use databay_component::mysql::{Connector, MysqlError, row_to_json, to_value, value_size};
 use databay_core::{BoxError, Inlet, Pull, Record, Update, async_trait};
 use serde_json::Value;
 
@@ -196,6 +196,12 @@ impl MysqlInlet {
                 return Err(self.connector.error("running the query", e).into());
             }
         };
+        databay_core::bytes::add(
+            rows.iter()
+                .flat_map(|row| (0..row.len()).filter_map(|i| row.as_ref(i)))
+                .map(value_size)
+                .sum(),
+        );
         if rows.is_empty() {
             return Ok(Pull::Nothing);
         }

@@ -276,3 +276,98 @@ async fn passes_the_inlet_checks() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_values_read() {
+    let mut conn = testing::conn().await;
+    let table = TestTable::create(&mut conn, "in_bytes", "id INT PRIMARY KEY, v TEXT").await;
+    conn.query_drop(format!(
+        "INSERT INTO `{}` VALUES (1, 'ab'), (2, NULL)",
+        table.name
+    ))
+    .await
+    .unwrap();
+    let out = CollectOutlet::new();
+    let link = Link::builder("mysql_bytes")
+        .inlet(MysqlInlet::new(
+            testing::connector(),
+            format!("SELECT id, v FROM `{}` ORDER BY id", table.name),
+        ))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(out.len(), 2);
+    // Two integers (8 bytes each), `ab` and a NULL (no bytes).
+    assert_eq!(link.node_stats()[0].bytes, Some(8 + 2 + 8));
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_pull_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::through_an_outage;
+    let mut conn = testing::conn().await;
+    let table = TestTable::create(&mut conn, "in_outage", "id INT PRIMARY KEY").await;
+    conn.query_drop(format!("INSERT INTO `{}` VALUES (1), (2), (3)", table.name))
+        .await
+        .unwrap();
+    let (proxy, connector) = testing::proxied().await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("mysql_outage")
+        .inlet(
+            MysqlInlet::new(
+                connector,
+                format!("SELECT id FROM `{}` WHERE id > ? ORDER BY id", table.name),
+            )
+            .cursor(Cursor {
+                column: "id".into(),
+                start: json!(0),
+            }),
+        )
+        .outlet(out.clone())
+        .inlet_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let name = table.name.clone();
+    let down = through_an_outage(&link, &out, &proxy, 3, true, async move {
+        let mut conn = testing::conn().await;
+        conn.query_drop(format!("INSERT INTO `{name}` VALUES (4), (5)"))
+            .await
+            .unwrap();
+        2
+    })
+    .await
+    .unwrap_or_default();
+    assert!(
+        down.contains(&format!("127.0.0.1:{}", proxy.port())),
+        "{down}"
+    );
+    let ids: Vec<Value> = out.payloads().iter().map(|p| p["id"].clone()).collect();
+    assert_eq!(ids, (1..=5).map(|i| json!(i)).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "mysql://app:s3cret@127.0.0.1:{}/db",
+            silent.port()
+        ))),
+        connect_timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = MysqlInlet::new(connector, "SELECT 1");
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", silent.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

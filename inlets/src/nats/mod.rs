@@ -369,6 +369,7 @@ impl NatsInlet {
             let n = q.messages.len().min(self.batch_size);
             q.messages.drain(..n).collect()
         };
+        databay_core::bytes::add(taken.iter().map(|(_, m)| m.payload.len() as u64).sum());
         let mut records = Vec::with_capacity(taken.len());
         let mut kept = Vec::with_capacity(taken.len());
         let mut bad = None;
@@ -424,6 +425,7 @@ impl NatsInlet {
             self.remember(update, Taken::JetStream(messages)).await;
             return Err(e.into());
         }
+        databay_core::bytes::add(messages.iter().map(|m| m.payload.len() as u64).sum());
         let mut records = Vec::with_capacity(messages.len());
         let mut kept = Vec::with_capacity(messages.len());
         let mut bad = None;

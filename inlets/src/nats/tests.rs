@@ -446,3 +446,96 @@ async fn passes_the_inlet_checks() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_payloads_taken() {
+    let stream = TestStream::create("in_js_bytes").await;
+    publish(
+        NatsPublish::JetStream,
+        &format!("{}.eu", stream.name),
+        &[json!({"id": 1}), json!("ab")],
+    )
+    .await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("nats_bytes")
+        .inlet(stream.inlet())
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(link.node_stats()[0].bytes, Some(8 + 4));
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_pull_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::through_an_outage;
+    let stream = TestStream::create("in_outage").await;
+    let subject = format!("{}.n", stream.name);
+    publish(
+        NatsPublish::JetStream,
+        &subject,
+        &[json!(1), json!(2), json!(3)],
+    )
+    .await;
+    let (proxy, connector) = testing::proxied().await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("nats_outage")
+        .inlet(NatsInlet::new(
+            connector,
+            NatsRead::JetStream {
+                stream: stream.name.clone(),
+                durable: "d".into(),
+                ack_wait: Duration::from_secs(30),
+            },
+            "",
+        ))
+        .outlet(out.clone())
+        .inlet_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &out, &proxy, 3, true, async {
+        publish(NatsPublish::JetStream, &subject, &[json!(4), json!(5)]).await;
+        2
+    })
+    .await
+    .unwrap_or_default();
+    assert!(!down.is_empty());
+    assert_eq!(
+        out.payloads(),
+        (1..=5).map(|n| json!(n)).collect::<Vec<_>>()
+    );
+    assert_eq!(stream.ack_pending().await, 0);
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!("nats://127.0.0.1:{}", silent.port()))),
+        token: Some(Secret::new("t0k3n".into())),
+        timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = NatsInlet::new(
+        connector,
+        NatsRead::Subscribe {
+            queue_group: None,
+            buffer: 10,
+        },
+        "x",
+    );
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", silent.port())), "{e}");
+    assert!(!e.contains("t0k3n"), "{e}");
+}

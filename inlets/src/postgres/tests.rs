@@ -449,3 +449,51 @@ async fn the_committed_cursor_is_the_resume_state() {
         .unwrap_err();
     assert!(e.to_string().contains("without a cursor"), "{e}");
 }
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_pull_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::through_an_outage;
+    let client = testing::client().await;
+    let table = TestTable::create(&client, "in_outage", "id int").await;
+    let insert = |from: i32, to: i32| {
+        let sql = format!(
+            "INSERT INTO \"{}\" SELECT generate_series({from}, {to})",
+            table.name
+        );
+        let client = &client;
+        async move { client.batch_execute(&sql).await.unwrap() }
+    };
+    insert(1, 3).await;
+    let (proxy, connector) = testing::proxied().await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("pg_outage")
+        .inlet(
+            PostgresInlet::new(
+                connector,
+                format!(
+                    "SELECT id FROM \"{}\" WHERE id > $1 ORDER BY id",
+                    table.name
+                ),
+            )
+            .cursor(Cursor {
+                column: "id".into(),
+                start: json!(0),
+            }),
+        )
+        .outlet(out.clone())
+        .inlet_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &out, &proxy, 3, true, async {
+        insert(4, 5).await;
+        2
+    })
+    .await
+    .unwrap_or_default();
+    assert!(
+        down.contains(&format!("PostgreSQL at 127.0.0.1:{}", proxy.port())),
+        "{down}"
+    );
+    let ids: Vec<Value> = out.payloads().iter().map(|p| p["id"].clone()).collect();
+    assert_eq!(ids, (1..=5).map(|i| json!(i)).collect::<Vec<_>>());
+}

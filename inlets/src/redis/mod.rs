@@ -261,6 +261,7 @@ impl RedisInlet {
         let key = self.key.clone();
         let popped: Option<Vec<Vec<u8>>> = self.query(&cmd, || format!("LPOP {key}")).await?;
         let popped = popped.unwrap_or_default();
+        databay_core::bytes::add(popped.iter().map(|m| m.len() as u64).sum());
         let mut records = Vec::with_capacity(popped.len());
         let mut bad = None;
         let mut kept = Vec::with_capacity(popped.len());
@@ -411,7 +412,10 @@ impl RedisInlet {
                 continue;
             };
             let decoded = match fields.iter().find(|(k, _)| *k == self.field) {
-                Some((_, message)) => self.format.decode(message),
+                Some((_, message)) => {
+                    databay_core::bytes::add(message.len() as u64);
+                    self.format.decode(message)
+                }
                 None => Err(format!(
                     "has no field `{}` (fields: {})",
                     self.field,

@@ -276,3 +276,133 @@ async fn passes_the_inlet_checks() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_messages_taken() {
+    let list = unique_key("in_bytes_list");
+    let mut con = testing::connection().await;
+    let _: () = con.rpush(&list, &["1", r#"{"a":"bc"}"#]).await.unwrap();
+    let key = unique_key("in_bytes_stream");
+    let _: String = con
+        .xadd(
+            &key,
+            "*",
+            &[("payload", "\"xyz\""), ("other", "not counted")],
+        )
+        .await
+        .unwrap();
+    let out = CollectOutlet::new();
+    let link = Link::builder("redis_bytes")
+        .inlet(RedisInlet::new(
+            testing::connector(),
+            RedisRead::List,
+            &list,
+        ))
+        .inlet(stream(&key))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(out.len(), 3);
+    let stats = link.node_stats();
+    assert_eq!(stats[0].bytes, Some(1 + 10), "the list's two messages");
+    assert_eq!(
+        stats[1].bytes,
+        Some(5),
+        "the stream entry's `payload` field only"
+    );
+    link.transfer().await.unwrap();
+    assert_eq!(
+        link.node_stats()[0].bytes,
+        Some(11),
+        "an empty pull reads nothing"
+    );
+    assert!(link.shutdown().await.is_empty());
+    let _: () = con.del(&[&list, &key]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_pull_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::through_an_outage;
+    let key = unique_key("in_outage");
+    write(RedisWrite::Stream, &key, &[json!(1), json!(2), json!(3)]).await;
+    let (proxy, connector) = testing::proxied().await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("redis_outage")
+        .inlet(RedisInlet::new(
+            connector,
+            RedisRead::Stream {
+                group: "g".into(),
+                consumer: "c".into(),
+                start_id: "0".into(),
+            },
+            &key,
+        ))
+        .outlet(out.clone())
+        .inlet_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &out, &proxy, 3, true, async {
+        write(RedisWrite::Stream, &key, &[json!(4), json!(5)]).await;
+        2
+    })
+    .await
+    .unwrap_or_default();
+    assert!(
+        down.contains(&format!("127.0.0.1:{}", proxy.port())),
+        "{down}"
+    );
+    assert_eq!(
+        out.payloads(),
+        (1..=5).map(|n| json!(n)).collect::<Vec<_>>()
+    );
+    assert_eq!(pending(&key).await, 0);
+    let _: () = testing::connection().await.del(&key).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "redis://app:s3cret@127.0.0.1:{}/0",
+            silent.port()
+        ))),
+        timeout: Some(std::time::Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = RedisInlet::new(connector, RedisRead::List, "k");
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}/0", silent.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}
+
+#[tokio::test]
+async fn a_refused_password_fails_the_start_without_showing_it() {
+    let _ = testing::connection().await;
+    // The test server has no password: AUTH with one is refused.
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(testing::url())),
+        password: Some(Secret::new("s3cret-pw".into())),
+        timeout: Some(std::time::Duration::from_secs(5)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = RedisInlet::new(connector, RedisRead::List, unique_key("in_auth"));
+    let e = inlet.on_start().await.unwrap_err().to_string();
+    assert!(
+        e.contains("Redis at 127.0.0.1:6379/0") || e.contains("cannot connect to Redis"),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+}

@@ -188,8 +188,10 @@ impl AmqpOutlet {
             ))
         };
         let mut confirms = Vec::with_capacity(records.len());
+        let mut sent = 0;
         for (record, key) in records.iter().zip(&keys) {
             let message = self.format.encode(&record.payload);
+            sent += message.len() as u64;
             let confirm = channel
                 .basic_publish(
                     exchange.as_str().into(),
@@ -229,6 +231,7 @@ impl AmqpOutlet {
                 }
             }
         }
+        databay_core::bytes::add(sent);
         Ok(())
     }
 }

@@ -231,3 +231,52 @@ async fn amqps_speaks_tls() {
         "the client opened with a TLS handshake"
     );
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_confirmed_message_bodies() {
+    use databay_core::Link;
+    use databay_core::testing::StaticInlet;
+    let queue = TestQueue::declare("out_bytes").await;
+    let link = Link::builder("amqp_out_bytes")
+        .inlet(StaticInlet::values([json!({"id": 1}), json!("ab")]))
+        .outlet(AmqpOutlet::new(
+            testing::connector(),
+            "",
+            Template::parse(&queue.name).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(queue.ready().await, 2);
+    assert_eq!(link.node_stats()[1].bytes, Some(8 + 4));
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_broker_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::{DELIVERED, Sequence, through_an_outage};
+    use databay_core::Link;
+    let queue = TestQueue::declare("out_outage").await;
+    let (proxy, connector) = testing::proxied().await;
+    let link = Link::builder("amqp_outage")
+        .inlet(Sequence::default())
+        .outlet(AmqpOutlet::new(
+            connector,
+            "",
+            Template::parse(&queue.name).unwrap(),
+        ))
+        .outlet_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &proxy).await;
+    assert!(
+        down.contains(&format!("127.0.0.1:{}", proxy.port())),
+        "{down}"
+    );
+    let got: Vec<Vec<u8>> = drain(&queue).await.into_iter().map(|(_, b)| b).collect();
+    let want: Vec<Vec<u8>> = (0..DELIVERED)
+        .map(|n| format!(r#"{{"n":{n}}}"#).into_bytes())
+        .collect();
+    assert_eq!(got, want);
+}

@@ -192,8 +192,10 @@ impl ExecOutlet {
             }
             .into());
         }
+        let sent = batch.len() as u64;
         if !ack {
             child.in_flight = false;
+            databay_core::bytes::add(sent);
             return Ok(());
         }
         let answer = match running.stdout.as_mut() {
@@ -238,6 +240,7 @@ impl ExecOutlet {
         match parse_ack(&reply) {
             Some(Ok(())) => {
                 child.in_flight = false;
+                databay_core::bytes::add(sent);
                 Ok(())
             }
             Some(Err(error)) => {

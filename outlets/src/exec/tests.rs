@@ -348,3 +348,20 @@ fn option_mistakes_point_at_their_option() {
     assert!(err("command = [\"cat\"]\nshell = true").contains("`command`"));
     assert!(err("command = [\"cat\"]\nack = \"yes\"").contains("boolean"));
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_acknowledged_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.ndjson");
+    let link = Link::builder("exec_bytes")
+        .inlet(StaticInlet::values([json!({"id": 1}), json!("ab")]))
+        .outlet(ExecOutlet::new(example(&out)))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(lines(&out), [json!({"id": 1}), json!("ab")]);
+    // Each line with its newline, and the blank line ending the batch.
+    assert_eq!(link.node_stats()[1].bytes, Some(9 + 5 + 1));
+    assert!(link.shutdown().await.is_empty());
+}

@@ -287,6 +287,7 @@ impl MongoOutlet {
         rejected: &mut Vec<MongoReject>,
     ) -> Result<(), MongoOutletError> {
         for chunk in docs.chunks(self.batch_size) {
+            let sizes: Vec<u64> = chunk.iter().map(|(_, d)| bson_size(d)).collect();
             let mut action = collection
                 .insert_many(chunk.iter().map(|(_, d)| d))
                 .ordered(false);
@@ -294,15 +295,17 @@ impl MongoOutlet {
                 action = action.write_concern(w.clone());
             }
             match action.await {
-                Ok(_) => {}
+                Ok(_) => databay_core::bytes::add(sizes.iter().sum()),
                 Err(e) => match e.kind.as_ref() {
                     ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
+                        let mut written = sizes.iter().sum::<u64>();
                         for error in failure.write_errors.as_deref().unwrap_or_default() {
                             // An index the driver got wrong would reject
                             // another record: fail the push instead.
                             let Some((index, _)) = chunk.get(error.index) else {
                                 return Err(self.unknown_index(error.index, chunk.len()).into());
                             };
+                            written = written.saturating_sub(sizes[error.index]);
                             self.reject(
                                 rejected,
                                 *index,
@@ -310,6 +313,7 @@ impl MongoOutlet {
                                 self.connector.scrub(&error.message),
                             );
                         }
+                        databay_core::bytes::add(written);
                     }
                     _ => {
                         return Err(self
@@ -473,6 +477,7 @@ impl MongoOutlet {
             }
             .into());
         }
+        let mut written: u64 = chunk.iter().map(|(_, _, size)| *size as u64).sum();
         if let Ok(errors) = reply.get_array("writeErrors") {
             for error in errors {
                 let Bson::Document(error) = error else {
@@ -481,9 +486,10 @@ impl MongoOutlet {
                 let at = number(error.get("index"))
                     .and_then(|i| usize::try_from(i).ok())
                     .unwrap_or(usize::MAX);
-                let Some((index, _, _)) = chunk.get(at) else {
+                let Some((index, _, size)) = chunk.get(at) else {
                     return Err(self.unknown_index(at, chunk.len()).into());
                 };
+                written = written.saturating_sub(*size as u64);
                 self.reject(
                     rejected,
                     *index,
@@ -493,6 +499,7 @@ impl MongoOutlet {
                 );
             }
         }
+        databay_core::bytes::add(written);
         Ok(())
     }
 
@@ -518,6 +525,12 @@ impl MongoOutlet {
         }
         Ok(rejected)
     }
+}
+
+/// The size of `doc` encoded as BSON (what the server stores; an `_id`
+/// the driver adds to an insert is not counted).
+fn bson_size(doc: &Document) -> u64 {
+    RawDocumentBuf::try_from(doc).map_or(0, |raw| raw.as_bytes().len() as u64)
 }
 
 /// An integer field of a server reply, whichever width it came in.

@@ -495,3 +495,75 @@ async fn a_refused_login_names_the_user_without_the_password() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bson_bytes_of_the_documents_written_not_the_rejected() {
+    let db = TestDatabase::new("out_bytes").await;
+    // Each document: its length (4), `_id` as int32 (type, `_id` and NUL,
+    // 4 bytes), `v` as a one-letter string (type, `v` and NUL, length,
+    // letter and NUL) and the closing NUL: 23 bytes.
+    let link = Link::builder("mongo_bytes")
+        .inlet(StaticInlet::values([
+            json!({"_id": 1, "v": "a"}),
+            json!({"_id": 1, "v": "b"}),
+            json!({"_id": 2, "v": "c"}),
+        ]))
+        .outlet(MongoOutlet::new(db.connector(), "inserted"))
+        .outlet(
+            MongoOutlet::new(db.connector(), "replaced")
+                .mode(WriteMode::Replace, vec!["_id".into()]),
+        )
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let report = link.transfer().await.unwrap();
+    assert_eq!(
+        report.rejected.len(),
+        1,
+        "the duplicate `_id` of the insert"
+    );
+    let stats = link.node_stats();
+    assert_eq!(stats[1].bytes, Some(2 * 23), "the duplicate is not counted");
+    assert_eq!(stats[2].bytes, Some(3 * 23), "a replace writes all three");
+    assert_eq!(
+        documents(&db, "inserted", doc! {"_id": 1}, true)
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        documents(&db, "replaced", doc! {"_id": 1}, true)
+            .await
+            .len(),
+        2
+    );
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::{DELIVERED, Sequence, through_an_outage};
+    let db = TestDatabase::new("out_outage").await;
+    let (proxy, connector) = databay_component::mongodb::testing::proxied(&db.name).await;
+    let link = Link::builder("mongo_outage")
+        .inlet(Sequence::default())
+        .outlet(MongoOutlet::new(connector, "c"))
+        .outlet_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &proxy).await;
+    assert!(
+        down.contains(&format!("127.0.0.1:{}", proxy.port())),
+        "{down}"
+    );
+    let got: Vec<Option<i64>> = documents(&db, "c", doc! {"n": 1}, false)
+        .await
+        .iter()
+        .map(|d| {
+            d.get_i64("n")
+                .ok()
+                .or_else(|| d.get_i32("n").ok().map(i64::from))
+        })
+        .collect();
+    assert_eq!(got, (0..DELIVERED as i64).map(Some).collect::<Vec<_>>());
+}

@@ -144,7 +144,10 @@ impl MqttOutlet {
         let Some(session) = &self.session else {
             return Ok(());
         };
-        Ok(session.publish(messages, self.qos, self.retain).await?)
+        let sent = messages.iter().map(|(_, m)| m.len() as u64).sum();
+        session.publish(messages, self.qos, self.retain).await?;
+        databay_core::bytes::add(sent);
+        Ok(())
     }
 }
 

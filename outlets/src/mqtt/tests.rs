@@ -216,3 +216,57 @@ async fn tls_is_spoken_when_asked_for() {
         "the client opened with a TLS handshake"
     );
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_payloads_published() {
+    use databay_core::Link;
+    use databay_core::testing::StaticInlet;
+    let topic = unique_name("out_bytes");
+    let sub = subscriber(&topic).await;
+    let link = Link::builder("mqtt_out_bytes")
+        .inlet(StaticInlet::values([json!({"id": 1}), json!("ab")]))
+        .outlet(MqttOutlet::new(
+            testing::connector(&unique_name("out")),
+            Template::parse(&topic).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(received(&sub, 2).await.len(), 2);
+    assert_eq!(link.node_stats()[1].bytes, Some(8 + 4));
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_broker_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::{DELIVERED, Sequence, through_an_outage};
+    use databay_core::Link;
+    let topic = unique_name("out_outage");
+    let sub = subscriber(&topic).await;
+    let (proxy, connector) = databay_component::mqtt::testing::proxied(&unique_name("out")).await;
+    let link = Link::builder("mqtt_outage")
+        .inlet(Sequence::default())
+        .outlet(MqttOutlet::new(connector, Template::parse(&topic).unwrap()))
+        .outlet_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &proxy).await;
+    assert!(!down.is_empty());
+    // QoS 1: a message of the failed push may arrive as well as its
+    // retry (at least once); every number arrives, in order.
+    let mut got: Vec<u64> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < DELIVERED as usize {
+        assert!(tokio::time::Instant::now() < deadline, "only {got:?}");
+        for a in sub.take(100) {
+            let v: Value = serde_json::from_slice(&a.publish.payload).unwrap();
+            let n = v["n"].as_u64().unwrap();
+            if got.last() != Some(&n) {
+                got.push(n);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(got, (0..DELIVERED).collect::<Vec<_>>(), "{down}");
+}

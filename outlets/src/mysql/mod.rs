@@ -9,7 +9,9 @@ use std::fmt;
 use databay_component::OptionError;
 use databay_component::mysql::mysql_async::prelude::Queryable;
 use databay_component::mysql::mysql_async::{Conn, Params, Transaction, TxOpts, Value as My};
-use databay_component::mysql::{Connector, MysqlError, quote_identifier, quote_table, to_value};
+use databay_component::mysql::{
+    Connector, MysqlError, quote_identifier, quote_table, to_value, value_size,
+};
 use databay_core::{BoxError, Outlet, Record, Rejected, Update, async_trait};
 
 /// A documented config table for this outlet, every option with its default
@@ -278,6 +280,8 @@ impl MysqlOutlet {
             .await
             .map_err(|e| connector.error("starting a transaction", e))?;
         let mut rejected = Rejected::new();
+        // What the rows carry, counted once committed, without the refused.
+        let mut sent: u64 = params.iter().flatten().map(value_size).sum();
         let mut start = 0;
         for (n, sql) in statements {
             let batch: Vec<My> = params[start..start + n].iter().flatten().cloned().collect();
@@ -292,6 +296,7 @@ impl MysqlOutlet {
                         if let Err(e) =
                             row(&mut tx, &one_row, values.clone(), &connector, &what).await?
                         {
+                            sent -= values.iter().map(value_size).sum::<u64>();
                             rejected.reject(
                                 index,
                                 RowError {
@@ -310,6 +315,7 @@ impl MysqlOutlet {
         tx.commit()
             .await
             .map_err(|e| connector.error(format!("committing the rows into `{table}`"), e))?;
+        databay_core::bytes::add(sent);
         Ok(rejected)
     }
 }

@@ -272,3 +272,77 @@ async fn passes_the_outlet_checks() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_rows_written_not_the_rejected() {
+    let mut conn = testing::conn().await;
+    let table = TestTable::create(&mut conn, "out_bytes", "id INT PRIMARY KEY, v TEXT").await;
+    let link = Link::builder("mysql_bytes")
+        .inlet(StaticInlet::values([
+            json!({"id": 1, "v": "ab"}),
+            json!({"id": 1, "v": "duplicate"}),
+            json!({"id": 2}),
+        ]))
+        .outlet(MysqlOutlet::new(
+            testing::connector(),
+            table.name.clone(),
+            columns(&[("id", "/id"), ("v", "/v")]),
+        ))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let report = link.transfer().await.unwrap();
+    assert_eq!(report.rejected.len(), 1);
+    assert_eq!(rows(&mut conn, &table, "id").await.len(), 2);
+    // Two integers (8 bytes each), `ab` and a NULL (no bytes).
+    assert_eq!(link.node_stats()[1].bytes, Some(8 + 2 + 8));
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::{DELIVERED, Sequence, through_an_outage};
+    let mut conn = testing::conn().await;
+    let table = TestTable::create(&mut conn, "out_outage", "n BIGINT PRIMARY KEY").await;
+    let (proxy, connector) = testing::proxied().await;
+    let link = Link::builder("mysql_outage")
+        .inlet(Sequence::default())
+        .outlet(MysqlOutlet::new(
+            connector,
+            table.name.clone(),
+            columns(&[("n", "/n")]),
+        ))
+        .outlet_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &proxy).await;
+    assert!(
+        down.contains(&format!("127.0.0.1:{}", proxy.port())),
+        "{down}"
+    );
+    let got: Vec<Value> = rows(&mut conn, &table, "n")
+        .await
+        .iter()
+        .map(|r| r["n"].clone())
+        .collect();
+    assert_eq!(got, (0..DELIVERED).map(|n| json!(n)).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_refused_login_fails_the_start_without_showing_the_password() {
+    let mut conn = testing::conn().await;
+    let table = TestTable::create(&mut conn, "out_auth", "id INT").await;
+    // The test server's root has no password: one given is refused.
+    let connector = databay_component::mysql::ConnectionOptions {
+        url: Some(databay_component::Secret::new(
+            "mysql://root:wr0ng-pw@127.0.0.1:3306/test".into(),
+        )),
+        ..databay_component::mysql::ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = MysqlOutlet::new(connector, table.name.clone(), columns(&[("id", "/id")]));
+    let e = outlet.on_start().await.unwrap_err().to_string();
+    assert!(e.contains("127.0.0.1:3306") && e.contains("root"), "{e}");
+    assert!(!e.contains("wr0ng"), "{e}");
+}

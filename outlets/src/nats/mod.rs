@@ -156,10 +156,12 @@ impl NatsOutlet {
         let error = |subject: &str, e: &dyn std::error::Error| {
             NatsOutletError::Nats(connector.error(format!("publishing to `{subject}`"), e))
         };
+        let mut sent = 0;
         match self.mode {
             NatsPublish::Core => {
                 for (record, subject) in records.iter().zip(&subjects) {
                     let message = self.format.encode(&record.payload);
+                    sent += message.len() as u64;
                     client
                         .publish(subject.clone(), message.into())
                         .await
@@ -176,6 +178,7 @@ impl NatsOutlet {
                 let mut acks = Vec::with_capacity(records.len());
                 for (record, subject) in records.iter().zip(&subjects) {
                     let message = self.format.encode(&record.payload);
+                    sent += message.len() as u64;
                     let ack = js
                         .publish(subject.clone(), message.into())
                         .await
@@ -192,6 +195,7 @@ impl NatsOutlet {
                 }
             }
         }
+        databay_core::bytes::add(sent);
         Ok(())
     }
 }

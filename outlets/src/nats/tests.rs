@@ -192,3 +192,74 @@ async fn passes_the_outlet_checks() {
     );
     js.delete_stream(&name).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_payloads_published() {
+    use databay_core::Link;
+    use databay_core::testing::StaticInlet;
+    let client = testing::client().await;
+    let js = jetstream::new(client);
+    let name = unique_name("out_js_bytes");
+    let mut stream = js
+        .create_stream(jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{name}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let link = Link::builder("nats_out_bytes")
+        .inlet(StaticInlet::values([json!({"id": 1}), json!("ab")]))
+        .outlet(outlet(NatsPublish::JetStream, &format!("{name}.x")))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 2);
+    assert_eq!(link.node_stats()[1].bytes, Some(8 + 4));
+    assert!(link.shutdown().await.is_empty());
+    js.delete_stream(&name).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::{DELIVERED, Sequence, through_an_outage};
+    use databay_core::Link;
+    let js = jetstream::new(testing::client().await);
+    let name = unique_name("out_outage");
+    let mut stream = js
+        .create_stream(jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{name}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (proxy, connector) = testing::proxied().await;
+    let link = Link::builder("nats_outage")
+        .inlet(Sequence::default())
+        .outlet(NatsOutlet::new(
+            connector,
+            NatsPublish::JetStream,
+            Template::parse(&format!("{name}.n")).unwrap(),
+        ))
+        .outlet_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &proxy).await;
+    assert!(!down.is_empty());
+    // A message published during the outage may have been stored as well
+    // as its retry (at least once): every number is there, in order.
+    let stored = stream.info().await.unwrap().state.messages;
+    let mut got = Vec::new();
+    for seq in 1..=stored {
+        let m = stream.get_raw_message(seq).await.unwrap();
+        let v: Value = serde_json::from_slice(&m.payload).unwrap();
+        let n = v["n"].as_u64().unwrap();
+        if got.last() != Some(&n) {
+            got.push(n);
+        }
+    }
+    assert_eq!(got, (0..DELIVERED).collect::<Vec<_>>(), "{down}");
+    js.delete_stream(&name).await.unwrap();
+}

@@ -1,6 +1,6 @@
 //! [`PostgresOutlet`]: inserts records into a PostgreSQL table, one
 //! transaction per push, with multi-row `INSERT`s of typed parameters and an
-//! optional `ON CONFLICT` upsert.
+//! optional `ON CONFLICT` upsert, or with one binary `COPY` per push.
 //!
 #![doc = include_str!("README.md")]
 
@@ -10,9 +10,11 @@ use std::sync::atomic::AtomicU64;
 
 use databay_component::OptionError;
 use databay_component::postgres::{
-    ColumnType, Connector, Counted, Param, PgError, quote_identifier, quote_table, to_param,
+    BinaryCopy, ColumnType, Connector, Counted, Param, PgError, quote_identifier, quote_table,
+    to_param,
 };
 use databay_core::{BoxError, Outlet, Record, Rejected, Update, async_trait};
+use futures::SinkExt;
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
@@ -23,12 +25,15 @@ pub const SAMPLE: &str = include_str!("sample.toml");
 
 mod options;
 pub(crate) use options::register;
-pub use options::{ConflictAction, OnConflictOptions, PostgresOutletOptions};
+pub use options::{ConflictAction, OnConflictOptions, PostgresOutletOptions, WriteMethod};
 #[cfg(test)]
 mod tests;
 
 /// The most parameters one PostgreSQL statement may carry.
 const MAX_PARAMS: usize = 65_535;
+
+/// How much of a COPY stream is encoded before it is sent on.
+const COPY_CHUNK: usize = 256 * 1024;
 
 /// Where each inserted column's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,15 +129,18 @@ struct Connected {
 /// Each push runs in one transaction: every record is converted first (a
 /// record whose value does not fit its column is rejected, naming its index
 /// and column, and the others are written), then multi-row `INSERT`s of
-/// `batch_size` rows each, then `COMMIT`, so the rows of a push that
-/// returns (or rejects some records) are durable and a push that fails
-/// left nothing.
+/// `batch_size` rows each ([`WriteMethod::Insert`]) or one binary `COPY`
+/// of every row ([`WriteMethod::Copy`]), then `COMMIT`, so the rows of a
+/// push that returns (or rejects some records) are durable and a push that
+/// fails left nothing. A row the server refuses (a duplicate key, a
+/// constraint) fails the push either way.
 /// Connects in `on_start` (reading the table's column types once), and
 /// reconnects on the next push after the connection dropped.
 pub struct PostgresOutlet {
     connector: Connector,
     table: String,
     mapping: Mapping,
+    method: WriteMethod,
     batch_size: usize,
     on_conflict: Option<OnConflict>,
     columns: Option<Vec<Column>>,
@@ -145,6 +153,7 @@ impl std::fmt::Debug for PostgresOutlet {
             .field("connector", &self.connector)
             .field("table", &self.table)
             .field("mapping", &self.mapping)
+            .field("method", &self.method)
             .field("batch_size", &self.batch_size)
             .field("on_conflict", &self.on_conflict)
             .finish_non_exhaustive()
@@ -162,6 +171,7 @@ impl PostgresOutlet {
             connector,
             table: table.into(),
             mapping,
+            method: WriteMethod::Insert,
             batch_size: Self::DEFAULT_BATCH_SIZE,
             on_conflict: None,
             columns: None,
@@ -169,8 +179,15 @@ impl PostgresOutlet {
         }
     }
 
+    /// How a push writes its rows (default [`WriteMethod::Insert`]).
+    pub fn method(mut self, method: WriteMethod) -> Self {
+        self.method = method;
+        self
+    }
+
     /// Rows per `INSERT` statement (default 1000); a push of more records
-    /// runs several, in one transaction.
+    /// runs several, in one transaction. `COPY` sends a push in one
+    /// statement and ignores it.
     pub fn batch_size(mut self, rows: usize) -> Self {
         self.batch_size = rows;
         self
@@ -215,7 +232,13 @@ impl PostgresOutlet {
         if self.batch_size == 0 {
             return Err(OptionError::new("batch_size", "must be at least 1"));
         }
-        if self.batch_size * pairs.len() > MAX_PARAMS {
+        if self.method == WriteMethod::Copy && self.on_conflict.is_some() {
+            return Err(OptionError::new(
+                "method",
+                "COPY cannot upsert: `on_conflict` needs `method = \"insert\"`",
+            ));
+        }
+        if self.method == WriteMethod::Insert && self.batch_size * pairs.len() > MAX_PARAMS {
             return Err(OptionError::new(
                 "batch_size",
                 format!(
@@ -421,6 +444,10 @@ impl PostgresOutlet {
         if rows.is_empty() {
             return Ok(rejected);
         }
+        if self.method == WriteMethod::Copy {
+            self.copy(&columns, rows, &mut rejected).await?;
+            return Ok(rejected);
+        }
         let rows = self.last_per_key(&columns, records, rows);
         let batch_size = self.batch_size;
         let quoted = self.quoted_table();
@@ -481,6 +508,91 @@ impl PostgresOutlet {
         // Counted once committed: a rolled-back batch delivered nothing.
         databay_core::bytes::add(sent.into_inner());
         Ok(rejected)
+    }
+}
+
+impl PostgresOutlet {
+    /// `COPY table (columns) FROM STDIN (FORMAT binary)` of `rows` in one
+    /// transaction. A value the binary form cannot hold rejects its record
+    /// (the others are written); whatever the server refuses fails the
+    /// whole push, as a failed `INSERT` does.
+    async fn copy(
+        &mut self,
+        columns: &[Column],
+        rows: Vec<(usize, Vec<Param<'_>>)>,
+        rejected: &mut Rejected,
+    ) -> Result<(), PostgresOutletError> {
+        let quoted = self.quoted_table();
+        let names: Vec<String> = columns.iter().map(|c| quote_identifier(&c.name)).collect();
+        let sql = format!(
+            "COPY {quoted} ({}) FROM STDIN (FORMAT binary)",
+            names.join(", ")
+        );
+        let types: Vec<ColumnType> = columns.iter().map(|c| c.ty).collect();
+        let connector = &self.connector;
+        let table = &self.table;
+        let Some(Connected { client, .. }) = self.connected.as_mut() else {
+            return Ok(());
+        };
+        let what = || format!("copying {} rows into `{table}`", rows.len());
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| connector.error("starting a transaction", e))?;
+        let sink = tx
+            .copy_in(&sql)
+            .await
+            .map_err(|e| connector.error(what(), e))?;
+        let mut sink = std::pin::pin!(sink);
+        let mut stream = BinaryCopy::new();
+        let mut refused = Vec::new();
+        for (index, row) in &rows {
+            if let Err((at, message)) = stream.row(row, &types) {
+                let column = columns.get(at).map(|c| c.name.clone()).unwrap_or_default();
+                refused.push((
+                    *index,
+                    PostgresOutletError::BadRecord {
+                        index: *index,
+                        column,
+                        message,
+                    },
+                ));
+                continue;
+            }
+            // Sent while the rest is encoded: the server reads meanwhile.
+            if stream.buffered() >= COPY_CHUNK {
+                sink.send(stream.take())
+                    .await
+                    .map_err(|e| connector.error(what(), e))?;
+            }
+        }
+        let (copied, sent) = (stream.rows(), stream.value_bytes());
+        sink.send(stream.finish())
+            .await
+            .map_err(|e| connector.error(what(), e))?;
+        // The server answers with the rows it took: all of them, or an error.
+        sink.finish()
+            .await
+            .map_err(|e| connector.error(what(), e))?;
+        tx.commit().await.map_err(|e| {
+            connector.error(format!("committing {copied} copied rows into `{table}`"), e)
+        })?;
+        // Counted once committed, as for INSERTs.
+        databay_core::bytes::add(sent);
+        if !refused.is_empty() {
+            // In batch order, whichever step refused them.
+            let mut all: Vec<(usize, BoxError)> = std::mem::take(rejected)
+                .into_rejects()
+                .into_iter()
+                .map(|r| (r.index, r.error))
+                .collect();
+            all.extend(refused.into_iter().map(|(i, e)| (i, e.into())));
+            all.sort_by_key(|(i, _)| *i);
+            for (index, error) in all {
+                rejected.reject(index, error);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -19,6 +19,19 @@ pub enum ConflictAction {
     Nothing,
 }
 
+/// `method`: how a push writes its rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum WriteMethod {
+    /// Multi-row `INSERT`s of `batch_size` rows (upserts too).
+    #[default]
+    Insert,
+    /// One `COPY ... FROM STDIN (FORMAT binary)` per push: PostgreSQL's
+    /// bulk path, without upserts.
+    Copy,
+}
+
 /// `on_conflict = { keys = [...], action = "update" }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,10 +69,15 @@ pub struct PostgresOutletOptions {
     pub columns: Option<BTreeMap<String, String>>,
     /// A json/jsonb column that takes the whole payload (instead of `columns`).
     pub json_column: Option<String>,
-    /// Rows per INSERT statement (default 1000).
+    /// `"insert"` (multi-row INSERTs, the default) or `"copy"` (one
+    /// binary COPY per push; no `on_conflict`).
+    #[serde(default)]
+    pub method: WriteMethod,
+    /// Rows per INSERT statement (default 1000; `method = "insert"` only).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// Upsert: `{ keys = ["id"], action = "update" | "nothing" }`.
+    /// Upsert: `{ keys = ["id"], action = "update" | "nothing" }`
+    /// (`method = "insert"` only).
     pub on_conflict: Option<OnConflictOptions>,
 }
 
@@ -70,7 +88,7 @@ fn default_batch_size() -> usize {
 pub(crate) fn register(registry: &mut Registry) {
     registry.outlet(
         "postgres",
-        "Inserts records into a PostgreSQL table (multi-row INSERT, one transaction per push, optional upsert).",
+        "Inserts records into a PostgreSQL table (multi-row INSERT or binary COPY, one transaction per push, optional upsert).",
         SAMPLE,
         |o: PostgresOutletOptions, _: &BuildContext| {
             let connector = ConnectionOptions {
@@ -102,7 +120,9 @@ pub(crate) fn register(registry: &mut Registry) {
                     .into());
                 }
             };
-            let mut outlet = PostgresOutlet::new(connector, o.table, mapping).batch_size(o.batch_size);
+            let mut outlet = PostgresOutlet::new(connector, o.table, mapping)
+                .method(o.method)
+                .batch_size(o.batch_size);
             if let Some(c) = o.on_conflict {
                 outlet = outlet.on_conflict(OnConflict {
                     keys: c.keys,
@@ -155,6 +175,14 @@ mod tests {
             (
                 "columns = { a = \"/a\" }\non_conflict = { keys = [\"id\"], action = \"update\" }",
                 "option `on_conflict`: key `id` is not one of the inserted columns",
+            ),
+            (
+                "columns = { a = \"/a\" }\nmethod = \"copy\"\non_conflict = { keys = [\"a\"], action = \"nothing\" }",
+                "option `method`: COPY cannot upsert",
+            ),
+            (
+                "json_column = \"d\"\nmethod = \"bulk\"",
+                "unknown variant `bulk`, expected `insert` or `copy`",
             ),
         ] {
             let e =

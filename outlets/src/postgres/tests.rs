@@ -9,7 +9,7 @@ use databay_core::{Link, Outlet, Record, Update};
 use serde_json::{Value, json};
 use tokio_postgres::Client;
 
-use super::{ConflictAction, Mapping, OnConflict, PostgresOutlet};
+use super::{ConflictAction, Mapping, OnConflict, PostgresOutlet, WriteMethod};
 
 fn update() -> Update {
     Update::new(["pg"], 0)
@@ -62,6 +62,12 @@ fn s(v: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_link_writes_typed_rows_that_read_back() {
+    for method in [WriteMethod::Insert, WriteMethod::Copy] {
+        typed_rows_read_back(method).await;
+    }
+}
+
+async fn typed_rows_read_back(method: WriteMethod) {
     let client = testing::client().await;
     let table = TestTable::create(
         &client,
@@ -86,6 +92,7 @@ async fn a_link_writes_typed_rows_that_read_back() {
             ("extra", "/extra"),
         ]),
     )
+    .method(method)
     .batch_size(2);
     let link = Link::builder("pg_link")
         .inlet(StaticInlet::values([
@@ -153,7 +160,8 @@ async fn a_link_writes_typed_rows_that_read_back() {
                 None,
                 None
             ],
-        ]
+        ],
+        "{method:?}"
     );
 }
 
@@ -501,6 +509,25 @@ fn inconsistent_settings_name_their_option() {
         )),
         "table"
     );
+    assert_eq!(
+        option(
+            outlet(columns(&[("a", "/a")]))
+                .method(WriteMethod::Copy)
+                .on_conflict(OnConflict {
+                    keys: vec!["a".into()],
+                    action: ConflictAction::Nothing
+                })
+        ),
+        "method"
+    );
+    // COPY has no statement parameters to run out of.
+    assert!(
+        outlet(columns(&[("a", "/a"), ("b", "/b")]))
+            .method(WriteMethod::Copy)
+            .batch_size(40_000)
+            .check()
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -560,4 +587,264 @@ async fn a_link_counts_the_bytes_of_committed_rows() {
     assert_eq!(count(&client, &table).await, 2);
     assert_eq!(link.node_stats()[1].bytes, Some(18));
     assert!(link.shutdown().await.is_empty());
+}
+
+// --- method = "copy" ---
+
+fn copier(table: &TestTable, pairs: &[(&str, &str)]) -> PostgresOutlet {
+    PostgresOutlet::new(testing::connector(), table.name.clone(), columns(pairs))
+        .method(WriteMethod::Copy)
+}
+
+#[tokio::test]
+async fn copy_writes_numerics_and_uuids_as_inserts_do() {
+    let client = testing::client().await;
+    let values = [
+        json!("12.50"),
+        json!("-0.0001"),
+        serde_json::from_str::<Value>("1E+5").unwrap(),
+        json!("1.5e-7"),
+        json!(0),
+        json!("-0.00"),
+        json!("123456789.123456789"),
+        json!(".5"),
+        json!("NaN"),
+        json!("-Infinity"),
+        serde_json::from_str::<Value>("18446744073709551617").unwrap(),
+    ];
+    let batch: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            json!({"id": i, "n": v, "ref": format!("{{67E55044-10B1-426F-9247-BB680E5FE0C{i:X}}}")})
+        })
+        .collect();
+    let mut got = Vec::new();
+    for method in [WriteMethod::Insert, WriteMethod::Copy] {
+        let table =
+            TestTable::create(&client, "out_copy_numeric", "id int, n numeric, ref uuid").await;
+        let mut outlet = started(
+            PostgresOutlet::new(
+                testing::connector(),
+                table.name.clone(),
+                columns(&[("id", "/id"), ("n", "/n"), ("ref", "/ref")]),
+            )
+            .method(method),
+        )
+        .await;
+        outlet.push(&records(&batch), &update()).await.unwrap();
+        got.push(
+            rows(
+                &client,
+                &format!(
+                    "SELECT n::text, ref::text FROM \"{}\" ORDER BY id",
+                    table.name
+                ),
+            )
+            .await,
+        );
+    }
+    assert_eq!(
+        got[0][0],
+        [s("12.50"), s("67e55044-10b1-426f-9247-bb680e5fe0c0")]
+    );
+    assert_eq!(got[0][2][0], s("100000"));
+    assert_eq!(got[0][10][0], s("18446744073709551617"));
+    assert_eq!(got[1], got[0], "COPY stores what INSERT stores");
+}
+
+#[tokio::test]
+async fn copy_rejects_what_cannot_be_converted_and_writes_the_rest() {
+    let client = testing::client().await;
+    let table = TestTable::create(
+        &client,
+        "out_copy_bad",
+        "id bigint NOT NULL, n numeric, note text",
+    )
+    .await;
+    let mut outlet = started(copier(
+        &table,
+        &[("id", "/id"), ("n", "/n"), ("note", "/note")],
+    ))
+    .await;
+    let batch = records(&[
+        json!({"id": 1, "note": "kept"}),
+        json!({"id": "seven"}),
+        json!({"id": 3, "n": "1e200000"}),
+        json!({"note": "no id"}),
+        json!({"id": 5, "n": 2.5}),
+    ]);
+    let err = outlet.push(&batch, &update()).await.unwrap_err();
+    let rejected = err
+        .downcast_ref::<databay_core::Rejected>()
+        .unwrap_or_else(|| panic!("not a reject: {err}"));
+    let rejects: Vec<(usize, String)> = rejected
+        .iter()
+        .map(|r| (r.index, r.error.to_string()))
+        .collect();
+    assert_eq!(
+        rejects,
+        [
+            (
+                1,
+                "record 1, column `id`: expected an integer (bigint), found a string".to_owned()
+            ),
+            (
+                2,
+                "record 2, column `n`: 1e200000 is out of range for numeric".to_owned()
+            ),
+            (
+                3,
+                "record 3, column `id`: the payload has no `/id` and the column is NOT NULL"
+                    .to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        rows(
+            &client,
+            &format!(
+                "SELECT id::text, n::text, note FROM \"{}\" ORDER BY id",
+                table.name
+            )
+        )
+        .await,
+        [vec![s("1"), None, s("kept")], vec![s("5"), s("2.5"), None]]
+    );
+}
+
+#[tokio::test]
+async fn a_row_the_server_refuses_fails_the_whole_copy_and_the_next_push_works() {
+    let client = testing::client().await;
+    let table = TestTable::create(
+        &client,
+        "out_copy_refused",
+        "id int PRIMARY KEY, name varchar(3)",
+    )
+    .await;
+    let mut outlet = started(copier(&table, &[("id", "/id"), ("name", "/name")])).await;
+    // Enough rows that the stream is sent in several pieces.
+    let mut batch: Vec<Value> = (0..20_000)
+        .map(|i| json!({"id": i, "name": "ab"}))
+        .collect();
+    batch.push(json!({"id": 7, "name": "dup"}));
+    let e = outlet
+        .push(&records(&batch), &update())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("copying 20001 rows into") && e.contains("duplicate key"),
+        "{e}"
+    );
+    assert!(e.contains("127.0.0.1:5432"), "{e}");
+    assert_eq!(
+        count(&client, &table).await,
+        0,
+        "nothing of the push is written"
+    );
+    let e = outlet
+        .push(&records(&[json!({"id": 1, "name": "toolong"})]), &update())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("too long"), "{e}");
+    batch.pop();
+    outlet.push(&records(&batch), &update()).await.unwrap();
+    assert_eq!(count(&client, &table).await, 20_000);
+}
+
+#[tokio::test]
+async fn copy_json_columns_and_the_bytes_of_committed_rows() {
+    let client = testing::client().await;
+    let table = TestTable::create(
+        &client,
+        "out_copy_json",
+        "n serial, doc jsonb NOT NULL, raw json",
+    )
+    .await;
+    let docs = [
+        json!({"id": 1, "x": [1, "two", null]}),
+        json!("text"),
+        json!(3.5),
+    ];
+    let link = Link::builder("pg_copy_json")
+        .inlet(StaticInlet::values(docs.clone()))
+        .outlet(copier(&table, &[("doc", ""), ("raw", "")]))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    let got = client
+        .query(
+            &format!("SELECT doc, raw FROM \"{}\" ORDER BY n", table.name),
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(Value, Value)> = got.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        got,
+        docs.iter()
+            .map(|d| (d.clone(), d.clone()))
+            .collect::<Vec<_>>()
+    );
+    // Each payload's JSON text twice, and jsonb's version byte.
+    let text: u64 = docs.iter().map(|d| d.to_string().len() as u64).sum();
+    assert_eq!(link.node_stats()[1].bytes, Some(2 * text + 3));
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::{DELIVERED, Sequence, through_an_outage};
+    let client = testing::client().await;
+    for method in [WriteMethod::Insert, WriteMethod::Copy] {
+        let table = TestTable::create(&client, "out_outage", "n bigint PRIMARY KEY").await;
+        let (proxy, connector) = testing::proxied().await;
+        let link = Link::builder("pg_outage")
+            .inlet(Sequence::default())
+            .outlet(
+                PostgresOutlet::new(connector, table.name.clone(), columns(&[("n", "/n")]))
+                    .method(method),
+            )
+            .outlet_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let down = through_an_outage(&link, &proxy).await;
+        assert!(
+            down.contains(&format!("PostgreSQL at 127.0.0.1:{}", proxy.port())),
+            "{method:?}: {down}"
+        );
+        let want: Vec<Vec<Option<String>>> =
+            (0..DELIVERED).map(|n| vec![s(&n.to_string())]).collect();
+        assert_eq!(
+            rows(
+                &client,
+                &format!("SELECT n::text FROM \"{}\" ORDER BY n", table.name)
+            )
+            .await,
+            want,
+            "{method:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_login_fails_the_start_naming_the_user_without_the_password() {
+    let client = testing::client().await;
+    let table = TestTable::create(&client, "out_auth", "id int").await;
+    // The test server trusts its users; one it does not know is refused.
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(
+            "postgresql://databay_no_such_user:s3cret-pw@127.0.0.1:5432/test".into(),
+        )),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = PostgresOutlet::new(connector, table.name.clone(), columns(&[("id", "/id")]));
+    let e = outlet.on_start().await.unwrap_err().to_string();
+    assert!(e.contains("as `databay_no_such_user`"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
 }

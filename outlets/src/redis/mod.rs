@@ -147,8 +147,10 @@ impl RedisOutlet {
             keys.push(key);
         }
         let mut pipe = redis::pipe();
+        let mut sent = 0;
         for (record, key) in records.iter().zip(&keys) {
             let message = self.format.encode(&record.payload);
+            sent += message.len() as u64;
             match self.write {
                 RedisWrite::List => pipe.cmd("RPUSH").arg(key.as_ref()).arg(message),
                 RedisWrite::Publish => pipe.cmd("PUBLISH").arg(key.as_ref()).arg(message),
@@ -186,6 +188,7 @@ impl RedisOutlet {
             }
             return Err(error.into());
         }
+        databay_core::bytes::add(sent);
         Ok(())
     }
 }

@@ -221,3 +221,51 @@ async fn tls_is_spoken_when_asked_for() {
         "the client opened with a TLS handshake"
     );
 }
+
+#[tokio::test]
+async fn a_link_counts_the_bytes_of_the_messages_written() {
+    use databay_core::Link;
+    use databay_core::testing::StaticInlet;
+    let mut con = testing::connection().await;
+    let key = unique_key("out_bytes");
+    let link = Link::builder("redis_out_bytes")
+        .inlet(StaticInlet::values([json!({"id": 1}), json!("two")]))
+        .outlet(outlet(RedisWrite::List, &key))
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    let got: Vec<String> = con.lrange(&key, 0, -1).await.unwrap();
+    assert_eq!(got, [r#"{"id":1}"#, r#""two""#]);
+    assert_eq!(link.node_stats()[1].bytes, Some(8 + 5));
+    assert!(link.shutdown().await.is_empty());
+    let _: () = con.del(&key).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::{DELIVERED, Sequence, through_an_outage};
+    use databay_core::Link;
+    let mut con = testing::connection().await;
+    let key = unique_key("out_outage");
+    let (proxy, connector) = testing::proxied().await;
+    let link = Link::builder("redis_outage")
+        .inlet(Sequence::default())
+        .outlet(RedisOutlet::new(
+            connector,
+            RedisWrite::List,
+            Template::parse(&key).unwrap(),
+        ))
+        .outlet_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &proxy).await;
+    assert!(
+        down.contains(&format!("127.0.0.1:{}", proxy.port())),
+        "{down}"
+    );
+    let got: Vec<String> = con.lrange(&key, 0, -1).await.unwrap();
+    let want: Vec<String> = (0..DELIVERED).map(|n| format!(r#"{{"n":{n}}}"#)).collect();
+    assert_eq!(got, want);
+    let _: () = con.del(&key).await.unwrap();
+}
