@@ -26,7 +26,13 @@
 //!   SIGTERM to exit, whether it exited cleanly, and how many warnings and
 //!   "abandoned" links its log had.
 //!
-//! `DATABAY_BIN=/path/to/databay` measures another build of the binary.
+//! The config sets `[admin] link_metrics = false`, so that the two
+//! scrapes the bench reads lateness from cost the daemon little (with
+//! 100 000 links the per-link series are 170 MB a scrape); `--link-metrics`
+//! keeps them, and the scrape time shows what a full scrape costs.
+//!
+//! `DATABAY_BIN=/path/to/databay` measures another build of the binary
+//! (one without `link_metrics` needs `--link-metrics`).
 //!
 //! Links' phases are spread over the interval (`align_to = i/N s`), as in
 //! `benches/scheduling.rs`; with `--unaligned` each link's phase is when
@@ -60,6 +66,7 @@ struct Args {
     interval: Duration,
     unaligned: bool,
     floor: bool,
+    link_metrics: bool,
 }
 
 fn parse_args() -> Args {
@@ -69,6 +76,7 @@ fn parse_args() -> Args {
         interval: Duration::from_secs(1),
         unaligned: false,
         floor: true,
+        link_metrics: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -86,6 +94,7 @@ fn parse_args() -> Args {
             }
             "--unaligned" => args.unaligned = true,
             "--no-floor" => args.floor = false,
+            "--link-metrics" => args.link_metrics = true,
             // cargo bench passes --bench; ignore what we do not know.
             _ => {}
         }
@@ -95,8 +104,10 @@ fn parse_args() -> Args {
 
 /// The generated config: N links, admin on `port`.
 fn write_config(dir: &Path, n: usize, port: u16, args: &Args) -> PathBuf {
-    let mut text =
-        format!("[admin]\nlisten = \"127.0.0.1:{port}\"\n\n[daemon]\nshutdown_grace = \"30s\"\n");
+    let mut text = format!(
+        "[admin]\nlisten = \"127.0.0.1:{port}\"\nlink_metrics = {}\n\n[daemon]\nshutdown_grace = \"30s\"\n",
+        args.link_metrics
+    );
     let interval_us = args.interval.as_micros() as usize;
     for i in 0..n {
         text.push_str(&format!(
@@ -647,6 +658,7 @@ mod floor {
                 .fold(Planner::builder().ignore_exceptions(true), |b, l| b.link(l))
                 .build()
                 .expect("unique link names");
+            let built = status_kib("VmRSS:");
             let running = tokio::spawn({
                 let p = planner.clone();
                 async move { p.start().await }
@@ -677,7 +689,7 @@ mod floor {
             let expected = (n as f64 * window.as_secs_f64() / interval.as_secs_f64()).round() as u64;
             println!(
                 "first transfer {:.2} s, last link's first {:.2} s; transfers {} / expected {} ({:.2}%), skipped {}; \
-                 lateness p50 {} p99 {} max {}; CPU {:.1}%; peak RSS {:.0} MiB; shutdown {:.2} s ({})",
+                 lateness p50 {} p99 {} max {}; CPU {:.1}%; peak RSS {:.0} MiB ({:.0} MiB once the links were built); shutdown {:.2} s ({})",
                 first.as_secs_f64(),
                 every.as_secs_f64(),
                 after.0 - before.0,
@@ -689,6 +701,7 @@ mod floor {
                 max_bucket(&lateness),
                 100.0 * cpu1.saturating_sub(cpu0).as_secs_f64() / window.as_secs_f64(),
                 mib(rss),
+                mib(built),
                 shutdown.as_secs_f64(),
                 if stopped { "ok" } else { "FAILED" },
             );

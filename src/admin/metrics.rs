@@ -33,13 +33,12 @@ pub(super) struct Metrics {
 }
 
 impl Metrics {
-    /// Metrics of `planner`, with each link's histograms only if
-    /// `link_histograms`.
-    pub(super) fn new(planner: Planner, link_histograms: bool) -> Self {
+    /// Metrics of `planner`, with the per-link series `series` asks for.
+    pub(super) fn new(planner: Planner, series: LinkSeries) -> Self {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(PlannerCollector {
             planner,
-            link_histograms,
+            series,
             daemon: Mutex::default(),
         }));
         Metrics {
@@ -71,8 +70,29 @@ pub(super) fn encode(registry: &Registry, capacity: usize) -> Result<String, fmt
 #[derive(Debug)]
 struct PlannerCollector {
     planner: Planner,
-    link_histograms: bool,
+    series: LinkSeries,
     daemon: Mutex<DaemonHistograms>,
+}
+
+/// Which per-link series a scrape has; the daemon-wide ones are always
+/// there.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LinkSeries {
+    /// Each link's counters and gauges, its components' and its stateful
+    /// processors' (`[admin] link_metrics`).
+    pub(super) counters: bool,
+    /// Each link's duration and lateness histograms (`[admin]
+    /// link_histograms`).
+    pub(super) histograms: bool,
+}
+
+impl Default for LinkSeries {
+    fn default() -> Self {
+        LinkSeries {
+            counters: true,
+            histograms: false,
+        }
+    }
 }
 
 impl Collector for PlannerCollector {
@@ -86,10 +106,10 @@ impl Collector for PlannerCollector {
             .planner
             .links()
             .into_iter()
-            .map(LinkMetrics::read)
+            .map(|l| LinkMetrics::read(l, self.series.counters))
             .collect();
         let all = daemon.update(&links);
-        encode_links(&mut encoder, &links, &all, self.link_histograms)
+        encode_links(&mut encoder, &links, &all, self.series)
     }
 }
 
@@ -107,7 +127,19 @@ pub(super) struct LinkMetrics {
 }
 
 impl LinkMetrics {
-    fn read(link: Link) -> Self {
+    /// `link` as a scrape reads it; without `series`, only what the
+    /// daemon-wide families need.
+    fn read(link: Link, series: bool) -> Self {
+        if !series {
+            return LinkMetrics {
+                label: String::new(),
+                paused: false,
+                stats: link.stats(),
+                nodes: Vec::new(),
+                processors: Vec::new(),
+                link,
+            };
+        }
         LinkMetrics {
             label: escape_label(link.name()),
             paused: link.is_paused(),
@@ -182,7 +214,7 @@ pub(super) fn encode_links(
     encoder: &mut DescriptorEncoder<'_>,
     links: &[LinkMetrics],
     all: &[Totals; 2],
-    link_histograms: bool,
+    series: LinkSeries,
 ) -> fmt::Result {
     encoder
         .encode_descriptor(
@@ -200,7 +232,46 @@ pub(super) fn encode_links(
             MetricType::Gauge,
         )?
         .encode_gauge(&links.len())?;
+    if series.counters {
+        encode_link_counters(encoder, links)?;
+    }
 
+    let [duration, lateness] = all;
+    duration.encode(&mut encoder.encode_descriptor(
+        "databay_daemon_transfer_duration_seconds",
+        "How long transfers took, all links together.",
+        None,
+        MetricType::Histogram,
+    )?)?;
+    lateness.encode(&mut encoder.encode_descriptor(
+        "databay_daemon_schedule_lateness_seconds",
+        "How late scheduled transfers started relative to their tick, all links together.",
+        None,
+        MetricType::Histogram,
+    )?)?;
+
+    if series.histograms {
+        per_link_histogram(
+            encoder,
+            "databay_transfer_duration_seconds",
+            "How long transfers took.",
+            links,
+            |s| &s.duration,
+        )?;
+        per_link_histogram(
+            encoder,
+            "databay_schedule_lateness_seconds",
+            "How late scheduled transfers started relative to their tick.",
+            links,
+            |s| &s.lateness,
+        )?;
+    }
+    Ok(())
+}
+
+/// Each link's counters and gauges, its components' and its stateful
+/// processors'.
+fn encode_link_counters(encoder: &mut DescriptorEncoder<'_>, links: &[LinkMetrics]) -> fmt::Result {
     let mut family = encoder.encode_descriptor(
         "databay_transfers",
         "Transfers, by result.",
@@ -390,39 +461,7 @@ pub(super) fn encode_links(
         }
     }
 
-    encode_processor_gauges(encoder, links)?;
-
-    let [duration, lateness] = all;
-    duration.encode(&mut encoder.encode_descriptor(
-        "databay_daemon_transfer_duration_seconds",
-        "How long transfers took, all links together.",
-        None,
-        MetricType::Histogram,
-    )?)?;
-    lateness.encode(&mut encoder.encode_descriptor(
-        "databay_daemon_schedule_lateness_seconds",
-        "How late scheduled transfers started relative to their tick, all links together.",
-        None,
-        MetricType::Histogram,
-    )?)?;
-
-    if link_histograms {
-        per_link_histogram(
-            encoder,
-            "databay_transfer_duration_seconds",
-            "How long transfers took.",
-            links,
-            |s| &s.duration,
-        )?;
-        per_link_histogram(
-            encoder,
-            "databay_schedule_lateness_seconds",
-            "How late scheduled transfers started relative to their tick.",
-            links,
-            |s| &s.lateness,
-        )?;
-    }
-    Ok(())
+    encode_processor_gauges(encoder, links)
 }
 
 /// What stateful processors report (`/links` shows the same): a family per
