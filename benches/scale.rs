@@ -242,10 +242,13 @@ fn transfers_of(port: u16, name: &str) -> Option<u64> {
 /// What one `/metrics` scrape says about every link together.
 #[derive(Debug, Default, Clone)]
 struct Scrape {
-    transfers_ok: u64,
-    skipped: u64,
-    /// Links with no transfer yet.
-    idle: u64,
+    /// Every transfer of every link (the daemon-wide duration histogram's
+    /// count).
+    transfers: u64,
+    /// Skipped ticks and links with no transfer yet: only with per-link
+    /// series.
+    skipped: Option<u64>,
+    idle: Option<u64>,
     /// Cumulative lateness bucket counts, `BOUNDS` then `+Inf`.
     lateness: [u64; BOUNDS.len() + 1],
 }
@@ -260,12 +263,12 @@ fn value(line: &str) -> u64 {
 fn scrape(port: u16) -> Scrape {
     let mut s = Scrape::default();
     get_lines(port, "/metrics", |line| {
-        if line.starts_with("databay_transfers_total{") && line.contains("result=\"ok\"") {
-            let v = value(line);
-            s.transfers_ok += v;
-            s.idle += u64::from(v == 0);
+        if line.starts_with("databay_daemon_transfer_duration_seconds_count") {
+            s.transfers = value(line);
+        } else if line.starts_with("databay_transfers_total{") && line.contains("result=\"ok\"") {
+            *s.idle.get_or_insert(0) += u64::from(value(line) == 0);
         } else if line.starts_with("databay_ticks_skipped_total{") {
-            s.skipped += value(line);
+            *s.skipped.get_or_insert(0) += value(line);
         } else if let Some(rest) =
             line.strip_prefix("databay_daemon_schedule_lateness_seconds_bucket{le=\"")
         {
@@ -300,6 +303,15 @@ fn quantile(c: &[u64; BOUNDS.len() + 1], q: f64) -> String {
     }
 }
 
+/// The ticks the log's warnings say were skipped (`skipped=N`).
+fn skipped_in_log(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("skipped ticks"))
+        .filter_map(|l| l.split("skipped=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// A free loopback port (bound and released: another process could take it
 /// in between, which the daemon would then report).
 fn free_port() -> u16 {
@@ -315,8 +327,10 @@ struct RunFigures {
     window: Duration,
     transfers: u64,
     expected: u64,
-    skipped: u64,
-    idle: u64,
+    /// In the window from the per-link series, else over the whole run
+    /// from the log's warnings.
+    skipped: String,
+    idle: String,
     window_lateness: [u64; BOUNDS.len() + 1],
     run_lateness: [u64; BOUNDS.len() + 1],
     cpu_pct: f64,
@@ -434,10 +448,13 @@ fn run_daemon(config: &Path, n: usize, port: u16, args: &Args, log: &Path) -> Ru
         first,
         all,
         window,
-        transfers: s1.transfers_ok - s0.transfers_ok,
+        transfers: s1.transfers - s0.transfers,
         expected: (n as f64 * window.as_secs_f64() / args.interval.as_secs_f64()).round() as u64,
-        skipped: s1.skipped - s0.skipped,
-        idle: s1.idle,
+        skipped: match (s0.skipped, s1.skipped) {
+            (Some(a), Some(b)) => (b - a).to_string(),
+            _ => format!("{} in the whole run (log)", skipped_in_log(&text)),
+        },
+        idle: s1.idle.map_or("-".to_owned(), |n| n.to_string()),
         window_lateness,
         run_lateness: s1.lateness,
         cpu_pct: 100.0 * (cpu1.saturating_sub(cpu0)).as_secs_f64() / busy.as_secs_f64(),

@@ -22,7 +22,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
 
 use super::metrics::{
-    DaemonHistograms, LinkMetrics, LinkSeries, encode, encode_links, escape_label,
+    DaemonHistograms, LinkMetrics, LinkSeries, Totals, encode, encode_links, escape_label,
 };
 use super::views::rfc3339;
 use super::*;
@@ -771,12 +771,16 @@ struct Fixed(Vec<LinkMetrics>);
 
 impl Collector for Fixed {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
-        let all = DaemonHistograms::default().update(&self.0);
+        let all = DaemonHistograms::default().update(
+            self.0
+                .iter()
+                .map(|l| (l.link.clone(), Totals::of_stats(&l.stats))),
+        );
         let series = LinkSeries {
             counters: true,
             histograms: true,
         };
-        encode_links(&mut encoder, &self.0, &all, series)
+        encode_links(&mut encoder, &self.0, self.0.len(), &all, series)
     }
 }
 
