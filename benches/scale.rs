@@ -26,7 +26,13 @@
 //!   SIGTERM to exit, whether it exited cleanly, and how many warnings and
 //!   "abandoned" links its log had.
 //!
-//! `DATABAY_BIN=/path/to/databay` measures another build of the binary.
+//! The config sets `[admin] link_metrics = false`, so that the two
+//! scrapes the bench reads lateness from cost the daemon little (with
+//! 100 000 links the per-link series are 170 MB a scrape); `--link-metrics`
+//! keeps them, and the scrape time shows what a full scrape costs.
+//!
+//! `DATABAY_BIN=/path/to/databay` measures another build of the binary
+//! (one without `link_metrics` needs `--link-metrics`).
 //!
 //! Links' phases are spread over the interval (`align_to = i/N s`), as in
 //! `benches/scheduling.rs`; with `--unaligned` each link's phase is when
@@ -60,6 +66,7 @@ struct Args {
     interval: Duration,
     unaligned: bool,
     floor: bool,
+    link_metrics: bool,
 }
 
 fn parse_args() -> Args {
@@ -69,6 +76,7 @@ fn parse_args() -> Args {
         interval: Duration::from_secs(1),
         unaligned: false,
         floor: true,
+        link_metrics: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -86,6 +94,7 @@ fn parse_args() -> Args {
             }
             "--unaligned" => args.unaligned = true,
             "--no-floor" => args.floor = false,
+            "--link-metrics" => args.link_metrics = true,
             // cargo bench passes --bench; ignore what we do not know.
             _ => {}
         }
@@ -95,8 +104,10 @@ fn parse_args() -> Args {
 
 /// The generated config: N links, admin on `port`.
 fn write_config(dir: &Path, n: usize, port: u16, args: &Args) -> PathBuf {
-    let mut text =
-        format!("[admin]\nlisten = \"127.0.0.1:{port}\"\n\n[daemon]\nshutdown_grace = \"30s\"\n");
+    let mut text = format!(
+        "[admin]\nlisten = \"127.0.0.1:{port}\"\nlink_metrics = {}\n\n[daemon]\nshutdown_grace = \"30s\"\n",
+        args.link_metrics
+    );
     let interval_us = args.interval.as_micros() as usize;
     for i in 0..n {
         text.push_str(&format!(
@@ -231,10 +242,13 @@ fn transfers_of(port: u16, name: &str) -> Option<u64> {
 /// What one `/metrics` scrape says about every link together.
 #[derive(Debug, Default, Clone)]
 struct Scrape {
-    transfers_ok: u64,
-    skipped: u64,
-    /// Links with no transfer yet.
-    idle: u64,
+    /// Every transfer of every link (the daemon-wide duration histogram's
+    /// count).
+    transfers: u64,
+    /// Skipped ticks and links with no transfer yet: only with per-link
+    /// series.
+    skipped: Option<u64>,
+    idle: Option<u64>,
     /// Cumulative lateness bucket counts, `BOUNDS` then `+Inf`.
     lateness: [u64; BOUNDS.len() + 1],
 }
@@ -249,12 +263,12 @@ fn value(line: &str) -> u64 {
 fn scrape(port: u16) -> Scrape {
     let mut s = Scrape::default();
     get_lines(port, "/metrics", |line| {
-        if line.starts_with("databay_transfers_total{") && line.contains("result=\"ok\"") {
-            let v = value(line);
-            s.transfers_ok += v;
-            s.idle += u64::from(v == 0);
+        if line.starts_with("databay_daemon_transfer_duration_seconds_count") {
+            s.transfers = value(line);
+        } else if line.starts_with("databay_transfers_total{") && line.contains("result=\"ok\"") {
+            *s.idle.get_or_insert(0) += u64::from(value(line) == 0);
         } else if line.starts_with("databay_ticks_skipped_total{") {
-            s.skipped += value(line);
+            *s.skipped.get_or_insert(0) += value(line);
         } else if let Some(rest) =
             line.strip_prefix("databay_daemon_schedule_lateness_seconds_bucket{le=\"")
         {
@@ -289,6 +303,15 @@ fn quantile(c: &[u64; BOUNDS.len() + 1], q: f64) -> String {
     }
 }
 
+/// The ticks the log's warnings say were skipped (`skipped=N`).
+fn skipped_in_log(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("skipped ticks"))
+        .filter_map(|l| l.split("skipped=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// A free loopback port (bound and released: another process could take it
 /// in between, which the daemon would then report).
 fn free_port() -> u16 {
@@ -304,8 +327,10 @@ struct RunFigures {
     window: Duration,
     transfers: u64,
     expected: u64,
-    skipped: u64,
-    idle: u64,
+    /// In the window from the per-link series, else over the whole run
+    /// from the log's warnings.
+    skipped: String,
+    idle: String,
     window_lateness: [u64; BOUNDS.len() + 1],
     run_lateness: [u64; BOUNDS.len() + 1],
     cpu_pct: f64,
@@ -423,10 +448,13 @@ fn run_daemon(config: &Path, n: usize, port: u16, args: &Args, log: &Path) -> Ru
         first,
         all,
         window,
-        transfers: s1.transfers_ok - s0.transfers_ok,
+        transfers: s1.transfers - s0.transfers,
         expected: (n as f64 * window.as_secs_f64() / args.interval.as_secs_f64()).round() as u64,
-        skipped: s1.skipped - s0.skipped,
-        idle: s1.idle,
+        skipped: match (s0.skipped, s1.skipped) {
+            (Some(a), Some(b)) => (b - a).to_string(),
+            _ => format!("{} in the whole run (log)", skipped_in_log(&text)),
+        },
+        idle: s1.idle.map_or("-".to_owned(), |n| n.to_string()),
         window_lateness,
         run_lateness: s1.lateness,
         cpu_pct: 100.0 * (cpu1.saturating_sub(cpu0)).as_secs_f64() / busy.as_secs_f64(),
@@ -647,6 +675,7 @@ mod floor {
                 .fold(Planner::builder().ignore_exceptions(true), |b, l| b.link(l))
                 .build()
                 .expect("unique link names");
+            let built = status_kib("VmRSS:");
             let running = tokio::spawn({
                 let p = planner.clone();
                 async move { p.start().await }
@@ -677,7 +706,7 @@ mod floor {
             let expected = (n as f64 * window.as_secs_f64() / interval.as_secs_f64()).round() as u64;
             println!(
                 "first transfer {:.2} s, last link's first {:.2} s; transfers {} / expected {} ({:.2}%), skipped {}; \
-                 lateness p50 {} p99 {} max {}; CPU {:.1}%; peak RSS {:.0} MiB; shutdown {:.2} s ({})",
+                 lateness p50 {} p99 {} max {}; CPU {:.1}%; peak RSS {:.0} MiB ({:.0} MiB once the links were built); shutdown {:.2} s ({})",
                 first.as_secs_f64(),
                 every.as_secs_f64(),
                 after.0 - before.0,
@@ -689,6 +718,7 @@ mod floor {
                 max_bucket(&lateness),
                 100.0 * cpu1.saturating_sub(cpu0).as_secs_f64() / window.as_secs_f64(),
                 mib(rss),
+                mib(built),
                 shutdown.as_secs_f64(),
                 if stopped { "ok" } else { "FAILED" },
             );

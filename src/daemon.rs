@@ -82,7 +82,7 @@ fn planner_for(config: &Config) -> Result<Planner, databay_core::PlannerError> {
 }
 
 pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
-    let config = match Config::load(&path, &registry) {
+    let mut config = match Config::load(&path, &registry) {
         Ok(c) => {
             crate::scrub::add_secrets(&c.secrets);
             for w in &c.warnings {
@@ -106,25 +106,22 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
             return ExitCode::from(crate::cli::EXIT_CONFIG);
         }
     };
+    let link_count = config.links.len();
+    // What the daemon keeps of each link is moved out of the config rather
+    // than copied: with 100 000 links each copy is tens of megabytes.
+    let (mut fingerprints, mut processors, mut summaries) =
+        (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    for l in std::mem::take(&mut config.links) {
+        let name = l.summary.name.clone();
+        fingerprints.insert(name.clone(), l.fingerprint);
+        processors.insert(name.clone(), l.processors);
+        summaries.insert(name, l.summary);
+    }
     let mut loaded = Loaded {
         store,
-        fingerprints: config
-            .links
-            .iter()
-            .map(|l| (l.summary.name.clone(), l.fingerprint.clone()))
-            .collect(),
-        processors: config
-            .links
-            .iter()
-            .map(|l| (l.summary.name.clone(), l.processors.clone()))
-            .collect(),
-        summaries: Arc::new(RwLock::new(
-            config
-                .links
-                .iter()
-                .map(|l| (l.summary.name.clone(), l.summary.clone()))
-                .collect(),
-        )),
+        fingerprints,
+        processors,
+        summaries: Arc::new(RwLock::new(summaries)),
         admin: config.admin.clone(),
         daemon: config.daemon.clone(),
     };
@@ -150,7 +147,7 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
             );
         }
         let state = crate::admin::AdminState::new(planner.clone(), loaded.summaries.clone())
-            .with_link_histograms(config.admin.link_histograms)
+            .with_link_series(config.admin.link_metrics, config.admin.link_histograms)
             .with_token(config.admin.token.clone())
             .loopback_hosts_only(loopback);
         Some(tokio::spawn(crate::admin::serve(
@@ -168,7 +165,7 @@ pub(crate) async fn run(path: PathBuf, registry: Registry) -> ExitCode {
     #[cfg(not(feature = "admin"))]
     drop(admin_stopped);
 
-    tracing::info!(config = %path.display(), links = config.links.len(), "databay starting");
+    tracing::info!(config = %path.display(), links = link_count, "databay starting");
     let mut running = tokio::spawn({
         let planner = planner.clone();
         async move { planner.start().await }
@@ -521,7 +518,13 @@ pub(crate) async fn once(
             }
         },
     };
-    let outcomes = join_all(links.iter().map(|l| once_link(l, until_exhausted))).await;
+    // One future per link in one task: unconstrained by tokio's budget,
+    // which would otherwise have every poll go through all of them (see
+    // `Planner::retire`).
+    let outcomes = tokio::task::coop::unconstrained(join_all(
+        links.iter().map(|l| once_link(l, until_exhausted)),
+    ))
+    .await;
     let failed = outcomes.iter().filter(|ok| !**ok).count();
     if failed > 0 {
         say!("{failed} of {} link(s) failed", links.len());

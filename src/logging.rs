@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber, span};
 use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::{DefaultFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -123,15 +124,33 @@ where
     }
 }
 
-/// Installs the global subscriber: `RUST_LOG` if set, else `level`.
-pub(crate) fn init(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env()
+/// The filter `spec` asks for. One that only names targets and levels (all
+/// but span and field directives) is a [`Targets`] filter: an [`EnvFilter`]
+/// takes a lock on every span enter, exit and close to track the span
+/// directives it might have, and a daemon enters several spans for each
+/// of its transfers.
+fn filter(spec: Option<&str>, level: &str) -> (Option<EnvFilter>, Option<Targets>) {
+    let spec = spec.unwrap_or(level);
+    if !spec.contains(['[', '{', '/'])
+        && let Ok(targets) = spec.parse::<Targets>()
+    {
+        return (None, Some(targets));
+    }
+    let env = EnvFilter::try_new(spec)
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    (Some(env), None)
+}
+
+/// Installs the global subscriber: `RUST_LOG` if set, else `level`.
+pub(crate) fn init(format: LogFormat, level: &str) {
+    let from_env = std::env::var(EnvFilter::DEFAULT_ENV).ok();
+    let (env_filter, targets) = filter(from_env.as_deref().filter(|s| !s.is_empty()), level);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = match format {
         LogFormat::Text => Registry::default()
-            .with(filter)
+            .with(env_filter)
+            .with(targets)
             .with(TagSpans)
             .with(
                 tracing_subscriber::fmt::layer()
@@ -141,7 +160,8 @@ pub(crate) fn init(format: LogFormat, level: &str) {
             )
             .try_init(),
         LogFormat::Json => Registry::default()
-            .with(filter)
+            .with(env_filter)
+            .with(targets)
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
@@ -150,4 +170,33 @@ pub(crate) fn init(format: LogFormat, level: &str) {
             )
             .try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_and_level_filters_need_no_span_tracking() {
+        for spec in [
+            "info",
+            "warn,databay=debug",
+            "databay_core::planner=trace,off",
+        ] {
+            let (env, targets) = filter(Some(spec), "info");
+            assert!(env.is_none() && targets.is_some(), "{spec}");
+        }
+        let (env, targets) = filter(None, "debug");
+        assert!(env.is_none() && targets.is_some());
+        // Span and field directives keep the full filter.
+        let (env, targets) = filter(Some("info,[transfer{update=a.1}]=trace"), "info");
+        assert!(env.is_some() && targets.is_none());
+        // Garbage falls back to the level given.
+        let (env, targets) = filter(Some("=[=="), "warn");
+        assert!(targets.is_none());
+        assert_eq!(
+            env.and_then(|e| e.max_level_hint()),
+            Some(tracing::level_filters::LevelFilter::WARN)
+        );
+    }
 }

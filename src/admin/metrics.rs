@@ -33,13 +33,12 @@ pub(super) struct Metrics {
 }
 
 impl Metrics {
-    /// Metrics of `planner`, with each link's histograms only if
-    /// `link_histograms`.
-    pub(super) fn new(planner: Planner, link_histograms: bool) -> Self {
+    /// Metrics of `planner`, with the per-link series `series` asks for.
+    pub(super) fn new(planner: Planner, series: LinkSeries) -> Self {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(PlannerCollector {
             planner,
-            link_histograms,
+            series,
             daemon: Mutex::default(),
         }));
         Metrics {
@@ -71,8 +70,29 @@ pub(super) fn encode(registry: &Registry, capacity: usize) -> Result<String, fmt
 #[derive(Debug)]
 struct PlannerCollector {
     planner: Planner,
-    link_histograms: bool,
+    series: LinkSeries,
     daemon: Mutex<DaemonHistograms>,
+}
+
+/// Which per-link series a scrape has; the daemon-wide ones are always
+/// there.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LinkSeries {
+    /// Each link's counters and gauges, its components' and its stateful
+    /// processors' (`[admin] link_metrics`).
+    pub(super) counters: bool,
+    /// Each link's duration and lateness histograms (`[admin]
+    /// link_histograms`).
+    pub(super) histograms: bool,
+}
+
+impl Default for LinkSeries {
+    fn default() -> Self {
+        LinkSeries {
+            counters: true,
+            histograms: false,
+        }
+    }
 }
 
 impl Collector for PlannerCollector {
@@ -82,14 +102,24 @@ impl Collector for PlannerCollector {
         // A panic cannot leave it half-updated in a way that matters more
         // than one scrape's worth of counts, so a poisoned lock is used as is.
         let mut daemon = self.daemon.lock().unwrap_or_else(|p| p.into_inner());
-        let links: Vec<LinkMetrics> = self
-            .planner
-            .links()
-            .into_iter()
-            .map(LinkMetrics::read)
-            .collect();
-        let all = daemon.update(&links);
-        encode_links(&mut encoder, &links, &all, self.link_histograms)
+        let links = self.planner.links();
+        let count = links.len();
+        if !self.series.counters {
+            // Only the sums: each link read and added up in turn, nothing
+            // kept per link.
+            let all = daemon.update(links.into_iter().map(|l| {
+                let totals = Totals::of_stats(&l.stats());
+                (l, totals)
+            }));
+            return encode_links(&mut encoder, &[], count, &all, self.series);
+        }
+        let links: Vec<LinkMetrics> = links.into_iter().map(LinkMetrics::read).collect();
+        let all = daemon.update(
+            links
+                .iter()
+                .map(|l| (l.link.clone(), Totals::of_stats(&l.stats))),
+        );
+        encode_links(&mut encoder, &links, count, &all, self.series)
     }
 }
 
@@ -180,14 +210,16 @@ impl EncodeLabelSet for NodeLabels<'_> {
     }
 }
 
-/// Encodes every family of `links`, with `all` ([duration, lateness]) as
-/// the daemon-wide histograms. Counter families are named without `_total`:
-/// the encoder appends it to each sample.
+/// Encodes every family of `links` (`count` links in the planner; `links`
+/// may be empty when `series` asks for no per-link series), with `all`
+/// ([duration, lateness]) as the daemon-wide histograms. Counter families
+/// are named without `_total`: the encoder appends it to each sample.
 pub(super) fn encode_links(
     encoder: &mut DescriptorEncoder<'_>,
     links: &[LinkMetrics],
+    count: usize,
     all: &[Totals; 2],
-    link_histograms: bool,
+    series: LinkSeries,
 ) -> fmt::Result {
     encoder
         .encode_descriptor(
@@ -204,8 +236,47 @@ pub(super) fn encode_links(
             None,
             MetricType::Gauge,
         )?
-        .encode_gauge(&links.len())?;
+        .encode_gauge(&count)?;
+    if series.counters {
+        encode_link_counters(encoder, links)?;
+    }
 
+    let [duration, lateness] = all;
+    duration.encode(&mut encoder.encode_descriptor(
+        "databay_daemon_transfer_duration_seconds",
+        "How long transfers took, all links together.",
+        None,
+        MetricType::Histogram,
+    )?)?;
+    lateness.encode(&mut encoder.encode_descriptor(
+        "databay_daemon_schedule_lateness_seconds",
+        "How late scheduled transfers started relative to their tick, all links together.",
+        None,
+        MetricType::Histogram,
+    )?)?;
+
+    if series.histograms {
+        per_link_histogram(
+            encoder,
+            "databay_transfer_duration_seconds",
+            "How long transfers took.",
+            links,
+            |s| &s.duration,
+        )?;
+        per_link_histogram(
+            encoder,
+            "databay_schedule_lateness_seconds",
+            "How late scheduled transfers started relative to their tick.",
+            links,
+            |s| &s.lateness,
+        )?;
+    }
+    Ok(())
+}
+
+/// Each link's counters and gauges, its components' and its stateful
+/// processors'.
+fn encode_link_counters(encoder: &mut DescriptorEncoder<'_>, links: &[LinkMetrics]) -> fmt::Result {
     let mut family = encoder.encode_descriptor(
         "databay_transfers",
         "Transfers, by result.",
@@ -410,39 +481,7 @@ pub(super) fn encode_links(
         }
     }
 
-    encode_processor_gauges(encoder, links)?;
-
-    let [duration, lateness] = all;
-    duration.encode(&mut encoder.encode_descriptor(
-        "databay_daemon_transfer_duration_seconds",
-        "How long transfers took, all links together.",
-        None,
-        MetricType::Histogram,
-    )?)?;
-    lateness.encode(&mut encoder.encode_descriptor(
-        "databay_daemon_schedule_lateness_seconds",
-        "How late scheduled transfers started relative to their tick, all links together.",
-        None,
-        MetricType::Histogram,
-    )?)?;
-
-    if link_histograms {
-        per_link_histogram(
-            encoder,
-            "databay_transfer_duration_seconds",
-            "How long transfers took.",
-            links,
-            |s| &s.duration,
-        )?;
-        per_link_histogram(
-            encoder,
-            "databay_schedule_lateness_seconds",
-            "How late scheduled transfers started relative to their tick.",
-            links,
-            |s| &s.lateness,
-        )?;
-    }
-    Ok(())
+    encode_processor_gauges(encoder, links)
 }
 
 /// What stateful processors report (`/links` shows the same): a family per
@@ -531,6 +570,11 @@ pub(super) struct Totals {
 }
 
 impl Totals {
+    /// [duration, lateness] of one link.
+    pub(super) fn of_stats(stats: &LinkStats) -> [Self; 2] {
+        [Self::of(&stats.duration), Self::of(&stats.lateness)]
+    }
+
     fn of(h: &HistogramSnapshot) -> Self {
         let mut buckets = [0; BUCKETS];
         for (total, count) in buckets.iter_mut().zip(&h.buckets) {
@@ -567,14 +611,14 @@ impl Totals {
 
 /// The daemon-wide histograms: every link's added up. A sum that dropped
 /// when a reload removed or replaced a link would read to Prometheus as a
-/// reset, and `rate()` would count it all again, so the counts last seen of
-/// each link are kept and those of a link that has gone stay in the sum.
-/// (What a gone link observed after the last scrape before it went is not
-/// counted.)
+/// reset, and `rate()` would count it all again, so what a link that has
+/// gone had counted stays in the sum. Each link seen is remembered by its
+/// handle alone (no copy of its counts): when it is gone, its final counts
+/// are read from it once and added to those of the links gone before.
 #[derive(Debug, Default)]
 pub(super) struct DaemonHistograms {
-    /// By link name. Each keeps its link so that a replacement under the
-    /// same name, which starts from zero, is told apart.
+    /// By link name. The handle tells a replacement under the same name,
+    /// which starts from zero, apart.
     links: HashMap<String, SeenLink>,
     /// [duration, lateness] of links that have gone.
     gone: [Totals; 2],
@@ -584,38 +628,31 @@ pub(super) struct DaemonHistograms {
 #[derive(Debug)]
 struct SeenLink {
     link: Link,
-    totals: [Totals; 2],
     scrape: u64,
 }
 
 impl DaemonHistograms {
-    /// Records one scrape's read of `links`; returns [duration, lateness]
-    /// over all links, gone ones included.
-    pub(super) fn update(&mut self, links: &[LinkMetrics]) -> [Totals; 2] {
+    /// Records one scrape's read of the planner's links (each with its
+    /// [duration, lateness]); returns [duration, lateness] over all links,
+    /// gone ones included.
+    pub(super) fn update(
+        &mut self,
+        links: impl IntoIterator<Item = (Link, [Totals; 2])>,
+    ) -> [Totals; 2] {
         self.scrape += 1;
         let scrape = self.scrape;
-        for l in links {
-            let totals = [Totals::of(&l.stats.duration), Totals::of(&l.stats.lateness)];
-            match self.links.get_mut(l.link.name()) {
-                Some(seen) if seen.link.same_as(&l.link) => {
-                    seen.totals = totals;
-                    seen.scrape = scrape;
-                }
+        let mut all = [Totals::default(); 2];
+        for (link, totals) in links {
+            add(&mut all, &totals);
+            match self.links.get_mut(link.name()) {
+                Some(seen) if seen.link.same_as(&link) => seen.scrape = scrape,
                 Some(seen) => {
-                    add(&mut self.gone, &seen.totals);
-                    *seen = SeenLink {
-                        link: l.link.clone(),
-                        totals,
-                        scrape,
-                    };
+                    let replaced = std::mem::replace(seen, SeenLink { link, scrape });
+                    add(&mut self.gone, &Totals::of_stats(&replaced.link.stats()));
                 }
                 None => {
-                    let seen = SeenLink {
-                        link: l.link.clone(),
-                        totals,
-                        scrape,
-                    };
-                    self.links.insert(l.link.name().to_owned(), seen);
+                    self.links
+                        .insert(link.name().to_owned(), SeenLink { link, scrape });
                 }
             }
         }
@@ -623,14 +660,11 @@ impl DaemonHistograms {
         self.links.retain(|_, seen| {
             let kept = seen.scrape == scrape;
             if !kept {
-                add(gone, &seen.totals);
+                add(gone, &Totals::of_stats(&seen.link.stats()));
             }
             kept
         });
-        let mut all = self.gone;
-        for seen in self.links.values() {
-            add(&mut all, &seen.totals);
-        }
+        add(&mut all, &self.gone);
         all
     }
 }

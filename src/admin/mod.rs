@@ -50,7 +50,10 @@ impl AdminState {
     /// when the config is reloaded.
     pub fn new(planner: Planner, summaries: Arc<RwLock<BTreeMap<String, LinkSummary>>>) -> Self {
         AdminState {
-            metrics: Arc::new(metrics::Metrics::new(planner.clone(), false)),
+            metrics: Arc::new(metrics::Metrics::new(
+                planner.clone(),
+                metrics::LinkSeries::default(),
+            )),
             planner,
             summaries,
             started: SystemTime::now(),
@@ -77,8 +80,22 @@ impl AdminState {
     /// Whether `/metrics` has each link's duration and lateness histograms
     /// (`[admin] link_histograms`; default false). The daemon-wide ones are
     /// always there.
-    pub fn with_link_histograms(mut self, on: bool) -> Self {
-        self.metrics = Arc::new(metrics::Metrics::new(self.planner.clone(), on));
+    pub fn with_link_histograms(self, on: bool) -> Self {
+        self.with_link_series(true, on)
+    }
+
+    /// Whether `/metrics` has each link's counters and its components'
+    /// (`[admin] link_metrics`; default true), and with them each link's
+    /// histograms (`[admin] link_histograms`; default false). Without
+    /// either it has the daemon-wide families only.
+    pub fn with_link_series(mut self, counters: bool, histograms: bool) -> Self {
+        self.metrics = Arc::new(metrics::Metrics::new(
+            self.planner.clone(),
+            metrics::LinkSeries {
+                counters,
+                histograms: counters && histograms,
+            },
+        ));
         self
     }
 

@@ -74,10 +74,17 @@ pub struct AdminSettings {
     /// Address to bind (default `127.0.0.1:9477`: loopback only).
     #[serde(default = "default_listen", deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
+    /// Export each link's counters and its components' on `/metrics`
+    /// (default true). They are about 20 series a link: with 100 000 links
+    /// a scrape is 170 MB of text. With false, `/metrics` has the
+    /// daemon-wide families only (`databay_up`, `databay_links`, the
+    /// daemon-wide histograms); `/links` still has every link's figures.
+    #[serde(default = "yes")]
+    pub link_metrics: bool,
     /// Also export each link's transfer duration and schedule lateness
-    /// histograms on `/metrics` (default false). They are 34 series per
-    /// link, most of the body with many links; per-link counters and the
-    /// daemon-wide histograms are always there.
+    /// histograms on `/metrics` (default false; only with `link_metrics`).
+    /// They are 34 series per link, most of the body with many links;
+    /// per-link counters and the daemon-wide histograms are always there.
     #[serde(default)]
     pub link_histograms: bool,
     /// Most connections open at once (default 64; 0 counts as 1). One
@@ -120,6 +127,7 @@ impl Default for AdminSettings {
         AdminSettings {
             enabled: true,
             listen: default_listen(),
+            link_metrics: true,
             link_histograms: false,
             max_connections: default_max_connections(),
             header_timeout: default_header_timeout(),

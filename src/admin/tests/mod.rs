@@ -21,7 +21,9 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
 
-use super::metrics::{DaemonHistograms, LinkMetrics, encode, encode_links, escape_label};
+use super::metrics::{
+    DaemonHistograms, LinkMetrics, LinkSeries, Totals, encode, encode_links, escape_label,
+};
 use super::views::rfc3339;
 use super::*;
 
@@ -668,6 +670,44 @@ async fn link_histograms_are_an_option_daemon_wide_ones_are_not() {
 }
 
 #[tokio::test]
+async fn without_link_metrics_only_the_daemon_wide_families_are_there() {
+    let planner = Planner::new([
+        link("a", StaticInlet::values([1])),
+        link("b", StaticInlet::values([1, 2])),
+    ])
+    .expect("planner");
+    for (name, times) in [("a", 2), ("b", 3)] {
+        let l = planner.link(name).expect("link");
+        for _ in 0..times {
+            l.transfer().await.expect("transfer");
+        }
+    }
+    for histograms in [false, true] {
+        let text = AdminState::new(planner.clone(), Arc::default())
+            .with_link_series(false, histograms)
+            .metrics_text()
+            .expect("metrics text");
+        check_exposition(&text);
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert!(
+            samples.iter().all(|l| !l.contains("link=\"")),
+            "no series of one link: {text}"
+        );
+        assert_eq!(sample(&text, "databay_up"), 1.0);
+        assert_eq!(sample(&text, "databay_links"), 2.0);
+        let all = check_histogram(&text, "databay_daemon_transfer_duration_seconds", "");
+        assert_eq!(all, 5.0);
+        check_histogram(&text, "databay_daemon_schedule_lateness_seconds", "");
+    }
+    // On by default.
+    let text = metrics_text(&planner, false);
+    assert_eq!(
+        sample(&text, r#"databay_transfers_total{link="b",result="ok"}"#),
+        3.0
+    );
+}
+
+#[tokio::test]
 async fn daemon_wide_histograms_keep_what_gone_links_counted() {
     let planner = Planner::new([
         link("a", StaticInlet::values([1])),
@@ -732,8 +772,16 @@ struct Fixed(Vec<LinkMetrics>);
 
 impl Collector for Fixed {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
-        let all = DaemonHistograms::default().update(&self.0);
-        encode_links(&mut encoder, &self.0, &all, true)
+        let all = DaemonHistograms::default().update(
+            self.0
+                .iter()
+                .map(|l| (l.link.clone(), Totals::of_stats(&l.stats))),
+        );
+        let series = LinkSeries {
+            counters: true,
+            histograms: true,
+        };
+        encode_links(&mut encoder, &self.0, self.0.len(), &all, series)
     }
 }
 
