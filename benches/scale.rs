@@ -32,7 +32,7 @@
 //! keeps them, and the scrape time shows what a full scrape costs.
 //!
 //! `DATABAY_BIN=/path/to/databay` measures another build of the binary
-//! (one without `link_metrics` needs `--link-metrics`).
+//! (one from before `link_metrics` needs `--link-metrics`).
 //!
 //! Links' phases are spread over the interval (`align_to = i/N s`), as in
 //! `benches/scheduling.rs`; with `--unaligned` each link's phase is when
@@ -104,9 +104,15 @@ fn parse_args() -> Args {
 
 /// The generated config: N links, admin on `port`.
 fn write_config(dir: &Path, n: usize, port: u16, args: &Args) -> PathBuf {
+    // `link_metrics` is left out when on (its default), so that a build
+    // from before the option can be measured too.
     let mut text = format!(
-        "[admin]\nlisten = \"127.0.0.1:{port}\"\nlink_metrics = {}\n\n[daemon]\nshutdown_grace = \"30s\"\n",
-        args.link_metrics
+        "[admin]\nlisten = \"127.0.0.1:{port}\"\n{}\n[daemon]\nshutdown_grace = \"30s\"\n",
+        if args.link_metrics {
+            ""
+        } else {
+            "link_metrics = false\n"
+        }
     );
     let interval_us = args.interval.as_micros() as usize;
     for i in 0..n {

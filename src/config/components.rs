@@ -22,13 +22,67 @@ pub(super) struct BuiltProcessor {
 }
 
 /// A canonical rendering of a config value (after interpolation): two loads
-/// of the same text give the same fingerprint.
-pub(super) fn fingerprint(value: &Spanned<DeValue<'_>>) -> String {
-    use serde::Deserialize;
-    use serde::de::IntoDeserializer;
-    serde_json::Value::deserialize(value.clone().into_deserializer())
-        .map(|v| v.to_string())
-        .unwrap_or_default()
+/// of the same text give the same fingerprint, and so do two spellings of
+/// one value (`0x10` and `16`, `'a'` and `"a"`). Written from the parsed
+/// value as it is, without copying it.
+pub(super) fn fingerprint(value: &DeValue<'_>) -> String {
+    let mut out = String::with_capacity(128);
+    render(value, &mut out);
+    out
+}
+
+/// [`fingerprint`] of a table.
+pub(super) fn fingerprint_table(table: &DeTable<'_>) -> String {
+    let mut out = String::with_capacity(128);
+    render_table(table, &mut out);
+    out
+}
+
+fn render(value: &DeValue<'_>, out: &mut String) {
+    use std::fmt::Write as _;
+    // Writing into a String cannot fail.
+    let _ = match value {
+        DeValue::String(s) => write!(out, "{:?}", s.as_ref()),
+        DeValue::Integer(i) => match i128::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => write!(out, "{n}"),
+            Err(_) => write!(out, "integer {i}"),
+        },
+        // Debug keeps a float a float (`1.0`, never `1`).
+        DeValue::Float(f) => match f.as_str().parse::<f64>() {
+            Ok(x) => write!(out, "{x:?}"),
+            Err(_) => write!(out, "float {f}"),
+        },
+        DeValue::Boolean(b) => write!(out, "{b}"),
+        DeValue::Datetime(d) => write!(out, "datetime {d}"),
+        DeValue::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                render(item.get_ref(), out);
+            }
+            out.push(']');
+            Ok(())
+        }
+        DeValue::Table(table) => {
+            render_table(table, out);
+            Ok(())
+        }
+    };
+}
+
+fn render_table(table: &DeTable<'_>, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push('{');
+    for (i, (k, v)) in table.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{:?}:", k.get_ref().as_ref());
+        render(v.get_ref(), out);
+    }
+    out.push('}');
 }
 
 pub(super) struct RawComponent<'t> {
@@ -314,14 +368,7 @@ impl<'t> Loader<'_, 't> {
             return None;
         }
         let name = name.unwrap_or_else(|| c.type_name.clone());
-        let fingerprint = format!(
-            "{}:{}",
-            c.type_name,
-            fingerprint(&Spanned::new(
-                c.span.clone(),
-                DeValue::Table(c.table.clone())
-            ))
-        );
+        let fingerprint = format!("{}:{}", c.type_name, fingerprint_table(&c.table));
         let component = self.registry.processor_type(&c.type_name)?.clone();
         let processor = self.build(|raw| component.build(raw, cx), c, key, cx)?;
         Some(BuiltProcessor {

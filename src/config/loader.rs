@@ -216,7 +216,7 @@ impl<'t> Loader<'_, 't> {
             },
             _ => format!("link[{index}]"),
         };
-        let fingerprint = super::components::fingerprint(&item);
+        let fingerprint = super::components::fingerprint(item.get_ref());
         let DeValue::Table(mut table) = item.into_inner() else {
             self.diag
                 .error(Some(span), key, "a link must be a table (`[[link]]`)", None);

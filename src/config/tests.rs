@@ -341,3 +341,21 @@ fn files_not_laid_out_a_link_at_a_time_are_read_whole() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn fingerprints_are_of_values_not_spellings() {
+    let link = |extra: &str| {
+        let text = format!(
+            "[[link]]\nname = \"a\"\nevery = \"1s\"\n{extra}\n[[link.inlet]]\ntype = \"random_int\"\n[[link.outlet]]\ntype = \"null\"\n"
+        );
+        load(&text).unwrap().links.remove(0).fingerprint
+    };
+    assert_eq!(
+        link("inlet_concurrency = 16"),
+        link("inlet_concurrency = 0x10")
+    );
+    assert_eq!(link("tags = ['x']"), link("tags = [\"x\"]"));
+    assert_ne!(link("tags = [\"x\"]"), link("tags = [\"x\\\"\"]"));
+    assert_ne!(link("tags = [\"1\"]"), link("tags = [\"2\"]"));
+    assert_ne!(link(""), link("inlet_concurrency = 1"));
+}
