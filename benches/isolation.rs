@@ -18,6 +18,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 const LIGHT: usize = 200;
 const RUN: Duration = Duration::from_secs(10);
 const HEAVY_LINES: usize = 3_000_000;
@@ -116,19 +118,6 @@ fn read_figures(text: &str) -> Figures {
     }
 }
 
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
 fn run(dir: &Path, name: &str, heavy: Option<&Path>, compute_threads: Option<&str>) -> Figures {
     let port = free_port();
     let path = dir.join(format!("{name}.toml"));
@@ -155,12 +144,17 @@ fn run(dir: &Path, name: &str, heavy: Option<&Path>, compute_threads: Option<&st
         std::thread::sleep(Duration::from_millis(20));
     }
     let before = metrics(port).map(|t| read_figures(&t)).unwrap();
-    let cpu_before = cpu_seconds(child.id());
+    let cpu_before = support::cpu_time(child.id()).unwrap_or_default();
     let start = Instant::now();
     std::thread::sleep(RUN);
     let text = metrics(port).unwrap_or_default();
     let took = start.elapsed().as_secs_f64();
-    let cpu = (cpu_seconds(child.id()) - cpu_before) / took * 100.0;
+    let cpu = support::cpu_time(child.id())
+        .unwrap_or_default()
+        .saturating_sub(cpu_before)
+        .as_secs_f64()
+        / took
+        * 100.0;
     let _ = child.kill();
     let _ = child.wait();
     let mut figures = read_figures(&text);

@@ -75,23 +75,16 @@ impl Link {
         // Broker inlets acknowledge only what every outlet accepted.
         let committed = outcome.is_ok()
             && inner.counters.records_failed.load(Ordering::Relaxed) == failed_before;
-        let snapshots = if committed {
-            self.processor_snapshots(&pipeline)
+        if !committed {
+            self.settle(&update, false).instrument(span.clone()).await;
+            self.roll_back_processors(&mut pipeline);
+        } else if let Some(processors) = self.processor_snapshots(&pipeline) {
+            let checkpoint = self.write_checkpoint(index, processors);
+            self.settle_around(&update, checkpoint)
+                .instrument(span.clone())
+                .await;
         } else {
-            None
-        };
-        match (committed, snapshots) {
-            (true, Some(processors)) => {
-                let checkpoint = self.write_checkpoint(index, processors);
-                self.settle_around(&update, checkpoint)
-                    .instrument(span.clone())
-                    .await;
-            }
-            (true, None) => self.settle(&update, true).instrument(span.clone()).await,
-            (false, _) => {
-                self.settle(&update, false).instrument(span.clone()).await;
-                self.roll_back_processors(&mut pipeline);
-            }
+            self.settle(&update, true).instrument(span.clone()).await;
         }
         // The pipeline may have changed what its processors wait for.
         let from_processors = self.note_processors(&pipeline);
