@@ -112,6 +112,15 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Forgets `link`'s checkpoint (its next start begins afresh).
     async fn remove(&self, link: &str) -> Result<(), BoxError>;
+
+    /// Where the store is, for an outlet that can write checkpoints in its
+    /// own transactions ([`TransactionalOutlet`]): a database's address as
+    /// both spell it. The default, `None`, says no outlet can.
+    ///
+    /// [`TransactionalOutlet`]: crate::transaction::TransactionalOutlet
+    fn location(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A [`StateStore`] in memory, for tests and for an in-process restart:

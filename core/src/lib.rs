@@ -64,6 +64,7 @@ pub mod stateful;
 mod stats;
 mod sync;
 pub mod testing;
+pub mod transaction;
 mod update;
 
 pub use async_trait::async_trait;

@@ -14,6 +14,7 @@ use crate::processor::{Context, Processor, Stage};
 use crate::record::Record;
 use crate::reject::{Rejected, RejectedRecord};
 use crate::retry::{Permanent, RetryPolicy};
+use crate::transaction::TransactionalOutlet;
 use crate::update::Update;
 
 /// A consumer of records.
@@ -65,6 +66,13 @@ pub trait Outlet: Send + 'static {
         Ok(())
     }
 
+    /// The outlet as one that can commit a transfer's records together
+    /// with the link's checkpoint (see [`crate::transaction`]). The
+    /// default, `None`: it cannot.
+    fn transactional(&mut self) -> Option<&mut dyn TransactionalOutlet> {
+        None
+    }
+
     /// Runs once after the last link using this instance stops.
     async fn on_shutdown(&mut self) -> Result<(), BoxError> {
         Ok(())
@@ -78,6 +86,9 @@ struct Shared {
     /// Pushes tried again, in all.
     retries: std::sync::atomic::AtomicU64,
     lifecycle: Lifecycle,
+    /// The link whose checkpoints the outlet commits with its records, if
+    /// one claimed it ([`OutletHandle::claim_transactions`]).
+    claimed_by: std::sync::Mutex<Option<String>>,
     has_processors: bool,
     processors: tokio::sync::Mutex<Vec<Stage>>,
     outlet: tokio::sync::Mutex<Box<dyn Outlet>>,
@@ -136,6 +147,7 @@ impl OutletBuilder {
                 retry: self.retry,
                 retries: Default::default(),
                 lifecycle: Lifecycle::default(),
+                claimed_by: std::sync::Mutex::new(None),
                 has_processors: !self.processors.is_empty(),
                 processors: tokio::sync::Mutex::new(self.processors),
                 outlet: tokio::sync::Mutex::new(self.outlet),
@@ -360,6 +372,59 @@ impl OutletHandle {
     pub async fn restore(&self, state: serde_json::Value) -> Result<(), Failure> {
         let mut outlet = self.shared.outlet.lock().await;
         guarded(outlet.restore(state), None).await
+    }
+
+    /// Where the outlet can commit checkpoints with its records
+    /// ([`TransactionalOutlet::location`]); `None` if it cannot.
+    pub async fn transaction_location(&self) -> Option<String> {
+        let mut outlet = self.shared.outlet.lock().await;
+        outlet.transactional().and_then(|t| t.location())
+    }
+
+    /// Makes `link` the one whose checkpoints this outlet commits with its
+    /// records. Only one link can: returns whether `link` is it.
+    pub fn claim_transactions(&self, link: &str) -> bool {
+        let mut claimed = crate::sync::lock(&self.shared.claimed_by);
+        match &*claimed {
+            Some(owner) => owner == link,
+            None => {
+                *claimed = Some(link.to_owned());
+                true
+            }
+        }
+    }
+
+    /// [`TransactionalOutlet::hold`] for `update`.
+    pub(crate) async fn hold(&self, update: &Update) {
+        let mut outlet = self.shared.outlet.lock().await;
+        if let Some(t) = outlet.transactional() {
+            t.hold(update);
+        }
+    }
+
+    /// [`TransactionalOutlet::commit`], with panics caught and the push
+    /// timeout applied.
+    pub(crate) async fn commit_held(
+        &self,
+        update: &Update,
+        link: &str,
+        checkpoint: &crate::checkpoint::Checkpoint,
+        timeout: Option<Duration>,
+    ) -> Result<bool, Failure> {
+        let timeout = self.shared.timeout.or(timeout);
+        let mut outlet = self.shared.outlet.lock().await;
+        match outlet.transactional() {
+            Some(t) => guarded(t.commit(update, link, checkpoint), timeout).await,
+            None => Ok(false),
+        }
+    }
+
+    /// [`TransactionalOutlet::abort`].
+    pub(crate) async fn abort_held(&self, update: &Update) {
+        let mut outlet = self.shared.outlet.lock().await;
+        if let Some(t) = outlet.transactional() {
+            t.abort(update).await;
+        }
     }
 
     /// Registers a user of the instance; the first runs `on_start`.

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use databay_component::Secret;
-use databay_component::postgres::{ConnectionOptions, Connector, describe};
+use databay_component::postgres::{ConnectionOptions, Connector, checkpoints, describe};
 use databay_core::checkpoint::{Checkpoint, StateStore};
 use databay_core::{BoxError, async_trait};
 use tokio_postgres::Client;
@@ -14,12 +14,7 @@ use tokio_postgres::Client;
 use super::Stored;
 
 /// The table the checkpoints live in.
-pub const TABLE: &str = "databay_checkpoints";
-
-const CREATE: &str = "CREATE TABLE IF NOT EXISTS databay_checkpoints (\
-     link text PRIMARY KEY, \
-     checkpoint bytea NOT NULL, \
-     saved_at timestamptz NOT NULL DEFAULT now())";
+pub const TABLE: &str = checkpoints::TABLE;
 
 /// A [`StateStore`] in a PostgreSQL database.
 pub struct PgStore {
@@ -52,7 +47,7 @@ impl PgStore {
         };
         let client = store.client().await?;
         client
-            .batch_execute(CREATE)
+            .batch_execute(checkpoints::CREATE)
             .await
             .map_err(|e| store.failed("create the table", &e))?;
         Ok(store)
@@ -145,11 +140,7 @@ impl StateStore for PgStore {
         let client = self.client().await?;
         let bytes = checkpoint.to_bytes();
         client
-            .execute(
-                "INSERT INTO databay_checkpoints (link, checkpoint) VALUES ($1, $2) \
-                 ON CONFLICT (link) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, saved_at = now()",
-                &[&link, &bytes],
-            )
+            .execute(checkpoints::UPSERT, &[&link, &bytes])
             .await
             .map(drop)
             .map_err(|e| self.failed("write a checkpoint", &e).into())
@@ -157,5 +148,11 @@ impl StateStore for PgStore {
 
     async fn remove(&self, link: &str) -> Result<(), BoxError> {
         Ok(self.forget(link).await?)
+    }
+
+    /// The database: a `postgres` outlet writing into it commits its
+    /// records and its link's checkpoint in one transaction.
+    fn location(&self) -> Option<String> {
+        Some(self.connector.location())
     }
 }

@@ -187,6 +187,14 @@ impl Connector {
         &self.target
     }
 
+    /// The database and who connects to it, `postgresql://user@host:port/dbname`
+    /// (no password): two connectors with the same location can share a
+    /// transaction's tables (see [`crate::postgres::checkpoints`]).
+    pub fn location(&self) -> String {
+        let user = self.config.get_user().unwrap_or("postgres");
+        format!("postgresql://{user}@{}", self.target)
+    }
+
     /// Opens a connection, within the connect timeout. The connection is
     /// driven by a task of the current tokio runtime; it ends when the
     /// [`Client`] is dropped, and a dropped connection shows as

@@ -20,6 +20,7 @@
 //! assert!(!format!("{connector:?}").contains("hunter2"));
 //! ```
 
+pub mod checkpoints;
 mod connect;
 mod copy;
 pub mod testing;

@@ -197,6 +197,8 @@ impl LinkBuilder {
                 checkpoint: Mutex::new(None),
                 committed_processors: Mutex::new(None),
                 restored: AtomicBool::new(false),
+                exactly_once: Mutex::new(None),
+                resync: AtomicBool::new(false),
                 counters: Counters::default(),
                 control: Control::default(),
                 has_processors: AtomicBool::new(has_processors),

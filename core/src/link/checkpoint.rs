@@ -73,21 +73,7 @@ impl Link {
             }
             if !checkpoint.processors.is_empty() {
                 let mut pipeline = inner.pipeline.lock().await;
-                let keys = stage_keys(&pipeline);
-                for (key, state) in &checkpoint.processors {
-                    let Some(i) = keys.iter().position(|k| k == key) else {
-                        tracing::info!(
-                            link = %inner.name,
-                            processor = %key,
-                            "the checkpoint holds the state of a processor the link no longer has; dropped"
-                        );
-                        continue;
-                    };
-                    let stage = &mut pipeline.processors[i];
-                    let state = state.clone();
-                    crate::node::guarded_sync(|| stage.processor.restore(state))
-                        .map_err(|f| fail(key, NodeKind::Processor, f))?;
-                }
+                self.restore_processors(&mut pipeline, &checkpoint.processors, "restore")?;
             }
             inner
                 .next_index
@@ -109,7 +95,35 @@ impl Link {
         };
         *lock(&inner.committed_processors) = processors;
         *lock(&inner.checkpoint) = checkpoint;
+        self.claim_transactional_outlet(store.as_ref()).await;
         inner.restored.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Puts each processor named in `states` back at its state; a name the
+    /// link no longer has is dropped (logged), a processor that refuses
+    /// its state fails (`phase` names when, for the error).
+    pub(super) fn restore_processors(
+        &self,
+        pipeline: &mut Pipeline,
+        states: &std::collections::BTreeMap<String, serde_json::Value>,
+        phase: &str,
+    ) -> Result<(), NodeError> {
+        let keys = stage_keys(pipeline);
+        for (key, state) in states {
+            let Some(i) = keys.iter().position(|k| k == key) else {
+                tracing::info!(
+                    link = %self.inner.name,
+                    processor = %key,
+                    "the checkpoint holds the state of a processor the link no longer has; dropped"
+                );
+                continue;
+            };
+            let stage = &mut pipeline.processors[i];
+            let state = state.clone();
+            crate::node::guarded_sync(|| stage.processor.restore(state))
+                .map_err(|f| self.hook_error(NodeKind::Processor, key, phase, f))?;
+        }
         Ok(())
     }
 
@@ -181,30 +195,50 @@ impl Link {
         processors: std::collections::BTreeMap<String, serde_json::Value>,
     ) {
         let inner = &*self.inner;
-        let Some(store) = inner.store.get() else {
+        if inner.store.get().is_none() {
             return;
-        };
+        }
         *lock(&inner.committed_processors) = Some(processors.clone());
+        let (next, changed) = self.next_checkpoint(index, processors).await;
+        if changed {
+            self.save_checkpoint(next).await;
+        }
+    }
+
+    /// The checkpoint after the committed transfer `index`, and whether it
+    /// must be saved: something in it changed since the last one, or the
+    /// index lease ran out.
+    pub(super) async fn next_checkpoint(
+        &self,
+        index: u64,
+        processors: std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> (Checkpoint, bool) {
+        let inner = &*self.inner;
         let mut next = Checkpoint::new(0);
         next.processors = processors;
         next.inlets = self.inlet_states().await;
         next.outlets = self.outlet_states().await;
-        let lease = {
-            let last = lock(&inner.checkpoint);
-            match &*last {
-                Some(last)
-                    if index < last.next_index
-                        && last.inlets == next.inlets
-                        && last.outlets == next.outlets
-                        && last.processors == next.processors =>
-                {
-                    return;
-                }
-                Some(last) if index < last.next_index => last.next_index,
-                _ => index + 1 + INDEX_LEASE,
-            }
+        let last = lock(&inner.checkpoint);
+        let (lease, changed) = match &*last {
+            Some(last) if index < last.next_index => (
+                last.next_index,
+                last.inlets != next.inlets
+                    || last.outlets != next.outlets
+                    || last.processors != next.processors,
+            ),
+            _ => (index + 1 + INDEX_LEASE, true),
         };
         next.next_index = lease;
+        (next, changed)
+    }
+
+    /// Saves `next` in the link's store. A store that fails is logged and
+    /// counted; the next committed transfer tries again.
+    pub(super) async fn save_checkpoint(&self, next: Checkpoint) {
+        let inner = &*self.inner;
+        let Some(store) = inner.store.get() else {
+            return;
+        };
         match store.save(&inner.name, &next).await {
             Ok(()) => *lock(&inner.checkpoint) = Some(next),
             Err(e) => {

@@ -5,6 +5,7 @@
 
 mod builder;
 mod checkpoint;
+mod exactly_once;
 mod delivery;
 mod driver;
 mod handover;
@@ -294,6 +295,12 @@ struct Inner {
     committed_processors: Mutex<Option<std::collections::BTreeMap<String, serde_json::Value>>>,
     /// The checkpoint was restored (once per link, at its first start).
     restored: AtomicBool,
+    /// The outlet whose database holds the store, which commits each
+    /// transfer's records with its checkpoint (see [`crate::transaction`]).
+    exactly_once: Mutex<Option<OutletHandle>>,
+    /// A commit into that outlet ended in an error, so whether it happened
+    /// is unknown: the link reads its checkpoint back before it goes on.
+    resync: AtomicBool,
     counters: Counters,
     control: Control,
     has_processors: AtomicBool,

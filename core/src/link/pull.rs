@@ -30,6 +30,10 @@ pub(super) enum Pulls {
     None,
 }
 
+
+/// Inlets a transfer pulled, each with whether its pull succeeded.
+pub(super) type Unsettled = Vec<(InletHandle, bool)>;
+
 impl Link {
     /// Pulls the inlets `pulls` selects; failures go to `errors`.
     pub(super) async fn pull(
@@ -172,6 +176,15 @@ impl Link {
         update: &Update,
         checkpoint: F,
     ) {
+        let (stateful, letting_go) = self.take_unsettled_split().await;
+        self.settle_these(update, true, stateful).await;
+        checkpoint.await;
+        self.settle_these(update, true, letting_go).await;
+    }
+
+    /// The inlets the running transfer pulled, as a commit takes them:
+    /// those that keep resume state, then the others.
+    pub(super) async fn take_unsettled_split(&self) -> (Unsettled, Unsettled) {
         let pulled = self.take_unsettled(true);
         let mut stateful = Vec::new();
         let mut letting_go = Vec::new();
@@ -182,14 +195,12 @@ impl Link {
                 letting_go.push((handle, ok));
             }
         }
-        self.settle_these(update, true, stateful).await;
-        checkpoint.await;
-        self.settle_these(update, true, letting_go).await;
+        (stateful, letting_go)
     }
 
     /// The inlets the running transfer pulled, each with whether its pull
     /// succeeded; an inlet whose input ended is `exhausted` once committed.
-    fn take_unsettled(&self, committed: bool) -> Vec<(InletHandle, bool)> {
+    fn take_unsettled(&self, committed: bool) -> Unsettled {
         lock(&self.inner.inlets)
             .iter_mut()
             .filter_map(|s| {
@@ -200,11 +211,11 @@ impl Link {
             .collect()
     }
 
-    async fn settle_these(
+    pub(super) async fn settle_these(
         &self,
         update: &Update,
         committed: bool,
-        pulled: Vec<(InletHandle, bool)>,
+        pulled: Unsettled,
     ) {
         let inner = &*self.inner;
         let timeout = inner.inlet_timeout;

@@ -68,23 +68,72 @@ impl Link {
         let span = tracing::info_span!("transfer", update = %update);
         // Reset even if this future is dropped midway (a cancelled transfer).
         let _transferring = Flag::raise(&inner.control.transferring);
-        let outcome = self
-            .run_stages(&mut pipeline, &update, trigger, pulls)
-            .instrument(span.clone())
-            .await;
+        let held = self.transactional_outlet();
+        let outcome = if inner.resync.load(Ordering::SeqCst) {
+            self.resync(&mut pipeline).await.map_err(|e| vec![e])
+        } else {
+            Ok(())
+        };
+        if outcome.is_ok() {
+            if let Some(outlet) = &held {
+                outlet.hold(&update).await;
+            }
+        }
+        let mut outcome = match outcome {
+            Ok(()) => {
+                self.run_stages(&mut pipeline, &update, trigger, pulls)
+                    .instrument(span.clone())
+                    .await
+            }
+            Err(errors) => Err(errors),
+        };
         // Broker inlets acknowledge only what every outlet accepted.
         let committed = outcome.is_ok()
             && inner.counters.records_failed.load(Ordering::Relaxed) == failed_before;
-        if !committed {
-            self.settle(&update, false).instrument(span.clone()).await;
-            self.roll_back_processors(&mut pipeline);
-        } else if let Some(processors) = self.processor_snapshots(&pipeline) {
-            let checkpoint = self.write_checkpoint(index, processors);
-            self.settle_around(&update, checkpoint)
-                .instrument(span.clone())
-                .await;
+        let snapshots = if committed {
+            self.processor_snapshots(&pipeline)
         } else {
-            self.settle(&update, true).instrument(span.clone()).await;
+            None
+        };
+        match (committed, snapshots, &held) {
+            (true, Some(processors), Some(outlet)) => {
+                let committing = self.commit_with_outlet(outlet, &update, processors);
+                if let Err(e) = committing.instrument(span.clone()).await {
+                    self.roll_back_processors(&mut pipeline);
+                    outcome = Err(vec![e]);
+                }
+            }
+            (true, Some(processors), None) => {
+                let checkpoint = self.write_checkpoint(index, processors);
+                self.settle_around(&update, checkpoint)
+                    .instrument(span.clone())
+                    .await;
+            }
+            // Without a store, or a processor's state could not be taken
+            // (logged): delivered, with no checkpoint.
+            (true, None, None) => self.settle(&update, true).instrument(span.clone()).await,
+            (committed, _, held) => {
+                if let Some(outlet) = held {
+                    outlet.abort_held(&update).await;
+                }
+                self.settle(&update, false).instrument(span.clone()).await;
+                self.roll_back_processors(&mut pipeline);
+                if committed {
+                    // The records wait in the outlet's transaction, which
+                    // cannot commit without a checkpoint.
+                    let e = self.hook_error(
+                        NodeKind::StateStore,
+                        "checkpoint",
+                        &update.to_string(),
+                        crate::error::Failure::Error(
+                            "a processor's state could not be taken (see the log), so the \
+                             transfer's records and checkpoint were not committed"
+                                .into(),
+                        ),
+                    );
+                    outcome = Err(vec![e]);
+                }
+            }
         }
         // The pipeline may have changed what its processors wait for.
         let from_processors = self.note_processors(&pipeline);

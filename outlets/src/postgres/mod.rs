@@ -10,10 +10,12 @@ use std::sync::atomic::AtomicU64;
 
 use databay_component::OptionError;
 use databay_component::postgres::{
-    BinaryCopy, ColumnType, Connector, Counted, Param, PgError, quote_identifier, quote_table,
-    to_param,
+    BinaryCopy, ColumnType, Connector, Counted, Param, PgError, checkpoints, quote_identifier,
+    quote_table, to_param,
 };
-use databay_core::{BoxError, Outlet, Record, Rejected, Update, async_trait};
+use databay_core::checkpoint::Checkpoint;
+use databay_core::transaction::TransactionalOutlet;
+use databay_core::{BoxError, Outlet, Permanent, Record, Rejected, Update, async_trait};
 use futures::SinkExt;
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
@@ -145,6 +147,8 @@ pub struct PostgresOutlet {
     on_conflict: Option<OnConflict>,
     columns: Option<Vec<Column>>,
     connected: Option<Connected>,
+    /// The transfer whose records wait in an open transaction.
+    holding: Option<Holding>,
 }
 
 impl std::fmt::Debug for PostgresOutlet {
@@ -176,6 +180,7 @@ impl PostgresOutlet {
             on_conflict: None,
             columns: None,
             connected: None,
+            holding: None,
         }
     }
 
@@ -332,17 +337,17 @@ impl PostgresOutlet {
         Ok(columns)
     }
 
-    async fn connect(&mut self) -> Result<(), PostgresOutletError> {
+    /// A new connection, reading the table's column types at the first.
+    async fn connect(&mut self) -> Result<Connected, PostgresOutletError> {
         let client = self.connector.connect().await?;
         if self.columns.is_none() {
             self.columns = Some(self.load_columns(&client).await?);
         }
-        self.connected = Some(Connected {
+        Ok(Connected {
             client,
             full: None,
             partial: None,
-        });
-        Ok(())
+        })
     }
 
     /// Every good record's row of parameters, with its index; a record
@@ -432,96 +437,187 @@ impl PostgresOutlet {
         out
     }
 
-    /// Writes the good records in one transaction; returns the rejected.
-    async fn write(&mut self, records: &[Record]) -> Result<Rejected, PostgresOutletError> {
-        if self.connected.as_ref().is_none_or(|c| c.client.is_closed()) {
-            self.connected = None;
-            self.connect().await?;
+    /// Writes the good records, returning the rejected ones. An ordinary
+    /// push runs in a transaction of its own; a push for the held transfer
+    /// ([`TransactionalOutlet::hold`]) writes into the transaction that
+    /// transfer holds open, on a connection of its own.
+    async fn write(&mut self, records: &[Record], update: &Update) -> Result<Rejected, BoxError> {
+        let held = self.holding.as_ref().is_some_and(|h| h.is(update));
+        let open = held && self.holding.as_ref().is_some_and(|h| h.wrote);
+        if held && self.holding.as_ref().is_some_and(|h| h.lost.is_some()) {
+            return Err(self.lost().into());
         }
+        let mut conn = if open {
+            self.holding.as_mut().and_then(|h| h.conn.take())
+        } else {
+            self.connected.take()
+        };
+        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            if open {
+                // The transaction, and what it held, went with the
+                // connection (or with a push cut off midway).
+                return Err(self.lose("its connection was closed".into()).into());
+            }
+            conn = Some(self.connect().await?);
+        }
+        let Some(mut c) = conn else {
+            return Ok(Rejected::new());
+        };
+        match self.write_on(&mut c, records, !open, !held).await {
+            Ok((rejected, sent)) => {
+                match self.holding.as_mut() {
+                    Some(h) if held && (open || sent.is_some()) => {
+                        h.wrote = true;
+                        h.sent += sent.unwrap_or(0);
+                        h.conn = Some(c);
+                    }
+                    // Nothing written, so no transaction was opened.
+                    _ => self.connected = Some(c),
+                }
+                Ok(rejected)
+            }
+            Err(e) => {
+                // The connection is dropped with the error: the server rolls
+                // its transaction back, and the next push starts on a fresh
+                // one (the driver may not have noticed that a terminated
+                // backend is gone: it first shows as a database error).
+                drop(c);
+                if open {
+                    return Err(self.lose(e.to_string()).into());
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Writes `records` on `conn`: opens a transaction first if `begin`,
+    /// commits it at the end if `commit`. Returns the rejected records and,
+    /// if anything was written, the bytes sent (counted here once
+    /// committed).
+    async fn write_on(
+        &self,
+        conn: &mut Connected,
+        records: &[Record],
+        begin: bool,
+        commit: bool,
+    ) -> Result<(Rejected, Option<u64>), PostgresOutletError> {
         let columns = self.columns.clone().unwrap_or_default();
         let mut rejected = Rejected::new();
         let rows = Self::rows(&columns, records, &mut rejected);
         if rows.is_empty() {
-            return Ok(rejected);
+            return Ok((rejected, None));
         }
-        if self.method == WriteMethod::Copy {
-            self.copy(&columns, rows, &mut rejected).await?;
-            return Ok(rejected);
-        }
-        let rows = self.last_per_key(&columns, records, rows);
-        let batch_size = self.batch_size;
-        let quoted = self.quoted_table();
-        let on_conflict = self.on_conflict.as_ref();
         let connector = &self.connector;
         let table = &self.table;
-        let Some(Connected {
+        let Connected {
             client,
             full,
             partial,
-        }) = self.connected.as_mut()
-        else {
-            return Ok(rejected);
-        };
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| connector.error("starting a transaction", e))?;
-        // What the INSERTs carry, counted as the driver encodes it.
-        let sent = AtomicU64::new(0);
-        let mut start = 0;
-        for chunk in rows.chunks(batch_size) {
-            let n = chunk.len();
-            let what = || format!("inserting records {start}..{} into `{table}`", start + n);
-            // Full batches and the rest: at most two statement shapes.
-            let slot = if n == batch_size {
-                &mut *full
-            } else {
-                &mut *partial
-            };
-            let statement = match slot {
-                Some((rows, statement)) if *rows == n => statement.clone(),
-                _ => {
-                    let sql = insert_sql(&quoted, on_conflict, &columns, n);
-                    let statement = tx
-                        .prepare(&sql)
-                        .await
-                        .map_err(|e| connector.error(what(), e))?;
-                    *slot = Some((n, statement.clone()));
-                    statement
-                }
-            };
-            let counted: Vec<Counted<'_>> = chunk
-                .iter()
-                .flatten()
-                .map(|param| Counted { param, sent: &sent })
-                .collect();
-            let params: Vec<&(dyn ToSql + Sync)> =
-                counted.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-            tx.execute(&statement, &params)
+        } = conn;
+        if begin {
+            client
+                .batch_execute("BEGIN")
                 .await
-                .map_err(|e| connector.error(what(), e))?;
-            start += n;
+                .map_err(|e| connector.error("starting a transaction", e))?;
         }
-        tx.commit().await.map_err(|e| {
-            connector.error(format!("committing {} rows into `{table}`", rows.len()), e)
-        })?;
-        // Counted once committed: a rolled-back batch delivered nothing.
-        databay_core::bytes::add(sent.into_inner());
-        Ok(rejected)
+        let count = rows.len();
+        let sent = if self.method == WriteMethod::Copy {
+            self.copy(client, &columns, rows, &mut rejected).await?
+        } else {
+            let rows = self.last_per_key(&columns, records, rows);
+            let batch_size = self.batch_size;
+            let quoted = self.quoted_table();
+            let on_conflict = self.on_conflict.as_ref();
+            // What the INSERTs carry, counted as the driver encodes it.
+            let sent = AtomicU64::new(0);
+            let mut start = 0;
+            for chunk in rows.chunks(batch_size) {
+                let n = chunk.len();
+                let what = || format!("inserting records {start}..{} into `{table}`", start + n);
+                // Full batches and the rest: at most two statement shapes.
+                let slot = if n == batch_size {
+                    &mut *full
+                } else {
+                    &mut *partial
+                };
+                let statement = match slot {
+                    Some((rows, statement)) if *rows == n => statement.clone(),
+                    _ => {
+                        let sql = insert_sql(&quoted, on_conflict, &columns, n);
+                        let statement = client
+                            .prepare(&sql)
+                            .await
+                            .map_err(|e| connector.error(what(), e))?;
+                        *slot = Some((n, statement.clone()));
+                        statement
+                    }
+                };
+                let counted: Vec<Counted<'_>> = chunk
+                    .iter()
+                    .flatten()
+                    .map(|param| Counted { param, sent: &sent })
+                    .collect();
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    counted.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                client
+                    .execute(&statement, &params)
+                    .await
+                    .map_err(|e| connector.error(what(), e))?;
+                start += n;
+            }
+            sent.into_inner()
+        };
+        if commit {
+            client.batch_execute("COMMIT").await.map_err(|e| {
+                connector.error(format!("committing {count} rows into `{table}`"), e)
+            })?;
+            // Counted once committed: a rolled-back batch delivered nothing.
+            databay_core::bytes::add(sent);
+        }
+        Ok((rejected, Some(sent)))
+    }
+
+    /// Marks the held transaction lost (`why`): its records are gone, so
+    /// the rest of its transfer's pushes and its commit fail for good.
+    fn lose(&mut self, why: String) -> Permanent {
+        if let Some(h) = self.holding.as_mut() {
+            h.conn = None;
+            h.lost = Some(why);
+        }
+        self.lost()
+    }
+
+    /// The error of a push or commit of a held transaction that was lost.
+    fn lost(&self) -> Permanent {
+        let why = self
+            .holding
+            .as_ref()
+            .and_then(|h| h.lost.clone())
+            .unwrap_or_default();
+        Permanent::new(
+            format!(
+                "PostgreSQL at {}: the transaction holding this transfer's records into `{}` \
+                 was lost ({why}); the transfer is written again from the link's checkpoint",
+                self.connector.target(),
+                self.table
+            ),
+        )
     }
 }
 
 impl PostgresOutlet {
-    /// `COPY table (columns) FROM STDIN (FORMAT binary)` of `rows` in one
-    /// transaction. A value the binary form cannot hold rejects its record
-    /// (the others are written); whatever the server refuses fails the
-    /// whole push, as a failed `INSERT` does.
+    /// `COPY table (columns) FROM STDIN (FORMAT binary)` of `rows`, inside
+    /// the transaction open on `client`; returns the bytes sent. A value
+    /// the binary form cannot hold rejects its record (the others are
+    /// written); whatever the server refuses fails the whole push, as a
+    /// failed `INSERT` does.
     async fn copy(
-        &mut self,
+        &self,
+        client: &Client,
         columns: &[Column],
         rows: Vec<(usize, Vec<Param<'_>>)>,
         rejected: &mut Rejected,
-    ) -> Result<(), PostgresOutletError> {
+    ) -> Result<u64, PostgresOutletError> {
         let quoted = self.quoted_table();
         let names: Vec<String> = columns.iter().map(|c| quote_identifier(&c.name)).collect();
         let sql = format!(
@@ -531,15 +627,8 @@ impl PostgresOutlet {
         let types: Vec<ColumnType> = columns.iter().map(|c| c.ty).collect();
         let connector = &self.connector;
         let table = &self.table;
-        let Some(Connected { client, .. }) = self.connected.as_mut() else {
-            return Ok(());
-        };
         let what = || format!("copying {} rows into `{table}`", rows.len());
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| connector.error("starting a transaction", e))?;
-        let sink = tx
+        let sink = client
             .copy_in(&sql)
             .await
             .map_err(|e| connector.error(what(), e))?;
@@ -566,7 +655,7 @@ impl PostgresOutlet {
                     .map_err(|e| connector.error(what(), e))?;
             }
         }
-        let (copied, sent) = (stream.rows(), stream.value_bytes());
+        let sent = stream.value_bytes();
         sink.send(stream.finish())
             .await
             .map_err(|e| connector.error(what(), e))?;
@@ -574,11 +663,6 @@ impl PostgresOutlet {
         sink.finish()
             .await
             .map_err(|e| connector.error(what(), e))?;
-        tx.commit().await.map_err(|e| {
-            connector.error(format!("committing {copied} copied rows into `{table}`"), e)
-        })?;
-        // Counted once committed, as for INSERTs.
-        databay_core::bytes::add(sent);
         if !refused.is_empty() {
             // In batch order, whichever step refused them.
             let mut all: Vec<(usize, BoxError)> = std::mem::take(rejected)
@@ -592,42 +676,138 @@ impl PostgresOutlet {
                 rejected.reject(index, error);
             }
         }
-        Ok(())
+        Ok(sent)
     }
 }
 
 #[async_trait]
 impl Outlet for PostgresOutlet {
-    async fn push(&mut self, records: &[Record], _update: &Update) -> Result<(), BoxError> {
+    async fn push(&mut self, records: &[Record], update: &Update) -> Result<(), BoxError> {
         if records.is_empty() {
             return Ok(());
         }
         self.check()?;
-        match self.write(records).await {
-            Ok(rejected) => rejected.into_result(),
-            Err(e) => {
-                // After a server-side failure the next push starts on a
-                // fresh connection: the driver may not have noticed yet
-                // that this one is gone (a terminated backend first shows
-                // as a database error), and a reconnect is cheap next to
-                // a failed transfer.
-                if matches!(&e, PostgresOutletError::Pg(_)) {
-                    self.connected = None;
-                }
-                Err(e.into())
-            }
-        }
+        self.write(records, update).await?.into_result()
     }
 
     async fn on_start(&mut self) -> Result<(), BoxError> {
         self.check()?;
-        self.connect().await?;
+        self.connected = Some(self.connect().await?);
         Ok(())
     }
 
     async fn on_shutdown(&mut self) -> Result<(), BoxError> {
+        // A transaction still held was not committed: closing its
+        // connection rolls it back.
+        self.holding = None;
         self.connected = None;
         Ok(())
+    }
+
+    fn transactional(&mut self) -> Option<&mut dyn TransactionalOutlet> {
+        Some(self)
+    }
+}
+
+/// The transfer whose pushes write into one open transaction, committed
+/// with the link's checkpoint.
+struct Holding {
+    tags: Vec<String>,
+    index: u64,
+    /// A push wrote into the transaction: it is open.
+    wrote: bool,
+    /// The connection it is open on (taken while a push or the commit
+    /// uses it: a push cut off midway takes it along, losing it).
+    conn: Option<Connected>,
+    /// Bytes its pushes sent, counted once it commits.
+    sent: u64,
+    /// Why the transaction was lost, if it was.
+    lost: Option<String>,
+}
+
+impl Holding {
+    fn is(&self, update: &Update) -> bool {
+        self.index == update.index() && self.tags == update.tags()
+    }
+}
+
+#[async_trait]
+impl TransactionalOutlet for PostgresOutlet {
+    fn location(&self) -> Option<String> {
+        Some(self.connector.location())
+    }
+
+    fn hold(&mut self, update: &Update) {
+        // A transaction still open from an earlier transfer was neither
+        // committed nor aborted (its transfer was cut short): dropping its
+        // connection rolls it back.
+        self.holding = Some(Holding {
+            tags: update.tags().to_vec(),
+            index: update.index(),
+            wrote: false,
+            conn: None,
+            sent: 0,
+            lost: None,
+        });
+    }
+
+    async fn commit(
+        &mut self,
+        update: &Update,
+        link: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<bool, BoxError> {
+        let Some(mut holding) = self.holding.take_if(|h| h.is(update)) else {
+            return Ok(false);
+        };
+        if holding.lost.is_some() {
+            self.holding = Some(holding);
+            let e = self.lost();
+            self.holding = None;
+            return Err(e.into());
+        }
+        if !holding.wrote {
+            return Ok(false);
+        }
+        let Some(conn) = holding.conn.take() else {
+            self.holding = Some(holding);
+            let e = self.lose("its connection was closed".into());
+            self.holding = None;
+            return Err(e.into());
+        };
+        let bytes = checkpoint.to_bytes();
+        let what = format!(
+            "committing a transfer's rows into `{}` with link `{link}`'s checkpoint",
+            self.table
+        );
+        let written = conn
+            .client
+            .execute(checkpoints::UPSERT, &[&link, &bytes])
+            .await;
+        if let Err(e) = written {
+            return Err(self.connector.error(what, e).into());
+        }
+        if let Err(e) = conn.client.batch_execute("COMMIT").await {
+            return Err(self.connector.error(what, e).into());
+        }
+        databay_core::bytes::add(holding.sent);
+        // The connection goes on serving ordinary pushes if none has one.
+        if self.connected.is_none() {
+            self.connected = Some(conn);
+        }
+        Ok(true)
+    }
+
+    async fn abort(&mut self, update: &Update) {
+        let Some(mut holding) = self.holding.take_if(|h| h.is(update)) else {
+            return;
+        };
+        if let Some(conn) = holding.conn.take() {
+            // Kept only if the server confirms the rollback.
+            if conn.client.batch_execute("ROLLBACK").await.is_ok() && self.connected.is_none() {
+                self.connected = Some(conn);
+            }
+        }
     }
 }
 
