@@ -30,18 +30,18 @@ struct Loaded {
     store: Option<Arc<dyn StateStore>>,
 }
 
-/// Opens the state store `[daemon] state_dir` names, if any, and hands it
-/// to every link of the config.
 /// Opens the state store `[daemon]` names, if any, and hands it to every
 /// link of the config. With `prune` (`run`, which runs every link of the
-/// config), the state of links the config no longer has is deleted, so
-/// that the store stays bounded; `once --link` runs one link and leaves
-/// the others' alone.
+/// config), the state of links the config no longer has is deleted from a
+/// `state_dir`, so that the store stays bounded; `once --link` runs one
+/// link and leaves the others' alone. A `state_url` table is never pruned:
+/// other daemons may keep their links' checkpoints in it (`databay state
+/// reset` deletes one by hand).
 async fn open_store(config: &Config, prune: bool) -> Result<Option<Arc<dyn StateStore>>, String> {
     let Some(store) = crate::state::AnyStore::open(&config.daemon).await? else {
         return Ok(None);
     };
-    if prune {
+    if prune && matches!(store, crate::state::AnyStore::Redb(_)) {
         for (name, _) in store.all().await? {
             if !config.links.iter().any(|l| l.summary.name == name) {
                 store.forget(&name).await?;

@@ -165,6 +165,18 @@ impl CommittedLengths {
         }
     }
 
+    /// At start: `path` (the default file, appended to) is as long as it
+    /// is now (0 if missing), unless a restored checkpoint said otherwise.
+    /// The first checkpoint then holds the file's length, so a crash after
+    /// the first push and before the checkpoint that follows it cuts that
+    /// push off too.
+    pub(crate) fn starting(&mut self, path: &Path) {
+        let len = fs::metadata(path).map_or(0, |m| m.len());
+        self.lengths
+            .entry(path.to_string_lossy().into_owned())
+            .or_insert(len);
+    }
+
     /// `{"files": {path: length}}`, or `None` before any append.
     pub(crate) fn snapshot(&self) -> Option<Value> {
         if self.lengths.is_empty() {

@@ -27,6 +27,9 @@ pub(super) struct LinkView {
     components: Vec<databay_core::NodeStats>,
     /// Live keys, open windows and the like, per stateful processor.
     processors: Vec<databay_core::ProcessorGauges>,
+    /// The outlet whose records commit with the link's checkpoint, in one
+    /// transaction (exactly once); `null` if none does.
+    exactly_once: Option<String>,
     summary: Option<ShapeView>,
 }
 
@@ -85,6 +88,7 @@ impl LinkView {
                 .map(|e| crate::scrub::scrub(&e).into_owned()),
             components: link.node_stats(),
             processors: link.processor_gauges(),
+            exactly_once: link.exactly_once_outlet(),
             summary: summary.map(|s| ShapeView {
                 inlets: s.inlets.clone(),
                 processors: s.processors.clone(),

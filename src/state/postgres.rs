@@ -46,8 +46,7 @@ impl PgStore {
             client: tokio::sync::Mutex::new(None),
         };
         let client = store.client().await?;
-        client
-            .batch_execute(checkpoints::CREATE)
+        checkpoints::create(&client)
             .await
             .map_err(|e| store.failed("create the table", &e))?;
         Ok(store)

@@ -3,9 +3,14 @@
 //! another counting records per key into PostgreSQL. The daemon is killed
 //! with SIGKILL at random moments and started again each time; at the end
 //! the CSV holds every record exactly once (its committed length is in the
-//! checkpoint), the table holds every record (upserted by id, so a record
-//! a crash made the link send again is written once), and the counts are
-//! exact (the counts and the file position are restored together).
+//! checkpoint), the table holds every record once, and the counts are exact
+//! (the counts and the file position are restored together).
+//!
+//! Twice over: with the checkpoints in `state_dir`, the table is written at
+//! least once and upserted by id, so a record a crash made the link send
+//! again is written once; with them in the same PostgreSQL
+//! (`state_url`), the rows commit with the checkpoint, so a table without
+//! a key and without `on_conflict` still holds each record once.
 
 use std::fs;
 use std::time::{Duration, Instant};
@@ -17,18 +22,34 @@ use crate::support::*;
 const RECORDS: usize = 100_000;
 const KEYS: usize = 10;
 
-fn config(rows: &str, counts: &str) -> String {
+/// Where the daemon keeps its checkpoints.
+#[derive(Clone, Copy, PartialEq)]
+enum Store {
+    /// `state_dir`: the rows table is upserted by id.
+    Dir,
+    /// `state_url`, the database the outlets write to: exactly once.
+    Postgres,
+}
+
+fn config(store: Store, names: &str, rows: &str, counts: &str) -> String {
     let url = url();
+    let (state, on_conflict) = match store {
+        Store::Dir => (
+            "state_dir = \"state\"".to_owned(),
+            "on_conflict = { keys = [\"id\"], action = \"nothing\" }",
+        ),
+        Store::Postgres => (format!("state_url = \"{url}\""), ""),
+    };
     format!(
         r#"
 [daemon]
-state_dir = "state"
+{state}
 
 [admin]
 enabled = false
 
 [[link]]
-name = "rows"
+name = "{names}_rows"
 every = "10ms"
 
   [[link.inlet]]
@@ -49,7 +70,7 @@ every = "10ms"
   url = "{url}"
   table = "{rows}"
   columns = {{ id = "/id", k = "/k" }}
-  on_conflict = {{ keys = ["id"], action = "nothing" }}
+  {on_conflict}
 
   [[link.outlet]]
   type = "csv"
@@ -57,7 +78,7 @@ every = "10ms"
   path = "rows.csv"
 
 [[link]]
-name = "counts"
+name = "{names}_counts"
 every = "10ms"
 
   [[link.inlet]]
@@ -88,14 +109,20 @@ fn random_pause() -> Duration {
     Duration::from_millis(150 + fastrand::u64(..1000))
 }
 
-fn crash_and_recover(kills: usize) {
+fn crash_and_recover(kills: usize, store: Store) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let pg = rt.block_on(client());
     let rows = rt.block_on(TestTable::create(
         &pg,
         "crash_rows",
-        "id bigint PRIMARY KEY, k text",
+        match store {
+            Store::Dir => "id bigint PRIMARY KEY, k text",
+            Store::Postgres => "id bigint, k text",
+        },
     ));
+    // Links of this run's own: the checkpoints table is shared.
+    let names = databay_component::postgres::testing::unique_table("crash");
+    let _forget = Forget(names.clone());
     let counts = rt.block_on(TestTable::create(
         &pg,
         "crash_counts",
@@ -108,7 +135,7 @@ fn crash_and_recover(kills: usize) {
     fs::write(dir.path().join("in.ndjson"), text).unwrap();
     fs::write(
         dir.path().join("crash.toml"),
-        config(&rows.name, &counts.name),
+        config(store, &names, &rows.name, &counts.name),
     )
     .unwrap();
 
@@ -148,10 +175,16 @@ fn crash_and_recover(kills: usize) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    if store == Store::Postgres {
+        let claimed = last.count_logs("exactly once into outlet `table`");
+        assert_eq!(claimed, 1, "{}", last.stderr());
+    }
     last.signal("TERM");
     last.wait_exit(Duration::from_secs(30));
 
     assert_eq!(count(&rows_sql), RECORDS as i64);
+    let ids = format!("SELECT count(DISTINCT id) FROM \"{}\"", rows.name);
+    assert_eq!(count(&ids), RECORDS as i64, "a row was written twice");
     let distinct = format!(
         "SELECT count(*) FROM \"{}\" WHERE n <> {}",
         counts.name,
@@ -171,9 +204,40 @@ fn crash_and_recover(kills: usize) {
     assert_eq!(ids.len(), RECORDS, "every record exactly once in the CSV");
 }
 
+/// Deletes a run's checkpoints from the shared table when dropped.
+struct Forget(String);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        let pattern = format!("{}_%", self.0);
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Runtime::new() else {
+                return;
+            };
+            rt.block_on(async {
+                let pg = client().await;
+                let _ = pg
+                    .execute(
+                        "DELETE FROM databay_checkpoints WHERE link LIKE $1",
+                        &[&pattern],
+                    )
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
 #[test]
 fn three_kills_lose_and_repeat_nothing() {
-    crash_and_recover(3);
+    crash_and_recover(3, Store::Dir);
+}
+
+/// With the checkpoints in the database the rows go to, each row commits
+/// with the checkpoint: no key or `on_conflict` is needed for exactly once.
+#[test]
+fn three_kills_write_each_row_once_into_postgres_holding_the_checkpoints() {
+    crash_and_recover(3, Store::Postgres);
 }
 
 /// The issue's long run: 20 kills. By hand:
@@ -181,5 +245,5 @@ fn three_kills_lose_and_repeat_nothing() {
 #[test]
 #[ignore = "long: 20 kills and restarts; run by hand"]
 fn twenty_kills_lose_and_repeat_nothing() {
-    crash_and_recover(20);
+    crash_and_recover(20, Store::Dir);
 }

@@ -339,6 +339,19 @@ fn a_killed_daemon_resumes_from_a_postgres_store() {
         )
         .replace("name = \"copy\"", &format!("name = \"{link}\""));
     fs::write(dir.path().join("resume.toml"), config).unwrap();
+    // Another daemon's link in the same table: this daemon's config does
+    // not have it, and must leave it alone.
+    let foreign = databay_component::postgres::testing::unique_table("foreign");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pg = rt.block_on(databay_component::postgres::testing::client());
+    rt.block_on(databay_component::postgres::checkpoints::create(&pg))
+        .unwrap();
+    let bytes = databay_core::checkpoint::Checkpoint::new(7).to_bytes();
+    rt.block_on(pg.execute(
+        "INSERT INTO databay_checkpoints (link, checkpoint) VALUES ($1, $2)",
+        &[&foreign, &bytes],
+    ))
+    .unwrap();
     let mut first = run_until(dir.path(), 500);
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(10));
@@ -369,4 +382,17 @@ fn a_killed_daemon_resumes_from_a_postgres_store() {
     assert!(ok, "{err}");
     let (ok, _, err) = state(&["show", "resume.toml", "--link", &link]);
     assert!(!ok && err.contains("no checkpoint"), "{err}");
+    let kept: i64 = rt
+        .block_on(pg.query_one(
+            "SELECT count(*) FROM databay_checkpoints WHERE link = $1",
+            &[&foreign],
+        ))
+        .unwrap()
+        .get(0);
+    rt.block_on(pg.execute(
+        "DELETE FROM databay_checkpoints WHERE link = $1",
+        &[&foreign],
+    ))
+    .unwrap();
+    assert_eq!(kept, 1, "another daemon's checkpoint was deleted");
 }

@@ -15,3 +15,20 @@ pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS databay_checkpoints (\
 /// Writes `$2` (the checkpoint's bytes) as link `$1`'s.
 pub const UPSERT: &str = "INSERT INTO databay_checkpoints (link, checkpoint) VALUES ($1, $2) \
      ON CONFLICT (link) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, saved_at = now()";
+
+/// Runs [`CREATE`] on `client`. Two sessions creating the table at once
+/// (two daemons starting together) race inside PostgreSQL even with `IF
+/// NOT EXISTS`: the loser's error says the table (or its type) exists, so
+/// it asks once more, and then it does exist.
+pub async fn create(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+    use tokio_postgres::error::SqlState;
+    match client.batch_execute(CREATE).await {
+        Err(e)
+            if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                || e.code() == Some(&SqlState::DUPLICATE_TABLE) =>
+        {
+            client.batch_execute(CREATE).await
+        }
+        done => done,
+    }
+}

@@ -378,15 +378,18 @@ impl Inlet for FileInlet {
     }
 
     /// Line mode: a [`FilePosition`] (offset, line, device and inode, and
-    /// the fingerprint of the first bytes) after the last committed line.
-    /// File mode keeps no state.
+    /// the fingerprint of the first bytes) after the last committed line;
+    /// before the first commit, the position it started from (the file's
+    /// start, unless it resumed), so that the first transfer's checkpoint
+    /// already holds where the inlet is. File mode keeps no state.
     fn snapshot(&self) -> Option<Value> {
         match self.mode {
-            FileInletMode::Line => self
-                .committed
-                .as_ref()
-                .or(self.resume.as_ref())
-                .map(FilePosition::to_value),
+            FileInletMode::Line => Some(
+                self.committed
+                    .as_ref()
+                    .or(self.resume.as_ref())
+                    .map_or_else(|| FilePosition::start().to_value(), FilePosition::to_value),
+            ),
             FileInletMode::File => None,
         }
     }

@@ -60,6 +60,19 @@ impl FilePosition {
         serde_json::from_value(value).map_err(|e| format!("not a file position: {e}"))
     }
 
+    /// The start of any file: offset 0, and the fingerprint of no bytes,
+    /// which every file starts with.
+    pub fn start() -> Self {
+        FilePosition {
+            offset: 0,
+            line: 0,
+            dev: None,
+            ino: None,
+            head_len: 0,
+            head: format!("{FNV_START:016x}"),
+        }
+    }
+
     pub(super) fn head_hash(&self) -> Option<u64> {
         u64::from_str_radix(&self.head, 16).ok()
     }

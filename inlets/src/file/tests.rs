@@ -923,6 +923,41 @@ async fn a_snapshot_restores_after_the_last_committed_line() {
     );
 }
 
+/// Before its first commit a line-mode inlet already has a resume state:
+/// the start. A link's first checkpoint then holds where the inlet is, so
+/// a crash right after the first transfer does not read it again.
+#[tokio::test]
+async fn the_first_checkpoint_holds_the_files_position() {
+    let (_dir, path) = file_with("first.txt", "one\ntwo\nthree\n");
+    let fresh = started(FileInlet::new(&path)).await;
+    let start = fresh.snapshot().expect("a resume state before any commit");
+    assert_eq!(start["offset"], json!(0));
+    let mut restored = FileInlet::new(&path);
+    restored.restore(start).await.unwrap();
+    restored.on_start().await.unwrap();
+    assert_eq!(pull(&mut restored).await.1, strings(&["one"]));
+
+    let store = std::sync::Arc::new(databay_core::checkpoint::MemoryStore::new());
+    let out = CollectOutlet::new();
+    let link = Link::builder("first_checkpoint")
+        .inlet(
+            InletHandle::builder(FileInlet::new(&path).lines_per_transfer(2))
+                .name("lines")
+                .build(),
+        )
+        .outlet(out.clone())
+        .state_store(store.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link.transfer().await.unwrap();
+    use databay_core::checkpoint::StateStore;
+    let saved = store.load("first_checkpoint").await.unwrap().unwrap();
+    assert_eq!(saved.inlets["lines"]["offset"], json!(8), "{saved:?}");
+    assert_eq!(saved.inlets["lines"]["line"], json!(2));
+    assert_eq!(out.len(), 2);
+}
+
 #[tokio::test]
 async fn a_rollback_reads_the_lines_again() {
     let (_dir, path) = file_with("rb.txt", "a\nb\nc\n");

@@ -652,4 +652,13 @@ impl Outlet for CsvOutlet {
     async fn restore(&mut self, state: Value) -> Result<(), BoxError> {
         self.committed.restore(state)
     }
+
+    /// Notes the default file's length as of now: what a crash cuts back
+    /// to if it comes before the first checkpoint after a push.
+    async fn on_start(&mut self) -> Result<(), BoxError> {
+        if self.default_file_mode == FileMode::Append {
+            self.committed.starting(&self.default_filepath);
+        }
+        Ok(())
+    }
 }

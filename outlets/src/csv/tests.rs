@@ -803,3 +803,36 @@ async fn relative_metadata_paths_resolve_against_the_base_dir() {
     outlet.push(&records, &update()).await.unwrap();
     assert_eq!(read(dir.path().join("sub/other.csv")), "a\n1\n");
 }
+
+/// A started outlet already holds its default file's length, so the first
+/// checkpoint cuts back a crashed first push (header and rows) and keeps
+/// the rows that were there before; a restored length is not replaced by
+/// the file's.
+#[tokio::test]
+async fn the_checkpoint_before_the_first_push_holds_the_files_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let mut outlet = CsvOutlet::new(&path);
+    outlet.on_start().await.unwrap();
+    let empty = outlet.snapshot().unwrap();
+    assert_eq!(empty, json!({"files": {path_str(&path): 0}}));
+    outlet
+        .push(&objects(&[json!({"id": 1})]), &update())
+        .await
+        .unwrap();
+    let one = outlet.snapshot().unwrap();
+    outlet
+        .push(&objects(&[json!({"id": 2})]), &update())
+        .await
+        .unwrap();
+
+    let mut resumed = CsvOutlet::new(&path);
+    resumed.restore(one.clone()).await.unwrap();
+    resumed.on_start().await.unwrap();
+    assert_eq!(read(&path), "id\n1\n");
+    assert_eq!(resumed.snapshot(), Some(one));
+
+    let mut from_start = CsvOutlet::new(&path);
+    from_start.restore(empty).await.unwrap();
+    assert_eq!(read(&path), "", "cut back to the length before the first push");
+}

@@ -377,6 +377,34 @@ async fn a_restore_cuts_each_file_back_to_its_committed_length() {
     assert!(e.to_string().contains("not a number"), "{e}");
 }
 
+/// A started outlet already holds its default file's length: the first
+/// checkpoint, taken before any push, cuts back what a crashed first push
+/// wrote, keeping what was there before.
+#[tokio::test]
+async fn the_checkpoint_before_the_first_push_holds_the_files_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.ndjson");
+    let mut fresh = FileOutlet::new(dir.path().join("missing.ndjson"));
+    fresh.on_start().await.unwrap();
+    assert_eq!(
+        fresh.snapshot(),
+        Some(json!({"files": {path_str(&dir.path().join("missing.ndjson")): 0}}))
+    );
+    fs::write(&path, "0\n").unwrap();
+    let mut outlet = FileOutlet::new(&path);
+    outlet.on_start().await.unwrap();
+    let state = outlet.snapshot().unwrap();
+    assert_eq!(state, json!({"files": {path_str(&path): 2}}));
+    outlet.push(&objects(&[json!(1)]), &update()).await.unwrap();
+
+    let mut resumed = FileOutlet::new(&path);
+    resumed.restore(state).await.unwrap();
+    resumed.on_start().await.unwrap();
+    assert_eq!(read(&path), "0\n", "the crashed push is cut, the old line kept");
+    // The restored length stands: starting does not take the file's.
+    assert_eq!(resumed.snapshot(), Some(json!({"files": {path_str(&path): 2}})));
+}
+
 #[tokio::test]
 async fn a_link_counts_the_bytes_written() {
     let dir = tempfile::tempdir().unwrap();

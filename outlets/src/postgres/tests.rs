@@ -848,3 +848,294 @@ async fn a_refused_login_fails_the_start_naming_the_user_without_the_password() 
     assert!(e.contains("as `databay_no_such_user`"), "{e}");
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+// --- exactly once: records and the link's checkpoint in one transaction ---
+
+mod transactional {
+    use databay_component::postgres::checkpoints;
+    use databay_core::checkpoint::Checkpoint;
+    use databay_core::transaction::TransactionalOutlet;
+
+    use super::*;
+
+    /// A link name no other test uses, its checkpoint row deleted on drop.
+    struct TestLink(String);
+
+    impl TestLink {
+        async fn new(client: &Client, tag: &str) -> TestLink {
+            checkpoints::create(client).await.unwrap();
+            TestLink(testing::unique_table(tag))
+        }
+    }
+
+    impl Drop for TestLink {
+        fn drop(&mut self) {
+            let link = self.0.clone();
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async {
+                    if let Ok(client) = testing::connector().connect().await {
+                        let _ = client
+                            .execute(
+                                "DELETE FROM databay_checkpoints WHERE link = $1",
+                                &[&link],
+                            )
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+
+    /// The checkpoint saved for `link`, if any.
+    async fn saved(client: &Client, link: &str) -> Option<Checkpoint> {
+        let row = client
+            .query_opt(
+                "SELECT checkpoint FROM databay_checkpoints WHERE link = $1",
+                &[&link],
+            )
+            .await
+            .unwrap()?;
+        let bytes: Vec<u8> = row.get(0);
+        Some(Checkpoint::from_bytes(&bytes).unwrap())
+    }
+
+    fn checkpoint(next_index: u64, at: u64) -> Checkpoint {
+        let mut c = Checkpoint::new(next_index);
+        c.inlets.insert("source".into(), json!({"at": at}));
+        c
+    }
+
+    async fn outlet(table: &TestTable) -> PostgresOutlet {
+        started(PostgresOutlet::new(
+            testing::connector(),
+            table.name.clone(),
+            columns(&[("id", "/id")]),
+        ))
+        .await
+    }
+
+    #[tokio::test]
+    async fn the_location_is_the_one_a_state_store_in_the_same_database_has() {
+        let client = testing::client().await;
+        let table = TestTable::create(&client, "tx_loc", "id int").await;
+        let mut outlet = outlet(&table).await;
+        let location = outlet.transactional().and_then(|t| t.location());
+        assert_eq!(location, Some(testing::connector().location()));
+        let location = location.unwrap_or_default();
+        assert!(location.starts_with("postgresql://"), "{location}");
+        assert!(location.contains("127.0.0.1:5432/test"), "{location}");
+    }
+
+    #[tokio::test]
+    async fn held_pushes_commit_with_the_checkpoint_and_not_before() {
+        let client = testing::client().await;
+        let table = TestTable::create(&client, "tx_commit", "id int").await;
+        let link = TestLink::new(&client, "tx_commit_link").await;
+        let mut outlet = outlet(&table).await;
+        let update = Update::new(["pg"], 7);
+        outlet.hold(&update);
+        outlet
+            .push(&records(&[json!({"id": 1}), json!({"id": 2})]), &update)
+            .await
+            .unwrap();
+        outlet
+            .push(&records(&[json!({"id": 3})]), &update)
+            .await
+            .unwrap();
+        // Nothing is visible before the commit: neither rows nor checkpoint.
+        assert_eq!(count(&client, &table).await, 0);
+        assert_eq!(saved(&client, &link.0).await, None);
+        let committed = outlet.commit(&update, &link.0, &checkpoint(8, 3)).await;
+        assert!(committed.unwrap());
+        assert_eq!(count(&client, &table).await, 3);
+        assert_eq!(saved(&client, &link.0).await, Some(checkpoint(8, 3)));
+        // The connection goes on serving ordinary pushes.
+        let next = Update::new(["pg"], 8);
+        outlet
+            .push(&records(&[json!({"id": 4})]), &next)
+            .await
+            .unwrap();
+        assert_eq!(count(&client, &table).await, 4);
+        assert_eq!(saved(&client, &link.0).await, Some(checkpoint(8, 3)));
+    }
+
+    #[tokio::test]
+    async fn an_aborted_transfer_leaves_neither_rows_nor_checkpoint() {
+        let client = testing::client().await;
+        let table = TestTable::create(&client, "tx_abort", "id int").await;
+        let link = TestLink::new(&client, "tx_abort_link").await;
+        let mut outlet = outlet(&table).await;
+        let update = Update::new(["pg"], 1);
+        outlet.hold(&update);
+        outlet
+            .push(&records(&[json!({"id": 1})]), &update)
+            .await
+            .unwrap();
+        outlet.abort(&update).await;
+        assert_eq!(count(&client, &table).await, 0);
+        // Once aborted, there is nothing left to commit.
+        let committed = outlet.commit(&update, &link.0, &checkpoint(2, 1)).await;
+        assert!(!committed.unwrap());
+        assert_eq!(saved(&client, &link.0).await, None);
+        assert_eq!(count(&client, &table).await, 0);
+        // The outlet writes on afterwards.
+        let next = Update::new(["pg"], 2);
+        outlet.hold(&next);
+        outlet
+            .push(&records(&[json!({"id": 2})]), &next)
+            .await
+            .unwrap();
+        assert!(
+            outlet
+                .commit(&next, &link.0, &checkpoint(3, 2))
+                .await
+                .unwrap()
+        );
+        assert_eq!(rows(&client, &format!("SELECT id::text FROM \"{}\"", table.name)).await, [[s("2")]]);
+    }
+
+    #[tokio::test]
+    async fn a_commit_with_nothing_pushed_writes_nothing_and_says_so() {
+        let client = testing::client().await;
+        let table = TestTable::create(&client, "tx_empty", "id int").await;
+        let link = TestLink::new(&client, "tx_empty_link").await;
+        let mut outlet = outlet(&table).await;
+        let update = Update::new(["pg"], 2);
+        outlet.hold(&update);
+        let committed = outlet.commit(&update, &link.0, &checkpoint(3, 0)).await;
+        assert!(!committed.unwrap());
+        assert_eq!(saved(&client, &link.0).await, None);
+    }
+
+    #[tokio::test]
+    async fn another_transfers_push_while_one_is_held_commits_on_its_own() {
+        let client = testing::client().await;
+        let table = TestTable::create(&client, "tx_other", "id int").await;
+        let link = TestLink::new(&client, "tx_other_link").await;
+        let mut outlet = outlet(&table).await;
+        let held = Update::new(["pg"], 1);
+        let other = Update::new(["other"], 1);
+        outlet.hold(&held);
+        outlet
+            .push(&records(&[json!({"id": 1})]), &held)
+            .await
+            .unwrap();
+        outlet
+            .push(&records(&[json!({"id": 2})]), &other)
+            .await
+            .unwrap();
+        // The other link's row is committed; the held one is not yet.
+        assert_eq!(
+            rows(&client, &format!("SELECT id::text FROM \"{}\"", table.name)).await,
+            [[s("2")]]
+        );
+        outlet.abort(&held).await;
+        assert_eq!(count(&client, &table).await, 1);
+        assert_eq!(saved(&client, &link.0).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_held_transaction_whose_backend_dies_fails_for_good_and_cannot_commit() {
+        let client = testing::client().await;
+        let table = TestTable::create(&client, "tx_killed", "id int").await;
+        let link = TestLink::new(&client, "tx_killed_link").await;
+        let app = testing::unique_table("app");
+        let connector = ConnectionOptions {
+            url: Some(Secret::new(format!(
+                "{}?application_name={app}",
+                testing::url()
+            ))),
+            ..ConnectionOptions::default()
+        }
+        .connector()
+        .unwrap();
+        let mut outlet = started(PostgresOutlet::new(
+            connector,
+            table.name.clone(),
+            columns(&[("id", "/id")]),
+        ))
+        .await;
+        let update = Update::new(["pg"], 1);
+        outlet.hold(&update);
+        outlet
+            .push(&records(&[json!({"id": 1})]), &update)
+            .await
+            .unwrap();
+        let killed: i64 = client
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = $1",
+                &[&app],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(killed >= 1);
+        // The next push of the same transfer cannot be written alone: the
+        // first one's rows went with the transaction.
+        let e = outlet
+            .push(&records(&[json!({"id": 2})]), &update)
+            .await
+            .unwrap_err();
+        assert!(e.is::<databay_core::Permanent>(), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("127.0.0.1:5432"), "{text}");
+        assert!(text.contains("transaction"), "{text}");
+        let e = outlet
+            .commit(&update, &link.0, &checkpoint(2, 2))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("transaction"), "{e}");
+        assert_eq!(count(&client, &table).await, 0);
+        assert_eq!(saved(&client, &link.0).await, None);
+        // The next transfer reconnects and commits.
+        let next = Update::new(["pg"], 2);
+        outlet.hold(&next);
+        let batch = records(&[json!({"id": 1}), json!({"id": 2})]);
+        if outlet.push(&batch, &next).await.is_err() {
+            outlet.abort(&next).await;
+            outlet.hold(&next);
+            outlet.push(&batch, &next).await.unwrap();
+        }
+        assert!(
+            outlet
+                .commit(&next, &link.0, &checkpoint(3, 2))
+                .await
+                .unwrap()
+        );
+        assert_eq!(count(&client, &table).await, 2);
+        assert_eq!(saved(&client, &link.0).await, Some(checkpoint(3, 2)));
+    }
+
+    #[tokio::test]
+    async fn the_copy_method_holds_its_transaction_too() {
+        let client = testing::client().await;
+        let table = TestTable::create(&client, "tx_copy", "id int").await;
+        let link = TestLink::new(&client, "tx_copy_link").await;
+        let mut outlet = started(copier(&table, &[("id", "/id")])).await;
+        let update = Update::new(["pg"], 1);
+        outlet.hold(&update);
+        for id in 1..=3 {
+            outlet
+                .push(&records(&[json!({ "id": id })]), &update)
+                .await
+                .unwrap();
+        }
+        assert_eq!(count(&client, &table).await, 0);
+        assert!(
+            outlet
+                .commit(&update, &link.0, &checkpoint(2, 3))
+                .await
+                .unwrap()
+        );
+        assert_eq!(count(&client, &table).await, 3);
+        assert_eq!(saved(&client, &link.0).await, Some(checkpoint(2, 3)));
+    }
+}

@@ -445,6 +445,8 @@ async fn links_list_every_link_in_planner_order() {
     let last = alpha["last_success"].as_str().expect("last success");
     humantime::parse_rfc3339(last).expect("RFC 3339");
     assert_eq!(alpha["last_error"], Value::Null);
+    // No outlet of its commits its checkpoint: at least once.
+    assert_eq!(alpha.get("exactly_once"), Some(&Value::Null));
     assert_eq!(
         alpha["counters"],
         json!({
