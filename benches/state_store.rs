@@ -45,7 +45,8 @@ fn checkpoint(keys: usize) -> Checkpoint {
                 )
             })
             .collect();
-        c.processors.insert("per_user".into(), json!({ "keys": state }));
+        c.processors
+            .insert("per_user".into(), json!({ "keys": state }));
     }
     c
 }

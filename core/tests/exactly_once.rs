@@ -268,3 +268,23 @@ async fn a_crash_before_the_commit_loses_records_and_checkpoint_together() {
     }
     assert_eq!(db.rows(), numbers(0..9), "every record once, in order");
 }
+
+/// The first commit's outcome unknown, either way: the link goes back to
+/// the starting checkpoint it saved, or on from the one the commit wrote.
+#[tokio::test]
+async fn the_first_commit_failing_either_way_loses_and_repeats_nothing() {
+    for how in [Commit::FailsBefore, Commit::FailsAfter] {
+        let db = Db::new("mem://first");
+        let (outlet, next) = DbOutlet::new(&db);
+        let l = link("first", &db, outlet, 0..6);
+        l.start().await.unwrap();
+        let start = db.load("first").await.unwrap();
+        assert!(start.is_some(), "a starting checkpoint is saved");
+        *next.lock().unwrap() = how;
+        l.transfer().await.unwrap_err();
+        for _ in 0..3 {
+            l.transfer().await.unwrap();
+        }
+        assert_eq!(db.rows(), numbers(0..6), "{how:?}: every record once");
+    }
+}

@@ -75,6 +75,23 @@ impl Link {
         }
     }
 
+    /// Once started, a link that commits its checkpoints through an
+    /// outlet and has none saved yet saves its starting state: what
+    /// [`Link::resync`] goes back to if its first commit's outcome is
+    /// unknown and it did not happen.
+    pub(super) async fn save_initial_checkpoint(&self) {
+        let inner = &*self.inner;
+        if lock(&inner.exactly_once).is_none() || lock(&inner.checkpoint).is_some() {
+            return;
+        }
+        let processors = lock(&inner.committed_processors)
+            .clone()
+            .unwrap_or_default();
+        let index = inner.next_index.load(Ordering::SeqCst);
+        let (start, _) = self.next_checkpoint(index, processors).await;
+        self.save_checkpoint(start).await;
+    }
+
     /// Commits a transfer whose records every outlet accepted: the inlets
     /// that keep resume state commit (in memory), then `outlet` commits the
     /// records it holds with the new checkpoint, then the inlets that let
@@ -156,8 +173,9 @@ impl Link {
                     handle.name(),
                     Failure::Error(
                         "whether the last transfer was committed is unknown, and the store \
-                         holds no position for this inlet to go back to; restart the daemon \
-                         to resume from the store"
+                         holds no position for this inlet to go back to (its starting \
+                         checkpoint could not be saved); restart the daemon to resume from \
+                         the store"
                             .into(),
                     ),
                 ));

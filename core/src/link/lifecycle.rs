@@ -58,6 +58,7 @@ impl Link {
                 return Err(self.hook_error(NodeKind::Outlet, outlet.name(), "on_start", f));
             }
         }
+        self.save_initial_checkpoint().await;
         *started = true;
         self.inner.control.finished.store(false, Ordering::SeqCst);
         if self

@@ -5,9 +5,9 @@
 
 mod builder;
 mod checkpoint;
-mod exactly_once;
 mod delivery;
 mod driver;
+mod exactly_once;
 mod handover;
 mod health;
 mod lifecycle;

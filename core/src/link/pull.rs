@@ -30,7 +30,6 @@ pub(super) enum Pulls {
     None,
 }
 
-
 /// Inlets a transfer pulled, each with whether its pull succeeded.
 pub(super) type Unsettled = Vec<(InletHandle, bool)>;
 
@@ -211,12 +210,7 @@ impl Link {
             .collect()
     }
 
-    pub(super) async fn settle_these(
-        &self,
-        update: &Update,
-        committed: bool,
-        pulled: Unsettled,
-    ) {
+    pub(super) async fn settle_these(&self, update: &Update, committed: bool, pulled: Unsettled) {
         let inner = &*self.inner;
         let timeout = inner.inlet_timeout;
         for (handle, pulled_ok) in pulled {

@@ -834,5 +834,9 @@ async fn the_checkpoint_before_the_first_push_holds_the_files_length() {
 
     let mut from_start = CsvOutlet::new(&path);
     from_start.restore(empty).await.unwrap();
-    assert_eq!(read(&path), "", "cut back to the length before the first push");
+    assert_eq!(
+        read(&path),
+        "",
+        "cut back to the length before the first push"
+    );
 }

@@ -400,9 +400,16 @@ async fn the_checkpoint_before_the_first_push_holds_the_files_length() {
     let mut resumed = FileOutlet::new(&path);
     resumed.restore(state).await.unwrap();
     resumed.on_start().await.unwrap();
-    assert_eq!(read(&path), "0\n", "the crashed push is cut, the old line kept");
+    assert_eq!(
+        read(&path),
+        "0\n",
+        "the crashed push is cut, the old line kept"
+    );
     // The restored length stands: starting does not take the file's.
-    assert_eq!(resumed.snapshot(), Some(json!({"files": {path_str(&path): 2}})));
+    assert_eq!(
+        resumed.snapshot(),
+        Some(json!({"files": {path_str(&path): 2}}))
+    );
 }
 
 #[tokio::test]

@@ -594,14 +594,12 @@ impl PostgresOutlet {
             .as_ref()
             .and_then(|h| h.lost.clone())
             .unwrap_or_default();
-        Permanent::new(
-            format!(
-                "PostgreSQL at {}: the transaction holding this transfer's records into `{}` \
+        Permanent::new(format!(
+            "PostgreSQL at {}: the transaction holding this transfer's records into `{}` \
                  was lost ({why}); the transfer is written again from the link's checkpoint",
-                self.connector.target(),
-                self.table
-            ),
-        )
+            self.connector.target(),
+            self.table
+        ))
     }
 }
 

@@ -881,10 +881,7 @@ mod transactional {
                 rt.block_on(async {
                     if let Ok(client) = testing::connector().connect().await {
                         let _ = client
-                            .execute(
-                                "DELETE FROM databay_checkpoints WHERE link = $1",
-                                &[&link],
-                            )
+                            .execute("DELETE FROM databay_checkpoints WHERE link = $1", &[&link])
                             .await;
                     }
                 });
@@ -998,7 +995,10 @@ mod transactional {
                 .await
                 .unwrap()
         );
-        assert_eq!(rows(&client, &format!("SELECT id::text FROM \"{}\"", table.name)).await, [[s("2")]]);
+        assert_eq!(
+            rows(&client, &format!("SELECT id::text FROM \"{}\"", table.name)).await,
+            [[s("2")]]
+        );
     }
 
     #[tokio::test]
