@@ -27,7 +27,7 @@ use serde_json::json;
 
 const SAVES: usize = 500;
 
-type Error = Box<dyn std::error::Error>;
+type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn checkpoint(keys: usize) -> Checkpoint {
     let mut c = Checkpoint::new(1_000_123);
@@ -79,7 +79,7 @@ fn report(what: &str, store: [f64; 3], floor: [f64; 3]) {
 fn redb(rt: &tokio::runtime::Runtime, c: &Checkpoint, what: &str) -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let store = RedbStore::open(dir.path())?;
-    let ours = latencies(|| Ok(rt.block_on(store.save("orders", c))?))?;
+    let ours = latencies(|| rt.block_on(store.save("orders", c)))?;
     drop(store);
     const TABLE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("checkpoints");
     let db = redb::Database::create(dir.path().join("floor.redb"))?;
@@ -104,7 +104,7 @@ fn postgres(rt: &tokio::runtime::Runtime, c: &Checkpoint, what: &str) -> Result<
         .block_on(PgStore::open(&Secret::new(url.clone())))
         .map_err(|e| format!("PostgreSQL (start it with `bash .ci/services`): {e}"))?;
     let link = format!("bench_state_store_{}", std::process::id());
-    let ours = latencies(|| Ok(rt.block_on(store.save(&link, c))?))?;
+    let ours = latencies(|| rt.block_on(store.save(&link, c)))?;
     let (client, connection) = rt.block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))?;
     rt.spawn(connection);
     let bytes = c.to_bytes();

@@ -74,10 +74,8 @@ impl Link {
         } else {
             Ok(())
         };
-        if outcome.is_ok() {
-            if let Some(outlet) = &held {
-                outlet.hold(&update).await;
-            }
+        if let (Ok(()), Some(outlet)) = (&outcome, &held) {
+            outlet.hold(&update).await;
         }
         let mut outcome = match outcome {
             Ok(()) => {
