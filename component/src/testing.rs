@@ -4,7 +4,9 @@
 //! `README.md`, which names every option too. One call per component
 //! keeps the sample, the README and the code from drifting apart. And a
 //! [`TcpProxy`] on loopback, to take a shared test server away from one
-//! connector and bring it back without stopping it.
+//! connector and bring it back without stopping it; a [`SilentServer`]
+//! for timeouts; and an [`OwnedServer`], a server process of one test's
+//! own for what a shared server cannot show (a refused login).
 //!
 //! ```
 //! use databay_component::{BuildContext, Kind, Registry};
@@ -439,5 +441,139 @@ impl SilentServer {
 impl Drop for SilentServer {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Where the program `name` is installed: on `PATH`, or in `/usr/sbin`
+/// or `/sbin`, where Debian puts servers and a user's `PATH` may not go.
+pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// [`find_program`], or a panic naming the program and how to install it
+/// (`package` is the Debian package that has it).
+pub fn require_program(name: &str, package: &str) -> std::path::PathBuf {
+    find_program(name).unwrap_or_else(|| {
+        panic!(
+            "`{name}` is needed for this test and is not installed: \
+             install it with `bash scripts/setup` (or `apt-get install {package}`)"
+        )
+    })
+}
+
+/// A server process one test owns, on a free port of 127.0.0.1, in a
+/// directory of its own (its config, its log): killed and the directory
+/// removed when dropped, also when the test fails. For the cases a shared
+/// server cannot show, such as a refused login.
+#[derive(Debug)]
+pub struct OwnedServer {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl OwnedServer {
+    /// A fresh directory for a server's files, before it starts.
+    pub fn dir(tag: &str) -> std::io::Result<std::path::PathBuf> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "databay-test-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// Runs `program` in `dir` with the arguments `args` gives for a free
+    /// port, and waits until that port accepts connections. A port taken
+    /// meanwhile by someone else is tried again with another. Panics, with
+    /// the server's log, when it does not come up within 20 s.
+    pub async fn start(
+        program: &std::path::Path,
+        dir: std::path::PathBuf,
+        args: impl Fn(u16) -> Vec<String>,
+    ) -> OwnedServer {
+        let log = dir.join("server.log");
+        let shown = || std::fs::read_to_string(&log).unwrap_or_default();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        for _ in 0..5 {
+            let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr())
+            {
+                Ok(addr) => addr.port(),
+                Err(e) => panic!("no free port on 127.0.0.1: {e}"),
+            };
+            let out = std::fs::File::create(&log)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
+            let err = out
+                .try_clone()
+                .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
+            let child = std::process::Command::new(program)
+                .args(args(port))
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+            let mut server = OwnedServer {
+                child,
+                port,
+                dir: dir.clone(),
+            };
+            loop {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return server;
+                }
+                if let Ok(Some(_)) = server.child.try_wait() {
+                    // Most likely the port was taken meanwhile: another one.
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} did not listen on 127.0.0.1:{port} within 20s; its log:\n{}",
+                    program.display(),
+                    shown()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            // Keep the directory for the next try.
+            server.dir = std::path::PathBuf::new();
+        }
+        let text = shown();
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!(
+            "{} exited at start five times; its log:\n{text}",
+            program.display()
+        );
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+impl Drop for OwnedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

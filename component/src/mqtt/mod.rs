@@ -436,11 +436,29 @@ fn handle(
             Err(e) => {
                 state.connected = false;
                 state.failures += 1;
-                state.last_error = Some(e.to_string());
+                state.last_error = Some(describe(&e));
             }
         }
     }
     true
+}
+
+/// A connection error as the user can act on it: the broker's refusal
+/// in words (rumqttc shows only the return code's name).
+fn describe(error: &rumqttc::ConnectionError) -> String {
+    use rumqttc::ConnectReturnCode as Code;
+    match error {
+        rumqttc::ConnectionError::ConnectionRefused(code) => match code {
+            Code::BadUserNamePassword | Code::NotAuthorized => {
+                "the broker refused the login (wrong user name or password, or not allowed)".into()
+            }
+            Code::BadClientId => "the broker refused the client ID".into(),
+            Code::ServiceUnavailable => "the broker refused: service unavailable".into(),
+            Code::RefusedProtocolVersion => "the broker refused MQTT 3.1.1".into(),
+            Code::Success => error.to_string(),
+        },
+        other => other.to_string(),
+    }
 }
 
 impl Session {
