@@ -246,6 +246,10 @@ struct State {
     /// Publishes written to the broker, and QoS 1 acknowledgements received.
     sent: u64,
     acked: u64,
+    /// Subscription answers received (`SubAck`), and how many of them
+    /// refused a filter.
+    subacked: u64,
+    sub_refused: u64,
     /// Messages received and not taken yet.
     inbox: VecDeque<Arrived>,
     received: u64,
@@ -431,6 +435,16 @@ fn handle(
                 }
             }
             Ok(Event::Incoming(Incoming::PubAck(_))) => state.acked += 1,
+            Ok(Event::Incoming(Incoming::SubAck(ack))) => {
+                state.subacked += 1;
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                {
+                    state.sub_refused += 1;
+                }
+            }
             Ok(Event::Outgoing(Outgoing::Publish(_))) => state.sent += 1,
             Ok(_) => return false,
             Err(e) => {
@@ -468,16 +482,50 @@ impl Session {
     }
 
     /// Subscribes to `filter`, renewed after a reconnect that lost the
-    /// session; waits until the request is sent.
+    /// session; waits until the broker has confirmed it (`SubAck`), so
+    /// that what is published afterwards is for this session. A filter
+    /// the broker refuses (not allowed for this login) is an error.
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<(), MqttError> {
-        self.shared
-            .state()
-            .subscriptions
-            .push((filter.to_owned(), qos));
-        self.client.subscribe(filter, qos).await.map_err(|e| {
-            self.connector
-                .error(format!("subscribing to `{filter}`"), e)
-        })
+        let what = || format!("subscribing to `{filter}`");
+        let (subacked, refused, failures) = {
+            let mut s = self.shared.state();
+            s.subscriptions.push((filter.to_owned(), qos));
+            (s.subacked, s.sub_refused, s.failures)
+        };
+        self.client
+            .subscribe(filter, qos)
+            .await
+            .map_err(|e| self.connector.error(what(), e))?;
+        let deadline = tokio::time::Instant::now() + self.connector.timeout;
+        loop {
+            let notified = self.shared.changed.notified();
+            {
+                let s = self.shared.state();
+                if s.sub_refused > refused {
+                    return Err(self
+                        .connector
+                        .error(what(), "the broker refused the subscription (not allowed?)"));
+                }
+                if s.subacked > subacked {
+                    return Ok(());
+                }
+                if s.failures > failures {
+                    return Err(self.connector.error(
+                        what(),
+                        s.last_error.as_deref().unwrap_or("the connection failed"),
+                    ));
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(self.connector.error(
+                    what(),
+                    format!(
+                        "no answer within {}",
+                        humantime::format_duration(self.connector.timeout)
+                    ),
+                ));
+            }
+        }
     }
 
     /// Publishes every `(topic, payload)` at `qos` (retained when

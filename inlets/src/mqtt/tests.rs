@@ -410,9 +410,8 @@ async fn a_refused_login_fails_the_start_without_showing_the_password() {
         .outlet(out.clone())
         .build()
         .unwrap();
+    // The start returns once the broker confirmed the subscription.
     link.start().await.unwrap_or_else(|e| panic!("start: {e}"));
-    // The subscription reaches the broker before what is published next.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut publisher = MqttOutlet::new(
         testing::login_connector(&broker, &unique_name("pub"), "app", "r1ght-pw"),
         Template::parse(&format!("{topic}/a")).unwrap(),

@@ -27,9 +27,8 @@ async fn subscriber(filter: &str) -> Session {
         .connect(false, 1000)
         .await
         .unwrap();
+    // Returns once the broker confirmed it: what is published next is for it.
     session.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
-    // The SUBACK comes back before anything published after it.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     session
 }
 
@@ -307,7 +306,6 @@ async fn a_refused_login_fails_the_start_without_showing_the_password() {
         .await
         .unwrap_or_else(|e| panic!("subscribing with the right password: {e}"));
     sub.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut out = MqttOutlet::new(
         testing::login_connector(&broker, &unique_name("out_auth"), "app", "r1ght-pw"),
         Template::parse(&topic).unwrap(),
