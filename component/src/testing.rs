@@ -241,13 +241,39 @@ mod tests {
         let p = check_documented(&registry(SAMPLE), Kind::Outlet, "numbers", "").unwrap_err();
         assert!(p[0].contains("no outlet type `numbers`"), "{p:?}");
     }
+
+    /// A cut port stays bound: no other socket can take it meanwhile, so
+    /// the restore cannot find it taken.
+    #[tokio::test]
+    async fn a_cut_proxy_keeps_its_port_from_other_sockets() {
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = TcpProxy::start(upstream.local_addr().unwrap())
+            .await
+            .unwrap();
+        proxy.cut().await;
+        assert!(
+            tokio::net::TcpStream::connect(proxy.addr()).await.is_err(),
+            "refused while cut"
+        );
+        let other = tokio::net::TcpSocket::new_v4().unwrap();
+        assert!(other.bind(proxy.addr()).is_err(), "the port is still held");
+        drop(other);
+        proxy.restore().await.unwrap();
+        assert!(tokio::net::TcpStream::connect(proxy.addr()).await.is_ok());
+        proxy.cut().await;
+        proxy.restore().await.unwrap();
+        assert!(tokio::net::TcpStream::connect(proxy.addr()).await.is_ok());
+    }
 }
 
 /// A TCP proxy on 127.0.0.1 in front of a real server, for tests of a
 /// connector whose server goes away and comes back: [`cut`](Self::cut)
 /// closes every connection through it and refuses new ones (the port is
 /// closed, as when the server is down), [`restore`](Self::restore) listens
-/// again on the same port. The server itself, shared with other tests,
+/// again on the same port. While cut, the port stays bound (not
+/// listening), so that no other socket takes it meanwhile (an outgoing
+/// connection's ephemeral port, or a client connecting to itself) and
+/// the restore cannot fail. The server itself, shared with other tests,
 /// is never touched. Dropping the proxy closes everything.
 ///
 /// ```
@@ -284,19 +310,40 @@ mod tests {
 pub struct TcpProxy {
     addr: std::net::SocketAddr,
     upstream: std::net::SocketAddr,
-    running: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    running: tokio::sync::Mutex<Running>,
+}
+
+/// What a proxy holds: the task serving its port, or, while cut, the
+/// port bound and not listening.
+#[derive(Debug)]
+enum Running {
+    Serving(tokio::task::JoinHandle<()>),
+    Cut(Option<tokio::net::TcpSocket>),
 }
 
 impl TcpProxy {
     /// Listens on a free port of 127.0.0.1, forwarding to `upstream`.
     pub async fn start(upstream: std::net::SocketAddr) -> std::io::Result<TcpProxy> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let socket = Self::socket((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
+        let addr = socket.local_addr()?;
+        let listener = socket.listen(1024)?;
         Ok(TcpProxy {
             addr,
             upstream,
-            running: tokio::sync::Mutex::new(Some(Self::serve(listener, upstream))),
+            running: tokio::sync::Mutex::new(Running::Serving(Self::serve(listener, upstream))),
         })
+    }
+
+    /// A socket bound to `addr` that shares it with the proxy's other
+    /// sockets (`SO_REUSEPORT`): the port is held by the next one before
+    /// the last one is closed.
+    fn socket(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        #[cfg(all(unix, not(target_os = "solaris"), not(target_os = "illumos")))]
+        socket.set_reuseport(true)?;
+        socket.bind(addr)?;
+        Ok(socket)
     }
 
     /// A proxy in front of the server a URL names
@@ -344,19 +391,29 @@ impl TcpProxy {
 
     /// Closes every connection and the port, until [`restore`](Self::restore).
     pub async fn cut(&self) {
-        if let Some(task) = self.running.lock().await.take() {
-            task.abort();
-            // Aborted, the task drops the listener and every connection.
-            let _ = task.await;
+        let mut running = self.running.lock().await;
+        if matches!(*running, Running::Serving(_)) {
+            // Bound before the listener goes, the port is never free. Where
+            // it cannot be shared, it is free until the restore.
+            let held = Self::socket(self.addr).ok();
+            if let Running::Serving(task) = std::mem::replace(&mut *running, Running::Cut(held)) {
+                task.abort();
+                // Aborted, the task drops the listener and every connection.
+                let _ = task.await;
+            }
         }
     }
 
     /// Listens again on the same port (a no-op while listening).
     pub async fn restore(&self) -> std::io::Result<()> {
         let mut running = self.running.lock().await;
-        if running.is_none() {
-            let listener = tokio::net::TcpListener::bind(self.addr).await?;
-            *running = Some(Self::serve(listener, self.upstream));
+        if let Running::Cut(held) = &mut *running {
+            let socket = match held.take() {
+                Some(socket) => socket,
+                None => Self::socket(self.addr)?,
+            };
+            let listener = socket.listen(1024)?;
+            *running = Running::Serving(Self::serve(listener, self.upstream));
         }
         Ok(())
     }
@@ -388,8 +445,8 @@ impl TcpProxy {
 
 impl Drop for TcpProxy {
     fn drop(&mut self) {
-        if let Ok(mut running) = self.running.try_lock()
-            && let Some(task) = running.take()
+        if let Ok(running) = self.running.try_lock()
+            && let Running::Serving(task) = &*running
         {
             task.abort();
         }
