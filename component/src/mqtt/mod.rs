@@ -645,6 +645,77 @@ pub fn qos(level: u8) -> Result<QoS, OptionError> {
 mod tests {
     use super::*;
 
+    /// One MQTT packet from `socket`: its first byte and its body.
+    async fn packet(socket: &mut tokio::net::TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        let kind = socket.read_u8().await?;
+        let (mut length, mut shift) = (0usize, 0);
+        loop {
+            let byte = socket.read_u8().await?;
+            length |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        socket.read_exact(&mut body).await?;
+        Ok((kind, body))
+    }
+
+    /// A broker that takes the login and refuses every subscription (as
+    /// one with an ACL that checks them does, return code 0x80): the
+    /// subscription fails naming the filter and the broker, instead of a
+    /// session that waits for messages that never come.
+    #[tokio::test]
+    async fn a_subscription_the_broker_refuses_is_an_error_naming_the_filter() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let broker = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let (kind, _) = packet(&mut socket).await.unwrap();
+            assert_eq!(kind, 0x10, "CONNECT first");
+            socket.write_all(&[0x20, 2, 0, 0]).await.unwrap();
+            loop {
+                let Ok((kind, body)) = packet(&mut socket).await else {
+                    return;
+                };
+                if kind == 0x82 {
+                    // SUBACK: the same packet id, return code 0x80.
+                    socket
+                        .write_all(&[0x90, 3, body[0], body[1], 0x80])
+                        .await
+                        .unwrap();
+                }
+            }
+        });
+        let session = ConnectionOptions {
+            port: Some(port),
+            timeout: Some(Duration::from_secs(5)),
+            ..ConnectionOptions::default()
+        }
+        .connector("databay-test-refused-sub")
+        .unwrap()
+        .connect(false, 10)
+        .await
+        .unwrap();
+        let e = session
+            .subscribe("forbidden/#", QoS::AtLeastOnce)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "MQTT broker at 127.0.0.1:{port}: subscribing to `forbidden/#`: \
+                 the broker refused the subscription (not allowed?)"
+            )
+        );
+        drop(session);
+        broker.abort();
+    }
+
     #[test]
     fn options_name_the_broker_and_check_their_values() {
         let c = ConnectionOptions::default().connector("id").unwrap();
