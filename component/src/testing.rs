@@ -5,7 +5,8 @@
 //! keeps the sample, the README and the code from drifting apart. And a
 //! [`TcpProxy`] on loopback, to take a shared test server away from one
 //! connector and bring it back without stopping it; a [`SilentServer`]
-//! for timeouts; and an [`OwnedServer`], a server process of one test's
+//! for timeouts; a [`GarbageServer`] for a server that speaks another
+//! protocol; and an [`OwnedServer`], a server process of one test's
 //! own for what a shared server cannot show (a refused login).
 //!
 //! ```
@@ -496,6 +497,67 @@ impl SilentServer {
 }
 
 impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A TCP server on 127.0.0.1 that answers every connection at once with
+/// an HTTP error page, then reads and drops whatever comes and keeps the
+/// connection open: a connector pointed at the wrong port, whose server
+/// answers in no protocol it speaks. Dropping it closes everything.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use databay_component::testing::GarbageServer;
+/// use tokio::io::AsyncReadExt;
+///
+/// let garbage = GarbageServer::start().await.unwrap();
+/// let mut c = tokio::net::TcpStream::connect(("127.0.0.1", garbage.port())).await.unwrap();
+/// let mut got = vec![0; GarbageServer::ANSWER.len()];
+/// c.read_exact(&mut got).await.unwrap();
+/// assert_eq!(got, GarbageServer::ANSWER);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct GarbageServer {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GarbageServer {
+    /// What every connection gets.
+    pub const ANSWER: &'static [u8] =
+        b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 24\r\n\r\n<h1>400 Bad Request</h1>";
+
+    /// Listens on a free port.
+    pub async fn start() -> std::io::Result<GarbageServer> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if socket.write_all(Self::ANSWER).await.is_err() {
+                        return;
+                    }
+                    let mut sink = [0; 4096];
+                    while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
+                    // The client closed: hold nothing.
+                });
+            }
+        });
+        Ok(GarbageServer { port, task })
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for GarbageServer {
     fn drop(&mut self) {
         self.task.abort();
     }

@@ -409,3 +409,32 @@ async fn a_refused_login_names_the_user_without_the_password() {
         );
     }
 }
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        uri: Secret::new(format!(
+            "mongodb://app:s3cret@127.0.0.1:{}/",
+            garbage.port()
+        )),
+        database: Some("db".into()),
+        connect_timeout: Some(Duration::from_millis(300)),
+        server_selection_timeout: Some(Duration::from_millis(500)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = MongoInlet::new(connector, "c");
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", garbage.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

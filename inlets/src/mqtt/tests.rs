@@ -424,3 +424,30 @@ async fn a_refused_login_fails_the_start_without_showing_the_password() {
     assert_eq!(out.payloads(), [json!({"n": 1})]);
     assert!(link.shutdown().await.is_empty());
 }
+
+/// A broker that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_broker_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(garbage.port()),
+        username: Some("app".into()),
+        password: Some(Secret::new("s3cret".into())),
+        timeout: Some(Duration::from_secs(1)),
+        ..ConnectionOptions::default()
+    }
+    .connector("databay-test-garbage")
+    .unwrap();
+    let mut inlet = MqttInlet::new(connector, "a/#");
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", garbage.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

@@ -403,3 +403,30 @@ async fn a_null_cursor_value_fails_the_pull_and_keeps_the_cursor() {
     let pull = inlet.pull(&update(1)).await.unwrap();
     assert_eq!(values(&pull), [json!({"id": 1})]);
 }
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "mysql://app:s3cret@127.0.0.1:{}/db",
+            garbage.port()
+        ))),
+        connect_timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = MysqlInlet::new(connector, "SELECT 1");
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", garbage.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

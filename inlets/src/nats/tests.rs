@@ -670,3 +670,35 @@ async fn a_refused_login_fails_the_start_without_showing_the_password() {
     assert_eq!(out.payloads(), [json!({"n": 1})]);
     assert!(link.shutdown().await.is_empty());
 }
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!("nats://127.0.0.1:{}", garbage.port()))),
+        token: Some(Secret::new("t0k3n".into())),
+        timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = NatsInlet::new(
+        connector,
+        NatsRead::Subscribe {
+            queue_group: None,
+            buffer: 10,
+        },
+        "x",
+    );
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", garbage.port())), "{e}");
+    assert!(!e.contains("t0k3n"), "{e}");
+}

@@ -553,3 +553,39 @@ async fn a_server_that_never_answers_times_out_naming_it() {
         .to_string();
     assert_eq!(e, want);
 }
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start and the pull, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(garbage.port()),
+        password: Some(Secret::new("s3cret".into())),
+        connect_timeout: Some(std::time::Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = PostgresInlet::new(connector, "SELECT 1 AS one");
+    let want = format!(
+        "cannot connect to PostgreSQL at 127.0.0.1:{}/postgres: ",
+        garbage.port()
+    );
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with(&want), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), inlet.pull(&update()))
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with(&want), "{e}");
+}

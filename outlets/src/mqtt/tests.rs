@@ -346,3 +346,36 @@ async fn a_broker_that_never_answers_times_out_naming_it() {
         )
     );
 }
+
+/// A broker that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_broker_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(garbage.port()),
+        username: Some("app".into()),
+        password: Some(Secret::new("s3cret".into())),
+        timeout: Some(Duration::from_secs(1)),
+        ..ConnectionOptions::default()
+    }
+    .connector("databay-test-garbage")
+    .unwrap();
+    let mut out = MqttOutlet::new(connector, Template::parse("a").unwrap());
+    let e = tokio::time::timeout(Duration::from_secs(20), out.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot connect to MQTT broker at 127.0.0.1:{} as client `databay-test-garbage`: ",
+            garbage.port()
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+}

@@ -400,3 +400,30 @@ async fn a_server_that_never_answers_times_out_naming_it() {
     assert!(e.contains(&format!("127.0.0.1:{}", silent.port())), "{e}");
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = databay_component::mysql::ConnectionOptions {
+        url: Some(databay_component::Secret::new(format!(
+            "mysql://app:s3cret@127.0.0.1:{}/db",
+            garbage.port()
+        ))),
+        connect_timeout: Some(std::time::Duration::from_millis(300)),
+        ..databay_component::mysql::ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = MysqlOutlet::new(connector, "t", columns(&[("id", "/id")]));
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), outlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", garbage.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

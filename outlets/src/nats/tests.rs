@@ -385,3 +385,36 @@ async fn a_server_that_never_answers_times_out_naming_it() {
     );
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "nats://app:s3cret@127.0.0.1:{}",
+            garbage.port()
+        ))),
+        timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut out = NatsOutlet::new(connector, NatsPublish::Core, Template::parse("x").unwrap());
+    let e = tokio::time::timeout(Duration::from_secs(20), out.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot connect to NATS at 127.0.0.1:{}",
+            garbage.port()
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+}
