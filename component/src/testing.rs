@@ -4,7 +4,10 @@
 //! `README.md`, which names every option too. One call per component
 //! keeps the sample, the README and the code from drifting apart. And a
 //! [`TcpProxy`] on loopback, to take a shared test server away from one
-//! connector and bring it back without stopping it.
+//! connector and bring it back without stopping it; a [`SilentServer`]
+//! for timeouts; a [`GarbageServer`] for a server that speaks another
+//! protocol; and an [`OwnedServer`], a server process of one test's
+//! own for what a shared server cannot show (a refused login).
 //!
 //! ```
 //! use databay_component::{BuildContext, Kind, Registry};
@@ -239,13 +242,39 @@ mod tests {
         let p = check_documented(&registry(SAMPLE), Kind::Outlet, "numbers", "").unwrap_err();
         assert!(p[0].contains("no outlet type `numbers`"), "{p:?}");
     }
+
+    /// A cut port stays bound: no other socket can take it meanwhile, so
+    /// the restore cannot find it taken.
+    #[tokio::test]
+    async fn a_cut_proxy_keeps_its_port_from_other_sockets() {
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = TcpProxy::start(upstream.local_addr().unwrap())
+            .await
+            .unwrap();
+        proxy.cut().await;
+        assert!(
+            tokio::net::TcpStream::connect(proxy.addr()).await.is_err(),
+            "refused while cut"
+        );
+        let other = tokio::net::TcpSocket::new_v4().unwrap();
+        assert!(other.bind(proxy.addr()).is_err(), "the port is still held");
+        drop(other);
+        proxy.restore().await.unwrap();
+        assert!(tokio::net::TcpStream::connect(proxy.addr()).await.is_ok());
+        proxy.cut().await;
+        proxy.restore().await.unwrap();
+        assert!(tokio::net::TcpStream::connect(proxy.addr()).await.is_ok());
+    }
 }
 
 /// A TCP proxy on 127.0.0.1 in front of a real server, for tests of a
 /// connector whose server goes away and comes back: [`cut`](Self::cut)
 /// closes every connection through it and refuses new ones (the port is
 /// closed, as when the server is down), [`restore`](Self::restore) listens
-/// again on the same port. The server itself, shared with other tests,
+/// again on the same port. While cut, the port stays bound (not
+/// listening), so that no other socket takes it meanwhile (an outgoing
+/// connection's ephemeral port, or a client connecting to itself) and
+/// the restore cannot fail. The server itself, shared with other tests,
 /// is never touched. Dropping the proxy closes everything.
 ///
 /// ```
@@ -282,19 +311,40 @@ mod tests {
 pub struct TcpProxy {
     addr: std::net::SocketAddr,
     upstream: std::net::SocketAddr,
-    running: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    running: tokio::sync::Mutex<Running>,
+}
+
+/// What a proxy holds: the task serving its port, or, while cut, the
+/// port bound and not listening.
+#[derive(Debug)]
+enum Running {
+    Serving(tokio::task::JoinHandle<()>),
+    Cut(Option<tokio::net::TcpSocket>),
 }
 
 impl TcpProxy {
     /// Listens on a free port of 127.0.0.1, forwarding to `upstream`.
     pub async fn start(upstream: std::net::SocketAddr) -> std::io::Result<TcpProxy> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let socket = Self::socket((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
+        let addr = socket.local_addr()?;
+        let listener = socket.listen(1024)?;
         Ok(TcpProxy {
             addr,
             upstream,
-            running: tokio::sync::Mutex::new(Some(Self::serve(listener, upstream))),
+            running: tokio::sync::Mutex::new(Running::Serving(Self::serve(listener, upstream))),
         })
+    }
+
+    /// A socket bound to `addr` that shares it with the proxy's other
+    /// sockets (`SO_REUSEPORT`): the port is held by the next one before
+    /// the last one is closed.
+    fn socket(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        #[cfg(all(unix, not(target_os = "solaris"), not(target_os = "illumos")))]
+        socket.set_reuseport(true)?;
+        socket.bind(addr)?;
+        Ok(socket)
     }
 
     /// A proxy in front of the server a URL names
@@ -342,19 +392,29 @@ impl TcpProxy {
 
     /// Closes every connection and the port, until [`restore`](Self::restore).
     pub async fn cut(&self) {
-        if let Some(task) = self.running.lock().await.take() {
-            task.abort();
-            // Aborted, the task drops the listener and every connection.
-            let _ = task.await;
+        let mut running = self.running.lock().await;
+        if matches!(*running, Running::Serving(_)) {
+            // Bound before the listener goes, the port is never free. Where
+            // it cannot be shared, it is free until the restore.
+            let held = Self::socket(self.addr).ok();
+            if let Running::Serving(task) = std::mem::replace(&mut *running, Running::Cut(held)) {
+                task.abort();
+                // Aborted, the task drops the listener and every connection.
+                let _ = task.await;
+            }
         }
     }
 
     /// Listens again on the same port (a no-op while listening).
     pub async fn restore(&self) -> std::io::Result<()> {
         let mut running = self.running.lock().await;
-        if running.is_none() {
-            let listener = tokio::net::TcpListener::bind(self.addr).await?;
-            *running = Some(Self::serve(listener, self.upstream));
+        if let Running::Cut(held) = &mut *running {
+            let socket = match held.take() {
+                Some(socket) => socket,
+                None => Self::socket(self.addr)?,
+            };
+            let listener = socket.listen(1024)?;
+            *running = Running::Serving(Self::serve(listener, self.upstream));
         }
         Ok(())
     }
@@ -386,8 +446,8 @@ impl TcpProxy {
 
 impl Drop for TcpProxy {
     fn drop(&mut self) {
-        if let Ok(mut running) = self.running.try_lock()
-            && let Some(task) = running.take()
+        if let Ok(running) = self.running.try_lock()
+            && let Running::Serving(task) = &*running
         {
             task.abort();
         }
@@ -439,5 +499,200 @@ impl SilentServer {
 impl Drop for SilentServer {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// A TCP server on 127.0.0.1 that answers every connection at once with
+/// an HTTP error page, then reads and drops whatever comes and keeps the
+/// connection open: a connector pointed at the wrong port, whose server
+/// answers in no protocol it speaks. Dropping it closes everything.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use databay_component::testing::GarbageServer;
+/// use tokio::io::AsyncReadExt;
+///
+/// let garbage = GarbageServer::start().await.unwrap();
+/// let mut c = tokio::net::TcpStream::connect(("127.0.0.1", garbage.port())).await.unwrap();
+/// let mut got = vec![0; GarbageServer::ANSWER.len()];
+/// c.read_exact(&mut got).await.unwrap();
+/// assert_eq!(got, GarbageServer::ANSWER);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct GarbageServer {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GarbageServer {
+    /// What every connection gets.
+    pub const ANSWER: &'static [u8] =
+        b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 24\r\n\r\n<h1>400 Bad Request</h1>";
+
+    /// Listens on a free port.
+    pub async fn start() -> std::io::Result<GarbageServer> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if socket.write_all(Self::ANSWER).await.is_err() {
+                        return;
+                    }
+                    let mut sink = [0; 4096];
+                    while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
+                    // The client closed: hold nothing.
+                });
+            }
+        });
+        Ok(GarbageServer { port, task })
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for GarbageServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Where the program `name` is installed: on `PATH`, or in `/usr/sbin`
+/// or `/sbin`, where Debian puts servers and a user's `PATH` may not go.
+pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// [`find_program`], or a panic naming the program and how to install it
+/// (`package` is the Debian package that has it).
+pub fn require_program(name: &str, package: &str) -> std::path::PathBuf {
+    find_program(name).unwrap_or_else(|| {
+        panic!(
+            "`{name}` is needed for this test and is not installed: \
+             install it with `bash scripts/setup` (or `apt-get install {package}`)"
+        )
+    })
+}
+
+/// A server process one test owns, on a free port of 127.0.0.1, in a
+/// directory of its own (its config, its log): killed and the directory
+/// removed when dropped, also when the test fails. For the cases a shared
+/// server cannot show, such as a refused login.
+#[derive(Debug)]
+pub struct OwnedServer {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl OwnedServer {
+    /// A fresh directory for a server's files, before it starts.
+    pub fn dir(tag: &str) -> std::io::Result<std::path::PathBuf> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "databay-test-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// Runs `program` in `dir` with the arguments `args` gives for a free
+    /// port, and waits until that port accepts connections. A port taken
+    /// meanwhile by someone else is tried again with another. Panics, with
+    /// the server's log, when it does not come up within 20 s.
+    pub async fn start(
+        program: &std::path::Path,
+        dir: std::path::PathBuf,
+        args: impl Fn(u16) -> Vec<String>,
+    ) -> OwnedServer {
+        let log = dir.join("server.log");
+        let shown = || std::fs::read_to_string(&log).unwrap_or_default();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        for _ in 0..5 {
+            let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr())
+            {
+                Ok(addr) => addr.port(),
+                Err(e) => panic!("no free port on 127.0.0.1: {e}"),
+            };
+            let out = std::fs::File::create(&log)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
+            let err = out
+                .try_clone()
+                .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
+            let child = std::process::Command::new(program)
+                .args(args(port))
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+            let mut server = OwnedServer {
+                child,
+                port,
+                dir: dir.clone(),
+            };
+            loop {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return server;
+                }
+                if let Ok(Some(_)) = server.child.try_wait() {
+                    // Most likely the port was taken meanwhile: another one.
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} did not listen on 127.0.0.1:{port} within 20s; its log:\n{}",
+                    program.display(),
+                    shown()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            // Keep the directory for the next try.
+            server.dir = std::path::PathBuf::new();
+        }
+        let text = shown();
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!(
+            "{} exited at start five times; its log:\n{text}",
+            program.display()
+        );
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+impl Drop for OwnedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

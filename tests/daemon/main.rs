@@ -13,6 +13,7 @@ mod config_errors;
 mod config_fuzz;
 mod crash;
 mod dead_letter;
+mod down_at_start;
 mod durations;
 mod example_configs;
 mod failures;

@@ -246,6 +246,10 @@ struct State {
     /// Publishes written to the broker, and QoS 1 acknowledgements received.
     sent: u64,
     acked: u64,
+    /// Subscription answers received (`SubAck`), and how many of them
+    /// refused a filter.
+    subacked: u64,
+    sub_refused: u64,
     /// Messages received and not taken yet.
     inbox: VecDeque<Arrived>,
     received: u64,
@@ -431,16 +435,44 @@ fn handle(
                 }
             }
             Ok(Event::Incoming(Incoming::PubAck(_))) => state.acked += 1,
+            Ok(Event::Incoming(Incoming::SubAck(ack))) => {
+                state.subacked += 1;
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                {
+                    state.sub_refused += 1;
+                }
+            }
             Ok(Event::Outgoing(Outgoing::Publish(_))) => state.sent += 1,
             Ok(_) => return false,
             Err(e) => {
                 state.connected = false;
                 state.failures += 1;
-                state.last_error = Some(e.to_string());
+                state.last_error = Some(describe(&e));
             }
         }
     }
     true
+}
+
+/// A connection error as the user can act on it: the broker's refusal
+/// in words (rumqttc shows only the return code's name).
+fn describe(error: &rumqttc::ConnectionError) -> String {
+    use rumqttc::ConnectReturnCode as Code;
+    match error {
+        rumqttc::ConnectionError::ConnectionRefused(code) => match code {
+            Code::BadUserNamePassword | Code::NotAuthorized => {
+                "the broker refused the login (wrong user name or password, or not allowed)".into()
+            }
+            Code::BadClientId => "the broker refused the client ID".into(),
+            Code::ServiceUnavailable => "the broker refused: service unavailable".into(),
+            Code::RefusedProtocolVersion => "the broker refused MQTT 3.1.1".into(),
+            Code::Success => error.to_string(),
+        },
+        other => other.to_string(),
+    }
 }
 
 impl Session {
@@ -450,16 +482,50 @@ impl Session {
     }
 
     /// Subscribes to `filter`, renewed after a reconnect that lost the
-    /// session; waits until the request is sent.
+    /// session; waits until the broker has confirmed it (`SubAck`), so
+    /// that what is published afterwards is for this session. A filter
+    /// the broker refuses (not allowed for this login) is an error.
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<(), MqttError> {
-        self.shared
-            .state()
-            .subscriptions
-            .push((filter.to_owned(), qos));
-        self.client.subscribe(filter, qos).await.map_err(|e| {
-            self.connector
-                .error(format!("subscribing to `{filter}`"), e)
-        })
+        let what = || format!("subscribing to `{filter}`");
+        let (subacked, refused, failures) = {
+            let mut s = self.shared.state();
+            s.subscriptions.push((filter.to_owned(), qos));
+            (s.subacked, s.sub_refused, s.failures)
+        };
+        self.client
+            .subscribe(filter, qos)
+            .await
+            .map_err(|e| self.connector.error(what(), e))?;
+        let deadline = tokio::time::Instant::now() + self.connector.timeout;
+        loop {
+            let notified = self.shared.changed.notified();
+            {
+                let s = self.shared.state();
+                if s.sub_refused > refused {
+                    return Err(self
+                        .connector
+                        .error(what(), "the broker refused the subscription (not allowed?)"));
+                }
+                if s.subacked > subacked {
+                    return Ok(());
+                }
+                if s.failures > failures {
+                    return Err(self.connector.error(
+                        what(),
+                        s.last_error.as_deref().unwrap_or("the connection failed"),
+                    ));
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(self.connector.error(
+                    what(),
+                    format!(
+                        "no answer within {}",
+                        humantime::format_duration(self.connector.timeout)
+                    ),
+                ));
+            }
+        }
     }
 
     /// Publishes every `(topic, payload)` at `qos` (retained when
@@ -578,6 +644,77 @@ pub fn qos(level: u8) -> Result<QoS, OptionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One MQTT packet from `socket`: its first byte and its body.
+    async fn packet(socket: &mut tokio::net::TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        let kind = socket.read_u8().await?;
+        let (mut length, mut shift) = (0usize, 0);
+        loop {
+            let byte = socket.read_u8().await?;
+            length |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        socket.read_exact(&mut body).await?;
+        Ok((kind, body))
+    }
+
+    /// A broker that takes the login and refuses every subscription (as
+    /// one with an ACL that checks them does, return code 0x80): the
+    /// subscription fails naming the filter and the broker, instead of a
+    /// session that waits for messages that never come.
+    #[tokio::test]
+    async fn a_subscription_the_broker_refuses_is_an_error_naming_the_filter() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let broker = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let (kind, _) = packet(&mut socket).await.unwrap();
+            assert_eq!(kind, 0x10, "CONNECT first");
+            socket.write_all(&[0x20, 2, 0, 0]).await.unwrap();
+            loop {
+                let Ok((kind, body)) = packet(&mut socket).await else {
+                    return;
+                };
+                if kind == 0x82 {
+                    // SUBACK: the same packet id, return code 0x80.
+                    socket
+                        .write_all(&[0x90, 3, body[0], body[1], 0x80])
+                        .await
+                        .unwrap();
+                }
+            }
+        });
+        let session = ConnectionOptions {
+            port: Some(port),
+            timeout: Some(Duration::from_secs(5)),
+            ..ConnectionOptions::default()
+        }
+        .connector("databay-test-refused-sub")
+        .unwrap()
+        .connect(false, 10)
+        .await
+        .unwrap();
+        let e = session
+            .subscribe("forbidden/#", QoS::AtLeastOnce)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "MQTT broker at 127.0.0.1:{port}: subscribing to `forbidden/#`: \
+                 the broker refused the subscription (not allowed?)"
+            )
+        );
+        drop(session);
+        broker.abort();
+    }
 
     #[test]
     fn options_name_the_broker_and_check_their_values() {

@@ -1,12 +1,13 @@
 //! Helpers for tests of MQTT components against a real broker: its
 //! address, a connection check that fails the test naming Mosquitto and
-//! how to start it, and topics no other test uses.
+//! how to start it, topics no other test uses, and a broker of a test's
+//! own that requires a login.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{ConnectionOptions, Connector};
-use crate::testing::TcpProxy;
+use crate::testing::{OwnedServer, TcpProxy, require_program};
 
 /// The command that starts the local Mosquitto broker.
 pub const START_COMMAND: &str = "mosquitto -d -c /etc/mosquitto/mosquitto.conf";
@@ -90,5 +91,66 @@ pub async fn proxied(client_id: &str) -> (TcpProxy, Connector) {
     {
         Ok(c) => (proxy, c),
         Err(e) => panic!("{ADDR_VAR} through a proxy: {e}"),
+    }
+}
+
+/// A Mosquitto broker of the test's own on a free port of 127.0.0.1 that
+/// takes only `user` with `password` (`allow_anonymous false`, a password
+/// file made by `mosquitto_passwd`); killed when dropped. Panics naming
+/// the program and how to install it when one is missing.
+pub async fn broker_with_login(user: &str, password: &str) -> OwnedServer {
+    let mosquitto = require_program("mosquitto", "mosquitto");
+    let passwd = require_program("mosquitto_passwd", "mosquitto");
+    let dir =
+        OwnedServer::dir("mosquitto").unwrap_or_else(|e| panic!("a directory for Mosquitto: {e}"));
+    let passwords = dir.join("passwords");
+    let made = std::process::Command::new(&passwd)
+        .arg("-c")
+        .arg("-b")
+        .arg(&passwords)
+        .args([user, password])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", passwd.display()));
+    assert!(
+        made.status.success(),
+        "{} failed: {}",
+        passwd.display(),
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let config = dir.join("mosquitto.conf");
+    OwnedServer::start(&mosquitto, dir, move |port| {
+        let text = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
+             persistence false\nlog_dest stderr\n",
+            passwords.display()
+        );
+        if let Err(e) = std::fs::write(&config, text) {
+            panic!("writing {}: {e}", config.display());
+        }
+        vec!["-c".to_owned(), config.display().to_string()]
+    })
+    .await
+}
+
+/// A connector for `client_id` to `broker` (see [`broker_with_login`]) as
+/// `user` with `password`.
+pub fn login_connector(
+    broker: &OwnedServer,
+    client_id: &str,
+    user: &str,
+    password: &str,
+) -> Connector {
+    match (ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(broker.port()),
+        username: Some(user.to_owned()),
+        password: Some(crate::Secret::new(password.to_owned())),
+        timeout: Some(Duration::from_secs(5)),
+        ..ConnectionOptions::default()
+    })
+    .connector(client_id)
+    {
+        Ok(c) => c,
+        Err(e) => panic!("a connector to the test's own Mosquitto: {e}"),
     }
 }

@@ -1,6 +1,7 @@
 //! Helpers for tests of NATS components against a real server (with
 //! JetStream): its URL, a client that fails the test naming NATS and how
-//! to start it, and subjects and stream names no other test uses.
+//! to start it, subjects and stream names no other test uses, and a
+//! server of a test's own that requires a login.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,7 +10,7 @@ use async_nats::Client;
 
 use super::{ConnectionOptions, Connector};
 use crate::Secret;
-use crate::testing::TcpProxy;
+use crate::testing::{OwnedServer, TcpProxy, require_program};
 
 /// The command that starts the local NATS server with JetStream.
 pub const START_COMMAND: &str = "start-stop-daemon --start --oknodo --background \
@@ -80,5 +81,46 @@ pub async fn proxied() -> (TcpProxy, Connector) {
     {
         Ok(c) => (proxy, c),
         Err(e) => panic!("{URL_VAR} through a proxy: {e}"),
+    }
+}
+
+/// A NATS server of the test's own on a free port of 127.0.0.1 that
+/// takes only `user` with `password`; killed when dropped. Panics naming
+/// `nats-server` and how to install it when it is missing.
+pub async fn server_with_login(user: &str, password: &str) -> OwnedServer {
+    let program = require_program("nats-server", "nats-server");
+    let dir = OwnedServer::dir("nats").unwrap_or_else(|e| panic!("a directory for NATS: {e}"));
+    let (user, password) = (user.to_owned(), password.to_owned());
+    OwnedServer::start(&program, dir, move |port| {
+        [
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--user",
+            &user,
+            "--pass",
+            &password,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    })
+    .await
+}
+
+/// A connector to `server` (see [`server_with_login`]) as `user` with
+/// `password`.
+pub fn login_connector(server: &OwnedServer, user: &str, password: &str) -> Connector {
+    match (ConnectionOptions {
+        url: Some(Secret::new(format!("nats://127.0.0.1:{}", server.port()))),
+        user: Some(user.to_owned()),
+        password: Some(Secret::new(password.to_owned())),
+        timeout: Some(Duration::from_secs(5)),
+        ..ConnectionOptions::default()
+    })
+    .connector()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("a connector to the test's own NATS server: {e}"),
     }
 }

@@ -337,3 +337,30 @@ async fn a_refused_login_fails_the_start_without_showing_the_password() {
     assert!(e.contains("as `guest`"), "{e}");
     assert!(!e.contains("wr0ng"), "{e}");
 }
+
+/// A broker that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_broker_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "amqp://app:s3cret@127.0.0.1:{}/%2f",
+            garbage.port()
+        ))),
+        timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = AmqpInlet::new(connector, "q", "t");
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}/", garbage.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

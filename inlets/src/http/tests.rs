@@ -26,6 +26,8 @@ type Request = (Option<String>, HashMap<String, String>);
 struct Seen {
     calls: Arc<AtomicUsize>,
     requests: Arc<Mutex<Vec<Request>>>,
+    /// `/feed` has items 1 to this.
+    available: Arc<AtomicUsize>,
 }
 
 impl Seen {
@@ -73,6 +75,16 @@ async fn server(seen: Seen) -> String {
                     axum::Json(json!({"data": {"items": items}}))
                 },
             ),
+        )
+        .route(
+            "/feed",
+            get(|State(s): State<Seen>, Query(q): Q| async move {
+                let since: usize = q.get("since").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let items: Vec<Value> = (since + 1..=s.available.load(Ordering::SeqCst))
+                    .map(|id| json!({"id": id}))
+                    .collect();
+                axum::Json(json!({"items": items}))
+            }),
         )
         .route(
             "/pages",
@@ -632,5 +644,37 @@ async fn without_tls_ca_file_a_private_ca_is_refused_naming_the_url() {
     assert!(
         message.contains("`tls.ca_file`"),
         "says what to set: {message}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_pull_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::through_an_outage;
+    let seen = Seen::default();
+    seen.available.store(3, Ordering::SeqCst);
+    let base = server(seen.clone()).await;
+    let (proxy, proxied) = databay_component::testing::TcpProxy::for_url(&base)
+        .await
+        .unwrap();
+    let out = CollectOutlet::new();
+    let link = Link::builder("http_outage")
+        .inlet(inlet(json!({
+            "url": format!("{proxied}/feed"),
+            "items": "/items",
+            "cursor": {"param": "since", "pointer": "/id"},
+        })))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &out, &proxy, 3, true, async {
+        seen.available.store(5, Ordering::SeqCst);
+        2
+    })
+    .await
+    .unwrap_or_default();
+    assert!(down.contains(&format!("GET {proxied}/feed")), "{down}");
+    assert_eq!(
+        out.payloads(),
+        (1..=5).map(|id| json!({"id": id})).collect::<Vec<_>>()
     );
 }

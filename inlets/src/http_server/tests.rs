@@ -744,3 +744,47 @@ async fn a_sender_that_gives_up_takes_back_what_no_pull_took() {
     ));
     inlet.on_shutdown().await.unwrap();
 }
+
+/// A sender whose body stops coming is answered 408 once
+/// `request_timeout` passed, naming the option; nothing of it is held and
+/// the next sender is served.
+#[tokio::test]
+async fn a_body_that_stops_coming_is_a_408_after_request_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let inlet = inlet(HttpServerInletOptions {
+        request_timeout: Duration::from_millis(300),
+        ..options()
+    });
+    let listening = inlet.local_addr();
+    let out = CollectOutlet::new();
+    let link = Link::builder("webhook_slow")
+        .inlet(inlet)
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let Some(address) = listening.get() else {
+        panic!("the inlet is not listening");
+    };
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(
+        b"POST /hooks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 20\r\n\r\n{\"a\":",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), slow.read_to_end(&mut answer))
+        .await
+        .expect("an answer, not a wait without end")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+
+    let good = post(&listening, "/hooks", "application/json", "{\"a\": 2}", None).await;
+    assert_eq!(good.status, StatusCode::ACCEPTED, "{}", good.body);
+    link.transfer().await.unwrap();
+    assert_eq!(out.payloads(), [json!({"a": 2})]);
+    assert!(link.shutdown().await.is_empty());
+}

@@ -374,3 +374,67 @@ async fn a_server_that_never_answers_times_out_naming_it() {
     assert!(e.contains(&format!("127.0.0.1:{}", silent.port())), "{e}");
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+#[tokio::test]
+async fn a_refused_login_names_the_user_without_the_password() {
+    let db = TestDatabase::new("in_auth").await;
+    // The test server has no such user; a URI with credentials makes the
+    // driver authenticate, which the server refuses.
+    let base = databay_component::mongodb::testing::url();
+    let Some(rest) = base.strip_prefix("mongodb://") else {
+        panic!("test URI {base} is not mongodb://");
+    };
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = host.split(['/', '?']).next().unwrap_or(host);
+    let connector = ConnectionOptions {
+        uri: Secret::new(format!("mongodb://nobody:wr0ng-pw@{host}/{}", db.name)),
+        server_selection_timeout: Some(Duration::from_secs(5)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = MongoInlet::new(connector, "c");
+    let start = inlet.on_start().await.map(drop);
+    let pull = inlet.pull(&update()).await.map(drop);
+    for result in [start, pull] {
+        let e = result.unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.contains("refused the login of user `nobody`"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("wr0ng-pw") && !format!("{e:?}").contains("wr0ng-pw"),
+            "{e:?}"
+        );
+    }
+}
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        uri: Secret::new(format!(
+            "mongodb://app:s3cret@127.0.0.1:{}/",
+            garbage.port()
+        )),
+        database: Some("db".into()),
+        connect_timeout: Some(Duration::from_millis(300)),
+        server_selection_timeout: Some(Duration::from_millis(500)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = MongoInlet::new(connector, "c");
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", garbage.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

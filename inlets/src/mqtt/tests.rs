@@ -378,3 +378,76 @@ async fn a_broker_that_never_answers_times_out_naming_it() {
     assert!(e.contains(&format!("127.0.0.1:{}", silent.port())), "{e}");
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+/// A broker of the test's own that takes one login: a wrong password
+/// fails the start, naming the broker and the refusal but not the
+/// password; the right one goes through to a round trip.
+#[tokio::test]
+async fn a_refused_login_fails_the_start_without_showing_the_password() {
+    let broker = testing::broker_with_login("app", "r1ght-pw").await;
+    let topic = unique_name("in_auth");
+    let mut refused = MqttInlet::new(
+        testing::login_connector(&broker, &unique_name("in_auth"), "app", "wr0ng-pw"),
+        format!("{topic}/#"),
+    );
+    let e = refused.on_start().await.unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot connect to MQTT broker at 127.0.0.1:{}",
+            broker.port()
+        )),
+        "{e}"
+    );
+    assert!(e.contains("refused the login"), "{e}");
+    assert!(!e.contains("wr0ng-pw") && !e.contains("r1ght-pw"), "{e}");
+
+    let out = CollectOutlet::new();
+    let link = Link::builder("mqtt_auth")
+        .inlet(MqttInlet::new(
+            testing::login_connector(&broker, &unique_name("in_auth"), "app", "r1ght-pw"),
+            format!("{topic}/#"),
+        ))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    // The start returns once the broker confirmed the subscription.
+    link.start().await.unwrap_or_else(|e| panic!("start: {e}"));
+    let mut publisher = MqttOutlet::new(
+        testing::login_connector(&broker, &unique_name("pub"), "app", "r1ght-pw"),
+        Template::parse(&format!("{topic}/a")).unwrap(),
+    );
+    publisher
+        .push(&[Record::new(json!({"n": 1}))], &Update::new(["w"], 0))
+        .await
+        .unwrap_or_else(|e| panic!("publishing with the right password: {e}"));
+    crate::outage::transfer_until(&link, &out, 1, "with the right password").await;
+    assert_eq!(out.payloads(), [json!({"n": 1})]);
+    assert!(link.shutdown().await.is_empty());
+}
+
+/// A broker that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_broker_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(garbage.port()),
+        username: Some("app".into()),
+        password: Some(Secret::new("s3cret".into())),
+        timeout: Some(Duration::from_secs(1)),
+        ..ConnectionOptions::default()
+    }
+    .connector("databay-test-garbage")
+    .unwrap();
+    let mut inlet = MqttInlet::new(connector, "a/#");
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", garbage.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

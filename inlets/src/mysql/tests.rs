@@ -371,3 +371,62 @@ async fn a_server_that_never_answers_times_out_naming_it() {
     assert!(e.contains(&format!("127.0.0.1:{}", silent.port())), "{e}");
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+/// A row whose cursor value is NULL cannot move the cursor: the pull
+/// fails naming the column and how to keep such rows out; the cursor
+/// stays, and once the row is gone the link goes on from there.
+#[tokio::test]
+async fn a_null_cursor_value_fails_the_pull_and_keeps_the_cursor() {
+    let mut conn = testing::conn().await;
+    let table = TestTable::create(&mut conn, "in_null", "id INT").await;
+    conn.query_drop(format!("INSERT INTO `{}` VALUES (1), (NULL)", table.name))
+        .await
+        .unwrap();
+    let mut inlet = MysqlInlet::new(
+        testing::connector(),
+        format!(
+            "SELECT id FROM `{}` WHERE id > ? OR id IS NULL ORDER BY id IS NULL, id",
+            table.name
+        ),
+    )
+    .cursor(Cursor {
+        column: "id".into(),
+        start: json!(0),
+    });
+    inlet.on_start().await.unwrap();
+    let e = inlet.pull(&update(0)).await.unwrap_err().to_string();
+    assert!(e.contains("cursor column `id` is null"), "{e}");
+    assert_eq!(inlet.position(), Some(&json!(0)));
+    conn.query_drop(format!("DELETE FROM `{}` WHERE id IS NULL", table.name))
+        .await
+        .unwrap();
+    let pull = inlet.pull(&update(1)).await.unwrap();
+    assert_eq!(values(&pull), [json!({"id": 1})]);
+}
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "mysql://app:s3cret@127.0.0.1:{}/db",
+            garbage.port()
+        ))),
+        connect_timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = MysqlInlet::new(connector, "SELECT 1");
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", garbage.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

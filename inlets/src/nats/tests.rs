@@ -539,3 +539,166 @@ async fn a_server_that_never_answers_times_out_naming_it() {
     assert!(e.contains(&format!("127.0.0.1:{}", silent.port())), "{e}");
     assert!(!e.contains("t0k3n"), "{e}");
 }
+
+/// Core NATS keeps nothing for a subscriber that is away: what is
+/// published during the outage is not for the link (at most once). But
+/// the client reconnects and subscribes again by itself, and what is
+/// published after that reaches the link, with no restart of anything.
+#[tokio::test]
+async fn a_core_server_that_goes_away_mid_run_is_subscribed_to_again_when_it_is_back() {
+    use crate::outage::transfer_until;
+    use std::time::Instant;
+    let subject = unique_name("in_core_outage");
+    let (proxy, connector) = testing::proxied().await;
+    let out = CollectOutlet::new();
+    let link = Link::builder("nats_core_outage")
+        .inlet(NatsInlet::new(
+            connector,
+            NatsRead::Subscribe {
+                queue_group: None,
+                buffer: 100,
+            },
+            subject.clone(),
+        ))
+        .outlet(out.clone())
+        .inlet_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    link.start().await.unwrap_or_else(|e| panic!("start: {e}"));
+    publish(NatsPublish::Core, &subject, &[json!(1), json!(2), json!(3)]).await;
+    transfer_until(&link, &out, 3, "before the outage").await;
+
+    proxy.cut().await;
+    // A pull while cut off has nothing new to give.
+    let _ = link.transfer().await;
+    proxy
+        .restore()
+        .await
+        .unwrap_or_else(|e| panic!("restoring the proxy: {e}"));
+    // Until the client has reconnected (with a backoff of its own) and
+    // subscribed again, what is published is not for it: probes, until
+    // one comes through.
+    let client = testing::client().await;
+    let probe = || out.payloads().iter().any(|p| p.get("probe").is_some());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !probe() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing reached the link 30s after the server came back"
+        );
+        client
+            .publish(subject.clone(), "{\"probe\":true}".into())
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Err(e) = link.transfer().await {
+            panic!("a transfer after the server came back failed: {e}");
+        }
+    }
+    let n = out.len();
+    publish(NatsPublish::Core, &subject, &[json!(4), json!(5)]).await;
+    transfer_until(&link, &out, n + 2, "after the resubscription").await;
+    let numbers: Vec<Value> = out
+        .payloads()
+        .into_iter()
+        .filter(|p| p.get("probe").is_none())
+        .collect();
+    assert_eq!(numbers, (1..=5).map(|n| json!(n)).collect::<Vec<_>>());
+    assert!(link.shutdown().await.is_empty());
+}
+
+/// A server of the test's own that takes one login: a wrong password
+/// fails the start, naming the server and the refusal but not the
+/// password, in either mode; the right one goes through to a round trip.
+#[tokio::test]
+async fn a_refused_login_fails_the_start_without_showing_the_password() {
+    let server = testing::server_with_login("app", "r1ght-pw").await;
+    let subject = unique_name("in_auth");
+    for read in [
+        NatsRead::Subscribe {
+            queue_group: None,
+            buffer: 10,
+        },
+        NatsRead::JetStream {
+            stream: "S".into(),
+            durable: "d".into(),
+            ack_wait: Duration::from_secs(30),
+        },
+    ] {
+        let mut refused = NatsInlet::new(
+            testing::login_connector(&server, "app", "wr0ng-pw"),
+            read,
+            subject.clone(),
+        );
+        let e = refused.on_start().await.unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "cannot connect to NATS at 127.0.0.1:{}: ",
+                server.port()
+            )),
+            "{e}"
+        );
+        assert!(e.contains("authorization violation"), "{e}");
+        assert!(!e.contains("wr0ng-pw") && !e.contains("r1ght-pw"), "{e}");
+    }
+
+    let out = CollectOutlet::new();
+    let link = Link::builder("nats_auth")
+        .inlet(NatsInlet::new(
+            testing::login_connector(&server, "app", "r1ght-pw"),
+            NatsRead::Subscribe {
+                queue_group: None,
+                buffer: 10,
+            },
+            subject.clone(),
+        ))
+        .outlet(out.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap_or_else(|e| panic!("start: {e}"));
+    let mut publisher = NatsOutlet::new(
+        testing::login_connector(&server, "app", "r1ght-pw"),
+        NatsPublish::Core,
+        Template::parse(&subject).unwrap(),
+    );
+    publisher
+        .push(&[Record::new(json!({"n": 1}))], &Update::new(["w"], 0))
+        .await
+        .unwrap_or_else(|e| panic!("publishing with the right password: {e}"));
+    crate::outage::transfer_until(&link, &out, 1, "with the right password").await;
+    assert_eq!(out.payloads(), [json!({"n": 1})]);
+    assert!(link.shutdown().await.is_empty());
+}
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!("nats://127.0.0.1:{}", garbage.port()))),
+        token: Some(Secret::new("t0k3n".into())),
+        timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = NatsInlet::new(
+        connector,
+        NatsRead::Subscribe {
+            queue_group: None,
+            buffer: 10,
+        },
+        "x",
+    );
+    let e = tokio::time::timeout(Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", garbage.port())), "{e}");
+    assert!(!e.contains("t0k3n"), "{e}");
+}

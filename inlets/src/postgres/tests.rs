@@ -497,3 +497,95 @@ async fn a_server_that_goes_away_mid_run_fails_the_pull_and_the_link_recovers_wh
     let ids: Vec<Value> = out.payloads().iter().map(|p| p["id"].clone()).collect();
     assert_eq!(ids, (1..=5).map(|i| json!(i)).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_refused_login_fails_the_start_naming_the_user_without_the_password() {
+    let _ = testing::client().await;
+    // The test server trusts its users; one it does not know is refused.
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(
+            "postgresql://databay_no_such_user:s3cret-pw@127.0.0.1:5432/test".into(),
+        )),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = PostgresInlet::new(connector, "SELECT 1 AS one");
+    for e in [
+        inlet.on_start().await.unwrap_err().to_string(),
+        inlet.pull(&update()).await.unwrap_err().to_string(),
+    ] {
+        assert!(e.contains("PostgreSQL at 127.0.0.1:5432/test"), "{e}");
+        assert!(e.contains("as `databay_no_such_user`"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(silent.port()),
+        password: Some(Secret::new("s3cret".into())),
+        connect_timeout: Some(std::time::Duration::from_millis(200)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = PostgresInlet::new(connector, "SELECT 1 AS one");
+    let want = format!(
+        "cannot connect to PostgreSQL at 127.0.0.1:{}/postgres: no answer within 200ms",
+        silent.port()
+    );
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, want);
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), inlet.pull(&update()))
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, want);
+}
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start and the pull, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(garbage.port()),
+        password: Some(Secret::new("s3cret".into())),
+        connect_timeout: Some(std::time::Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = PostgresInlet::new(connector, "SELECT 1 AS one");
+    let want = format!(
+        "cannot connect to PostgreSQL at 127.0.0.1:{}/postgres: ",
+        garbage.port()
+    );
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with(&want), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), inlet.pull(&update()))
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with(&want), "{e}");
+}

@@ -406,3 +406,33 @@ async fn a_refused_password_fails_the_start_without_showing_it() {
     );
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "redis://app:s3cret@127.0.0.1:{}/0",
+            garbage.port()
+        ))),
+        timeout: Some(std::time::Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut inlet = RedisInlet::new(connector, RedisRead::List, "k");
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), inlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("127.0.0.1:{}/0", garbage.port())),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+}

@@ -280,3 +280,55 @@ async fn a_broker_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_wh
         .collect();
     assert_eq!(got, want);
 }
+
+#[tokio::test]
+async fn a_broker_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "amqp://app:s3cret@127.0.0.1:{}/%2f",
+            silent.port()
+        ))),
+        timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut out = AmqpOutlet::new(connector, "", Template::parse("q").unwrap());
+    let e = tokio::time::timeout(Duration::from_secs(20), out.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}/", silent.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}
+
+/// A broker that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_broker_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "amqp://app:s3cret@127.0.0.1:{}/%2f",
+            garbage.port()
+        ))),
+        timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut out = AmqpOutlet::new(connector, "", Template::parse("q").unwrap());
+    let e = tokio::time::timeout(Duration::from_secs(20), out.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}/", garbage.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

@@ -57,6 +57,14 @@ fn record(seen: &Seen, method: &axum::http::Method, h: &HeaderMap, body: &Bytes)
 type Args = (State<Seen>, axum::http::Method, HeaderMap, Bytes);
 
 async fn server(seen: Seen) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the test HTTP server on 127.0.0.1:0");
+    serve(listener, seen)
+}
+
+/// Serves every test route on `listener`; returns the base URL.
+fn serve(listener: tokio::net::TcpListener, seen: Seen) -> String {
     let app = Router::new()
         .route(
             "/ingest",
@@ -115,10 +123,18 @@ async fn server(seen: Seen) -> String {
                 StatusCode::OK
             }),
         )
+        .route(
+            "/private",
+            post(|(State(s), m, h, b): Args| async move {
+                record(&s, &m, &h, &b);
+                if header(&h, "authorization").as_deref() == Some("Bearer r1ght-t0ken") {
+                    StatusCode::NO_CONTENT.into_response()
+                } else {
+                    (StatusCode::UNAUTHORIZED, "bad token").into_response()
+                }
+            }),
+        )
         .with_state(seen);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the test HTTP server on 127.0.0.1:0");
     let addr = listener.local_addr().expect("the test server's address");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -363,4 +379,103 @@ async fn a_refused_batch_counts_no_bytes_sent() {
     link.transfer().await.unwrap_err();
     let stats = &link.node_stats()[1];
     assert_eq!((stats.errors, stats.bytes), (1, None));
+}
+
+#[tokio::test]
+async fn a_refused_login_names_the_url_and_status_without_the_token() {
+    let seen = Seen::default();
+    let base = server(seen.clone()).await;
+    let mut refused = outlet(json!({
+        "url": format!("{base}/private"),
+        "auth": {"bearer": "wr0ng-t0ken"},
+    }));
+    let e = refused
+        .push(&records(&[json!(1)]), &Update::new(["l"], 0))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, format!("POST {base}/private: status 401: bad token"));
+    assert!(!format!("{e} {refused:?}").contains("t0ken"), "{e}");
+    // Refused for good: not retried.
+    assert_eq!(seen.all().len(), 1);
+    let mut good = outlet(json!({
+        "url": format!("{base}/private"),
+        "auth": {"bearer": "r1ght-t0ken"},
+    }));
+    good.push(&records(&[json!(1)]), &Update::new(["l"], 0))
+        .await
+        .unwrap();
+    assert_eq!(seen.all().len(), 2);
+}
+
+/// Nothing listens at the URL when the link starts: every push fails
+/// naming the URL (after its retries); the link does not give up, and
+/// once a server is there the next transfer delivers.
+#[tokio::test]
+async fn a_server_that_is_not_there_at_start_is_named_and_the_link_delivers_once_it_is() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/ingest");
+    let link = Link::builder("to_http_later")
+        .inlet(StaticInlet::values([json!({"id": 1})]))
+        .outlet(outlet(
+            json!({"url": url, "retry": {"attempts": 2, "initial_delay": "10ms"}}),
+        ))
+        .every(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    link.start().await.unwrap_or_else(|e| panic!("start: {e}"));
+    for _ in 0..2 {
+        let e = link.transfer().await.unwrap_err().to_string();
+        assert!(e.contains(&format!("POST {url}: ")), "{e}");
+        assert!(e.contains("(after 2 attempts)"), "{e}");
+    }
+    let seen = Seen::default();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| panic!("binding 127.0.0.1:{port} again: {e}"));
+    serve(listener, seen.clone());
+    link.transfer().await.unwrap();
+    let got = seen.all();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&got[0].body).unwrap(),
+        json!([{"id": 1}])
+    );
+    assert!(link.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_when_it_is_back() {
+    use crate::outage::{DELIVERED, Sequence, through_an_outage};
+    let seen = Seen::default();
+    let base = server(seen.clone()).await;
+    let (proxy, proxied) = databay_component::testing::TcpProxy::for_url(&base)
+        .await
+        .unwrap();
+    let link = Link::builder("http_outage")
+        .inlet(Sequence::default())
+        .outlet(outlet(json!({
+            "url": format!("{proxied}/ingest"),
+            "retry": {"attempts": 2, "initial_delay": "10ms"},
+        })))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &proxy).await;
+    assert!(
+        down.contains(&format!("127.0.0.1:{}", proxy.port())),
+        "{down}"
+    );
+    let got: Vec<u64> = seen
+        .all()
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).unwrap()[0]["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(got, (0..DELIVERED).collect::<Vec<_>>(), "{down}");
 }

@@ -567,3 +567,56 @@ async fn a_server_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_wh
         .collect();
     assert_eq!(got, (0..DELIVERED as i64).map(Some).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        uri: Secret::new(format!("mongodb://app:s3cret@127.0.0.1:{}/", silent.port())),
+        database: Some("db".into()),
+        connect_timeout: Some(Duration::from_millis(300)),
+        server_selection_timeout: Some(Duration::from_millis(500)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = MongoOutlet::new(connector, "c");
+    let e = tokio::time::timeout(Duration::from_secs(20), outlet.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", silent.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        uri: Secret::new(format!(
+            "mongodb://app:s3cret@127.0.0.1:{}/",
+            garbage.port()
+        )),
+        database: Some("db".into()),
+        connect_timeout: Some(Duration::from_millis(300)),
+        server_selection_timeout: Some(Duration::from_millis(500)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = MongoOutlet::new(connector, "c");
+    let e = tokio::time::timeout(Duration::from_secs(20), outlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", garbage.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

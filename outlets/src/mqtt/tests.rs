@@ -27,9 +27,8 @@ async fn subscriber(filter: &str) -> Session {
         .connect(false, 1000)
         .await
         .unwrap();
+    // Returns once the broker confirmed it: what is published next is for it.
     session.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
-    // The SUBACK comes back before anything published after it.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     session
 }
 
@@ -269,4 +268,114 @@ async fn a_broker_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_wh
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(got, (0..DELIVERED).collect::<Vec<_>>(), "{down}");
+}
+
+/// A broker of the test's own that takes one login: a wrong password
+/// fails the start and the push, naming the broker and the refusal but
+/// not the password; the right one publishes.
+#[tokio::test]
+async fn a_refused_login_fails_the_start_without_showing_the_password() {
+    let broker = testing::broker_with_login("app", "r1ght-pw").await;
+    let topic = unique_name("out_auth");
+    let mut refused = MqttOutlet::new(
+        testing::login_connector(&broker, &unique_name("out_auth"), "app", "wr0ng-pw"),
+        Template::parse(&topic).unwrap(),
+    );
+    let e = refused.on_start().await.unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot connect to MQTT broker at 127.0.0.1:{}",
+            broker.port()
+        )),
+        "{e}"
+    );
+    assert!(e.contains("refused the login"), "{e}");
+    assert!(!e.contains("wr0ng-pw") && !e.contains("r1ght-pw"), "{e}");
+    let e = refused
+        .push(&records(&[json!(1)]), &update())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("refused the login") && !e.contains("wr0ng-pw"),
+        "{e}"
+    );
+
+    let sub = testing::login_connector(&broker, &unique_name("sub"), "app", "r1ght-pw")
+        .connect(false, 10)
+        .await
+        .unwrap_or_else(|e| panic!("subscribing with the right password: {e}"));
+    sub.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
+    let mut out = MqttOutlet::new(
+        testing::login_connector(&broker, &unique_name("out_auth"), "app", "r1ght-pw"),
+        Template::parse(&topic).unwrap(),
+    );
+    out.on_start().await.unwrap();
+    out.push(&records(&[json!({"n": 1})]), &update())
+        .await
+        .unwrap();
+    assert_eq!(received(&sub, 1).await, [(topic, "{\"n\":1}".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_broker_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(silent.port()),
+        username: Some("app".into()),
+        password: Some(Secret::new("s3cret".into())),
+        timeout: Some(Duration::from_secs(1)),
+        ..ConnectionOptions::default()
+    }
+    .connector("databay-test-silent")
+    .unwrap();
+    let mut out = MqttOutlet::new(connector, Template::parse("a").unwrap());
+    let e = tokio::time::timeout(Duration::from_secs(20), out.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "cannot connect to MQTT broker at 127.0.0.1:{} as client `databay-test-silent`: no answer within 1s",
+            silent.port()
+        )
+    );
+}
+
+/// A broker that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_broker_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(garbage.port()),
+        username: Some("app".into()),
+        password: Some(Secret::new("s3cret".into())),
+        timeout: Some(Duration::from_secs(1)),
+        ..ConnectionOptions::default()
+    }
+    .connector("databay-test-garbage")
+    .unwrap();
+    let mut out = MqttOutlet::new(connector, Template::parse("a").unwrap());
+    let e = tokio::time::timeout(Duration::from_secs(20), out.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot connect to MQTT broker at 127.0.0.1:{} as client `databay-test-garbage`: ",
+            garbage.port()
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
 }

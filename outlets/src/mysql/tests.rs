@@ -346,3 +346,84 @@ async fn a_refused_login_fails_the_start_without_showing_the_password() {
     assert!(e.contains("127.0.0.1:3306") && e.contains("root"), "{e}");
     assert!(!e.contains("wr0ng"), "{e}");
 }
+
+#[tokio::test]
+async fn an_unreachable_server_is_named_without_the_password() {
+    let connector = databay_component::mysql::ConnectionOptions {
+        url: Some(databay_component::Secret::new(
+            "mysql://app:s3cret-pw@127.0.0.1:1/test".into(),
+        )),
+        connect_timeout: Some(std::time::Duration::from_secs(2)),
+        ..databay_component::mysql::ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = MysqlOutlet::new(connector, "t", columns(&[("id", "/id")]));
+    let e = outlet.on_start().await.unwrap_err().to_string();
+    assert!(
+        e.starts_with("cannot reach MySQL at 127.0.0.1:1/test"),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+    let e = outlet
+        .push(&records(&[json!({"id": 1})]), &update())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("127.0.0.1:1/test") && !e.contains("s3cret"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = databay_component::mysql::ConnectionOptions {
+        url: Some(databay_component::Secret::new(format!(
+            "mysql://app:s3cret@127.0.0.1:{}/db",
+            silent.port()
+        ))),
+        connect_timeout: Some(std::time::Duration::from_millis(300)),
+        ..databay_component::mysql::ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = MysqlOutlet::new(connector, "t", columns(&[("id", "/id")]));
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), outlet.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", silent.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = databay_component::mysql::ConnectionOptions {
+        url: Some(databay_component::Secret::new(format!(
+            "mysql://app:s3cret@127.0.0.1:{}/db",
+            garbage.port()
+        ))),
+        connect_timeout: Some(std::time::Duration::from_millis(300)),
+        ..databay_component::mysql::ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = MysqlOutlet::new(connector, "t", columns(&[("id", "/id")]));
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), outlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}", garbage.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

@@ -52,6 +52,14 @@ pub enum NatsOutletError {
     },
 }
 
+/// A core flush that did not come back in time.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer within {timeout:?} (connection {state})")]
+struct NoAnswer {
+    timeout: std::time::Duration,
+    state: async_nats::connection::State,
+}
+
 /// Publishes records to NATS, one message per record.
 ///
 /// Subjects are rendered for the whole batch first (a bad one fails the
@@ -167,11 +175,22 @@ impl NatsOutlet {
                         .await
                         .map_err(|e| error(subject, &e))?;
                 }
-                client.flush().await.map_err(|e| {
-                    NatsOutletError::Nats(
-                        connector.error(format!("flushing {} messages", records.len()), &e),
-                    )
-                })?;
+                // While the client is away, a flush waits for the
+                // reconnect: bounded, so the push fails naming the server.
+                let what = format!("flushing {} messages", records.len());
+                match tokio::time::timeout(connector.timeout(), client.flush()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(NatsOutletError::Nats(connector.error(what, &e))),
+                    Err(_) => {
+                        return Err(NatsOutletError::Nats(connector.error(
+                            what,
+                            &NoAnswer {
+                                timeout: connector.timeout(),
+                                state: client.connection_state(),
+                            },
+                        )));
+                    }
+                }
             }
             NatsPublish::JetStream => {
                 let js = jetstream::new(client);

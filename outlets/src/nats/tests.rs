@@ -137,7 +137,7 @@ async fn an_unreachable_server_is_named_without_the_password() {
 }
 
 #[tokio::test]
-async fn a_refused_login_does_not_show_the_token() {
+async fn a_token_the_server_does_not_ask_for_is_not_shown() {
     let _ = testing::client().await;
     // The test server takes anyone; a token it does not expect is still
     // sent and must stay out of whatever is reported.
@@ -262,4 +262,159 @@ async fn a_server_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_wh
     }
     assert_eq!(got, (0..DELIVERED).collect::<Vec<_>>(), "{down}");
     js.delete_stream(&name).await.unwrap();
+}
+
+/// A core publish during the outage fails rather than vanishing: every
+/// number reaches a subscriber on the server itself, in order (a message
+/// of a failed push may come twice: at least once).
+#[tokio::test]
+async fn a_core_server_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_when_it_is_back()
+{
+    use crate::outage::{DELIVERED, Sequence, through_an_outage};
+    use databay_core::Link;
+    let client = testing::client().await;
+    let subject = unique_name("out_core_outage");
+    let mut sub = client.subscribe(subject.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    let (proxy, connector) = testing::proxied().await;
+    let link = Link::builder("nats_core_outage")
+        .inlet(Sequence::default())
+        .outlet(NatsOutlet::new(
+            connector,
+            NatsPublish::Core,
+            Template::parse(&subject).unwrap(),
+        ))
+        .outlet_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let down = through_an_outage(&link, &proxy).await;
+    assert!(
+        down.contains(&format!("127.0.0.1:{}", proxy.port())),
+        "{down}"
+    );
+    let mut got = Vec::new();
+    while got.last() != Some(&(DELIVERED - 1)) {
+        let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {got:?} reached the subscriber ({down})"))
+            .unwrap();
+        let v: Value = serde_json::from_slice(&m.payload).unwrap();
+        let n = v["n"].as_u64().unwrap();
+        if got.last() != Some(&n) {
+            got.push(n);
+        }
+    }
+    assert_eq!(got, (0..DELIVERED).collect::<Vec<_>>(), "{down}");
+}
+
+/// A server of the test's own that takes one login: a wrong password
+/// fails the start and the push, naming the server and the refusal but
+/// not the password; the right one publishes.
+#[tokio::test]
+async fn a_refused_login_fails_the_start_without_showing_the_password() {
+    let server = testing::server_with_login("app", "r1ght-pw").await;
+    let subject = unique_name("out_auth");
+    let mut refused = NatsOutlet::new(
+        testing::login_connector(&server, "app", "wr0ng-pw"),
+        NatsPublish::Core,
+        Template::parse(&subject).unwrap(),
+    );
+    let want = format!("cannot connect to NATS at 127.0.0.1:{}: ", server.port());
+    for e in [
+        refused.on_start().await.unwrap_err().to_string(),
+        refused
+            .push(&records(&[json!(1)]), &update())
+            .await
+            .unwrap_err()
+            .to_string(),
+    ] {
+        assert!(e.starts_with(&want), "{e}");
+        assert!(e.contains("authorization violation"), "{e}");
+        assert!(!e.contains("wr0ng-pw") && !e.contains("r1ght-pw"), "{e}");
+    }
+
+    let client = testing::login_connector(&server, "app", "r1ght-pw")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("subscribing with the right password: {e}"));
+    let mut sub = client.subscribe(subject.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    let mut out = NatsOutlet::new(
+        testing::login_connector(&server, "app", "r1ght-pw"),
+        NatsPublish::Core,
+        Template::parse(&subject).unwrap(),
+    );
+    out.on_start().await.unwrap();
+    out.push(&records(&[json!({"n": 1})]), &update())
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("the message within 5s")
+        .unwrap();
+    assert_eq!(&m.payload[..], b"{\"n\":1}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "nats://app:s3cret@127.0.0.1:{}",
+            silent.port()
+        ))),
+        timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut out = NatsOutlet::new(connector, NatsPublish::Core, Template::parse("x").unwrap());
+    let e = tokio::time::timeout(Duration::from_secs(20), out.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot connect to NATS at 127.0.0.1:{}",
+            silent.port()
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+}
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "nats://app:s3cret@127.0.0.1:{}",
+            garbage.port()
+        ))),
+        timeout: Some(Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut out = NatsOutlet::new(connector, NatsPublish::Core, Template::parse("x").unwrap());
+    let e = tokio::time::timeout(Duration::from_secs(20), out.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot connect to NATS at 127.0.0.1:{}",
+            garbage.port()
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
 }

@@ -1139,3 +1139,35 @@ mod transactional {
         assert_eq!(saved(&client, &link.0).await, Some(checkpoint(2, 3)));
     }
 }
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: Some(garbage.port()),
+        password: Some(Secret::new("s3cret".into())),
+        connect_timeout: Some(std::time::Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut outlet = PostgresOutlet::new(connector, "t", Mapping::JsonColumn("doc".into()));
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), outlet.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:{}/postgres: ",
+            garbage.port()
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+}

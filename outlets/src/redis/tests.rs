@@ -269,3 +269,79 @@ async fn a_server_that_goes_away_mid_run_fails_the_push_and_the_link_recovers_wh
     assert_eq!(got, want);
     let _: () = con.del(&key).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_naming_it() {
+    let silent = databay_component::testing::SilentServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "redis://app:s3cret@127.0.0.1:{}/0",
+            silent.port()
+        ))),
+        timeout: Some(std::time::Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut out = RedisOutlet::new(connector, RedisWrite::List, Template::parse("k").unwrap());
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), out.on_start())
+        .await
+        .expect("the connector's own timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}/0", silent.port())), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+    let e = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        out.push(&[Record::new(json!(1))], &Update::new(["redis"], 0)),
+    )
+    .await
+    .expect("the connector's own timeout ends the wait")
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{}/0", silent.port())), "{e}");
+}
+
+/// A server that answers in another protocol (an HTTP error page) fails
+/// the start, naming it, rather than hanging or panicking.
+#[tokio::test]
+async fn a_server_that_speaks_another_protocol_fails_naming_it() {
+    let garbage = databay_component::testing::GarbageServer::start()
+        .await
+        .unwrap();
+    let connector = ConnectionOptions {
+        url: Some(Secret::new(format!(
+            "redis://app:s3cret@127.0.0.1:{}/0",
+            garbage.port()
+        ))),
+        timeout: Some(std::time::Duration::from_millis(300)),
+        ..ConnectionOptions::default()
+    }
+    .connector()
+    .unwrap();
+    let mut out = RedisOutlet::new(connector, RedisWrite::List, Template::parse("k").unwrap());
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), out.on_start())
+        .await
+        .expect("the connector gives up by itself")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("127.0.0.1:{}/0", garbage.port())),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+    let e = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        out.push(&[Record::new(json!(1))], &Update::new(["redis"], 0)),
+    )
+    .await
+    .expect("the connector gives up by itself")
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(&format!("127.0.0.1:{}/0", garbage.port())),
+        "{e}"
+    );
+}
