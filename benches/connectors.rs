@@ -7,7 +7,10 @@
 //!   rows as CSV into the same kind of table: `method = "insert"`
 //!   (`batch_size = 1000` rows per INSERT, 10,000 rows per transfer and
 //!   transaction), and `method = "copy"` (one binary COPY per push) with
-//!   10,000 and with 1,000 rows per transfer and transaction.
+//!   10,000 and with 1,000 rows per transfer and transaction; then both
+//!   methods again with the link's checkpoints in the same database
+//!   (`[daemon] state_url`), so that each transfer's rows and checkpoint
+//!   commit in one transaction (exactly once): the cost of that guarantee.
 //! - **mongodb**: 100,000 such documents into a collection (`batch_size =
 //!   1000`), next to a hand-written loop of the mongodb crate's unordered
 //!   `insert_many` of 1,000 documents built from the same lines.
@@ -48,6 +51,7 @@ const MONGO_DB: &str = "databay_bench";
 
 /// The postgres link: `LINES` rows a transfer, written with `METHOD`.
 const PG_CONFIG: &str = r#"
+STATE
 [admin]
 enabled = false
 
@@ -70,12 +74,29 @@ every = "1s"
   batch_size = 1000
 "#;
 
-/// The postgres variants: a label, `method`, rows per transfer.
-const PG_VARIANTS: [(&str, &str, usize); 3] = [
-    ("insert, 10 000 rows a push", "insert", 10_000),
-    ("copy, 10 000 rows a push", "copy", 10_000),
-    ("copy, 1 000 rows a push", "copy", 1_000),
+/// The postgres variants: a label, `method`, rows per transfer, and
+/// whether the checkpoints live in the same database (exactly once).
+const PG_VARIANTS: [(&str, &str, usize, bool); 5] = [
+    ("insert, 10 000 rows a push", "insert", 10_000, false),
+    ("copy, 10 000 rows a push", "copy", 10_000, false),
+    ("copy, 1 000 rows a push", "copy", 1_000, false),
+    (
+        "insert, 10 000 rows a push, exactly once",
+        "insert",
+        10_000,
+        true,
+    ),
+    (
+        "copy, 10 000 rows a push, exactly once",
+        "copy",
+        10_000,
+        true,
+    ),
 ];
+
+/// Deletes the postgres link's checkpoint, if the table is there.
+const FORGET_CHECKPOINT: &str = "DO $$ BEGIN IF to_regclass('databay_checkpoints') IS NOT NULL \
+     THEN DELETE FROM databay_checkpoints WHERE link = 'to_postgres'; END IF; END $$";
 
 const MONGO_CONFIG: &str = r#"
 [admin]
@@ -188,11 +209,17 @@ fn postgres(dir: &Path) -> Result<(), BoxError> {
     let (ndjson, csv) = (dir.join("rows.ndjson"), dir.join("rows.csv"));
     generate(&ndjson, &csv, PG_ROWS)?;
     let mut configs = Vec::new();
-    for (i, (_, method, lines)) in PG_VARIANTS.iter().enumerate() {
+    for (i, (_, method, lines, exactly_once)) in PG_VARIANTS.iter().enumerate() {
         let config = dir.join(format!("postgres-{i}.toml"));
+        let state = if *exactly_once {
+            format!("[daemon]\nstate_url = \"{PG_URL}\"\n")
+        } else {
+            String::new()
+        };
         std::fs::write(
             &config,
             PG_CONFIG
+                .replace("STATE", &state)
                 .replace("METHOD", method)
                 .replace("LINES", &lines.to_string()),
         )?;
@@ -212,13 +239,17 @@ fn postgres(dir: &Path) -> Result<(), BoxError> {
 
         for (config, best) in configs.iter().zip(&mut daemon) {
             fresh_pg_table("bench_pg_daemon")?;
+            // Each run from the file's first line, not from the last
+            // run's checkpoint.
+            psql(FORGET_CHECKPOINT)?;
             let (took, _) = support::once(config, &[("ROWS_FILE", &ndjson)])?;
             *best = (*best).min(took);
             pg_count("bench_pg_daemon", PG_ROWS)?;
         }
     }
     psql("DROP TABLE bench_pg_copy; DROP TABLE bench_pg_daemon")?;
-    for ((label, _, _), took) in PG_VARIANTS.iter().zip(daemon) {
+    psql(FORGET_CHECKPOINT)?;
+    for ((label, ..), took) in PG_VARIANTS.iter().zip(daemon) {
         print_pair(
             &format!("postgres outlet ({label})"),
             "rows",

@@ -18,6 +18,12 @@
 //!
 //! Heavy work started from inside heavy work runs in place (it already
 //! holds a turn).
+//!
+//! Work that prepares a link's next batch while its current one is
+//! processed (an inlet reading and parsing ahead) goes through
+//! [`run_ahead`]: the same, with turns of its own, so that it overlaps
+//! with the processing instead of queueing behind it, and is bounded the
+//! same way.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -33,6 +39,7 @@ pub const HEAVY_BATCH: usize = 1024;
 /// `usize::MAX` until set: then the default applies.
 static THREADS: AtomicUsize = AtomicUsize::new(usize::MAX);
 static TURNS: OnceLock<Semaphore> = OnceLock::new();
+static AHEAD_TURNS: OnceLock<Semaphore> = OnceLock::new();
 
 thread_local! {
     static INSIDE: Cell<bool> = const { Cell::new(false) };
@@ -64,6 +71,12 @@ pub fn set_threads(n: usize) -> bool {
 
 fn turns() -> &'static Semaphore {
     TURNS.get_or_init(|| Semaphore::new(threads()))
+}
+
+fn ahead_turns() -> &'static Semaphore {
+    // The threads are fixed once the first heavy job of either kind ran.
+    let _ = turns();
+    AHEAD_TURNS.get_or_init(|| Semaphore::new(threads()))
 }
 
 fn offloads() -> bool {
@@ -118,6 +131,29 @@ pub async fn run_async<F: Future>(fut: F) -> F::Output {
         return fut.await;
     }
     let _turn = turns().acquire().await.ok();
+    tokio::task::block_in_place(|| {
+        let _inside = Inside::enter();
+        Handle::current().block_on(fut)
+    })
+}
+
+/// Runs `fut`, heavy work that prepares the next batch of a link (an
+/// inlet reading and parsing ahead, in a task of its own) while the link
+/// processes its current one, as [`run_async`] does but with turns of its
+/// own: at most [`threads`] such jobs at once, beside as many of
+/// [`run_async`]'s.
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// let next = tokio::spawn(databay_core::compute::run_ahead(async { 40 + 2 }));
+/// assert_eq!(next.await.unwrap(), 42);
+/// # }
+/// ```
+pub async fn run_ahead<F: Future>(fut: F) -> F::Output {
+    if !offloads() {
+        return fut.await;
+    }
+    let _turn = ahead_turns().acquire().await.ok();
     tokio::task::block_in_place(|| {
         let _inside = Inside::enter();
         Handle::current().block_on(fut)
@@ -181,9 +217,35 @@ mod tests {
         assert_eq!(inner, 7);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_ahead_overlaps_with_heavy_work() {
+        // One turn of each kind at least: the work ahead does not wait for
+        // the heavy job to end. Each tells the other it started, then
+        // waits (a bounded while) to hear that the other did too.
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let (to_ahead, from_heavy) = mpsc::channel();
+        let (to_heavy, from_ahead) = mpsc::channel();
+        let meet = |tell: mpsc::Sender<()>, hear: mpsc::Receiver<()>| {
+            let _ = tell.send(());
+            hear.recv_timeout(Duration::from_secs(10)).is_ok()
+        };
+        let heavy = tokio::spawn(run(move || meet(to_ahead, from_ahead)));
+        let ahead = tokio::spawn(run_ahead(async move { meet(to_heavy, from_heavy) }));
+        assert!(
+            heavy.await.unwrap(),
+            "the heavy job never saw the work ahead start"
+        );
+        assert!(
+            ahead.await.unwrap(),
+            "the work ahead never saw the heavy job start"
+        );
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_current_thread_runtime_runs_it_as_is() {
         assert_eq!(run(|| 1 + 1).await, 2);
         assert_eq!(run_async(async { 3 }).await, 3);
+        assert_eq!(run_ahead(async { 4 }).await, 4);
     }
 }

@@ -9,7 +9,7 @@ use databay_component::Secret;
 use databay_component::postgres::{ConnectionOptions, Connector, checkpoints, describe};
 use databay_core::checkpoint::{Checkpoint, StateStore};
 use databay_core::{BoxError, async_trait};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Statement};
 
 use super::Stored;
 
@@ -19,9 +19,17 @@ pub const TABLE: &str = checkpoints::TABLE;
 /// A [`StateStore`] in a PostgreSQL database.
 pub struct PgStore {
     connector: Connector,
-    /// The connection, opened again when the server dropped it. Queries
+    /// The connection, opened again when the server dropped it, with the
+    /// upsert prepared on it (a save is then one round trip). Queries
     /// share it (tokio-postgres pipelines them).
-    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+    client: tokio::sync::Mutex<Option<Connection>>,
+}
+
+/// An open connection of the store.
+#[derive(Clone)]
+struct Connection {
+    client: Arc<Client>,
+    upsert: Statement,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -45,10 +53,11 @@ impl PgStore {
             connector,
             client: tokio::sync::Mutex::new(None),
         };
-        let client = store.client().await?;
+        let client = store.connect().await?;
         checkpoints::create(&client)
             .await
             .map_err(|e| store.failed("create the table", &e))?;
+        store.prepare(client).await?;
         Ok(store)
     }
 
@@ -57,19 +66,37 @@ impl PgStore {
         format!("postgresql://{} table {TABLE}", self.connector.target())
     }
 
-    async fn client(&self) -> Result<Arc<Client>, String> {
-        let mut slot = self.client.lock().await;
-        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(client.clone());
-        }
-        let client = Arc::new(
+    async fn connect(&self) -> Result<Arc<Client>, String> {
+        Ok(Arc::new(
             self.connector
                 .connect()
                 .await
                 .map_err(|e| format!("state store: {e}"))?,
-        );
-        *slot = Some(client.clone());
-        Ok(client)
+        ))
+    }
+
+    /// Prepares the upsert on `client` and keeps both as the connection.
+    async fn prepare(&self, client: Arc<Client>) -> Result<Connection, String> {
+        let upsert = client
+            .prepare(checkpoints::UPSERT)
+            .await
+            .map_err(|e| self.failed("prepare the checkpoint upsert", &e))?;
+        let connection = Connection { client, upsert };
+        *self.client.lock().await = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// The open connection, or a new one if the server dropped it.
+    async fn connection(&self) -> Result<Connection, String> {
+        let open = self.client.lock().await.clone();
+        match open.filter(|c| !c.client.is_closed()) {
+            Some(connection) => Ok(connection),
+            None => self.prepare(self.connect().await?).await,
+        }
+    }
+
+    async fn client(&self) -> Result<Arc<Client>, String> {
+        Ok(self.connection().await?.client)
     }
 
     fn failed(&self, what: &str, e: &tokio_postgres::Error) -> String {
@@ -136,10 +163,11 @@ impl StateStore for PgStore {
     }
 
     async fn save(&self, link: &str, checkpoint: &Checkpoint) -> Result<(), BoxError> {
-        let client = self.client().await?;
+        let connection = self.connection().await?;
         let bytes = checkpoint.to_bytes();
-        client
-            .execute(checkpoints::UPSERT, &[&link, &bytes])
+        connection
+            .client
+            .execute(&connection.upsert, &[&link, &bytes])
             .await
             .map(drop)
             .map_err(|e| self.failed("write a checkpoint", &e).into())

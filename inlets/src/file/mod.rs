@@ -175,6 +175,28 @@ pub struct FileInlet {
     /// Line mode: the position after the last committed line; what a
     /// rollback goes back to and what a snapshot holds.
     committed: Option<FilePosition>,
+    /// Line mode: the position after the last line handed out (the reader
+    /// may be past it, reading ahead).
+    delivered: Option<FilePosition>,
+    /// Line mode, large batches of a finite file: the next batch, read and
+    /// parsed in a task of its own while the link processes the last one.
+    /// The reader is in the task until it ends.
+    ahead: Option<tokio::task::JoinHandle<Ahead>>,
+}
+
+/// A batch read ahead, with the reader that read it.
+#[derive(Debug)]
+struct Ahead {
+    reader: LineReader,
+    read: Result<(Pull, u64), FileInletError>,
+}
+
+impl Drop for FileInlet {
+    fn drop(&mut self) {
+        if let Some(task) = &self.ahead {
+            task.abort();
+        }
+    }
 }
 
 impl FileInlet {
@@ -190,6 +212,8 @@ impl FileInlet {
             reader: None,
             resume: None,
             committed: None,
+            delivered: None,
+            ahead: None,
         }
     }
 
@@ -243,10 +267,24 @@ impl FileInlet {
     /// opened, which is also the number of the last delivered line (blank
     /// lines skipped in JSON mode count too). 0 before `on_start`.
     pub fn lines_read(&self) -> u64 {
-        self.reader.as_ref().map_or(0, |r| r.line)
+        if self.reader.is_none() && self.ahead.is_none() {
+            return 0;
+        }
+        self.delivered.as_ref().map_or(0, |p| p.line)
     }
 
     async fn pull_lines(&mut self) -> Result<Pull, FileInletError> {
+        if let Some(read) = self.land_ahead().await? {
+            // Lines read ahead count only from the file still under the
+            // name; from a replaced one they are read again below.
+            if !self.replaced().await {
+                let (pull, bytes) = read?;
+                return Ok(self.deliver(pull, bytes));
+            }
+            if let (Some(reader), Some(delivered)) = (&mut self.reader, &self.delivered) {
+                reader.rewind(delivered);
+            }
+        }
         // A pull without `on_start` (a link transferring before it was
         // started) opens the file itself rather than failing.
         let reader = match self.reader.take() {
@@ -260,7 +298,73 @@ impl FileInlet {
             json: self.json,
             follow: self.follow,
         };
-        reader.read_batch(&options).await
+        let (pull, bytes) = reader.read_counted(&options, false).await?;
+        Ok(self.deliver(pull, bytes))
+    }
+
+    /// Hands out a batch the reader just read, and starts reading the next
+    /// one ahead when that is worth it: a large batch of a file that is
+    /// not followed and not at its end.
+    fn deliver(&mut self, pull: Pull, bytes: u64) -> Pull {
+        databay_core::bytes::add(bytes);
+        let Some(reader) = self.reader.take() else {
+            return pull;
+        };
+        self.delivered = Some(reader.position());
+        let ahead = !self.follow
+            && self.lines_per_transfer >= databay_core::compute::HEAVY_BATCH
+            && matches!(pull, Pull::Records(_));
+        if !ahead {
+            self.reader = Some(reader);
+            return pull;
+        }
+        let mut reader = reader;
+        let (path, max, json) = (self.path.clone(), self.lines_per_transfer, self.json);
+        self.ahead = Some(tokio::spawn(async move {
+            let options = LineOptions {
+                path: &path,
+                max,
+                json,
+                follow: false,
+            };
+            let read = reader.read_counted(&options, true).await;
+            Ahead { reader, read }
+        }));
+        pull
+    }
+
+    /// Waits for the batch being read ahead, if any, and takes the reader
+    /// back; returns what it read.
+    async fn land_ahead(
+        &mut self,
+    ) -> Result<Option<Result<(Pull, u64), FileInletError>>, FileInletError> {
+        let Some(task) = self.ahead.take() else {
+            return Ok(None);
+        };
+        match task.await {
+            Ok(Ahead { reader, read }) => {
+                self.reader = Some(reader);
+                Ok(Some(read))
+            }
+            // The task was cancelled or failed, and the reader with it:
+            // open the file again after the lines handed out.
+            Err(_) => {
+                let reader = open_lines_at(&self.path, self.delivered.as_ref()).await?;
+                self.reader = Some(reader);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether the name now points at another file than the one open.
+    async fn replaced(&self) -> bool {
+        let Some(reader) = &self.reader else {
+            return false;
+        };
+        match tokio::fs::metadata(&self.path).await {
+            Ok(now) => reader.identity.is_some() && reader.identity != identity(&now),
+            Err(_) => false,
+        }
     }
 
     /// A file replaced under its name (`sed -i`, an editor's save, log
@@ -289,6 +393,7 @@ impl FileInlet {
         let reader = open_lines_at(&self.path, self.resume.as_ref()).await?;
         self.resume = None;
         self.committed = Some(reader.position());
+        self.delivered = Some(reader.position());
         Ok(reader)
     }
 
@@ -358,8 +463,8 @@ impl Inlet for FileInlet {
     /// Line mode: the lines of the pull were delivered; a snapshot now
     /// resumes after them.
     async fn commit(&mut self, _update: &Update) -> Result<(), BoxError> {
-        if let Some(reader) = &self.reader {
-            self.committed = Some(reader.position());
+        if self.reader.is_some() || self.ahead.is_some() {
+            self.committed.clone_from(&self.delivered);
         }
         Ok(())
     }
@@ -368,11 +473,14 @@ impl Inlet for FileInlet {
     /// reads them again (at least once). If the file was replaced since
     /// the commit, the new file carries on where it is.
     async fn rollback(&mut self, _update: &Update) -> Result<(), BoxError> {
+        // What was read ahead follows lines that go back: read again.
+        self.land_ahead().await?;
         if let (Some(reader), Some(committed)) = (&mut self.reader, &self.committed)
             && reader.identity.map(|i| i.0) == committed.dev
             && reader.identity.map(|i| i.1) == committed.ino
         {
             reader.rewind(committed);
+            self.delivered = Some(committed.clone());
         }
         Ok(())
     }
@@ -403,6 +511,7 @@ impl Inlet for FileInlet {
         }
         let pos = FilePosition::from_value(state)?;
         self.resume = Some(pos);
+        self.land_ahead().await?;
         if self.reader.is_some() {
             let reader = self.open().await?;
             self.reader = Some(reader);
@@ -412,6 +521,9 @@ impl Inlet for FileInlet {
 
     /// Closes the file.
     async fn on_shutdown(&mut self) -> Result<(), BoxError> {
+        if let Some(task) = self.ahead.take() {
+            task.abort();
+        }
         self.reader = None;
         Ok(())
     }
@@ -596,6 +708,20 @@ impl LineReader {
         &mut self,
         options: &LineOptions<'_>,
     ) -> Result<Pull, FileInletError> {
+        let (pull, bytes) = self.read_counted(options, false).await?;
+        databay_core::bytes::add(bytes);
+        Ok(pull)
+    }
+
+    /// Reads the next batch; returns it and the bytes of its lines, to be
+    /// counted ([`databay_core::bytes::add`]) by the pull that hands it
+    /// out. `ahead`: the batch is read ahead of its pull, in a task of its
+    /// own.
+    async fn read_counted(
+        &mut self,
+        options: &LineOptions<'_>,
+        ahead: bool,
+    ) -> Result<(Pull, u64), FileInletError> {
         if options.follow && self.reader.buffer().is_empty() && self.no_longer_a_line_end().await {
             // Truncated and regrown past our position since the last pull
             // (copytruncate, then more writes): start over from the top
@@ -613,18 +739,17 @@ impl LineReader {
         let mut records = Vec::with_capacity(options.max.min(1024));
         // Parsing a large batch is heavy work: off the threads that drive
         // the other links' timers (databay_core::compute).
-        let filled = if options.max >= databay_core::compute::HEAVY_BATCH {
+        let filled = if ahead {
+            databay_core::compute::run_ahead(self.fill(options, &mut records)).await
+        } else if options.max >= databay_core::compute::HEAVY_BATCH {
             databay_core::compute::run_async(self.fill(options, &mut records)).await
         } else {
             self.fill(options, &mut records).await
         };
+        // The lines read; a partial last line left for later is counted
+        // when it is.
         let end = match filled {
-            Ok(end) => {
-                // The lines delivered; a partial last line left for later
-                // is counted when it is.
-                databay_core::bytes::add(self.offset - offset);
-                end
-            }
+            Ok(end) => end,
             Err(e) => {
                 // All or nothing: go back to where this pull started so the
                 // failing line (and those before it) are read again.
@@ -634,7 +759,8 @@ impl LineReader {
                 return Err(e);
             }
         };
-        Ok(match (end, options.follow) {
+        let bytes = self.offset - offset;
+        let pull = match (end, options.follow) {
             (BatchEnd::Full, true) => Pull::Records(records),
             // Report the end with the last lines rather than one pull later.
             (BatchEnd::Full, false) if self.at_end().await => Pull::Exhausted(records),
@@ -648,7 +774,8 @@ impl LineReader {
                     Pull::Records(records)
                 }
             }
-        })
+        };
+        Ok((pull, bytes))
     }
 
     /// Reads up to `options.max` records into `records`.

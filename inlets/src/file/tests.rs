@@ -1008,3 +1008,172 @@ async fn a_restored_position_is_checked_against_the_files_first_bytes() {
         .unwrap_err();
     assert!(e.to_string().contains("file mode"), "{e}");
 }
+
+// --- reading ahead ---------------------------------------------------------
+//
+// A large batch (at least `compute::HEAVY_BATCH` lines) of a file that is
+// not followed is followed by the next one, read and parsed in a task of
+// its own while the link works on the last one. What the inlet hands out,
+// commits, rolls back and snapshots must be exactly what it was without.
+
+/// `lines` NDJSON lines `{"n":1}`, `{"n":2}`, ... with `n` offset by `base`.
+fn numbered(lines: usize, base: usize) -> String {
+    (1..=lines)
+        .map(|n| format!("{{\"n\":{}}}\n", n + base))
+        .collect()
+}
+
+fn numbers(pull: &Pull) -> Vec<u64> {
+    pull.records()
+        .iter()
+        .map(|r| r.payload["n"].as_u64().unwrap())
+        .collect()
+}
+
+const BIG: usize = databay_core::compute::HEAVY_BATCH * 2;
+
+async fn ahead_delivers_every_line_once_in_order() {
+    let (_dir, path) = file_with("big.ndjson", numbered(3 * BIG + 7, 0));
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(BIG)).await;
+    let mut seen = Vec::new();
+    let mut kinds = Vec::new();
+    loop {
+        let pull = inlet.pull(&update()).await.unwrap();
+        inlet.commit(&update()).await.unwrap();
+        seen.extend(numbers(&pull));
+        kinds.push(matches!(pull, Pull::Exhausted(_)));
+        assert_eq!(inlet.lines_read(), seen.len() as u64);
+        if matches!(pull, Pull::Exhausted(_)) {
+            break;
+        }
+    }
+    assert_eq!(kinds, [false, false, false, true]);
+    assert_eq!(seen, (1..=(3 * BIG + 7) as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_ahead_delivers_every_line_once_in_order() {
+    ahead_delivers_every_line_once_in_order().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn read_ahead_on_one_thread_delivers_every_line_once_in_order() {
+    ahead_delivers_every_line_once_in_order().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_ahead_keeps_commits_rollbacks_and_snapshots_exact() {
+    let (_dir, path) = file_with("big.ndjson", numbered(4 * BIG, 0));
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(BIG)).await;
+    let first = inlet.pull(&update()).await.unwrap();
+    assert_eq!(numbers(&first).last(), Some(&(BIG as u64)));
+    assert!(inlet.ahead.is_some(), "the next batch is read ahead");
+    inlet.commit(&update()).await.unwrap();
+    let state = inlet.snapshot().unwrap();
+    assert_eq!(state["line"], json!(BIG), "{state}");
+
+    // Handed out, not committed, rolled back: read again, from the file.
+    let second = inlet.pull(&update()).await.unwrap();
+    assert_eq!(numbers(&second)[0], BIG as u64 + 1);
+    assert_eq!(inlet.snapshot().unwrap(), state, "not committed yet");
+    inlet.rollback(&update()).await.unwrap();
+    let again = inlet.pull(&update()).await.unwrap();
+    assert_eq!(numbers(&again), numbers(&second), "at least once");
+    inlet.commit(&update()).await.unwrap();
+    let state = inlet.snapshot().unwrap();
+    assert_eq!(state["line"], json!(2 * BIG));
+    let offset = state["offset"].as_u64().unwrap() as usize;
+    assert_eq!(offset, numbered(2 * BIG, 0).len());
+
+    // The third batch is being read ahead; a new inlet restored from the
+    // snapshot goes on after the second.
+    let mut resumed = FileInlet::new(&path).json(true).lines_per_transfer(BIG);
+    resumed.restore(state).await.unwrap();
+    resumed.on_start().await.unwrap();
+    let third = resumed.pull(&update()).await.unwrap();
+    assert_eq!(numbers(&third)[0], 2 * BIG as u64 + 1);
+    let third_here = inlet.pull(&update()).await.unwrap();
+    assert_eq!(numbers(&third_here), numbers(&third));
+    assert!(inlet.on_shutdown().await.is_ok());
+    assert_eq!(inlet.lines_read(), 0, "closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_line_read_ahead_fails_its_own_pull_and_loses_nothing() {
+    let bad = BIG + BIG / 2;
+    let mut lines: Vec<String> = numbered(3 * BIG, 0).lines().map(str::to_owned).collect();
+    lines[bad - 1] = "{\"n\": oops}".to_owned();
+    let (_dir, path) = file_with("bad.ndjson", lines.join("\n") + "\n");
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(BIG)).await;
+    let first = inlet.pull(&update()).await.unwrap();
+    assert_eq!(first.records().len(), BIG, "the first batch is whole");
+    inlet.commit(&update()).await.unwrap();
+    for _ in 0..2 {
+        let err = pull_err(&mut inlet).await;
+        assert!(
+            matches!(err, FileInletError::Json { line, .. } if line == bad as u64),
+            "{err:?}"
+        );
+        assert_eq!(inlet.lines_read(), BIG as u64);
+    }
+    // Fixed in place: the batch comes whole, from the line after the first.
+    std::fs::write(&path, numbered(3 * BIG, 0)).unwrap();
+    let second = inlet.pull(&update()).await.unwrap();
+    assert_eq!(
+        numbers(&second),
+        ((BIG + 1) as u64..=(2 * BIG) as u64).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_read_ahead_from_a_replaced_file_are_read_again_from_the_new_one() {
+    let (_dir, path) = file_with("swap.ndjson", numbered(3 * BIG, 0));
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(BIG)).await;
+    let first = inlet.pull(&update()).await.unwrap();
+    assert_eq!(numbers(&first)[0], 1);
+    // Replaced while the next batch is (or has been) read ahead from the
+    // old file: the new file's lines after the delivered ones come next.
+    replace(&path, &numbered(3 * BIG, 100_000));
+    let second = inlet.pull(&update()).await.unwrap();
+    assert_eq!(
+        numbers(&second),
+        ((100_000 + BIG + 1) as u64..=(100_000 + 2 * BIG) as u64).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_batches_and_followed_files_are_not_read_ahead() {
+    let (_dir, path) = file_with("big.ndjson", numbered(3 * BIG, 0));
+    let mut small = started(FileInlet::new(&path).json(true).lines_per_transfer(BIG / 4)).await;
+    let mut followed = started(
+        FileInlet::new(&path)
+            .json(true)
+            .lines_per_transfer(BIG)
+            .follow(true),
+    )
+    .await;
+    for inlet in [&mut small, &mut followed] {
+        assert_eq!(numbers(&inlet.pull(&update()).await.unwrap())[0], 1);
+        assert!(inlet.ahead.is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_counts_the_bytes_of_lines_read_ahead_when_they_are_delivered() {
+    let text = numbered(2 * BIG + 1, 0);
+    let (_dir, path) = file_with("bytes.ndjson", &text);
+    let link = Link::builder("file_bytes_ahead")
+        .inlet(FileInlet::new(&path).json(true).lines_per_transfer(BIG))
+        .outlet(CollectOutlet::new())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let bytes = || link.node_stats()[0].bytes;
+    link.transfer().await.unwrap();
+    assert_eq!(bytes(), Some(numbered(BIG, 0).len() as u64));
+    link.transfer().await.unwrap();
+    assert_eq!(bytes(), Some(numbered(2 * BIG, 0).len() as u64));
+    link.transfer().await.unwrap();
+    assert_eq!(bytes(), Some(text.len() as u64));
+    assert!(link.shutdown().await.is_empty());
+}

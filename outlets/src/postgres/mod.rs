@@ -124,6 +124,8 @@ struct Connected {
     /// `(rows, statement)`: the full-batch insert and the latest shorter one.
     full: Option<(usize, Statement)>,
     partial: Option<(usize, Statement)>,
+    /// The checkpoint upsert of exactly-once commits, once prepared.
+    upsert: Option<Statement>,
 }
 
 /// Writes records into a PostgreSQL table.
@@ -346,6 +348,7 @@ impl PostgresOutlet {
         Ok(Connected {
             client,
             full: None,
+            upsert: None,
             partial: None,
         })
     }
@@ -513,6 +516,7 @@ impl PostgresOutlet {
             client,
             full,
             partial,
+            ..
         } = conn;
         if begin {
             client
@@ -767,7 +771,7 @@ impl TransactionalOutlet for PostgresOutlet {
         if !holding.wrote {
             return Ok(false);
         }
-        let Some(conn) = holding.conn.take() else {
+        let Some(mut conn) = holding.conn.take() else {
             self.holding = Some(holding);
             let e = self.lose("its connection was closed".into());
             self.holding = None;
@@ -778,10 +782,15 @@ impl TransactionalOutlet for PostgresOutlet {
             "committing a transfer's rows into `{}` with link `{link}`'s checkpoint",
             self.table
         );
-        let written = conn
-            .client
-            .execute(checkpoints::UPSERT, &[&link, &bytes])
-            .await;
+        let upsert = match conn.upsert.take() {
+            Some(upsert) => upsert,
+            None => match conn.client.prepare(checkpoints::UPSERT).await {
+                Ok(upsert) => upsert,
+                Err(e) => return Err(self.connector.error(what, e).into()),
+            },
+        };
+        let written = conn.client.execute(&upsert, &[&link, &bytes]).await;
+        conn.upsert = Some(upsert);
         if let Err(e) = written {
             return Err(self.connector.error(what, e).into());
         }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// A window's number within its key.
 pub type WindowId = i64;
@@ -27,9 +28,11 @@ pub struct Bounds {
 pub struct Assignment {
     /// The windows it falls into (new ones are opened), with their bounds
     /// after taking it in.
-    pub windows: Vec<(WindowId, Bounds)>,
+    /// Inline up to two: most items fall into one window (a tumbling or
+    /// session windower) and assigning one allocates nothing.
+    pub windows: SmallVec<[(WindowId, Bounds); 2]>,
     /// Windows merged by it: `(from, into)`, `from` folded into `into`.
-    pub merges: Vec<(WindowId, WindowId)>,
+    pub merges: SmallVec<[(WindowId, WindowId); 1]>,
 }
 
 impl Assignment {
@@ -269,10 +272,10 @@ mod tests {
         let w = Tumbling::new(Duration::from_secs(10), t(3)).unwrap();
         let none = BTreeMap::new();
         let assign = |ts, wm| w.assign(t(ts), wm, &none, &mut 0);
-        assert_eq!(assign(3, MIN).windows, [(0, b(3, 13))]);
-        assert_eq!(assign(12, MIN).windows, [(0, b(3, 13))]);
-        assert_eq!(assign(13, MIN).windows, [(1, b(13, 23))]);
-        assert_eq!(assign(2, MIN).windows, [(-1, b(-7, 3))]);
+        assert_eq!(assign(3, MIN).windows[..], [(0, b(3, 13))]);
+        assert_eq!(assign(12, MIN).windows[..], [(0, b(3, 13))]);
+        assert_eq!(assign(13, MIN).windows[..], [(1, b(13, 23))]);
+        assert_eq!(assign(2, MIN).windows[..], [(-1, b(-7, 3))]);
         assert!(assign(5, t(13)).is_late(), "its window closed at 13");
         assert!(!assign(5, t(12)).is_late());
         assert!(Tumbling::new(Duration::ZERO, t(0)).is_err());
@@ -280,10 +283,10 @@ mod tests {
         // own slice, and a closed open window makes the item late.
         let open = BTreeMap::from([(1, b(13, 23))]);
         let with = |ts, wm| w.assign(t(ts), wm, &open, &mut 0);
-        assert_eq!(with(13, MIN).windows, [(1, b(13, 23))]);
-        assert_eq!(with(22, MIN).windows, [(1, b(13, 23))]);
-        assert_eq!(with(23, MIN).windows, [(2, b(23, 33))]);
-        assert_eq!(with(12, MIN).windows, [(0, b(3, 13))]);
+        assert_eq!(with(13, MIN).windows[..], [(1, b(13, 23))]);
+        assert_eq!(with(22, MIN).windows[..], [(1, b(13, 23))]);
+        assert_eq!(with(23, MIN).windows[..], [(2, b(23, 33))]);
+        assert_eq!(with(12, MIN).windows[..], [(0, b(3, 13))]);
         assert!(with(20, t(23)).is_late());
     }
 
@@ -292,13 +295,13 @@ mod tests {
         let w = Sliding::new(Duration::from_secs(10), Duration::from_secs(5), t(0)).unwrap();
         let none = BTreeMap::new();
         let a = w.assign(t(7), MIN, &none, &mut 0);
-        assert_eq!(a.windows, [(0, b(0, 10)), (1, b(5, 15))]);
+        assert_eq!(a.windows[..], [(0, b(0, 10)), (1, b(5, 15))]);
         let a = w.assign(t(10), MIN, &none, &mut 0);
-        assert_eq!(a.windows, [(1, b(5, 15)), (2, b(10, 20))]);
+        assert_eq!(a.windows[..], [(1, b(5, 15)), (2, b(10, 20))]);
         let a = w.assign(t(-1), MIN, &none, &mut 0);
-        assert_eq!(a.windows, [(-2, b(-10, 0)), (-1, b(-5, 5))]);
+        assert_eq!(a.windows[..], [(-2, b(-10, 0)), (-1, b(-5, 5))]);
         let a = w.assign(t(7), t(10), &none, &mut 0);
-        assert_eq!(a.windows, [(1, b(5, 15))], "the first window closed");
+        assert_eq!(a.windows[..], [(1, b(5, 15))], "the first window closed");
         assert!(w.assign(t(7), t(15), &none, &mut 0).is_late());
         let e = Sliding::new(Duration::from_secs(5), Duration::from_secs(10), t(0)).unwrap_err();
         assert!(e.to_string().contains("offset must be at most"), "{e}");
@@ -310,19 +313,23 @@ mod tests {
         let mut open = BTreeMap::new();
         let mut next = 0;
         let a = w.assign(t(10), MIN, &open, &mut next);
-        assert_eq!(a.windows, [(0, b(10, 15))]);
+        assert_eq!(a.windows[..], [(0, b(10, 15))]);
         open.insert(0, b(10, 15));
         let a = w.assign(t(14), MIN, &open, &mut next);
-        assert_eq!(a.windows, [(0, b(10, 19))], "within the gap: extends");
+        assert_eq!(a.windows[..], [(0, b(10, 19))], "within the gap: extends");
         open.insert(0, b(10, 19));
         let a = w.assign(t(22), MIN, &open, &mut next);
-        assert_eq!(a.windows, [(1, b(22, 27))], "past the gap: a new session");
+        assert_eq!(
+            a.windows[..],
+            [(1, b(22, 27))],
+            "past the gap: a new session"
+        );
         open.insert(1, b(22, 27));
         let a = w.assign(t(18), MIN, &open, &mut next);
-        assert_eq!(a.windows, [(0, b(10, 27))]);
-        assert_eq!(a.merges, [(1, 0)], "bridges both");
+        assert_eq!(a.windows[..], [(0, b(10, 27))]);
+        assert_eq!(a.merges[..], [(1, 0)], "bridges both");
         let a = w.assign(t(6), MIN, &open, &mut next);
-        assert_eq!(a.windows, [(0, b(6, 19))], "extends backwards");
+        assert_eq!(a.windows[..], [(0, b(6, 19))], "extends backwards");
         assert!(w.assign(t(12), t(19), &open, &mut next).is_late());
         assert!(w.assign(t(1), t(7), &BTreeMap::new(), &mut next).is_late());
     }
