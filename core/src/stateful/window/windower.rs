@@ -104,17 +104,24 @@ impl Windower for Tumbling {
         _next_id: &mut WindowId,
     ) -> Assignment {
         let mut out = Assignment::default();
-        // Most items fall into a window their key already has open (its id
-        // is the same slice number): no time arithmetic for them.
-        if let Some((id, bounds)) = open.iter().find(|(_, b)| b.open <= ts && ts < b.close) {
-            if bounds.close > watermark {
-                out.windows.push((*id, *bounds));
-            }
-            return out;
-        }
+        // Most items fall into the latest window their key has open (ids
+        // are slice numbers, so in time order): no time arithmetic for
+        // them; the others find theirs by its slice number.
+        let latest = open
+            .last_key_value()
+            .filter(|(_, b)| b.open <= ts && ts < b.close);
         let len = nanos(self.length);
-        let id = nanos(ts - self.align_to).div_euclid(len);
-        let bounds = slice(self.align_to, id, len, len);
+        let (id, bounds) = match latest {
+            Some((id, bounds)) => (*id, *bounds),
+            None => {
+                let id = nanos(ts - self.align_to).div_euclid(len);
+                let bounds = open
+                    .get(&id)
+                    .copied()
+                    .unwrap_or_else(|| slice(self.align_to, id, len, len));
+                (id, bounds)
+            }
+        };
         if bounds.close > watermark {
             out.windows.push((id, bounds));
         }
