@@ -124,7 +124,7 @@ impl Pointer {
     /// The value at this pointer, if there is one.
     pub fn get<'v>(&self, value: &'v Value) -> Option<&'v Value> {
         self.tokens.iter().try_fold(value, |v, token| match v {
-            Value::Object(map) => map.get(&token.key),
+            Value::Object(map) => field(map, &token.key),
             Value::Array(items) => token.index.and_then(|i| items.get(i)),
             _ => None,
         })
@@ -133,7 +133,7 @@ impl Pointer {
     /// The value at this pointer, mutably, if there is one.
     pub fn get_mut<'v>(&self, value: &'v mut Value) -> Option<&'v mut Value> {
         self.tokens.iter().try_fold(value, |v, token| match v {
-            Value::Object(map) => map.get_mut(&token.key),
+            Value::Object(map) => field_mut(map, &token.key),
             Value::Array(items) => token.index.and_then(|i| items.get_mut(i)),
             _ => None,
         })
@@ -211,7 +211,7 @@ impl Pointer {
         }
         match current {
             Value::Object(map) => {
-                if let Some(slot) = map.get_mut(&last.key) {
+                if let Some(slot) = field_mut(map, &last.key) {
                     *slot = new;
                 } else {
                     map.insert(last.key.clone(), new);
@@ -271,6 +271,29 @@ impl Pointer {
 }
 
 /// `"a number"`, `"an object"`, ...: what a value is, for messages.
+/// Objects of up to this many keys are searched by comparing keys one
+/// after the other: serde_json's map hashes a key with SipHash, which costs
+/// more than comparing a few short keys.
+const SCAN: usize = 8;
+
+/// `map[key]`, if there.
+pub(crate) fn field<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    if map.len() <= SCAN {
+        map.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    } else {
+        map.get(key)
+    }
+}
+
+/// `map[key]`, mutably, if there.
+pub(crate) fn field_mut<'v>(map: &'v mut Map<String, Value>, key: &str) -> Option<&'v mut Value> {
+    if map.len() <= SCAN {
+        map.iter_mut().find(|(k, _)| *k == key).map(|(_, v)| v)
+    } else {
+        map.get_mut(key)
+    }
+}
+
 pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -340,6 +363,26 @@ mod tests {
 
     fn p(s: &str) -> Pointer {
         Pointer::parse(s).unwrap()
+    }
+
+    /// Small objects are searched key by key, larger ones by hash: both
+    /// find, update and add the same way.
+    #[test]
+    fn small_and_large_objects_answer_alike() {
+        for keys in [2, SCAN, SCAN + 1, 3 * SCAN] {
+            let mut value = Value::Object((0..keys).map(|i| (format!("k{i}"), json!(i))).collect());
+            let last = format!("/k{}", keys - 1);
+            assert_eq!(p(&last).get(&value), Some(&json!(keys - 1)), "{keys} keys");
+            assert_eq!(p("/absent").get(&value), None);
+            *p("/k0").get_mut(&mut value).unwrap() = json!("first");
+            p(&last).set(&mut value, json!("last")).unwrap();
+            p("/new").set(&mut value, json!(true)).unwrap();
+            let map = value.as_object().unwrap();
+            assert_eq!(map.len(), keys + 1);
+            assert_eq!(map["k0"], json!("first"));
+            assert_eq!(map[&last[1..]], json!("last"));
+            assert_eq!(map.keys().last().map(String::as_str), Some("new"));
+        }
     }
 
     #[test]

@@ -95,4 +95,12 @@ impl Windower for AnyWindower {
             AnyWindower::Session(w) => w.assign(ts, watermark, open, next_id),
         }
     }
+
+    fn closes_in_id_order(&self) -> bool {
+        match self {
+            AnyWindower::Tumbling(w) => w.closes_in_id_order(),
+            AnyWindower::Sliding(w) => w.closes_in_id_order(),
+            AnyWindower::Session(w) => w.closes_in_id_order(),
+        }
+    }
 }

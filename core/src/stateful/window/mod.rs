@@ -270,6 +270,9 @@ impl<C: Clock, W: Windower, L: WindowLogic> KeyedLogic for Window<C, W, L> {
     }
 
     fn notify_at(&self, state: &Self::State) -> Option<DateTime<Utc>> {
+        if self.windower.closes_in_id_order() {
+            return state.bounds.first_key_value().map(|(_, b)| b.close);
+        }
         state.bounds.values().map(|b| b.close).min()
     }
 

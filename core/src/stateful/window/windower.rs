@@ -59,6 +59,14 @@ pub trait Windower: Send + 'static {
         open: &BTreeMap<WindowId, Bounds>,
         next_id: &mut WindowId,
     ) -> Assignment;
+
+    /// Whether a key's windows close in the order of their ids (ids are
+    /// slice numbers), so that the first open window closes first. The
+    /// default, `false`, makes no such promise: the earliest close is then
+    /// looked for among all of them.
+    fn closes_in_id_order(&self) -> bool {
+        false
+    }
 }
 
 fn nanos(d: TimeDelta) -> i64 {
@@ -127,6 +135,10 @@ impl Windower for Tumbling {
         }
         out
     }
+
+    fn closes_in_id_order(&self) -> bool {
+        true
+    }
 }
 
 fn slice(align: DateTime<Utc>, id: i64, step: i64, len: i64) -> Bounds {
@@ -190,6 +202,10 @@ impl Windower for Sliding {
             }
         }
         out
+    }
+
+    fn closes_in_id_order(&self) -> bool {
+        true
     }
 }
 
@@ -312,6 +328,36 @@ mod tests {
         assert!(w.assign(t(7), t(15), &none, &mut 0).is_late());
         let e = Sliding::new(Duration::from_secs(5), Duration::from_secs(10), t(0)).unwrap_err();
         assert!(e.to_string().contains("offset must be at most"), "{e}");
+    }
+
+    /// What `closes_in_id_order` promises: the first open window by id is
+    /// the one that closes first, whatever order the items came in.
+    #[test]
+    fn tumbling_and_sliding_windows_close_in_id_order() {
+        let tumbling = Tumbling::new(Duration::from_secs(10), t(3)).unwrap();
+        let sliding = Sliding::new(Duration::from_secs(10), Duration::from_secs(3), t(1)).unwrap();
+        let windowers: [&dyn Windower; 2] = [&tumbling, &sliding];
+        for w in windowers {
+            assert!(w.closes_in_id_order());
+            let mut open = BTreeMap::new();
+            let mut seed = 7u64;
+            for _ in 0..200 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let ts = t((seed >> 33) as i64 % 500 - 250);
+                for (id, bounds) in w.assign(ts, MIN, &open, &mut 0).windows {
+                    open.insert(id, bounds);
+                }
+                let first = open.first_key_value().map(|(_, b)| b.close);
+                assert_eq!(first, open.values().map(|b| b.close).min());
+            }
+        }
+        assert!(
+            !Session::new(Duration::from_secs(5))
+                .unwrap()
+                .closes_in_id_order()
+        );
     }
 
     #[test]
