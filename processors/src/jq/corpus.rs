@@ -99,6 +99,7 @@ const CASES: &[(&str, &str)] = &[
     (".a + 0", r#"{"a":1e2}"#),
     (".a + 0", r#"{"a":18446744073709551617}"#),
     (".a", r#"{"a":18446744073709551617}"#),
+    (".", r#"{"a":-0,"b":-0.0}"#),
     (".a", r#"{"a":1e1000}"#),
     (".a + 1", r#"{"a":1e1000}"#),
     ("9223372036854775807 + 1", "null"),
@@ -517,6 +518,7 @@ fn corpus_gives_jaqs_outputs_and_errors() {
 /// NaN and infinities inside arrays and objects, exponents inside
 /// `tostring`'s output, strings `tonumber` cannot take as JSON numbers.
 const EXPECTED_UNSUPPORTED: &[&str] = &[
+    r#"`.` on {"a":-0,"b":-0.0}"#,
     "`9223372036854775807 + 1` on null",
     r#"`.a == 1` on {"a":18446744073709551615}"#,
     "`tostring` on [1e5]",
@@ -565,6 +567,8 @@ impl Inputs {
             "false",
             "0",
             "1",
+            "-0",
+            "18446744073709551615",
             "-1",
             "10",
             "12.5",

@@ -286,6 +286,21 @@ impl Ast {
     }
 }
 
+/// Runs the pipeline `stages` on `y`: a value nothing else holds is
+/// consumed (changed in place, moved into the outputs).
+pub(crate) fn run_stages<'a>(stages: &'a [Ast], y: V<'a>, emit: Emit<'_, 'a>) -> Res<()> {
+    let Some((stage, more)) = stages.split_first() else {
+        return emit(y);
+    };
+    let next = &mut |z| run_stages(more, z, emit);
+    match y {
+        V::Own(v) => stage.eval_owned(v, next),
+        V::Ref(v) => stage.eval(In::Val(v), next),
+        V::Int(i) => stage.eval(In::Int(i), next),
+        V::Float(f) => stage.eval(In::Float(f), next),
+    }
+}
+
 /// The new value of `path |= f` at `keys`: `f`'s first output on the old
 /// value (`null` when absent), `None` (delete) when `f` has none.
 pub(crate) fn updated(v: &Value, keys: &[Key], f: &Ast) -> Res<Option<Value>> {

@@ -88,33 +88,57 @@ impl Program {
     pub(crate) fn map(&self, payload: &mut Value, out: &mut Vec<Value>) -> Res<()> {
         self.admit(payload)?;
         let start = out.len();
-        let result = match self.stages.split_last() {
-            // Filters, then one step: nothing is changed before the last
-            // step, and the last one changes the payload only once it
-            // cannot fail any more.
-            Some((last, filters))
-                if filters
-                    .iter()
-                    .all(|s| matches!(s, Ast::Select(_) | Ast::Id)) =>
-            {
-                self.map_in_place(filters, last, payload, out)
-            }
-            _ => {
-                let backup = payload.clone();
-                let result = self.ast.eval_owned(std::mem::take(payload), &mut |y| {
-                    out.push(y.into_output());
-                    Ok(())
-                });
-                if result.is_err() {
-                    *payload = backup;
-                }
-                result
-            }
-        };
+        let result = self.map_stages(payload, out);
         if result.is_err() {
             out.truncate(start);
         }
         result
+    }
+
+    /// [`Self::map`]'s work. Leading `select`s only read the payload; the
+    /// step after them decides how the payload is used: changed in place
+    /// when it is the last step (once it cannot fail any more), only read
+    /// when it builds new values, and copied first otherwise, so that an
+    /// `Err` always leaves the payload as it was.
+    fn map_stages(&self, payload: &mut Value, out: &mut Vec<Value>) -> Res<()> {
+        let split = self
+            .stages
+            .iter()
+            .position(|s| !matches!(s, Ast::Select(_) | Ast::Id))
+            .unwrap_or(self.stages.len());
+        let (filters, rest) = self.stages.split_at(split);
+        let Some((step, more)) = rest.split_first().filter(|(_, more)| !more.is_empty()) else {
+            let Some((last, filters)) = self.stages.split_last() else {
+                return Ok(());
+            };
+            return self.map_in_place(filters, last, payload, out);
+        };
+        let consumes = match step {
+            Ast::Path(head, _) => matches!(head.as_ref(), Ast::Id),
+            Ast::Assign(..) | Ast::Update(..) | Ast::Del(..) => true,
+            _ => false,
+        };
+        if consumes {
+            let backup = payload.clone();
+            let result = self.ast.eval_owned(std::mem::take(payload), &mut |y| {
+                out.push(y.into_output());
+                Ok(())
+            });
+            if result.is_err() {
+                *payload = backup;
+            }
+            return result;
+        }
+        match pass(filters, payload)? {
+            Pass::Drop => Ok(()),
+            Pass::Many => by_reference(&self.ast, payload, out),
+            Pass::Once => step.eval(In::Val(payload), &mut |y| {
+                eval::run_stages(more, y, &mut |z| {
+                    out.push(z.into_output());
+                    Ok(())
+                })
+            }),
+        }
     }
 
     fn map_in_place(
@@ -124,20 +148,11 @@ impl Program {
         payload: &mut Value,
         out: &mut Vec<Value>,
     ) -> Res<()> {
-        for filter in filters {
-            if let Ast::Select(c) = filter {
-                let mut kept = 0usize;
-                c.eval(In::Val(payload), &mut |b| {
-                    kept += usize::from(b.as_in().truthy());
-                    Ok(())
-                })?;
-                match kept {
-                    0 => return Ok(()),
-                    1 => {}
-                    // Several copies of the payload: no gain in place.
-                    _ => return by_reference(&self.ast, payload, out),
-                }
-            }
+        match pass(filters, payload)? {
+            Pass::Drop => return Ok(()),
+            Pass::Once => {}
+            // Several copies of the payload: no gain in place.
+            Pass::Many => return by_reference(&self.ast, payload, out),
         }
         match last {
             Ast::Id => out.push(std::mem::take(payload)),
@@ -227,6 +242,31 @@ impl Program {
             .err();
         (out, stop)
     }
+}
+
+/// How many times leading `select`s let the payload through.
+enum Pass {
+    Drop,
+    Once,
+    Many,
+}
+
+fn pass(filters: &[Ast], payload: &Value) -> Res<Pass> {
+    for filter in filters {
+        if let Ast::Select(c) = filter {
+            let mut kept = 0usize;
+            c.eval(In::Val(payload), &mut |b| {
+                kept += usize::from(b.as_in().truthy());
+                Ok(())
+            })?;
+            match kept {
+                0 => return Ok(Pass::Drop),
+                1 => {}
+                _ => return Ok(Pass::Many),
+            }
+        }
+    }
+    Ok(Pass::Once)
 }
 
 fn by_reference(ast: &Ast, input: &Value, out: &mut Vec<Value>) -> Res<()> {
