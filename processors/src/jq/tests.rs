@@ -142,3 +142,22 @@ async fn build_through_the_registry() {
         "{e}"
     );
 }
+
+#[test]
+fn deep_payloads_are_refused_on_the_fast_path_too() {
+    let nested = |depth: usize| (0..depth).fold(json!(1), |v, _| json!([v]));
+    let program = JqProgram::compile(".").unwrap();
+    assert!(program.fast.is_some());
+    let e = program.run(&nested(600)).unwrap_err().to_string();
+    assert!(e.contains("nested deeper than 512"), "{e}");
+    let mut out = Vec::new();
+    let e = program
+        .map_into(nested(600), &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nested deeper than 512"), "{e}");
+    // Deep, but within the limit: both paths give the payload back.
+    let deep = nested(500);
+    assert_eq!(program.run(&deep).unwrap(), vec![deep.clone()]);
+    assert_eq!(program.run_jaq(&deep).unwrap(), vec![deep]);
+}
