@@ -3,7 +3,10 @@
 //! real daemon binary (`databay once --until-exhausted`), once with the
 //! native `select`/`set` processors and once with the jq equivalent, next
 //! to a hand-written Rust loop doing the same work (parse each line into a
-//! `serde_json::Value`, filter, add the field, write CSV) as the floor.
+//! `serde_json::Value`, filter, add the field, write CSV) as the floor. A
+//! third run computes the field (`.amount_cents = (.amount * 100 | round)`,
+//! config/file_to_csv_jq_computed.toml) next to a hand loop computing it.
+//! Every run's CSV is compared row by row with its hand loop's.
 //!
 //! ```text
 //! cargo bench --bench throughput            # 1,000,000 lines
@@ -49,8 +52,18 @@ fn cell(v: &Value) -> String {
     }
 }
 
+/// What is added to each kept record.
+#[derive(Clone, Copy)]
+enum Field {
+    /// `"flag": true`
+    Flag,
+    /// `"amount_cents"`: the amount times 100, rounded, as jq computes it
+    /// (`.amount * 100 | round`: an integer).
+    Cents,
+}
+
 /// The reference: the same work by hand, no framework.
-fn hand_loop(input: &Path, output: &Path) -> std::io::Result<(usize, Duration)> {
+fn hand_loop(input: &Path, output: &Path, field: Field) -> std::io::Result<(usize, Duration)> {
     let start = Instant::now();
     let reader = BufReader::new(File::open(input)?);
     let mut writer = csv::Writer::from_writer(BufWriter::new(File::create(output)?));
@@ -59,17 +72,23 @@ fn hand_loop(input: &Path, output: &Path) -> std::io::Result<(usize, Duration)> 
     for line in reader.lines() {
         let line = line?;
         let mut value: Value = serde_json::from_str(&line).map_err(std::io::Error::other)?;
-        if !value
+        let Some(amount) = value
             .get("amount")
             .and_then(Value::as_f64)
-            .is_some_and(|a| a > 10.0)
-        {
+            .filter(|a| *a > 10.0)
+        else {
             continue;
-        }
+        };
         let Some(object) = value.as_object_mut() else {
             continue;
         };
-        object.insert("flag".into(), Value::Bool(true));
+        match field {
+            Field::Flag => object.insert("flag".into(), Value::Bool(true)),
+            Field::Cents => object.insert(
+                "amount_cents".into(),
+                Value::from((amount * 100.0).round() as i64),
+            ),
+        };
         let keys = header.get_or_insert_with(|| {
             let keys: Vec<String> = object.keys().cloned().collect();
             let _ = writer.write_record(&keys);
@@ -92,6 +111,34 @@ fn hand_loop(input: &Path, output: &Path) -> std::io::Result<(usize, Duration)> 
     Ok((rows, start.elapsed()))
 }
 
+/// Every row of a CSV file, the header first.
+fn rows_of(path: &Path) -> std::io::Result<Vec<csv::StringRecord>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)
+        .map_err(std::io::Error::other)?;
+    reader
+        .records()
+        .collect::<Result<_, _>>()
+        .map_err(std::io::Error::other)
+}
+
+/// `Err` naming the first row where `got` differs from `want`.
+fn same_rows(name: &str, got: &Path, want: &Path) -> Result<usize, Box<dyn std::error::Error>> {
+    let (got, want) = (rows_of(got)?, rows_of(want)?);
+    if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
+        return Err(format!(
+            "{name}: row {i} is {:?}, the hand loop wrote {:?} ({} rows against {})",
+            got.get(i),
+            want.get(i),
+            got.len(),
+            want.len()
+        )
+        .into());
+    }
+    Ok(got.len().saturating_sub(1))
+}
+
 fn rows_in(path: &Path) -> std::io::Result<usize> {
     let mut reader = csv::Reader::from_path(path).map_err(std::io::Error::other)?;
     Ok(reader.records().count())
@@ -111,37 +158,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
 
     // Warm the page cache so every contender reads from memory.
-    hand_loop(&input, &dir.join("warm.csv"))?;
-    let (rows, hand) = hand_loop(&input, &dir.join("hand.csv"))?;
+    hand_loop(&input, &dir.join("warm.csv"), Field::Flag)?;
     let rate = |d: Duration| lines as f64 / d.as_secs_f64();
-    println!("input: {lines} lines, {rows} pass the filter");
-    println!(
-        "hand-written loop : {:>6.0} ms  {:>9.0} records/s",
-        hand.as_secs_f64() * 1e3,
-        rate(hand)
-    );
-    for (name, config) in [
-        ("native", "config/file_to_csv.toml"),
-        ("jq", "config/file_to_csv_jq.toml"),
+    let mut rows = 0;
+    for (field, label, runs) in [
+        (
+            Field::Flag,
+            "flag",
+            &[
+                ("native", "config/file_to_csv.toml"),
+                ("jq", "config/file_to_csv_jq.toml"),
+            ][..],
+        ),
+        (
+            Field::Cents,
+            "cents",
+            &[("jq computed", "config/file_to_csv_jq_computed.toml")][..],
+        ),
     ] {
-        let output = dir.join(format!("{name}.csv"));
-        // The configs append; start from an empty output.
-        let _ = std::fs::remove_file(&output);
-        let (took, peak) = support::once(
-            &root.join(config),
-            &[("ORDERS_FILE", &input), ("ORDERS_CSV", &output)],
-        )?;
-        let written = rows_in(&output)?;
-        if written != rows {
-            return Err(format!("{name}: wrote {written} rows, the hand loop wrote {rows}").into());
-        }
+        let reference = dir.join(format!("hand-{label}.csv"));
+        let cpu = || support::cpu_time(std::process::id()).unwrap_or_default();
+        let cpu_before = cpu();
+        let (kept, hand) = hand_loop(&input, &reference, field)?;
+        let hand_cpu = cpu().saturating_sub(cpu_before);
+        rows = kept;
+        println!("input: {lines} lines, {kept} pass the filter");
         println!(
-            "databay once {name:<6}: {:>6.0} ms  {:>9.0} records/s  {:>5.1}% of the hand loop  peak RSS {:.0} MiB",
-            took.as_secs_f64() * 1e3,
-            rate(took),
-            100.0 * hand.as_secs_f64() / took.as_secs_f64(),
-            peak as f64 / 1024.0
+            "hand-written loop ({label:<5}) : {:>6.0} ms  {:>9.0} records/s                          CPU {:>5.0} ms",
+            hand.as_secs_f64() * 1e3,
+            rate(hand),
+            hand_cpu.as_secs_f64() * 1e3
         );
+        for (name, config) in runs {
+            let output = dir.join(format!("{}.csv", name.replace(' ', "_")));
+            // The configs append; start from an empty output.
+            let _ = std::fs::remove_file(&output);
+            let (took, peak, used) = support::once_measured(
+                &root.join(config),
+                &[("ORDERS_FILE", &input), ("ORDERS_CSV", &output)],
+            )?;
+            let written = same_rows(name, &output, &reference)?;
+            if written != kept {
+                return Err(
+                    format!("{name}: wrote {written} rows, the hand loop wrote {kept}").into(),
+                );
+            }
+            // Records per CPU-second, against the hand loop's (one
+            // thread): what the pipeline costs, whatever waits on the disk.
+            println!(
+                "databay once {name:<11}: {:>6.0} ms  {:>9.0} records/s  {:>5.1}% of the hand loop  CPU {:>5.0} ms ({:>5.1}% of the hand loop's records per CPU-second)  peak RSS {:.0} MiB",
+                took.as_secs_f64() * 1e3,
+                rate(took),
+                100.0 * hand.as_secs_f64() / took.as_secs_f64(),
+                used.as_secs_f64() * 1e3,
+                100.0 * hand_cpu.as_secs_f64() / used.as_secs_f64().max(1e-3),
+                peak as f64 / 1024.0
+            );
+        }
     }
     checkpoints(&root, &dir, &input, rows, lines)?;
     Ok(())

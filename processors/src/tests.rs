@@ -203,6 +203,12 @@ async fn throughput() {
             "map",
             "expr = \"select(.amount > 10) | .flag = true\"",
         ),
+        (
+            "map cents (jq)",
+            "map",
+            "expr = \"select(.amount > 10) | .amount_cents = (.amount * 100 | round)\"",
+        ),
+        ("map other (jq)", "map", "expr = \"{id, user} | .n = 1\""),
     ];
     // Best of three rounds: the first also pays for the pages the
     // allocator gets from the kernel, which a running daemon reuses.

@@ -79,6 +79,68 @@ fn once_until_exhausted_converts_a_whole_file() {
     assert_eq!(got, want);
 }
 
+/// The jq examples on the same kind of file: `file_to_csv_jq.toml` keeps and
+/// flags what the native example does, `file_to_csv_jq_computed.toml` adds
+/// each kept order's amount in cents, rounded.
+#[test]
+fn once_until_exhausted_runs_the_jq_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.ndjson");
+    let mut ndjson = String::new();
+    let mut want = BTreeSet::new();
+    for id in 0..1000u32 {
+        // Integers 0..=20 and, every 7th, a fraction around the threshold.
+        let amount = if id % 7 == 0 {
+            Value::from(f64::from(id % 3) * 0.5 + 9.75)
+        } else {
+            Value::from(id % 21)
+        };
+        if amount.as_f64().unwrap() > 10.0 {
+            want.insert(id);
+        }
+        ndjson.push_str(&serde_json::json!({"id": id, "amount": amount}).to_string());
+        ndjson.push('\n');
+    }
+    fs::write(&input, ndjson).unwrap();
+
+    for (name, column) in [
+        ("file_to_csv_jq.toml", "flag"),
+        ("file_to_csv_jq_computed.toml", "amount_cents"),
+    ] {
+        let output_csv = dir.path().join(format!("{name}.csv"));
+        let mut cmd = databay();
+        cmd.args(["once"])
+            .arg(root().join("config").join(name))
+            .arg("--until-exhausted")
+            .env("ORDERS_FILE", &input)
+            .env("ORDERS_CSV", &output_csv);
+        let out = output(cmd);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{name}: stderr:\n{stderr}");
+
+        let csv = fs::read_to_string(&output_csv).expect("the CSV");
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+        assert_eq!(header, ["id", "amount", column], "{name}");
+        let mut got = BTreeSet::new();
+        for row in lines {
+            let fields: Vec<&str> = row.split(',').collect();
+            assert_eq!(fields.len(), 3, "{name}: {row}");
+            let amount: f64 = fields[1].parse().expect("amount");
+            assert!(amount > 10.0, "{name}: {row}");
+            let added = if column == "flag" {
+                "true".to_owned()
+            } else {
+                ((amount * 100.0).round() as i64).to_string()
+            };
+            assert_eq!(fields[2], added, "{name}: {row}");
+            let id: u32 = fields[0].parse().expect("id");
+            assert!(got.insert(id), "{name}: id {id} twice");
+        }
+        assert_eq!(got, want, "{name}");
+    }
+}
+
 #[test]
 fn once_with_an_unknown_link_is_a_usage_error() {
     let config = root().join("config/file_to_csv.toml");

@@ -6,7 +6,7 @@ use databay_core::{BoxError, Context, Processor, Record};
 use serde_json::Value;
 
 use crate::RecordError;
-use crate::jq::{JqError, JqOptions, JqProgram, into_json, into_val};
+use crate::jq::{JqError, JqOptions, JqProgram};
 
 const SUMMARY: &str = "Replaces each payload by the outputs of a jq expression.";
 const SAMPLE: &str = include_str!("sample.toml");
@@ -42,25 +42,29 @@ impl JqMap {
         &self.program
     }
 
-    /// Maps one record, appending the results to `out`.
-    fn map_record(&self, mut record: Record, out: &mut Vec<Record>) -> Result<(), JqError> {
+    /// Maps one record, appending the results to `out`; `outputs` is
+    /// scratch space, reused from record to record.
+    fn map_record(
+        &self,
+        mut record: Record,
+        out: &mut Vec<Record>,
+        outputs: &mut Vec<Value>,
+    ) -> Result<(), JqError> {
         let payload = std::mem::take(&mut record.payload);
-        let input = into_val(payload, 0).map_err(|m| self.program.run_error(m))?;
-        // The payload is taken out first, so copying the record for a second
-        // output copies only its metadata handle.
-        let mut pending: Option<Value> = None;
-        for y in self.program.outputs(input) {
-            let y = into_json(y?, 0).map_err(|m| self.program.run_error(m))?;
-            if let Some(previous) = pending.replace(y) {
-                let mut copy = record.clone();
-                copy.payload = previous;
-                out.push(copy);
-            }
+        outputs.clear();
+        self.program.map_into(payload, outputs)?;
+        // The payload is taken out first, so copying the record for an
+        // output before the last copies only its metadata handle.
+        let Some(last) = outputs.pop() else {
+            return Ok(());
+        };
+        for y in outputs.drain(..) {
+            let mut copy = record.clone();
+            copy.payload = y;
+            out.push(copy);
         }
-        if let Some(last) = pending {
-            record.payload = last;
-            out.push(record);
-        }
+        record.payload = last;
+        out.push(record);
         Ok(())
     }
 }
@@ -74,8 +78,9 @@ impl Processor for JqMap {
     ) -> Result<Vec<Record>, BoxError> {
         let count = records.len();
         let mut out = Vec::with_capacity(count);
+        let mut outputs = Vec::new();
         for (index, record) in records.into_iter().enumerate() {
-            self.map_record(record, &mut out)
+            self.map_record(record, &mut out, &mut outputs)
                 .map_err(|e| RecordError::new(index, count, e))?;
         }
         Ok(out)
