@@ -381,7 +381,7 @@ mod tests {
             assert_eq!(map.len(), keys + 1);
             assert_eq!(map["k0"], json!("first"));
             assert_eq!(map[&last[1..]], json!("last"));
-            assert_eq!(map.keys().last().map(String::as_str), Some("new"));
+            assert_eq!(map.keys().next_back().map(String::as_str), Some("new"));
         }
     }
 
