@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
-use super::parse::{Ast, Cmp, Key, StrItem};
+use super::parse::{Ast, Cmp, Key, Step, StrItem};
 use super::path::{get_path, index_owned, set_path};
 use super::value::{
     In, Res, Stop, V, compare, equal, length, math, negate, push_string, round, tonumber, tostring,
@@ -95,23 +95,11 @@ impl Ast {
             Ast::Lit(v) => emit(V::Ref(v)),
             Ast::Int(i) => emit(V::Int(*i)),
             Ast::Empty => Ok(()),
-            Ast::Path(head, steps) => head.eval(x, &mut |y| {
-                let mut y = y;
-                for step in steps {
-                    y = match index_owned(y, &step.key) {
-                        Ok(next) => next,
-                        Err(Stop::Error) if step.optional => return Ok(()),
-                        Err(e) => return Err(e),
-                    };
-                }
-                emit(y)
+            Ast::Path(head, steps) => head.eval(x, &mut |y| match follow(y, steps)? {
+                Some(y) => emit(y),
+                None => Ok(()),
             }),
-            Ast::Pipe(l, r) => l.eval(x, &mut |y| match y {
-                V::Ref(v) => r.eval(In::Val(v), emit),
-                V::Int(i) => r.eval(In::Int(i), emit),
-                V::Float(f) => r.eval(In::Float(f), emit),
-                V::Own(v) => r.eval_owned(v, emit),
-            }),
+            Ast::Pipe(l, r) => l.eval(x, &mut |y| r.eval_v(y, emit)),
             Ast::Comma(l, r) => {
                 l.eval(x, emit)?;
                 r.eval(x, emit)
@@ -216,26 +204,26 @@ impl Ast {
 
     /// Runs the expression on a value it may consume: paths move their
     /// element out, updates change it in place, `select` passes it on.
+    /// Evaluates on `y`, an output of the step before: borrowed or owned.
+    fn eval_v<'a>(&'a self, y: V<'a>, emit: Emit<'_, 'a>) -> Res<()> {
+        match y {
+            V::Ref(v) => self.eval(In::Val(v), emit),
+            V::Int(i) => self.eval(In::Int(i), emit),
+            V::Float(f) => self.eval(In::Float(f), emit),
+            V::Own(v) => self.eval_owned(v, emit),
+        }
+    }
+
     pub(crate) fn eval_owned<'a>(&'a self, mut v: Value, emit: Emit<'_, 'a>) -> Res<()> {
         match self {
             Ast::Id => emit(V::Own(v)),
             Ast::Path(head, steps) if matches!(head.as_ref(), Ast::Id) => {
-                let mut y = V::Own(v);
-                for step in steps {
-                    y = match index_owned(y, &step.key) {
-                        Ok(next) => next,
-                        Err(Stop::Error) if step.optional => return Ok(()),
-                        Err(e) => return Err(e),
-                    };
+                match follow(V::Own(v), steps)? {
+                    Some(y) => emit(y),
+                    None => Ok(()),
                 }
-                emit(y)
             }
-            Ast::Pipe(l, r) => l.eval_owned(v, &mut |y| match y {
-                V::Ref(w) => r.eval(In::Val(w), emit),
-                V::Int(i) => r.eval(In::Int(i), emit),
-                V::Float(f) => r.eval(In::Float(f), emit),
-                V::Own(w) => r.eval_owned(w, emit),
-            }),
+            Ast::Pipe(l, r) => l.eval_owned(v, &mut |y| r.eval_v(y, emit)),
             Ast::Select(c) => {
                 let mut kept = 0usize;
                 c.eval(In::Val(&v), &mut |b| {
@@ -363,4 +351,17 @@ fn interpolate<'a>(items: &'a [StrItem], x: In<'a>, s: String, emit: Emit<'_, 'a
             })
         }
     }
+}
+
+/// `y` through the path's steps; `None` when an optional step (`.a?`)
+/// failed, which gives no output.
+fn follow<'a>(mut y: V<'a>, steps: &'a [Step]) -> Res<Option<V<'a>>> {
+    for step in steps {
+        y = match index_owned(y, &step.key) {
+            Ok(next) => next,
+            Err(Stop::Error) if step.optional => return Ok(None),
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(Some(y))
 }
