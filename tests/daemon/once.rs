@@ -11,6 +11,27 @@ use serde_json::Value;
 
 use crate::support::*;
 
+/// 1 000 orders as NDJSON, each line `line(id, amount)`, and the ids of
+/// those with an amount above 10: integers 0..=20 and, every 7th, a
+/// fraction around the threshold.
+fn orders(line: impl Fn(u32, Value) -> Value) -> (String, BTreeSet<u32>) {
+    let mut ndjson = String::new();
+    let mut want = BTreeSet::new();
+    for id in 0..1000u32 {
+        let amount = if id % 7 == 0 {
+            Value::from(f64::from(id % 3) * 0.5 + 9.75)
+        } else {
+            Value::from(id % 21)
+        };
+        if amount.as_f64().unwrap() > 10.0 {
+            want.insert(id);
+        }
+        ndjson.push_str(&line(id, amount).to_string());
+        ndjson.push('\n');
+    }
+    (ndjson, want)
+}
+
 /// `once --until-exhausted` on the file-to-CSV example: exactly the orders
 /// above 10, flagged.
 #[test]
@@ -20,24 +41,9 @@ fn once_until_exhausted_converts_a_whole_file() {
     fs::copy(root().join("config/file_to_csv.toml"), &config).unwrap();
     let input = dir.path().join("orders.ndjson");
     let output_csv = dir.path().join("orders.csv");
-    let mut ndjson = String::new();
-    let mut want = BTreeSet::new();
-    for id in 0..1000u32 {
-        // Integers 0..=20 and, every 7th, a fraction around the threshold.
-        let amount = if id % 7 == 0 {
-            Value::from(f64::from(id % 3) * 0.5 + 9.75)
-        } else {
-            Value::from(id % 21)
-        };
-        if amount.as_f64().unwrap() > 10.0 {
-            want.insert(id);
-        }
-        ndjson.push_str(
-            &serde_json::json!({"id": id, "amount": amount, "user": format!("u{}", id % 5)})
-                .to_string(),
-        );
-        ndjson.push('\n');
-    }
+    let (ndjson, want) = orders(
+        |id, amount| serde_json::json!({"id": id, "amount": amount, "user": format!("u{}", id % 5)}),
+    );
     fs::write(&input, ndjson).unwrap();
 
     let mut cmd = databay();
@@ -86,21 +92,7 @@ fn once_until_exhausted_converts_a_whole_file() {
 fn once_until_exhausted_runs_the_jq_examples() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("orders.ndjson");
-    let mut ndjson = String::new();
-    let mut want = BTreeSet::new();
-    for id in 0..1000u32 {
-        // Integers 0..=20 and, every 7th, a fraction around the threshold.
-        let amount = if id % 7 == 0 {
-            Value::from(f64::from(id % 3) * 0.5 + 9.75)
-        } else {
-            Value::from(id % 21)
-        };
-        if amount.as_f64().unwrap() > 10.0 {
-            want.insert(id);
-        }
-        ndjson.push_str(&serde_json::json!({"id": id, "amount": amount}).to_string());
-        ndjson.push('\n');
-    }
+    let (ndjson, want) = orders(|id, amount| serde_json::json!({"id": id, "amount": amount}));
     fs::write(&input, ndjson).unwrap();
 
     for (name, column) in [
