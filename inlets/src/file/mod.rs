@@ -347,9 +347,14 @@ impl FileInlet {
                 Ok(Some(read))
             }
             // The task was cancelled or failed, and the reader with it:
-            // open the file again after the lines handed out.
+            // open the file again after the last committed line (what
+            // follows is read again: at least once), and, if it cannot be
+            // opened now, have the next open start there.
             Err(_) => {
-                let reader = open_lines_at(&self.path, self.delivered.as_ref()).await?;
+                self.resume.clone_from(&self.committed);
+                let reader = open_lines_at(&self.path, self.committed.as_ref()).await?;
+                self.resume = None;
+                self.delivered.clone_from(&self.committed);
                 self.reader = Some(reader);
                 Ok(None)
             }

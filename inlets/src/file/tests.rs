@@ -1177,3 +1177,22 @@ async fn a_link_counts_the_bytes_of_lines_read_ahead_when_they_are_delivered() {
     assert_eq!(bytes(), Some(text.len() as u64));
     assert!(link.shutdown().await.is_empty());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_read_ahead_that_never_ends_reads_again_from_the_last_commit() {
+    let (_dir, path) = file_with("lost.ndjson", numbered(3 * BIG, 0));
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(BIG)).await;
+    let first = inlet.pull(&update()).await.unwrap();
+    inlet.commit(&update()).await.unwrap();
+    // On one thread the task has not run yet: cancelled, it ends with the
+    // reader inside it.
+    inlet.ahead.as_ref().unwrap().abort();
+    let second = inlet.pull(&update()).await.unwrap();
+    assert_eq!(numbers(&second)[0], numbers(&first)[BIG - 1] + 1);
+    // Not committed, lost again: the same lines once more (at least once).
+    inlet.ahead.as_ref().unwrap().abort();
+    let again = inlet.pull(&update()).await.unwrap();
+    assert_eq!(numbers(&again), numbers(&second));
+    inlet.commit(&update()).await.unwrap();
+    assert_eq!(inlet.snapshot().unwrap()["line"], json!(2 * BIG));
+}
