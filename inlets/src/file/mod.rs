@@ -478,14 +478,18 @@ impl Inlet for FileInlet {
     /// reads them again (at least once). If the file was replaced since
     /// the commit, the new file carries on where it is.
     async fn rollback(&mut self, _update: &Update) -> Result<(), BoxError> {
-        // What was read ahead follows lines that go back: read again.
-        self.land_ahead().await?;
+        // What was read ahead was not handed out: it is read again.
+        let landed = self.land_ahead().await?.is_some();
         if let (Some(reader), Some(committed)) = (&mut self.reader, &self.committed)
             && reader.identity.map(|i| i.0) == committed.dev
             && reader.identity.map(|i| i.1) == committed.ino
         {
             reader.rewind(committed);
             self.delivered = Some(committed.clone());
+        } else if let (true, Some(reader), Some(delivered)) =
+            (landed, &mut self.reader, &self.delivered)
+        {
+            reader.rewind(delivered);
         }
         Ok(())
     }

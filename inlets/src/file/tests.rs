@@ -1196,3 +1196,19 @@ async fn a_read_ahead_that_never_ends_reads_again_from_the_last_commit() {
     inlet.commit(&update()).await.unwrap();
     assert_eq!(inlet.snapshot().unwrap()["line"], json!(2 * BIG));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_into_a_replaced_file_drops_what_was_read_ahead_of_it() {
+    let (_dir, path) = file_with("swap.ndjson", numbered(4 * BIG, 0));
+    let mut inlet = started(FileInlet::new(&path).json(true).lines_per_transfer(BIG)).await;
+    inlet.pull(&update()).await.unwrap();
+    inlet.commit(&update()).await.unwrap();
+    replace(&path, &numbered(4 * BIG, 100_000));
+    let second = inlet.pull(&update()).await.unwrap();
+    assert_eq!(numbers(&second)[0], (100_000 + BIG + 1) as u64);
+    // The commit was of the old file: the new one carries on where it is,
+    // after the lines handed out, not after those read ahead of them.
+    inlet.rollback(&update()).await.unwrap();
+    let third = inlet.pull(&update()).await.unwrap();
+    assert_eq!(numbers(&third)[0], (100_000 + 2 * BIG + 1) as u64);
+}
