@@ -7,7 +7,7 @@ use databay_core::source::{FixedPartitionedSource, PartitionedInlet, StatefulPar
 use databay_core::{BoxError, Inlet, Pull, Update, async_trait};
 use serde_json::Value;
 
-use crate::file::{FilePosition, LineOptions, LineReader, open_lines_at};
+use crate::file::{Ahead, FilePosition, LineOptions, LineReader, ReadAhead, open_lines_at};
 
 /// A documented config table for this inlet, every option with its default
 /// (what `databay plugins` prints).
@@ -190,26 +190,98 @@ impl Inlet for DirInlet {
 /// One file of a [`DirSource`].
 pub struct DirPartition {
     path: PathBuf,
-    reader: LineReader,
+    /// `None` while it is reading ahead, or once that read was lost.
+    reader: Option<LineReader>,
+    /// A large batch of a file that is not followed is followed by the
+    /// next one, read ahead as the `file` inlet does.
+    ahead: Option<ReadAhead>,
+    /// The position after the lines handed out: what a snapshot holds.
+    delivered: FilePosition,
     lines_per_transfer: usize,
     json: bool,
     follow: bool,
 }
 
+impl DirPartition {
+    fn new(path: PathBuf, reader: LineReader, source: &DirSource) -> Self {
+        DirPartition {
+            path,
+            delivered: reader.position(),
+            reader: Some(reader),
+            ahead: None,
+            lines_per_transfer: source.lines_per_transfer,
+            json: source.json,
+            follow: source.follow,
+        }
+    }
+
+    /// The error of a pull after the read-ahead task was lost with the
+    /// reader.
+    fn cut_off(&self) -> BoxError {
+        format!(
+            "reading `{}` ahead was cut off; it is read again from the last commit",
+            self.path.display()
+        )
+        .into()
+    }
+
+    /// Hands out a batch the reader just read, and reads on ahead when
+    /// that is worth it.
+    fn deliver(&mut self, reader: LineReader, pull: Pull, bytes: u64) -> Pull {
+        databay_core::bytes::add(bytes);
+        self.delivered = reader.position();
+        if ReadAhead::worth_it(self.lines_per_transfer, self.follow, &pull) {
+            let path = self.path.clone();
+            self.ahead = Some(ReadAhead::start(
+                reader,
+                path,
+                self.lines_per_transfer,
+                self.json,
+            ));
+        } else {
+            self.reader = Some(reader);
+        }
+        pull
+    }
+}
+
 #[async_trait]
 impl StatefulPartition for DirPartition {
     async fn next_batch(&mut self) -> Result<Pull, BoxError> {
+        if let Some(ahead) = self.ahead.take() {
+            let Some(Ahead { reader, read }) = ahead.land().await else {
+                // The read-ahead task and its reader are gone: the failed
+                // pull has the partition built again from its last commit.
+                return Err(self.cut_off());
+            };
+            return match read {
+                Ok((pull, bytes)) => Ok(self.deliver(reader, pull, bytes)),
+                Err(e) => {
+                    self.reader = Some(reader);
+                    Err(e.into())
+                }
+            };
+        }
+        let Some(mut reader) = self.reader.take() else {
+            return Err(self.cut_off());
+        };
         let options = LineOptions {
             path: &self.path,
             max: self.lines_per_transfer,
             json: self.json,
             follow: self.follow,
         };
-        Ok(self.reader.read_batch(&options).await?)
+        match reader.read_counted(&options, false).await {
+            Ok((pull, bytes)) => Ok(self.deliver(reader, pull, bytes)),
+            Err(e) => {
+                self.reader = Some(reader);
+                Err(e.into())
+            }
+        }
     }
 
     fn snapshot(&self) -> Value {
-        self.reader.position().to_value()
+        self.delivered.to_value()
     }
 }
 
@@ -248,12 +320,6 @@ impl FixedPartitionedSource for DirSource {
         let resume = resume.map(FilePosition::from_value).transpose()?;
         let path = PathBuf::from(part);
         let reader = open_lines_at(&path, resume.as_ref()).await?;
-        Ok(DirPartition {
-            path,
-            reader,
-            lines_per_transfer: self.lines_per_transfer,
-            json: self.json,
-            follow: self.follow,
-        })
+        Ok(DirPartition::new(path, reader, self))
     }
 }

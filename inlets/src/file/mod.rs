@@ -16,8 +16,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, BufReader};
 /// (what `databay plugins` prints).
 pub const SAMPLE: &str = include_str!("sample.toml");
 
+mod ahead;
 mod options;
 mod position;
+pub(crate) use ahead::{Ahead, ReadAhead};
 pub(crate) use options::register;
 pub use options::{FileInletOptions, FileReadMode};
 pub use position::FilePosition;
@@ -181,22 +183,7 @@ pub struct FileInlet {
     /// Line mode, large batches of a finite file: the next batch, read and
     /// parsed in a task of its own while the link processes the last one.
     /// The reader is in the task until it ends.
-    ahead: Option<tokio::task::JoinHandle<Ahead>>,
-}
-
-/// A batch read ahead, with the reader that read it.
-#[derive(Debug)]
-struct Ahead {
-    reader: LineReader,
-    read: Result<(Pull, u64), FileInletError>,
-}
-
-impl Drop for FileInlet {
-    fn drop(&mut self) {
-        if let Some(task) = &self.ahead {
-            task.abort();
-        }
-    }
+    ahead: Option<ReadAhead>,
 }
 
 impl FileInlet {
@@ -311,25 +298,17 @@ impl FileInlet {
             return pull;
         };
         self.delivered = Some(reader.position());
-        let ahead = !self.follow
-            && self.lines_per_transfer >= databay_core::compute::HEAVY_BATCH
-            && matches!(pull, Pull::Records(_));
-        if !ahead {
+        if ReadAhead::worth_it(self.lines_per_transfer, self.follow, &pull) {
+            let path = self.path.clone();
+            self.ahead = Some(ReadAhead::start(
+                reader,
+                path,
+                self.lines_per_transfer,
+                self.json,
+            ));
+        } else {
             self.reader = Some(reader);
-            return pull;
         }
-        let mut reader = reader;
-        let (path, max, json) = (self.path.clone(), self.lines_per_transfer, self.json);
-        self.ahead = Some(tokio::spawn(async move {
-            let options = LineOptions {
-                path: &path,
-                max,
-                json,
-                follow: false,
-            };
-            let read = reader.read_counted(&options, true).await;
-            Ahead { reader, read }
-        }));
         pull
     }
 
@@ -338,11 +317,11 @@ impl FileInlet {
     async fn land_ahead(
         &mut self,
     ) -> Result<Option<Result<(Pull, u64), FileInletError>>, FileInletError> {
-        let Some(task) = self.ahead.take() else {
+        let Some(ahead) = self.ahead.take() else {
             return Ok(None);
         };
-        match task.await {
-            Ok(Ahead { reader, read }) => {
+        match ahead.land().await {
+            Some(Ahead { reader, read }) => {
                 self.reader = Some(reader);
                 Ok(Some(read))
             }
@@ -350,7 +329,7 @@ impl FileInlet {
             // open the file again after the last committed line (what
             // follows is read again: at least once), and, if it cannot be
             // opened now, have the next open start there.
-            Err(_) => {
+            None => {
                 self.resume.clone_from(&self.committed);
                 let reader = open_lines_at(&self.path, self.committed.as_ref()).await?;
                 self.resume = None;
@@ -530,9 +509,8 @@ impl Inlet for FileInlet {
 
     /// Closes the file.
     async fn on_shutdown(&mut self) -> Result<(), BoxError> {
-        if let Some(task) = self.ahead.take() {
-            task.abort();
-        }
+        // A batch being read ahead is dropped with its task.
+        self.ahead = None;
         self.reader = None;
         Ok(())
     }
@@ -713,20 +691,11 @@ impl LineReader {
         Ok(())
     }
 
-    pub(crate) async fn read_batch(
-        &mut self,
-        options: &LineOptions<'_>,
-    ) -> Result<Pull, FileInletError> {
-        let (pull, bytes) = self.read_counted(options, false).await?;
-        databay_core::bytes::add(bytes);
-        Ok(pull)
-    }
-
     /// Reads the next batch; returns it and the bytes of its lines, to be
     /// counted ([`databay_core::bytes::add`]) by the pull that hands it
     /// out. `ahead`: the batch is read ahead of its pull, in a task of its
     /// own.
-    async fn read_counted(
+    pub(crate) async fn read_counted(
         &mut self,
         options: &LineOptions<'_>,
         ahead: bool,

@@ -1,0 +1,65 @@
+//! Reading the next batch of lines ahead, in a task of its own, while the
+//! link works on the last one: used by the [`file`](super) inlet and by
+//! each file of the [`dir`](crate::dir) inlet.
+
+use std::path::PathBuf;
+
+use databay_core::Pull;
+
+use super::{FileInletError, LineOptions, LineReader};
+
+/// A batch being read ahead by a task that holds the reader until it ends.
+/// Dropped, the task is stopped.
+#[derive(Debug)]
+pub(crate) struct ReadAhead(tokio::task::JoinHandle<Ahead>);
+
+/// A batch read ahead, with the reader that read it: the batch and the
+/// bytes of its lines, or the error that failed it (the reader is then
+/// back where the batch started).
+#[derive(Debug)]
+pub(crate) struct Ahead {
+    pub(crate) reader: LineReader,
+    pub(crate) read: Result<(Pull, u64), FileInletError>,
+}
+
+impl ReadAhead {
+    /// Whether to read on after a pull of up to `max` lines returned
+    /// `pull`: a large batch (heavy work, see `databay_core::compute`) of a
+    /// file that is not followed and not at its end.
+    pub(crate) fn worth_it(max: usize, follow: bool, pull: &Pull) -> bool {
+        !follow && max >= databay_core::compute::HEAVY_BATCH && matches!(pull, Pull::Records(_))
+    }
+
+    /// Starts reading the next batch of up to `max` lines of `path` with
+    /// `reader`.
+    pub(crate) fn start(mut reader: LineReader, path: PathBuf, max: usize, json: bool) -> Self {
+        ReadAhead(tokio::spawn(async move {
+            let options = LineOptions {
+                path: &path,
+                max,
+                json,
+                follow: false,
+            };
+            let read = reader.read_counted(&options, true).await;
+            Ahead { reader, read }
+        }))
+    }
+
+    /// Waits for the batch; `None` when the task was stopped or failed,
+    /// and the reader with it.
+    pub(crate) async fn land(mut self) -> Option<Ahead> {
+        (&mut self.0).await.ok()
+    }
+
+    /// Stops the task as if it had failed (tests).
+    #[cfg(test)]
+    pub(crate) fn abort(&self) {
+        self.0.abort();
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
