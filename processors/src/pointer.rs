@@ -270,7 +270,6 @@ impl Pointer {
     }
 }
 
-/// `"a number"`, `"an object"`, ...: what a value is, for messages.
 /// Objects of up to this many keys are searched by comparing keys one
 /// after the other: serde_json's map hashes a key with SipHash, which costs
 /// more than comparing a few short keys.
@@ -294,6 +293,7 @@ pub(crate) fn field_mut<'v>(map: &'v mut Map<String, Value>, key: &str) -> Optio
     }
 }
 
+/// `"a number"`, `"an object"`, ...: what a value is, for messages.
 pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",

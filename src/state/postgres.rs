@@ -57,7 +57,8 @@ impl PgStore {
         checkpoints::create(&client)
             .await
             .map_err(|e| store.failed("create the table", &e))?;
-        store.prepare(client).await?;
+        let connection = store.prepare(client).await?;
+        *store.client.lock().await = Some(connection);
         Ok(store)
     }
 
@@ -75,24 +76,25 @@ impl PgStore {
         ))
     }
 
-    /// Prepares the upsert on `client` and keeps both as the connection.
+    /// Prepares the upsert on `client`: the two make a connection.
     async fn prepare(&self, client: Arc<Client>) -> Result<Connection, String> {
         let upsert = client
             .prepare(checkpoints::UPSERT)
             .await
             .map_err(|e| self.failed("prepare the checkpoint upsert", &e))?;
-        let connection = Connection { client, upsert };
-        *self.client.lock().await = Some(connection.clone());
-        Ok(connection)
+        Ok(Connection { client, upsert })
     }
 
-    /// The open connection, or a new one if the server dropped it.
+    /// The open connection, or a new one if the server dropped it: opened
+    /// once, under the lock, however many links save at that moment.
     async fn connection(&self) -> Result<Connection, String> {
-        let open = self.client.lock().await.clone();
-        match open.filter(|c| !c.client.is_closed()) {
-            Some(connection) => Ok(connection),
-            None => self.prepare(self.connect().await?).await,
+        let mut slot = self.client.lock().await;
+        if let Some(connection) = slot.as_ref().filter(|c| !c.client.is_closed()) {
+            return Ok(connection.clone());
         }
+        let connection = self.prepare(self.connect().await?).await?;
+        *slot = Some(connection.clone());
+        Ok(connection)
     }
 
     async fn client(&self) -> Result<Arc<Client>, String> {

@@ -248,8 +248,11 @@ impl DirPartition {
 #[async_trait]
 impl StatefulPartition for DirPartition {
     async fn next_batch(&mut self) -> Result<Pull, BoxError> {
-        if let Some(ahead) = self.ahead.take() {
-            let Some(Ahead { reader, read }) = ahead.land().await else {
+        if let Some(ahead) = self.ahead.as_mut() {
+            // Cut off while waiting, the batch read ahead stays in `ahead`.
+            let landed = ahead.land().await;
+            self.ahead = None;
+            let Some(Ahead { reader, read }) = landed else {
                 // The read-ahead task and its reader are gone: the failed
                 // pull has the partition built again from its last commit.
                 return Err(self.cut_off());

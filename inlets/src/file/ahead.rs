@@ -46,8 +46,9 @@ impl ReadAhead {
     }
 
     /// Waits for the batch; `None` when the task was stopped or failed,
-    /// and the reader with it.
-    pub(crate) async fn land(mut self) -> Option<Ahead> {
+    /// and the reader with it. Cut off while waiting, the task reads on:
+    /// call it again. Once it has answered, drop this.
+    pub(crate) async fn land(&mut self) -> Option<Ahead> {
         (&mut self.0).await.ok()
     }
 

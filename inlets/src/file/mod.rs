@@ -184,6 +184,13 @@ pub struct FileInlet {
     /// parsed in a task of its own while the link processes the last one.
     /// The reader is in the task until it ends.
     ahead: Option<ReadAhead>,
+    /// A batch read ahead that has come in and waits for its pull to hand
+    /// it out: kept here, not in a pull's locals, so that a pull cut off
+    /// (a timeout) loses nothing.
+    landed: Option<Result<(Pull, u64), FileInletError>>,
+    /// A rollback began and has not ended (it was cut off while waiting
+    /// for a batch read ahead): the next call finishes it first.
+    rolling_back: bool,
 }
 
 impl FileInlet {
@@ -201,6 +208,8 @@ impl FileInlet {
             committed: None,
             delivered: None,
             ahead: None,
+            landed: None,
+            rolling_back: false,
         }
     }
 
@@ -261,13 +270,19 @@ impl FileInlet {
     }
 
     async fn pull_lines(&mut self) -> Result<Pull, FileInletError> {
-        if let Some(read) = self.land_ahead().await? {
+        if self.rolling_back {
+            self.finish_rollback().await?;
+        }
+        self.land_ahead().await?;
+        if self.landed.is_some() {
             // Lines read ahead count only from the file still under the
             // name; from a replaced one they are read again below.
-            if !self.replaced().await {
+            let replaced = self.replaced().await;
+            if let (false, Some(read)) = (replaced, self.landed.take()) {
                 let (pull, bytes) = read?;
                 return Ok(self.deliver(pull, bytes));
             }
+            self.landed = None;
             if let (Some(reader), Some(delivered)) = (&mut self.reader, &self.delivered) {
                 reader.rewind(delivered);
             }
@@ -312,18 +327,20 @@ impl FileInlet {
         pull
     }
 
-    /// Waits for the batch being read ahead, if any, and takes the reader
-    /// back; returns what it read.
-    async fn land_ahead(
-        &mut self,
-    ) -> Result<Option<Result<(Pull, u64), FileInletError>>, FileInletError> {
-        let Some(ahead) = self.ahead.take() else {
-            return Ok(None);
+    /// Waits for the batch being read ahead, if any, takes the reader back
+    /// and keeps what it read in `landed`. Cut off while waiting, it leaves
+    /// the batch being read ahead where it was.
+    async fn land_ahead(&mut self) -> Result<(), FileInletError> {
+        let Some(ahead) = self.ahead.as_mut() else {
+            return Ok(());
         };
-        match ahead.land().await {
+        let landed = ahead.land().await;
+        self.ahead = None;
+        match landed {
             Some(Ahead { reader, read }) => {
                 self.reader = Some(reader);
-                Ok(Some(read))
+                self.landed = Some(read);
+                Ok(())
             }
             // The task was cancelled or failed, and the reader with it:
             // open the file again after the last committed line (what
@@ -335,9 +352,28 @@ impl FileInlet {
                 self.resume = None;
                 self.delivered.clone_from(&self.committed);
                 self.reader = Some(reader);
-                Ok(None)
+                Ok(())
             }
         }
+    }
+
+    /// The rest of a rollback, after the batch read ahead (if any) came in:
+    /// drops it, and goes back to the last commit, or, in a file replaced
+    /// since, to the lines handed out.
+    async fn finish_rollback(&mut self) -> Result<(), FileInletError> {
+        self.land_ahead().await?;
+        self.landed = None;
+        if let (Some(reader), Some(committed)) = (&mut self.reader, &self.committed)
+            && reader.identity.map(|i| i.0) == committed.dev
+            && reader.identity.map(|i| i.1) == committed.ino
+        {
+            reader.rewind(committed);
+            self.delivered = Some(committed.clone());
+        } else if let (Some(reader), Some(delivered)) = (&mut self.reader, &self.delivered) {
+            reader.rewind(delivered);
+        }
+        self.rolling_back = false;
+        Ok(())
     }
 
     /// Whether the name now points at another file than the one open.
@@ -457,20 +493,10 @@ impl Inlet for FileInlet {
     /// reads them again (at least once). If the file was replaced since
     /// the commit, the new file carries on where it is.
     async fn rollback(&mut self, _update: &Update) -> Result<(), BoxError> {
-        // What was read ahead was not handed out: it is read again.
-        let landed = self.land_ahead().await?.is_some();
-        if let (Some(reader), Some(committed)) = (&mut self.reader, &self.committed)
-            && reader.identity.map(|i| i.0) == committed.dev
-            && reader.identity.map(|i| i.1) == committed.ino
-        {
-            reader.rewind(committed);
-            self.delivered = Some(committed.clone());
-        } else if let (true, Some(reader), Some(delivered)) =
-            (landed, &mut self.reader, &self.delivered)
-        {
-            reader.rewind(delivered);
-        }
-        Ok(())
+        // Decided before any wait: a rollback cut off midway is finished
+        // by the next call. What was read ahead is read again.
+        self.rolling_back = true;
+        Ok(self.finish_rollback().await?)
     }
 
     /// Line mode: a [`FilePosition`] (offset, line, device and inode, and
@@ -498,8 +524,11 @@ impl Inlet for FileInlet {
             return Err("a file inlet in file mode keeps no resume state".into());
         }
         let pos = FilePosition::from_value(state)?;
-        self.resume = Some(pos);
+        // The batch read ahead belongs to the position left behind.
         self.land_ahead().await?;
+        self.landed = None;
+        self.rolling_back = false;
+        self.resume = Some(pos);
         if self.reader.is_some() {
             let reader = self.open().await?;
             self.reader = Some(reader);
@@ -511,6 +540,8 @@ impl Inlet for FileInlet {
     async fn on_shutdown(&mut self) -> Result<(), BoxError> {
         // A batch being read ahead is dropped with its task.
         self.ahead = None;
+        self.landed = None;
+        self.rolling_back = false;
         self.reader = None;
         Ok(())
     }

@@ -90,6 +90,10 @@ pub struct Window<C, W, L> {
     /// The last bounds stamped and their RFC 3339 texts: keys close the
     /// same windows one after the other, formatting them once will do.
     stamps: Option<(Bounds, Value, Value)>,
+    /// Cleared when restored windows do not close in the order of their
+    /// ids (taken with another windower's settings): a key's next close
+    /// is then looked for among all its windows.
+    in_id_order: bool,
 }
 
 impl<C, W, L> Window<C, W, L> {
@@ -101,6 +105,7 @@ impl<C, W, L> Window<C, W, L> {
             open: 0,
             late: 0,
             stamps: None,
+            in_id_order: true,
         }
     }
 
@@ -270,7 +275,7 @@ impl<C: Clock, W: Windower, L: WindowLogic> KeyedLogic for Window<C, W, L> {
     }
 
     fn notify_at(&self, state: &Self::State) -> Option<DateTime<Utc>> {
-        if self.windower.closes_in_id_order() {
+        if self.in_id_order && self.windower.closes_in_id_order() {
             return state.bounds.first_key_value().map(|(_, b)| b.close);
         }
         state.bounds.values().map(|b| b.close).min()
@@ -291,6 +296,19 @@ impl<C: Clock, W: Windower, L: WindowLogic> KeyedLogic for Window<C, W, L> {
     fn restore(&mut self, state: Value) -> Result<Self::State, BoxError> {
         let windows: Self::State = serde_json::from_value(state)?;
         self.open += windows.states.len() as u64;
+        // Windows taken with other settings (a length or alignment changed
+        // across a restart) are not where this windower would put them:
+        // their ids say nothing of when they close.
+        if self.in_id_order && self.windower.closes_in_id_order() {
+            let none = BTreeMap::new();
+            let fits = windows.bounds.iter().all(|(id, b)| {
+                self.windower
+                    .assign(b.open, DateTime::<Utc>::MIN_UTC, &none, &mut 0)
+                    .windows
+                    .contains(&(*id, *b))
+            });
+            self.in_id_order = fits;
+        }
         Ok(windows)
     }
 

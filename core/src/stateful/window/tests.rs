@@ -393,3 +393,49 @@ fn window_snapshots_restore_exactly() {
         )
     });
 }
+
+/// Windows restored into a windower with other settings (here 1 s windows
+/// into 60 s ones) are not at the ids it would give them: the next close
+/// is found among all of them, and items land in the windows that hold
+/// them.
+#[test]
+fn windows_restored_with_other_settings_still_close_in_time() {
+    let time = Time::new();
+    let mut before = count_window(user(), event_clock(1000), tumbling(1)).wall_clock(time.clock());
+    run(
+        &mut before,
+        &time,
+        0.0,
+        Trigger::Transfer,
+        vec![at("a", 10), at("a", 70)],
+    );
+    let snapshot = Processor::snapshot(&before).unwrap().unwrap();
+
+    let mut after = count_window(user(), event_clock(1000), tumbling(60)).wall_clock(time.clock());
+    Processor::restore(&mut after, snapshot).unwrap();
+    // Into a new 60 s window [60, 120), beside the restored [10, 11) and
+    // [70, 71); the one that closes first is [10, 11).
+    run(
+        &mut after,
+        &time,
+        0.0,
+        Trigger::Transfer,
+        vec![at("a", 75), at("a", 10)],
+    );
+    // The watermark is 75 - 1000 s: it reaches 11 s in 936 s.
+    assert_eq!(after.next_wakeup(), Some(time.at(936.0)));
+    let out = run(&mut after, &time, 0.0, Trigger::Flush, vec![]);
+    let mut counts: Vec<(String, Value)> = out
+        .iter()
+        .map(|r| (bounds(r).0, r.payload.clone()))
+        .collect();
+    counts.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        counts,
+        [
+            ("2026-01-01T00:00:10Z".to_owned(), json!(2)),
+            ("2026-01-01T00:01:00Z".to_owned(), json!(1)),
+            ("2026-01-01T00:01:10Z".to_owned(), json!(1)),
+        ]
+    );
+}

@@ -123,11 +123,17 @@ impl Windower for Tumbling {
             Some((id, bounds)) => (*id, *bounds),
             None => {
                 let id = nanos(ts - self.align_to).div_euclid(len);
-                let bounds = open
-                    .get(&id)
-                    .copied()
-                    .unwrap_or_else(|| slice(self.align_to, id, len, len));
-                (id, bounds)
+                let holds = |b: &Bounds| b.open <= ts && ts < b.close;
+                match open.get(&id).filter(|b| holds(b)) {
+                    Some(bounds) => (id, *bounds),
+                    // Windows restored from another length or alignment
+                    // are not at their slice numbers: found by their
+                    // bounds, as before.
+                    None => match open.iter().find(|(_, b)| holds(b)) {
+                        Some((id, bounds)) => (*id, *bounds),
+                        None => (id, slice(self.align_to, id, len, len)),
+                    },
+                }
             }
         };
         if bounds.close > watermark {
