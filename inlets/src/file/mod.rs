@@ -290,7 +290,13 @@ impl FileInlet {
         // A pull without `on_start` (a link transferring before it was
         // started) opens the file itself rather than failing.
         let reader = match self.reader.take() {
-            Some(reader) => self.reopen_if_replaced(reader).await?,
+            Some(reader) => match self.reopen_if_replaced(reader).await {
+                Ok(reader) => reader,
+                Err((kept, e)) => {
+                    self.reader = Some(kept);
+                    return Err(e);
+                }
+            },
             None => self.open().await?,
         };
         let reader = self.reader.insert(reader);
@@ -393,16 +399,27 @@ impl FileInlet {
     /// line (a rotated log starts anew); otherwise after the lines already
     /// delivered, so a finite input fixed by rewriting it carries on where
     /// it stopped. While the name is missing, the old file is read on.
-    async fn reopen_if_replaced(&self, reader: LineReader) -> Result<LineReader, FileInletError> {
+    ///
+    /// If the new file cannot be opened or read, the error comes back with
+    /// the old reader, which stays where it was.
+    async fn reopen_if_replaced(
+        &self,
+        reader: LineReader,
+    ) -> Result<LineReader, (LineReader, FileInletError)> {
         let Ok(now) = tokio::fs::metadata(&self.path).await else {
             return Ok(reader);
         };
         if reader.identity.is_none() || reader.identity == identity(&now) {
             return Ok(reader);
         }
-        let mut fresh = open_lines(&self.path).await?;
-        if !self.follow {
-            fresh.skip_lines(reader.line, &self.path).await?;
+        let mut fresh = match open_lines(&self.path).await {
+            Ok(fresh) => fresh,
+            Err(e) => return Err((reader, e)),
+        };
+        if !self.follow
+            && let Err(e) = fresh.skip_lines(reader.line, &self.path).await
+        {
+            return Err((reader, e));
         }
         Ok(fresh)
     }

@@ -1248,3 +1248,22 @@ async fn pulls_and_rollbacks_cut_off_while_reading_ahead_lose_nothing() {
     inlet.commit(&update()).await.unwrap();
     assert_eq!(inlet.snapshot().unwrap()["line"], json!(2 * BIG));
 }
+
+/// A file replaced by something that cannot be read as one (here a
+/// directory) fails the pull; the old file stays open where it was, so
+/// once the name holds a file again the inlet carries on after the lines
+/// delivered, not from the first line.
+#[tokio::test]
+async fn a_replacement_that_cannot_be_read_keeps_the_place() {
+    let (_dir, path) = file_with("swap.txt", "a\nb\nc\n");
+    let mut inlet = started(FileInlet::new(&path)).await;
+    assert_eq!(pull(&mut inlet).await.1, strings(&["a"]));
+    inlet.commit(&update()).await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let e = pull_err(&mut inlet).await.to_string();
+    assert!(e.contains(&path.display().to_string()), "{e}");
+    std::fs::remove_dir(&path).unwrap();
+    std::fs::write(&path, "a\nb\nc\n").unwrap();
+    assert_eq!(pull(&mut inlet).await.1, strings(&["b"]));
+}
