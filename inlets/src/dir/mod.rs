@@ -230,17 +230,13 @@ impl DirPartition {
     fn deliver(&mut self, reader: LineReader, pull: Pull, bytes: u64) -> Pull {
         databay_core::bytes::add(bytes);
         self.delivered = reader.position();
-        if ReadAhead::worth_it(self.lines_per_transfer, self.follow, &pull) {
-            let path = self.path.clone();
-            self.ahead = Some(ReadAhead::start(
-                reader,
-                path,
-                self.lines_per_transfer,
-                self.json,
-            ));
-        } else {
-            self.reader = Some(reader);
-        }
+        let options = LineOptions {
+            path: &self.path,
+            max: self.lines_per_transfer,
+            json: self.json,
+            follow: self.follow,
+        };
+        ReadAhead::read_on(reader, &pull, &options, &mut self.reader, &mut self.ahead);
         pull
     }
 }

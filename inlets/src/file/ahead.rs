@@ -23,11 +23,27 @@ pub(crate) struct Ahead {
 }
 
 impl ReadAhead {
-    /// Whether to read on after a pull of up to `max` lines returned
-    /// `pull`: a large batch (heavy work, see `databay_core::compute`) of a
-    /// file that is not followed and not at its end.
-    pub(crate) fn worth_it(max: usize, follow: bool, pull: &Pull) -> bool {
-        !follow && max >= databay_core::compute::HEAVY_BATCH && matches!(pull, Pull::Records(_))
+    /// After a pull that returned `pull` with `options`: sets `reader` to
+    /// work reading the next batch in `ahead` when that is worth it (a
+    /// large batch, heavy work as `databay_core::compute` counts it, of a
+    /// file that is not followed and not at its end), or puts it back in
+    /// `slot`.
+    pub(crate) fn read_on(
+        reader: LineReader,
+        pull: &Pull,
+        options: &LineOptions<'_>,
+        slot: &mut Option<LineReader>,
+        ahead: &mut Option<ReadAhead>,
+    ) {
+        let worth_it = !options.follow
+            && options.max >= databay_core::compute::HEAVY_BATCH
+            && matches!(pull, Pull::Records(_));
+        if worth_it {
+            let path = options.path.to_path_buf();
+            *ahead = Some(ReadAhead::start(reader, path, options.max, options.json));
+        } else {
+            *slot = Some(reader);
+        }
     }
 
     /// Starts reading the next batch of up to `max` lines of `path` with

@@ -319,17 +319,13 @@ impl FileInlet {
             return pull;
         };
         self.delivered = Some(reader.position());
-        if ReadAhead::worth_it(self.lines_per_transfer, self.follow, &pull) {
-            let path = self.path.clone();
-            self.ahead = Some(ReadAhead::start(
-                reader,
-                path,
-                self.lines_per_transfer,
-                self.json,
-            ));
-        } else {
-            self.reader = Some(reader);
-        }
+        let options = LineOptions {
+            path: &self.path,
+            max: self.lines_per_transfer,
+            json: self.json,
+            follow: self.follow,
+        };
+        ReadAhead::read_on(reader, &pull, &options, &mut self.reader, &mut self.ahead);
         pull
     }
 
