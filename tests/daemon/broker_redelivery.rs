@@ -120,8 +120,10 @@ fn killed_between_pull_and_commit(inlet: &str, outlet: &str) {
     std::thread::sleep(Duration::from_millis(300));
     assert!(first.running(), "stderr:\n{}", first.stderr());
     publish(dir.path(), outlet);
-    eventually("the sink holding a batch", || held.exists().then_some(()));
-    let taken: usize = fs::read_to_string(&held).unwrap().trim().parse().unwrap();
+    // The sink creates the file, then writes the count: wait for both.
+    let taken: usize = eventually("the sink holding a batch", || {
+        fs::read_to_string(&held).ok()?.trim().parse().ok()
+    });
     assert!(taken > 0, "the held batch is empty");
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(10));
