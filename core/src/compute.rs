@@ -127,10 +127,16 @@ pub async fn run<T>(f: impl FnOnce() -> T) -> T {
 /// does: driven to its end on the worker that left the runtime's other
 /// tasks to another thread.
 pub async fn run_async<F: Future>(fut: F) -> F::Output {
+    offload(turns(), fut).await
+}
+
+/// Drives `fut` to its end off the async workers, after taking one of
+/// `turns`; as is where heavy work runs in place.
+async fn offload<F: Future>(turns: &Semaphore, fut: F) -> F::Output {
     if !offloads() {
         return fut.await;
     }
-    let _turn = turns().acquire().await.ok();
+    let _turn = turns.acquire().await.ok();
     tokio::task::block_in_place(|| {
         let _inside = Inside::enter();
         Handle::current().block_on(fut)
@@ -150,14 +156,7 @@ pub async fn run_async<F: Future>(fut: F) -> F::Output {
 /// # }
 /// ```
 pub async fn run_ahead<F: Future>(fut: F) -> F::Output {
-    if !offloads() {
-        return fut.await;
-    }
-    let _turn = ahead_turns().acquire().await.ok();
-    tokio::task::block_in_place(|| {
-        let _inside = Inside::enter();
-        Handle::current().block_on(fut)
-    })
+    offload(ahead_turns(), fut).await
 }
 
 #[cfg(test)]

@@ -227,16 +227,18 @@ impl DirPartition {
 
     /// Hands out a batch the reader just read, and reads on ahead when
     /// that is worth it.
-    fn deliver(&mut self, reader: LineReader, pull: Pull, bytes: u64) -> Pull {
-        databay_core::bytes::add(bytes);
-        self.delivered = reader.position();
+    fn deliver(&mut self, pull: Pull, bytes: u64) -> Pull {
         let options = LineOptions {
             path: &self.path,
             max: self.lines_per_transfer,
             json: self.json,
             follow: self.follow,
         };
-        ReadAhead::read_on(reader, &pull, &options, &mut self.reader, &mut self.ahead);
+        if let Some(delivered) =
+            ReadAhead::hand_out(&pull, bytes, &options, &mut self.reader, &mut self.ahead)
+        {
+            self.delivered = delivered;
+        }
         pull
     }
 }
@@ -253,15 +255,11 @@ impl StatefulPartition for DirPartition {
                 // pull has the partition built again from its last commit.
                 return Err(self.cut_off());
             };
-            return match read {
-                Ok((pull, bytes)) => Ok(self.deliver(reader, pull, bytes)),
-                Err(e) => {
-                    self.reader = Some(reader);
-                    Err(e.into())
-                }
-            };
+            self.reader = Some(reader);
+            let (pull, bytes) = read?;
+            return Ok(self.deliver(pull, bytes));
         }
-        let Some(mut reader) = self.reader.take() else {
+        let Some(reader) = self.reader.as_mut() else {
             return Err(self.cut_off());
         };
         let options = LineOptions {
@@ -270,13 +268,8 @@ impl StatefulPartition for DirPartition {
             json: self.json,
             follow: self.follow,
         };
-        match reader.read_counted(&options, false).await {
-            Ok((pull, bytes)) => Ok(self.deliver(reader, pull, bytes)),
-            Err(e) => {
-                self.reader = Some(reader);
-                Err(e.into())
-            }
-        }
+        let (pull, bytes) = reader.read_counted(&options, false).await?;
+        Ok(self.deliver(pull, bytes))
     }
 
     fn snapshot(&self) -> Value {

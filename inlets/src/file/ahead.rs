@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use databay_core::Pull;
 
-use super::{FileInletError, LineOptions, LineReader};
+use super::{FileInletError, FilePosition, LineOptions, LineReader};
 
 /// A batch being read ahead by a task that holds the reader until it ends.
 /// Dropped, the task is stopped.
@@ -23,18 +23,23 @@ pub(crate) struct Ahead {
 }
 
 impl ReadAhead {
-    /// After a pull that returned `pull` with `options`: sets `reader` to
-    /// work reading the next batch in `ahead` when that is worth it (a
-    /// large batch, heavy work as `databay_core::compute` counts it, of a
-    /// file that is not followed and not at its end), or puts it back in
-    /// `slot`.
-    pub(crate) fn read_on(
-        reader: LineReader,
+    /// Hands out `pull`, just read by the reader in `slot` with
+    /// `options`: counts its bytes ([`databay_core::bytes::add`], so from
+    /// the pull that hands it out) and returns the position after it.
+    /// Then sets the reader to work reading the next batch in `ahead` when
+    /// that is worth it: a large batch (heavy work, as
+    /// `databay_core::compute` counts it) of a file that is not followed
+    /// and not at its end.
+    pub(crate) fn hand_out(
         pull: &Pull,
+        bytes: u64,
         options: &LineOptions<'_>,
         slot: &mut Option<LineReader>,
         ahead: &mut Option<ReadAhead>,
-    ) {
+    ) -> Option<FilePosition> {
+        databay_core::bytes::add(bytes);
+        let reader = slot.take()?;
+        let delivered = reader.position();
         let worth_it = !options.follow
             && options.max >= databay_core::compute::HEAVY_BATCH
             && matches!(pull, Pull::Records(_));
@@ -44,11 +49,12 @@ impl ReadAhead {
         } else {
             *slot = Some(reader);
         }
+        Some(delivered)
     }
 
     /// Starts reading the next batch of up to `max` lines of `path` with
     /// `reader`.
-    pub(crate) fn start(mut reader: LineReader, path: PathBuf, max: usize, json: bool) -> Self {
+    fn start(mut reader: LineReader, path: PathBuf, max: usize, json: bool) -> Self {
         ReadAhead(tokio::spawn(async move {
             let options = LineOptions {
                 path: &path,

@@ -277,7 +277,10 @@ impl FileInlet {
         if self.landed.is_some() {
             // Lines read ahead count only from the file still under the
             // name; from a replaced one they are read again below.
-            let replaced = self.replaced().await;
+            let replaced = match &self.reader {
+                Some(reader) => self.replaced(reader).await,
+                None => false,
+            };
             if let (false, Some(read)) = (replaced, self.landed.take()) {
                 let (pull, bytes) = read?;
                 return Ok(self.deliver(pull, bytes));
@@ -314,18 +317,17 @@ impl FileInlet {
     /// one ahead when that is worth it: a large batch of a file that is
     /// not followed and not at its end.
     fn deliver(&mut self, pull: Pull, bytes: u64) -> Pull {
-        databay_core::bytes::add(bytes);
-        let Some(reader) = self.reader.take() else {
-            return pull;
-        };
-        self.delivered = Some(reader.position());
         let options = LineOptions {
             path: &self.path,
             max: self.lines_per_transfer,
             json: self.json,
             follow: self.follow,
         };
-        ReadAhead::read_on(reader, &pull, &options, &mut self.reader, &mut self.ahead);
+        let delivered =
+            ReadAhead::hand_out(&pull, bytes, &options, &mut self.reader, &mut self.ahead);
+        if delivered.is_some() {
+            self.delivered = delivered;
+        }
         pull
     }
 
@@ -378,11 +380,9 @@ impl FileInlet {
         Ok(())
     }
 
-    /// Whether the name now points at another file than the one open.
-    async fn replaced(&self) -> bool {
-        let Some(reader) = &self.reader else {
-            return false;
-        };
+    /// Whether the name now points at another file than `reader`'s. While
+    /// the name is missing, it does not.
+    async fn replaced(&self, reader: &LineReader) -> bool {
         match tokio::fs::metadata(&self.path).await {
             Ok(now) => reader.identity.is_some() && reader.identity != identity(&now),
             Err(_) => false,
@@ -402,10 +402,7 @@ impl FileInlet {
         &self,
         reader: LineReader,
     ) -> Result<LineReader, (LineReader, FileInletError)> {
-        let Ok(now) = tokio::fs::metadata(&self.path).await else {
-            return Ok(reader);
-        };
-        if reader.identity.is_none() || reader.identity == identity(&now) {
+        if !self.replaced(&reader).await {
             return Ok(reader);
         }
         let mut fresh = match open_lines(&self.path).await {

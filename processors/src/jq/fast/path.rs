@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::parse::Key;
 use super::value::{In, Res, Stop, V};
+use crate::pointer::{field, field_mut};
 
 pub(crate) static NULL: Value = Value::Null;
 
@@ -23,7 +24,7 @@ pub(crate) fn index<'a>(x: In<'a>, key: &Key) -> Res<&'a Value> {
     };
     Ok(match (v, key) {
         (Value::Null, _) => &NULL,
-        (Value::Object(o), Key::Name(k)) => o.get(k).unwrap_or(&NULL),
+        (Value::Object(o), Key::Name(k)) => field(o, k).unwrap_or(&NULL),
         (Value::Object(_), Key::Index(_)) => &NULL,
         (Value::Array(a), Key::Index(i)) => element(a.len(), *i).map_or(&NULL, |i| &a[i]),
         _ => return Err(Stop::Error),
@@ -76,7 +77,7 @@ pub(crate) fn get_path<'a>(v: &'a Value, keys: &[Key]) -> Res<Option<&'a Value>>
 
 fn slot<'a>(v: &'a Value, key: &Key) -> Res<Option<&'a Value>> {
     match (v, key) {
-        (Value::Object(o), Key::Name(k)) => Ok(o.get(k)),
+        (Value::Object(o), Key::Name(k)) => Ok(field(o, k)),
         // jaq would add a number as a key, which JSON cannot hold.
         (Value::Object(_), Key::Index(_)) => Err(Stop::Unsupported),
         (Value::Array(a), Key::Index(i)) => match element(a.len(), *i) {
@@ -102,7 +103,7 @@ pub(crate) fn set_path(v: &mut Value, keys: &[Key], new: Option<Value>) -> Res<(
     let mut cur = v;
     for key in init {
         cur = match (cur, key) {
-            (Value::Object(o), Key::Name(k)) => o.get_mut(k).ok_or(Stop::Error)?,
+            (Value::Object(o), Key::Name(k)) => field_mut(o, k).ok_or(Stop::Error)?,
             (Value::Object(_), Key::Index(_)) => return Err(Stop::Unsupported),
             (Value::Array(a), Key::Index(i)) => {
                 let i = element(a.len(), *i).ok_or(Stop::Error)?;
@@ -133,7 +134,7 @@ pub(crate) fn set_path(v: &mut Value, keys: &[Key], new: Option<Value>) -> Res<(
 
 fn set_key(o: &mut Map<String, Value>, k: &str, new: Option<Value>) {
     match new {
-        Some(n) => match o.get_mut(k) {
+        Some(n) => match field_mut(o, k) {
             Some(slot) => *slot = n,
             None => {
                 o.insert(k.to_owned(), n);
