@@ -6,7 +6,10 @@
 //! `serde_json::Value`, filter, add the field, write CSV) as the floor. A
 //! third run computes the field (`.amount_cents = (.amount * 100 | round)`,
 //! config/file_to_csv_jq_computed.toml) next to a hand loop computing it.
-//! Every run's CSV is compared row by row with its hand loop's.
+//! Every run's CSV is compared row by row with its hand loop's. Each run
+//! goes once on every core and once on the first core only (`taskset -c
+//! 0`); last, two hand loops run at once, for what both cores give the
+//! work by hand.
 //!
 //! ```text
 //! cargo bench --bench throughput            # 1,000,000 lines
@@ -111,6 +114,24 @@ fn hand_loop(input: &Path, output: &Path, field: Field) -> std::io::Result<(usiz
     Ok((rows, start.elapsed()))
 }
 
+/// What this machine gives two hand loops at once, each on a copy of the
+/// work, against one alone: records/s of both together over one's. What
+/// spreading the work over both cores could give at most (parsing and
+/// allocating lean on memory and caches the cores share).
+fn two_at_once(input: &Path, dir: &Path, field: Field) -> std::io::Result<f64> {
+    let (_, one) = hand_loop(input, &dir.join("one.csv"), field)?;
+    let start = Instant::now();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| hand_loop(input, &dir.join("a.csv"), field));
+        let b = hand_loop(input, &dir.join("b.csv"), field);
+        (a.join(), b)
+    });
+    let both = start.elapsed();
+    a.map_err(|_| std::io::Error::other("a hand loop panicked"))??;
+    b?;
+    Ok(2.0 * one.as_secs_f64() / both.as_secs_f64())
+}
+
 /// Every row of a CSV file, the header first.
 fn rows_of(path: &Path) -> std::io::Result<Vec<csv::StringRecord>> {
     let mut reader = csv::ReaderBuilder::new()
@@ -161,19 +182,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     hand_loop(&input, &dir.join("warm.csv"), Field::Flag)?;
     let rate = |d: Duration| lines as f64 / d.as_secs_f64();
     let mut rows = 0;
+    // (name, config, on the first core only)
     for (field, label, runs) in [
         (
             Field::Flag,
             "flag",
             &[
-                ("native", "config/file_to_csv.toml"),
-                ("jq", "config/file_to_csv_jq.toml"),
+                ("native", "config/file_to_csv.toml", false),
+                ("native 1 core", "config/file_to_csv.toml", true),
+                ("jq", "config/file_to_csv_jq.toml", false),
+                ("jq 1 core", "config/file_to_csv_jq.toml", true),
             ][..],
         ),
         (
             Field::Cents,
             "cents",
-            &[("jq computed", "config/file_to_csv_jq_computed.toml")][..],
+            &[
+                ("jq computed", "config/file_to_csv_jq_computed.toml", false),
+                (
+                    "jq comp 1 core",
+                    "config/file_to_csv_jq_computed.toml",
+                    true,
+                ),
+            ][..],
         ),
     ] {
         let reference = dir.join(format!("hand-{label}.csv"));
@@ -189,13 +220,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             rate(hand),
             hand_cpu.as_secs_f64() * 1e3
         );
-        for (name, config) in runs {
+        for &(name, config, one_core) in runs {
             let output = dir.join(format!("{}.csv", name.replace(' ', "_")));
             // The configs append; start from an empty output.
             let _ = std::fs::remove_file(&output);
-            let (took, peak, used) = support::once_measured(
+            let (took, peak, used) = support::once_measured_on(
                 &root.join(config),
                 &[("ORDERS_FILE", &input), ("ORDERS_CSV", &output)],
+                one_core,
             )?;
             let written = same_rows(name, &output, &reference)?;
             if written != kept {
@@ -206,7 +238,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Records per CPU-second, against the hand loop's (one
             // thread): what the pipeline costs, whatever waits on the disk.
             println!(
-                "databay once {name:<11}: {:>6.0} ms  {:>9.0} records/s  {:>5.1}% of the hand loop  CPU {:>5.0} ms ({:>5.1}% of the hand loop's records per CPU-second)  peak RSS {:.0} MiB",
+                "databay once {name:<14}: {:>6.0} ms  {:>9.0} records/s  {:>5.1}% of the hand loop  CPU {:>5.0} ms ({:>5.1}% of the hand loop's records per CPU-second)  peak RSS {:.0} MiB",
                 took.as_secs_f64() * 1e3,
                 rate(took),
                 100.0 * hand.as_secs_f64() / took.as_secs_f64(),
@@ -216,12 +248,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    let ceiling = two_at_once(&input, &dir, Field::Flag)?;
+    println!(
+        "two hand loops at once: {ceiling:.2}x the records/s of one (what both cores give this work, by hand)"
+    );
     checkpoints(&root, &dir, &input, rows, lines)?;
     Ok(())
 }
 
 /// The cost of safety: the native run again with `[daemon] state_dir` (a
-/// checkpoint after each of its transfers of 10 000 records), fsyncs per
+/// checkpoint after each of its transfers of 4 000 records), fsyncs per
 /// transfer (with strace, when the machine has it), and the state store's
 /// commit latency.
 fn checkpoints(
@@ -265,9 +301,9 @@ fn checkpoints(
             format!("checkpointed: wrote {written} rows, the hand loop wrote {rows}").into(),
         );
     }
-    let transfers = lines.div_ceil(10_000);
+    let transfers = lines.div_ceil(LINES_PER_TRANSFER);
     println!(
-        "checkpoints off    : {:>6.0} ms; on: {:>6.0} ms ({:+.1}%), {transfers} transfers of 10 000 records",
+        "checkpoints off    : {:>6.0} ms; on: {:>6.0} ms ({:+.1}%), {transfers} transfers of {LINES_PER_TRANSFER} records",
         plain.as_secs_f64() * 1e3,
         checkpointed.as_secs_f64() * 1e3,
         100.0 * (checkpointed.as_secs_f64() / plain.as_secs_f64() - 1.0)
@@ -312,6 +348,9 @@ fn fsyncs(config: &Path, env: &[(&str, &Path)], output: &Path, state: &Path) -> 
 }
 
 const COMMITS: usize = 500;
+
+/// `lines_per_transfer` of config/file_to_csv.toml.
+const LINES_PER_TRANSFER: usize = 4_000;
 
 /// p50, p99 and max of saving one checkpoint, in ms.
 fn commit_latencies(state: &Path) -> Result<(f64, f64, f64), Box<dyn std::error::Error>> {

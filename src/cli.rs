@@ -55,6 +55,13 @@ struct Cli {
     /// workers, where they hold up other links' timers.
     #[arg(long, global = true, env = "DATABAY_COMPUTE_THREADS")]
     compute_threads: Option<usize>,
+    /// How many threads one heavy job spreads its parts over (a large
+    /// batch through a chain of stateless processors, or encoded to CSV,
+    /// in parts of a few hundred records, put back in order). Default:
+    /// `--threads` if given, else one per core. 1 keeps each job on one
+    /// core; with `--compute-threads 0` nothing is split.
+    #[arg(long, global = true, env = "DATABAY_SPLIT_THREADS")]
+    split_threads: Option<std::num::NonZeroUsize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -139,6 +146,9 @@ pub fn main(registry: Registry) -> ExitCode {
     crate::logging::init(cli.log_format, &cli.log_level);
     if let Some(n) = cli.threads {
         let _ = THREADS.set(n.get());
+    }
+    if let Some(n) = cli.split_threads.or(cli.threads) {
+        databay_core::compute::set_split_threads(n.get());
     }
     if let Some(n) = cli.compute_threads {
         databay_core::compute::set_threads(n);

@@ -43,8 +43,24 @@ pub fn once_measured(
     config: &Path,
     env: &[(&str, &Path)],
 ) -> std::io::Result<(Duration, u64, Duration)> {
+    once_measured_on(config, env, false)
+}
+
+/// [`once_measured`]; with `one_core`, the daemon may use the first core
+/// only (`taskset -c 0`, from util-linux).
+pub fn once_measured_on(
+    config: &Path,
+    env: &[(&str, &Path)],
+    one_core: bool,
+) -> std::io::Result<(Duration, u64, Duration)> {
     let start = Instant::now();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_databay"));
+    let mut command = if one_core {
+        let mut taskset = Command::new("taskset");
+        taskset.args(["-c", "0"]).arg(env!("CARGO_BIN_EXE_databay"));
+        taskset
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_databay"))
+    };
     command
         .args(["--log-level", "warn", "once"])
         .arg(config)

@@ -11,9 +11,9 @@
 //!   [`block_in_place`](tokio::task::block_in_place): the worker thread
 //!   hands its other tasks to another thread before it starts, so timers
 //!   and I/O go on being served;
-//! - at most [`threads`] at once (one less than the cores, at least one;
-//!   [`set_threads`] changes it): more heavy links queue for a turn
-//!   instead of taking every core;
+//! - at most [`threads`] jobs at once (one less than the cores, at least
+//!   one; [`set_threads`] changes it): more heavy links queue for a turn
+//!   (one job may still spread its parts over every core, see [`split`]);
 //! - on a current-thread runtime (tests, `--threads 1`), as is.
 //!
 //! Heavy work started from inside heavy work runs in place (it already
@@ -24,6 +24,11 @@
 //! [`run_ahead`]: the same, with turns of its own, so that it overlaps
 //! with the processing instead of queueing behind it, and is bounded the
 //! same way.
+//!
+//! Inside heavy work, [`split`] spreads independent parts of it (pieces
+//! of a large batch) over the cores, on one pool of [`split_threads`]
+//! threads that every link shares, and gives the results back in order.
+//! The parts run outside the async runtime: they are synchronous work.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -40,6 +45,10 @@ pub const HEAVY_BATCH: usize = 1024;
 static THREADS: AtomicUsize = AtomicUsize::new(usize::MAX);
 static TURNS: OnceLock<Semaphore> = OnceLock::new();
 static AHEAD_TURNS: OnceLock<Semaphore> = OnceLock::new();
+/// `usize::MAX` until set: then the default applies.
+static SPLIT_THREADS: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// The pool [`split`] runs parts on; `None` if it could not be started.
+static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
 
 thread_local! {
     static INSIDE: Cell<bool> = const { Cell::new(false) };
@@ -67,6 +76,83 @@ pub fn set_threads(n: usize) -> bool {
     }
     THREADS.store(n, Ordering::Relaxed);
     true
+}
+
+/// How many parts of heavy work [`split`] runs at once: the cores this
+/// process may use, unless [`set_split_threads`] said otherwise.
+pub fn split_threads() -> usize {
+    match SPLIT_THREADS.load(Ordering::Relaxed) {
+        usize::MAX => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n.max(1),
+    }
+}
+
+/// Sets how many parts of heavy work [`split`] runs at once (1: one after
+/// the other, on the thread doing the work). Takes effect only before the
+/// first split; returns whether it did.
+pub fn set_split_threads(n: usize) -> bool {
+    if POOL.get().is_some() {
+        return false;
+    }
+    SPLIT_THREADS.store(n, Ordering::Relaxed);
+    true
+}
+
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    POOL.get_or_init(|| {
+        let threads = split_threads();
+        if threads < 2 {
+            return None;
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("databay-compute-{i}"))
+            .build()
+            .inspect_err(|e| {
+                tracing::warn!(
+                    error = %e,
+                    "the compute pool could not start: large batches are processed on one core"
+                );
+            })
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Runs `f` on each of `parts` and returns the results in the order of
+/// the parts. Inside heavy work (in [`run`], [`run_async`] or
+/// [`run_ahead`]) on a multi-threaded runtime, and when [`split_threads`]
+/// is above 1, several parts run at once on the compute pool while the
+/// caller waits (each part inside the caller's tracing span, but outside
+/// the async runtime: `f` must not use tokio); elsewhere they run one
+/// after the other, in place. A panic in `f` reaches the caller.
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// use databay_core::compute::{run, split};
+/// let sums = run(|| split(vec![1..4, 4..7], |r| r.sum::<i32>())).await;
+/// assert_eq!(sums, [6, 15]);
+/// # }
+/// ```
+pub fn split<T, R, F>(parts: Vec<T>, f: F) -> Vec<R>
+where
+    T: Send,
+    R: Send,
+    F: Fn(T) -> R + Sync + Send,
+{
+    use rayon::prelude::*;
+    let parallel = parts.len() >= 2 && INSIDE.with(Cell::get);
+    // The pool starts with the first split that uses it.
+    let Some(pool) = parallel.then(pool).flatten() else {
+        return parts.into_iter().map(f).collect();
+    };
+    let span = tracing::Span::current();
+    pool.install(|| {
+        parts
+            .into_par_iter()
+            .map(|part| span.in_scope(|| f(part)))
+            .collect()
+    })
 }
 
 fn turns() -> &'static Semaphore {

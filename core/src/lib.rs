@@ -77,7 +77,7 @@ pub use link::{
 };
 pub use outlet::{Delivered, DeliveryError, Outlet, OutletBuilder, OutletHandle};
 pub use planner::{Planner, PlannerBuilder};
-pub use processor::{Context, Gauge, Grouper, Processor, Trigger};
+pub use processor::{Context, Gauge, Grouper, Processor, Stateless, Trigger};
 pub use record::{INLET_KEY, Metadata, MetadataRef, Origin, Record};
 pub use reject::{Reject, Rejected, RejectedRecord};
 pub use retry::{Permanent, RetryPolicy};

@@ -132,6 +132,130 @@ pub trait Processor: Send + 'static {
     fn gauges(&self) -> Vec<Gauge> {
         Vec::new()
     }
+
+    /// This processor's work as [`Stateless`] work, if it is: then the
+    /// link may run it on parts of a large batch at once, on several cores
+    /// (see [`Stateless`]). `None` by default.
+    fn stateless(&self) -> Option<&dyn Stateless> {
+        None
+    }
+}
+
+/// The work of a processor that handles each record on its own: what it
+/// does to a record depends on that record only (and on the call's
+/// [`Context`]), never on the records around it or on earlier calls, and
+/// it holds nothing between calls (`select`, `set`, jq `map`).
+///
+/// A link may then split a large batch into parts and run a chain of such
+/// processors on several parts at once, each part on one core, and
+/// concatenate what comes out in the order of the parts: the same records,
+/// in the same order, as [`Processor::process`] on the whole batch gives.
+/// A failure is the failure the whole batch would have met: the first
+/// failing stage of the chain, and in it the first failing record, with a
+/// [`RecordError`]'s `index` and `count` counted in the whole batch.
+///
+/// The parts run on the compute pool's threads ([`crate::compute::split`]),
+/// outside the async runtime: [`Stateless::process_part`] is synchronous
+/// work and must not use tokio (no `Handle::current`, no `spawn`).
+///
+/// ```
+/// use databay_core::{BoxError, Context, Record, stateless_processor};
+/// use databay_core::processor::{RecordError, Stateless};
+///
+/// /// Doubles numbers; anything else fails the batch.
+/// struct Double;
+///
+/// impl Stateless for Double {
+///     fn process_part(&self, mut records: Vec<Record>, _: &Context<'_>) -> Result<Vec<Record>, BoxError> {
+///         let count = records.len();
+///         for (index, record) in records.iter_mut().enumerate() {
+///             let n = record.payload.as_i64().ok_or_else(|| RecordError::new(index, count, "not an integer"))?;
+///             record.payload = (2 * n).into();
+///         }
+///         Ok(records)
+///     }
+/// }
+///
+/// // `process` runs `process_part` on the whole batch; `stateless` is
+/// // `Some(self)`.
+/// stateless_processor!(Double);
+/// ```
+pub trait Stateless: Send + Sync {
+    /// Processes `records`, a part of a batch (or all of it), as
+    /// [`Processor::process`] does. A record that cannot be processed
+    /// fails the part with a [`RecordError`] that counts in the part: the
+    /// link turns its `index` and `count` into the record's place in the
+    /// batch.
+    fn process_part(&self, records: Vec<Record>, cx: &Context<'_>)
+    -> Result<Vec<Record>, BoxError>;
+}
+
+/// Implements [`Processor`] for a type that implements [`Stateless`]:
+/// `process` is [`Stateless::process_part`] on the whole batch, and
+/// `stateless` returns the value itself, so a link may run it in parts.
+///
+/// ```
+/// use databay_core::{BoxError, Context, Record, Stateless, stateless_processor};
+///
+/// struct Upper;
+///
+/// impl Stateless for Upper {
+///     fn process_part(&self, mut records: Vec<Record>, _: &Context<'_>) -> Result<Vec<Record>, BoxError> {
+///         for r in &mut records {
+///             if let Some(s) = r.payload.as_str() {
+///                 r.payload = s.to_uppercase().into();
+///             }
+///         }
+///         Ok(records)
+///     }
+/// }
+///
+/// stateless_processor!(Upper);
+/// ```
+#[macro_export]
+macro_rules! stateless_processor {
+    ($type:ty) => {
+        #[$crate::async_trait]
+        impl $crate::Processor for $type {
+            async fn process(
+                &mut self,
+                records: ::std::vec::Vec<$crate::Record>,
+                cx: &$crate::Context<'_>,
+            ) -> ::std::result::Result<::std::vec::Vec<$crate::Record>, $crate::BoxError> {
+                $crate::Stateless::process_part(self, records, cx)
+            }
+
+            fn stateless(&self) -> ::std::option::Option<&dyn $crate::Stateless> {
+                ::std::option::Option::Some(self)
+            }
+        }
+    };
+}
+
+/// A record a processor or grouper could not handle: the whole batch
+/// fails, and the error says which record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {index} of {count}: {message}")]
+#[non_exhaustive]
+pub struct RecordError {
+    /// The record's 0-based position in the batch.
+    pub index: usize,
+    /// The number of records in the batch.
+    pub count: usize,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl RecordError {
+    /// Record `index` of the `count` in the batch could not be handled:
+    /// `message` says why.
+    pub fn new(index: usize, count: usize, message: impl ToString) -> Self {
+        RecordError {
+            index,
+            count,
+            message: message.to_string(),
+        }
+    }
 }
 
 #[async_trait]
@@ -172,6 +296,10 @@ impl Processor for Box<dyn Processor> {
 
     fn gauges(&self) -> Vec<Gauge> {
         (**self).gauges()
+    }
+
+    fn stateless(&self) -> Option<&dyn Stateless> {
+        (**self).stateless()
     }
 }
 
@@ -312,6 +440,21 @@ mod tests {
         fn gauges(&self) -> Vec<Gauge> {
             vec![Gauge::new("keys", self.restored.iter().count() as u64 + 7)]
         }
+
+        fn stateless(&self) -> Option<&dyn Stateless> {
+            Some(self)
+        }
+    }
+
+    impl Stateless for Everything {
+        fn process_part(
+            &self,
+            mut records: Vec<Record>,
+            _cx: &Context<'_>,
+        ) -> Result<Vec<Record>, BoxError> {
+            records.push(Record::new("in a part"));
+            Ok(records)
+        }
     }
 
     // Generic, so the calls resolve to `impl Processor for Box<dyn Processor>`
@@ -334,6 +477,11 @@ mod tests {
 
     fn gauges_through<P: Processor>(p: &P) -> Vec<Gauge> {
         p.gauges()
+    }
+
+    fn part_through<P: Processor>(p: &P, cx: &Context<'_>) -> Option<Vec<Record>> {
+        p.stateless()
+            .map(|s| s.process_part(Vec::new(), cx).unwrap())
     }
 
     fn group_through<G: Grouper>(g: &mut G, batches: Vec<Vec<Record>>) -> Vec<Vec<Record>> {
@@ -361,11 +509,14 @@ mod tests {
         assert_eq!(gauges_through(&boxed), [Gauge::new("keys", 7)]);
         restore_through(&mut boxed, Value::from(1));
         assert_eq!(gauges_through(&boxed), [Gauge::new("keys", 8)]);
+        let part = part_through(&boxed, &cx).expect("stateless work");
+        assert_eq!(part[0].payload, "in a part");
     }
 
     #[tokio::test]
     async fn defaults_keep_no_state() {
         let mut plain = |records: Vec<Record>| records;
+        assert!(plain.stateless().is_none(), "a closure may keep state");
         assert_eq!(snapshot_through(&plain), None);
         assert!(gauges_through(&plain).is_empty());
         let e = Processor::restore(&mut plain, Value::Null).unwrap_err();

@@ -98,29 +98,7 @@ pub use select::{Op, Select, SelectOptions};
 pub use set::{Set, SetOptions};
 pub use window::{WindowKind, WindowOptions};
 
-/// A record a processor or grouper could not handle: the whole batch
-/// fails, and the error says which record.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("record {index} of {count}: {message}")]
-#[non_exhaustive]
-pub struct RecordError {
-    /// The record's 0-based position in the batch.
-    pub index: usize,
-    /// The number of records in the batch.
-    pub count: usize,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl RecordError {
-    pub(crate) fn new(index: usize, count: usize, message: impl ToString) -> Self {
-        RecordError {
-            index,
-            count,
-            message: message.to_string(),
-        }
-    }
-}
+pub use databay_core::processor::RecordError;
 
 /// Registers every processor and grouper type of this crate.
 pub fn register(registry: &mut Registry) {

@@ -12,6 +12,7 @@ mod handover;
 mod health;
 mod lifecycle;
 mod nodes;
+mod parts;
 mod pull;
 mod resume;
 mod transfer;

@@ -7,9 +7,10 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use super::health::{Verdict, error_key, repeats_note};
+use super::parts;
 use super::pull::Pulls;
 use super::{Link, Pipeline, ProcessorGauges, TransferReport};
-use crate::error::{NodeError, NodeKind, TransferError};
+use crate::error::{Failure, NodeError, NodeKind, TransferError};
 use crate::node::guarded;
 use crate::outlet::OutletHandle;
 use crate::processor::{Context, Trigger};
@@ -329,6 +330,26 @@ impl Link {
         }
     }
 
+    /// Takes note of a processor's failure on a batch of `held` records:
+    /// `Err` if it fails the transfer; otherwise (`ignore_exceptions`) the
+    /// batch is dropped and counted, never passed on unprocessed.
+    fn processor_failed(
+        &self,
+        update: &Update,
+        name: &str,
+        failure: Failure,
+        held: usize,
+        errors: &mut Vec<NodeError>,
+    ) -> Result<(), ()> {
+        let e = self.node_error(update, NodeKind::Processor, name, failure);
+        self.on_error(e, errors)?;
+        self.inner
+            .counters
+            .records_dropped
+            .fetch_add(held as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// The stages of one transfer. Returns what they produced, or every
     /// error when the transfer fails.
     async fn run_stages(
@@ -370,31 +391,59 @@ impl Link {
         // A large batch is heavy work: off the threads that drive the
         // other links' timers and I/O (see `compute`).
         let heavy = records.len() >= crate::compute::HEAVY_BATCH && !pipeline.processors.is_empty();
+        let cx_of = |name: &String| {
+            if spared.contains(name) { &carried } else { &cx }
+        };
         let stages = async {
-            for stage in pipeline.processors.iter_mut() {
-                let held = records.len();
-                let cx = if spared.contains(&stage.name) {
-                    &carried
+            let mut next = 0;
+            while next < pipeline.processors.len() {
+                // A large batch goes through a run of stateless stages in
+                // parts, on several cores (see `parts`).
+                let run = if records.len() >= parts::PARTED {
+                    pipeline.processors[next..]
+                        .iter()
+                        .map_while(|s| s.processor.stateless().map(|p| (p, cx_of(&s.name))))
+                        .collect()
                 } else {
-                    &cx
+                    Vec::new()
                 };
+                if !run.is_empty() {
+                    let stages = run.len();
+                    // A batch a stateful stage released on a timer or a
+                    // flush is heavy work too (in place if already so).
+                    let batch = std::mem::take(&mut records);
+                    match crate::compute::run(|| parts::run(&run, batch)).await {
+                        Ok(out) => {
+                            records = out;
+                            next += stages;
+                        }
+                        Err(failed) => {
+                            let name = &pipeline.processors[next + failed.stage].name;
+                            self.processor_failed(
+                                update,
+                                name,
+                                failed.failure,
+                                failed.held,
+                                &mut errors,
+                            )?;
+                            next += failed.stage + 1;
+                        }
+                    }
+                    continue;
+                }
+                let stage = &mut pipeline.processors[next];
+                next += 1;
+                let held = records.len();
+                let cx = cx_of(&stage.name);
                 match guarded(stage.processor.process(records, cx), None).await {
                     Ok(out) => records = out,
                     Err(failure) => {
-                        let e = self.node_error(update, NodeKind::Processor, &stage.name, failure);
-                        if self.on_error(e, &mut errors).is_err() {
-                            return Err(());
-                        }
-                        // The failed batch is dropped, never passed on unprocessed.
-                        inner
-                            .counters
-                            .records_dropped
-                            .fetch_add(held as u64, Ordering::Relaxed);
+                        self.processor_failed(update, &stage.name, failure, held, &mut errors)?;
                         records = Vec::new();
                     }
                 }
             }
-            Ok(records)
+            Ok::<_, ()>(records)
         };
         let processed = if heavy {
             crate::compute::run_async(stages).await

@@ -217,7 +217,9 @@ struct Encoded {
     path: PathBuf,
     file: Option<File>,
     truncate: bool,
-    bytes: Vec<u8>,
+    /// The bytes to write, in order: the header and the first rows, then
+    /// the rows encoded in parts, each part as it was encoded.
+    bytes: Vec<Vec<u8>>,
 }
 
 impl CsvOutlet {
@@ -392,7 +394,7 @@ impl CsvOutlet {
                 columns
             }
         };
-        let ignored = encode_rows(
+        let (ignored, parts) = encode_in_parts(
             &mut writer,
             path,
             &columns,
@@ -419,9 +421,10 @@ impl CsvOutlet {
                 "CsvOutlet left out values whose columns are not in the file's header"
             );
         }
-        let bytes = writer
-            .into_inner()
-            .map_err(|e| encode_error(csv::Error::from(e.into_error())))?;
+        let head = encoded_bytes(writer, path)?;
+        let mut bytes = Vec::with_capacity(1 + parts.len());
+        bytes.push(head);
+        bytes.extend(parts);
         Ok(Encoded {
             path: path.to_path_buf(),
             file,
@@ -456,6 +459,61 @@ fn same_keys(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
     a.len() == b.len() && a.keys().eq(b.keys())
 }
 
+/// What `writer` encoded for the file at `path`.
+fn encoded_bytes(writer: csv::Writer<Vec<u8>>, path: &Path) -> Result<Vec<u8>, CsvOutletError> {
+    writer.into_inner().map_err(|e| CsvOutletError::Encode {
+        path: path.to_path_buf(),
+        source: csv::Error::from(e.into_error()),
+    })
+}
+
+/// Rows per part when a file's rows are encoded in parts.
+const ENCODE_PART: usize = 512;
+
+/// [`encode_rows`] in parts, each into its own bytes (on several cores
+/// inside heavy work: [`databay_core::compute::split`]), concatenated in
+/// order: the same bytes, rejects and left-out keys as encoding the rows
+/// one after the other. A few rows go to `writer`; more come back as the
+/// parts' bytes, to write in order after what `writer` holds.
+fn encode_in_parts<'a>(
+    writer: &mut csv::Writer<Vec<u8>>,
+    path: &Path,
+    columns: &[&str],
+    rows: &[(usize, &'a Map<String, Value>)],
+    rejected: &mut Rejected,
+    on_unknown: impl Fn(usize, &str) -> Result<(), CsvOutletError> + Sync,
+) -> Result<(HashSet<&'a str>, Vec<Vec<u8>>), CsvOutletError> {
+    if rows.len() <= ENCODE_PART {
+        let ignored = encode_rows(writer, path, columns, rows, rejected, on_unknown)?;
+        return Ok((ignored, Vec::new()));
+    }
+    let parts = databay_core::compute::split(rows.chunks(ENCODE_PART).collect(), |part| {
+        let mut part_writer = csv::WriterBuilder::new().from_writer(Vec::new());
+        let mut part_rejected = Rejected::new();
+        let ignored = encode_rows(
+            &mut part_writer,
+            path,
+            columns,
+            part,
+            &mut part_rejected,
+            &on_unknown,
+        )?;
+        let bytes = encoded_bytes(part_writer, path)?;
+        Ok::<_, CsvOutletError>((bytes, part_rejected, ignored))
+    });
+    let mut ignored = HashSet::new();
+    let mut encoded = Vec::with_capacity(parts.len());
+    for part in parts {
+        let (bytes, part_rejected, part_ignored) = part?;
+        encoded.push(bytes);
+        for reject in part_rejected.into_rejects() {
+            rejected.reject(reject.index, reject.error);
+        }
+        ignored.extend(part_ignored);
+    }
+    Ok((ignored, encoded))
+}
+
 /// Encodes `rows` under `columns`. A key with no column is passed to
 /// `on_unknown`, which rejects its row or lets it leave the value out;
 /// returns the keys that were left out.
@@ -465,7 +523,7 @@ fn encode_rows<'a, W: Write>(
     columns: &[&str],
     rows: &[(usize, &'a Map<String, Value>)],
     rejected: &mut Rejected,
-    mut on_unknown: impl FnMut(usize, &str) -> Result<(), CsvOutletError>,
+    on_unknown: impl Fn(usize, &str) -> Result<(), CsvOutletError>,
 ) -> Result<HashSet<&'a str>, CsvOutletError> {
     // Only the first of duplicate header names counts a key as placed.
     let counted: Vec<bool> = columns
@@ -578,7 +636,7 @@ fn inspect(path: &Path) -> Result<Existing, CsvOutletError> {
 fn write_encoded(encoded: Vec<Encoded>) -> Result<crate::common::Written, FileIoError> {
     let mut written = Vec::with_capacity(encoded.len());
     for target in encoded {
-        if target.bytes.is_empty() && target.file.is_none() {
+        if target.bytes.iter().all(Vec::is_empty) && target.file.is_none() {
             // Every row bound for a new file was rejected.
             continue;
         }
@@ -587,8 +645,10 @@ fn write_encoded(encoded: Vec<Encoded>) -> Result<crate::common::Written, FileIo
             Some(file) => (file, false),
             None => open_for_write(path, target.truncate)?,
         };
-        file.write_all(&target.bytes)
-            .map_err(|e| FileIoError::new("write", path, e))?;
+        for bytes in &target.bytes {
+            file.write_all(bytes)
+                .map_err(|e| FileIoError::new("write", path, e))?;
+        }
         sync(&file, path, created)?;
         let len = crate::common::length(path)?;
         written.push((target.path, target.truncate, len));

@@ -840,3 +840,52 @@ async fn the_checkpoint_before_the_first_push_holds_the_files_length() {
         "cut back to the length before the first push"
     );
 }
+
+/// Rows of every kind: plain, quoted, multi-line, numbers, nested values,
+/// missing cells, and (every 97th) an unknown column, which
+/// `ExtraColumns::Error` (the default) refuses.
+fn mixed_rows(count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| match i % 97 {
+            0 => json!({"id": i, "name": "x", "stray": 1}),
+            1 => json!({"id": i, "name": "with, comma", "note": "line\nbreak"}),
+            2 => json!({"id": i, "note": "\"quoted\"", "tags": [i, "a"]}),
+            _ => json!({"id": i, "name": format!("n{i}"), "note": null, "tags": {"k": i}}),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_push_encoded_in_parts_writes_what_small_pushes_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "id,name,note,tags\n";
+    // An existing file whose last row has no line end yet.
+    let (whole, small) = (dir.path().join("whole.csv"), dir.path().join("small.csv"));
+    for path in [&whole, &small] {
+        fs::write(path, format!("{header}0,start,,")).unwrap();
+    }
+    let values = mixed_rows(5_000);
+    let records = objects(&values);
+
+    // One push of 5 000 rows: heavy work, encoded in parts of 512 rows
+    // across the compute pool.
+    let err = CsvOutlet::new(&whole)
+        .push(&records, &update())
+        .await
+        .unwrap_err();
+    let refused: Vec<usize> = rejects(&err).into_iter().map(|(i, _)| i).collect();
+
+    // The same rows in pushes of 100: each encoded whole, in place.
+    let mut outlet = CsvOutlet::new(&small);
+    let mut refused_small = Vec::new();
+    for (n, chunk) in records.chunks(100).enumerate() {
+        if let Err(e) = outlet.push(chunk, &update()).await {
+            refused_small.extend(rejects(&e).into_iter().map(|(i, _)| n * 100 + i));
+        }
+    }
+    let want: Vec<usize> = (0..5_000).filter(|i| i % 97 == 0).collect();
+    assert_eq!(refused, want, "the rows refused, in order");
+    assert_eq!(refused_small, want);
+    assert_eq!(read(&whole), read(&small), "the bytes differ in parts");
+    assert_eq!(rows(&whole).len(), 2 + 5_000 - want.len());
+}

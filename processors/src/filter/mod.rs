@@ -1,8 +1,7 @@
 //! `filter`: keeps the records for which a jq expression is true.
 
-use async_trait::async_trait;
 use databay_component::{BuildContext, OptionError, Registry};
-use databay_core::{BoxError, Context, Processor, Record};
+use databay_core::{BoxError, Context, Record, Stateless};
 
 use crate::RecordError;
 use crate::jq::{JqOptions, JqProgram};
@@ -58,10 +57,9 @@ impl JqFilter {
     }
 }
 
-#[async_trait]
-impl Processor for JqFilter {
-    async fn process(
-        &mut self,
+impl Stateless for JqFilter {
+    fn process_part(
+        &self,
         mut records: Vec<Record>,
         _cx: &Context<'_>,
     ) -> Result<Vec<Record>, BoxError> {
@@ -88,6 +86,8 @@ impl Processor for JqFilter {
         }
     }
 }
+
+databay_core::stateless_processor!(JqFilter);
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,7 @@
 //! `map`: replaces each payload by the outputs of a jq expression.
 
-use async_trait::async_trait;
 use databay_component::{BuildContext, OptionError, Registry};
-use databay_core::{BoxError, Context, Processor, Record};
+use databay_core::{BoxError, Context, Record, Stateless};
 use serde_json::Value;
 
 use crate::RecordError;
@@ -69,10 +68,9 @@ impl JqMap {
     }
 }
 
-#[async_trait]
-impl Processor for JqMap {
-    async fn process(
-        &mut self,
+impl Stateless for JqMap {
+    fn process_part(
+        &self,
         records: Vec<Record>,
         _cx: &Context<'_>,
     ) -> Result<Vec<Record>, BoxError> {
@@ -86,6 +84,8 @@ impl Processor for JqMap {
         Ok(out)
     }
 }
+
+databay_core::stateless_processor!(JqMap);
 
 #[cfg(test)]
 mod tests {

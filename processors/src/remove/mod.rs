@@ -1,7 +1,6 @@
 //! `remove`: removes fields from every record, without jq.
 
-use async_trait::async_trait;
-use databay_core::{BoxError, Context, Processor, Record};
+use databay_core::{BoxError, Context, Record, Stateless};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -90,10 +89,9 @@ impl Remove {
     }
 }
 
-#[async_trait]
-impl Processor for Remove {
-    async fn process(
-        &mut self,
+impl Stateless for Remove {
+    fn process_part(
+        &self,
         mut records: Vec<Record>,
         _cx: &Context<'_>,
     ) -> Result<Vec<Record>, BoxError> {
@@ -103,6 +101,8 @@ impl Processor for Remove {
         Ok(records)
     }
 }
+
+databay_core::stateless_processor!(Remove);
 
 #[cfg(test)]
 mod tests {

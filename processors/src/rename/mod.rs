@@ -2,8 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
-use databay_core::{BoxError, Context, Processor, Record};
+use databay_core::{BoxError, Context, Record, Stateless};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -107,10 +106,9 @@ impl Rename {
     }
 }
 
-#[async_trait]
-impl Processor for Rename {
-    async fn process(
-        &mut self,
+impl Stateless for Rename {
+    fn process_part(
+        &self,
         mut records: Vec<Record>,
         _cx: &Context<'_>,
     ) -> Result<Vec<Record>, BoxError> {
@@ -122,6 +120,8 @@ impl Processor for Rename {
         Ok(records)
     }
 }
+
+databay_core::stateless_processor!(Rename);
 
 #[cfg(test)]
 mod tests {

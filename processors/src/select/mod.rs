@@ -6,8 +6,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use async_trait::async_trait;
-use databay_core::{BoxError, Context, Processor, Record};
+use databay_core::{BoxError, Context, Record, Stateless};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -232,10 +231,9 @@ impl Operand {
     }
 }
 
-#[async_trait]
-impl Processor for Select {
-    async fn process(
-        &mut self,
+impl Stateless for Select {
+    fn process_part(
+        &self,
         mut records: Vec<Record>,
         _cx: &Context<'_>,
     ) -> Result<Vec<Record>, BoxError> {
@@ -243,6 +241,8 @@ impl Processor for Select {
         Ok(records)
     }
 }
+
+databay_core::stateless_processor!(Select);
 
 #[cfg(test)]
 mod tests {

@@ -2,8 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
-use databay_core::{BoxError, Context, Processor, Record};
+use databay_core::{BoxError, Context, Record, Stateless};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -97,10 +96,9 @@ impl Set {
     }
 }
 
-#[async_trait]
-impl Processor for Set {
-    async fn process(
-        &mut self,
+impl Stateless for Set {
+    fn process_part(
+        &self,
         mut records: Vec<Record>,
         _cx: &Context<'_>,
     ) -> Result<Vec<Record>, BoxError> {
@@ -112,6 +110,8 @@ impl Processor for Set {
         Ok(records)
     }
 }
+
+databay_core::stateless_processor!(Set);
 
 #[cfg(test)]
 mod tests {
