@@ -257,7 +257,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The cost of safety: the native run again with `[daemon] state_dir` (a
-/// checkpoint after each of its transfers of 4 000 records), fsyncs per
+/// checkpoint after each of its transfers of 512 records), fsyncs per
 /// transfer (with strace, when the machine has it), and the state store's
 /// commit latency.
 fn checkpoints(
@@ -350,7 +350,7 @@ fn fsyncs(config: &Path, env: &[(&str, &Path)], output: &Path, state: &Path) -> 
 const COMMITS: usize = 500;
 
 /// `lines_per_transfer` of config/file_to_csv.toml.
-const LINES_PER_TRANSFER: usize = 4_000;
+const LINES_PER_TRANSFER: usize = 512;
 
 /// p50, p99 and max of saving one checkpoint, in ms.
 fn commit_latencies(state: &Path) -> Result<(f64, f64, f64), Box<dyn std::error::Error>> {

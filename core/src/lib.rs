@@ -75,7 +75,9 @@ pub use link::{
     BackoffPolicy, Link, LinkBuilder, LinkState, NodeStats, ProcessorGauges, REPEAT_WINDOW,
     TransferReport,
 };
-pub use outlet::{Delivered, DeliveryError, Outlet, OutletBuilder, OutletHandle};
+pub use outlet::{
+    Delivered, DeliveryError, Outlet, OutletBuilder, OutletHandle, SYNC_AT_LEAST_EVERY,
+};
 pub use planner::{Planner, PlannerBuilder};
 pub use processor::{Context, Gauge, Grouper, Processor, Stateless, Trigger};
 pub use record::{INLET_KEY, Metadata, MetadataRef, Origin, Record};

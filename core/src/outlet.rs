@@ -19,8 +19,10 @@ use crate::update::Update;
 
 /// A consumer of records.
 ///
-/// `push` must have durably written every record it was given before it
-/// returns `Ok`: the link counts a transfer as delivered only then. An
+/// `push` must have written every record it was given before it returns
+/// `Ok`, and durably unless the outlet [defers its
+/// sync](Outlet::defers_sync): the link counts a transfer as delivered
+/// only then. An
 /// outlet that writes all but some records of a batch returns a
 /// [`Rejected`] naming them: the link counts and logs those records and
 /// treats the rest as delivered.
@@ -77,7 +79,30 @@ pub trait Outlet: Send + 'static {
     async fn on_shutdown(&mut self) -> Result<(), BoxError> {
         Ok(())
     }
+
+    /// Whether `push` may return before what it wrote is durable, leaving
+    /// that to [`sync`](Outlet::sync): a file outlet, for which the sync
+    /// to disk is most of what a small push costs. The link then syncs the
+    /// outlet before anything relies on its records being kept (a
+    /// checkpoint, or an inlet letting go of the records at their source:
+    /// a broker's acknowledgement), at least once a second while it
+    /// pushes, and before the outlet's `on_shutdown`. Asked once, when
+    /// the outlet is wrapped in its handle. The default, `false`: every
+    /// push is durable when it returns.
+    fn defers_sync(&self) -> bool {
+        false
+    }
+
+    /// Makes durable what the pushes before it wrote (see
+    /// [`defers_sync`](Outlet::defers_sync)). The default does nothing.
+    async fn sync(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
 }
+
+/// How long a deferred sync may wait while an outlet is pushed to
+/// (see [`Outlet::defers_sync`]).
+pub const SYNC_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
 
 struct Shared {
     name: String,
@@ -90,6 +115,11 @@ struct Shared {
     /// one claimed it ([`OutletHandle::claim_transactions`]).
     claimed_by: std::sync::Mutex<Option<String>>,
     has_processors: bool,
+    /// [`Outlet::defers_sync`], asked once.
+    defers_sync: bool,
+    /// When the first push since the outlet's last sync wrote (a
+    /// deferring outlet; changed with `outlet` held).
+    unsynced_since: std::sync::Mutex<Option<Instant>>,
     processors: tokio::sync::Mutex<Vec<Stage>>,
     outlet: tokio::sync::Mutex<Box<dyn Outlet>>,
 }
@@ -149,6 +179,8 @@ impl OutletBuilder {
                 lifecycle: Lifecycle::default(),
                 claimed_by: std::sync::Mutex::new(None),
                 has_processors: !self.processors.is_empty(),
+                defers_sync: self.outlet.defers_sync(),
+                unsynced_since: std::sync::Mutex::new(None),
                 processors: tokio::sync::Mutex::new(self.processors),
                 outlet: tokio::sync::Mutex::new(self.outlet),
             }),
@@ -254,14 +286,35 @@ impl OutletHandle {
             .min()
     }
 
+    /// Whether the outlet leaves syncing what it writes to
+    /// [`sync`](OutletHandle::sync) ([`Outlet::defers_sync`]).
+    pub fn defers_sync(&self) -> bool {
+        self.shared.defers_sync
+    }
+
     /// Delivers one batch: through the outlet's processors (on a copy, so
     /// other outlets see the batch unchanged), then pushed if anything is
-    /// left. Says how many records were written and which were rejected.
+    /// left, and durable when this returns (an outlet that
+    /// [defers its sync](Outlet::defers_sync) is synced). Says how many
+    /// records were written and which were rejected.
     pub async fn deliver(
         &self,
         batch: &[Record],
         cx: &Context<'_>,
         timeout: Option<Duration>,
+    ) -> Result<Delivered, DeliveryError> {
+        self.deliver_as(batch, cx, timeout, true).await
+    }
+
+    /// [`deliver`](OutletHandle::deliver); unless `durable`, an outlet
+    /// that defers its sync is synced only if its writes waited
+    /// [`SYNC_AT_LEAST_EVERY`] already.
+    pub(crate) async fn deliver_as(
+        &self,
+        batch: &[Record],
+        cx: &Context<'_>,
+        timeout: Option<Duration>,
+        durable: bool,
     ) -> Result<Delivered, DeliveryError> {
         let shared = &self.shared;
         let timeout = shared.timeout.or(timeout);
@@ -269,7 +322,7 @@ impl OutletHandle {
             if batch.is_empty() {
                 return Ok(Delivered::default());
             }
-            return self.push(batch, cx.update, timeout).await;
+            return self.push(batch, cx.update, timeout, durable).await;
         }
         let mut records = batch.to_vec();
         {
@@ -288,7 +341,7 @@ impl OutletHandle {
         if records.is_empty() {
             return Ok(Delivered::default());
         }
-        self.push(&records, cx.update, timeout).await
+        self.push(&records, cx.update, timeout, durable).await
     }
 
     async fn push(
@@ -296,26 +349,35 @@ impl OutletHandle {
         records: &[Record],
         update: &Update,
         timeout: Option<Duration>,
+        durable: bool,
     ) -> Result<Delivered, DeliveryError> {
         let policy = self.shared.retry;
         let started = crate::clock::now();
         let mut attempt = 1;
         let mut outlet = self.shared.outlet.lock().await;
         let failure = loop {
-            let (failure, retryable) = match guarded(outlet.push(records, update), timeout).await {
-                Ok(()) => return Ok(Delivered::written(records.len(), attempt)),
+            let written = match guarded(outlet.push(records, update), timeout).await {
+                Ok(()) => Ok(Delivered::written(records.len(), attempt)),
                 Err(Failure::Error(e)) => match e.downcast::<Rejected>() {
-                    Ok(rejected) => match split_rejects(records, *rejected, attempt) {
-                        Ok(delivered) => return Ok(delivered),
-                        Err(message) => (Failure::Error(message.into()), false),
-                    },
+                    Ok(rejected) => split_rejects(records, *rejected, attempt)
+                        .map_err(|message| (Failure::Error(message.into()), false)),
                     Err(e) => {
                         let permanent = e.is::<Permanent>();
-                        (Failure::Error(e), !permanent)
+                        Err((Failure::Error(e), !permanent))
                     }
                 },
-                Err(timeout @ Failure::Timeout(_)) => (timeout, true),
-                Err(other) => (other, false),
+                Err(timeout @ Failure::Timeout(_)) => Err((timeout, true)),
+                Err(other) => Err((other, false)),
+            };
+            let (failure, retryable) = match written {
+                Ok(delivered) => match self.after_push(&mut **outlet, durable, timeout).await {
+                    Ok(()) => return Ok(delivered),
+                    // Written but not synced: a second push would write
+                    // the records twice, and a failed sync is not one to
+                    // try again (the kernel may have dropped the pages).
+                    Err(failure) => (failure, false),
+                },
+                Err(failed) => failed,
             };
             if !retryable || attempt >= policy.attempts() {
                 break failure;
@@ -352,6 +414,52 @@ impl OutletHandle {
             failure,
             attempts: attempt,
         })
+    }
+
+    /// After a push that wrote: syncs an outlet that defers its sync when
+    /// the push must be `durable`, or when what it wrote since its last
+    /// sync has waited [`SYNC_AT_LEAST_EVERY`].
+    async fn after_push(
+        &self,
+        outlet: &mut dyn Outlet,
+        durable: bool,
+        timeout: Option<Duration>,
+    ) -> Result<(), Failure> {
+        if !self.shared.defers_sync {
+            return Ok(());
+        }
+        let now = crate::clock::now();
+        let since = *crate::sync::lock(&self.shared.unsynced_since).get_or_insert(now);
+        if !durable && now.saturating_duration_since(since) < SYNC_AT_LEAST_EVERY {
+            return Ok(());
+        }
+        self.sync_held(outlet, timeout).await
+    }
+
+    /// Syncs the held `outlet` if a push wrote since its last sync.
+    async fn sync_held(
+        &self,
+        outlet: &mut dyn Outlet,
+        timeout: Option<Duration>,
+    ) -> Result<(), Failure> {
+        if crate::sync::lock(&self.shared.unsynced_since).is_none() {
+            return Ok(());
+        }
+        guarded(outlet.sync(), timeout).await?;
+        *crate::sync::lock(&self.shared.unsynced_since) = None;
+        Ok(())
+    }
+
+    /// Makes durable what the outlet's pushes wrote, if it
+    /// [defers its sync](Outlet::defers_sync) and a push wrote since its
+    /// last sync, with panics caught and the push timeout applied.
+    pub async fn sync(&self, timeout: Option<Duration>) -> Result<(), Failure> {
+        if !self.shared.defers_sync {
+            return Ok(());
+        }
+        let timeout = self.shared.timeout.or(timeout);
+        let mut outlet = self.shared.outlet.lock().await;
+        self.sync_held(&mut **outlet, timeout).await
     }
 
     /// How many pushes were tried again, in all ([`OutletBuilder::retry`]).
@@ -446,7 +554,14 @@ impl OutletHandle {
             .lifecycle
             .release(|| async {
                 let mut outlet = shared.outlet.lock().await;
-                guarded(outlet.on_shutdown(), None).await
+                // What the last pushes wrote is kept whatever the hook does.
+                let synced = if shared.defers_sync {
+                    self.sync_held(&mut **outlet, shared.timeout).await
+                } else {
+                    Ok(())
+                };
+                let shut = guarded(outlet.on_shutdown(), None).await;
+                synced.and(shut)
             })
             .await
     }

@@ -87,6 +87,82 @@ pub(crate) fn open_for_write(path: &Path, truncate: bool) -> Result<(File, bool)
     Ok((file, created))
 }
 
+/// Whether a push of `records` opens and writes its files in place, on
+/// the pushing task, rather than on tokio's blocking pool: a small push,
+/// whose writes (to the page cache: the sync is deferred, see
+/// [`Unsynced`]) take microseconds, less than the trip to another thread
+/// and back, which on a machine with idle cores wakes one of them.
+pub(crate) fn in_place(records: &[databay_core::Record]) -> bool {
+    records.len() < databay_core::compute::HEAVY_BATCH
+}
+
+/// Files written and not yet synced, for an outlet that defers its sync
+/// ([`databay_core::Outlet::defers_sync`]): a handle on each path, and
+/// whether a push since the last sync created the file (its directory
+/// entry is synced too).
+#[derive(Debug, Default)]
+pub(crate) struct Unsynced {
+    files: std::collections::HashMap<PathBuf, (File, bool)>,
+}
+
+/// A copy of an outlet syncs what it writes itself: it starts with
+/// nothing to sync.
+impl Clone for Unsynced {
+    fn clone(&self) -> Self {
+        Unsynced::default()
+    }
+}
+
+/// What is left to sync is no part of an outlet's settings.
+impl PartialEq for Unsynced {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Unsynced {}
+
+impl Unsynced {
+    /// Notes `file`, just written at `path` (`created` by that write).
+    pub(crate) fn note(&mut self, path: PathBuf, file: File, created: bool) {
+        let entry = self.files.entry(path).or_insert((file, created));
+        entry.1 |= created;
+    }
+
+    /// Syncs every file noted since the last sync, off the async workers;
+    /// those a failure left unsynced stay noted.
+    pub(crate) async fn sync(&mut self) -> Result<(), FileIoError> {
+        if self.files.is_empty() {
+            return Ok(());
+        }
+        let mut files = std::mem::take(&mut self.files);
+        let synced = tokio::task::spawn_blocking(move || {
+            let paths: Vec<PathBuf> = files.keys().cloned().collect();
+            for path in paths {
+                if let Some((file, created)) = files.get(&path) {
+                    if let Err(e) = sync(file, &path, *created) {
+                        return (files, Err(e));
+                    }
+                    files.remove(&path);
+                }
+            }
+            (files, Ok(()))
+        })
+        .await;
+        match synced {
+            Ok((left, result)) => {
+                self.files = left;
+                result
+            }
+            Err(e) => Err(FileIoError::new(
+                "sync",
+                Path::new("the files written"),
+                io::Error::other(e.to_string()),
+            )),
+        }
+    }
+}
+
 /// Makes what was written to `file` durable: its data, and the directory
 /// entry when the file was just created (otherwise a crash could lose the
 /// whole file even though its data blocks were synced).
@@ -225,9 +301,30 @@ impl CommittedLengths {
     }
 }
 
-/// The length of `path` now (after a synced write).
-pub(crate) fn length(path: &Path) -> Result<u64, FileIoError> {
-    fs::metadata(path)
-        .map(|m| m.len())
-        .map_err(|e| FileIoError::new("read the length of", path, e))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unsynced_files_are_noted_once_each_and_synced_all_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("new/a.csv");
+        let b = dir.path().join("b.csv");
+        let mut unsynced = Unsynced::default();
+        for (path, truncate) in [(&a, false), (&b, false), (&a, false)] {
+            let (mut file, created) = open_for_write(path, truncate).unwrap();
+            std::io::Write::write_all(&mut file, b"x\n").unwrap();
+            unsynced.note(path.clone(), file, created);
+        }
+        // `a` twice: once, still marked as created by the first write (its
+        // directory entry is synced too).
+        assert_eq!(unsynced.files.len(), 2);
+        assert!(unsynced.files[&a].1);
+        assert!(unsynced.files[&b].1);
+        unsynced.sync().await.unwrap();
+        assert!(unsynced.files.is_empty());
+        assert_eq!(fs::read_to_string(&a).unwrap(), "x\nx\n");
+        // Nothing left: a second sync has nothing to do.
+        unsynced.sync().await.unwrap();
+    }
 }

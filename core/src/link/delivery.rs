@@ -61,10 +61,11 @@ async fn deliver(
     batch: &[Record],
     cx: &Context<'_>,
     timeout: Option<Duration>,
+    durable: bool,
 ) -> Result<Delivered, DeliveryError> {
     let span = tracing::info_span!("outlet", component = %slot.handle.name());
-    let (result, bytes) =
-        crate::bytes::metered(slot.handle.deliver(batch, cx, timeout).instrument(span)).await;
+    let delivering = slot.handle.deliver_as(batch, cx, timeout, durable);
+    let (result, bytes) = crate::bytes::metered(delivering.instrument(span)).await;
     slot.counters.add_bytes(bytes);
     result
 }
@@ -133,6 +134,35 @@ fn plan<'a>(batch: &'a [Record], outlets: &[OutletSlot]) -> Plan<'a> {
 }
 
 impl Link {
+    /// Whether this transfer's pushes must be durable when they return:
+    /// when an outlet defers its sync ([`crate::Outlet::defers_sync`])
+    /// and the link checkpoints (the checkpoint says they are kept) or an
+    /// inlet it pulled keeps no resume state (its commit lets go of the
+    /// records at their source: a broker's acknowledgement, a webhook's
+    /// answer). Otherwise nothing relies on them before the outlet's next
+    /// sync: at most [`crate::SYNC_AT_LEAST_EVERY`] later, or when it shuts
+    /// down.
+    async fn pushes_must_be_durable(&self, outlets: &[OutletSlot]) -> bool {
+        let inner = &*self.inner;
+        if !outlets.iter().any(|o| o.handle.defers_sync()) {
+            return false;
+        }
+        if inner.store.get().is_some() {
+            return true;
+        }
+        let pulled: Vec<_> = lock(&inner.inlets)
+            .iter()
+            .filter(|s| s.unsettled.is_some())
+            .map(|s| s.handle.clone())
+            .collect();
+        for inlet in pulled {
+            if inlet.snapshot().await.is_none() {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Pushes every batch to its outlets, then the dead letters (if any)
     /// to the dead-letter outlet. `Err` when the transfer fails (the
     /// errors are in `errors`).
@@ -149,6 +179,7 @@ impl Link {
         let dead_letters = outlets.iter().position(|o| o.role == Role::DeadLetter);
         let fanout = outlets.iter().filter(|o| o.role == Role::Fanout).count() as u64;
         let timeout = inner.outlet_timeout;
+        let durable = self.pushes_must_be_durable(&outlets).await;
         let mut pushed = Pushed::default();
         let mut dead: Vec<Record> = Vec::new();
         for (b, batch) in batches.iter().enumerate() {
@@ -167,12 +198,12 @@ impl Link {
                 }
             }
             let results = match plan.targets.as_slice() {
-                [(i, records)] => vec![deliver(&outlets[*i], records, cx, timeout).await],
+                [(i, records)] => vec![deliver(&outlets[*i], records, cx, timeout, durable).await],
                 targets => {
                     join_all(
-                        targets
-                            .iter()
-                            .map(|(i, records)| deliver(&outlets[*i], records, cx, timeout)),
+                        targets.iter().map(|(i, records)| {
+                            deliver(&outlets[*i], records, cx, timeout, durable)
+                        }),
                     )
                     .await
                 }
@@ -286,7 +317,7 @@ impl Link {
         errors: &mut Vec<NodeError>,
     ) -> Result<usize, ()> {
         let inner = &*self.inner;
-        let result = deliver(slot, dead, cx, inner.outlet_timeout).await;
+        let result = deliver(slot, dead, cx, inner.outlet_timeout, true).await;
         slot.counters
             .record(result.as_ref().map_or(0, |d| d.written), result.is_err());
         let (written, failure) = match result {

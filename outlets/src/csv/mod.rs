@@ -13,7 +13,7 @@ use std::str::FromStr;
 use databay_core::{BoxError, Outlet, Record, Rejected, Update, async_trait};
 use serde_json::{Map, Value};
 
-use crate::common::{FileIoError, json_kind, open_for_write, sync};
+use crate::common::{FileIoError, in_place, json_kind, open_for_write};
 use crate::file_mode::FileMode;
 
 /// A documented config table for this outlet, every option with its default
@@ -64,6 +64,8 @@ pub struct CsvOutlet {
     extra_columns: ExtraColumns,
     columns: Option<Vec<String>>,
     committed: crate::common::CommittedLengths,
+    /// What pushes wrote since the last sync.
+    unsynced: crate::common::Unsynced,
 }
 
 /// What [`CsvOutlet`] does with a record key that is not a column of the
@@ -236,6 +238,7 @@ impl CsvOutlet {
             extra_columns: ExtraColumns::Error,
             columns: None,
             committed: Default::default(),
+            unsynced: Default::default(),
         }
     }
 
@@ -632,9 +635,17 @@ fn inspect(path: &Path) -> Result<Existing, CsvOutletError> {
     })
 }
 
-/// Writes each target; says what was written: path, truncated, length.
-fn write_encoded(encoded: Vec<Encoded>) -> Result<crate::common::Written, FileIoError> {
+/// A target file just written: its path, the open file, and whether the
+/// write created it; to be synced (see [`crate::common::Unsynced`]).
+type ToSync = (PathBuf, File, bool);
+
+/// Writes each target, leaving the sync to the caller; says what was
+/// written (path, truncated, length) and what to sync.
+fn write_encoded(
+    encoded: Vec<Encoded>,
+) -> Result<(crate::common::Written, Vec<ToSync>), FileIoError> {
     let mut written = Vec::with_capacity(encoded.len());
+    let mut to_sync = Vec::with_capacity(encoded.len());
     for target in encoded {
         if target.bytes.iter().all(Vec::is_empty) && target.file.is_none() {
             // Every row bound for a new file was rejected.
@@ -649,11 +660,14 @@ fn write_encoded(encoded: Vec<Encoded>) -> Result<crate::common::Written, FileIo
             file.write_all(bytes)
                 .map_err(|e| FileIoError::new("write", path, e))?;
         }
-        sync(&file, path, created)?;
-        let len = crate::common::length(path)?;
-        written.push((target.path, target.truncate, len));
+        let len = file
+            .metadata()
+            .map_err(|e| FileIoError::new("read the length of", path, e))?
+            .len();
+        written.push((target.path.clone(), target.truncate, len));
+        to_sync.push((target.path, file, created));
     }
-    Ok(written)
+    Ok((written, to_sync))
 }
 
 #[async_trait]
@@ -669,14 +683,19 @@ impl Outlet for CsvOutlet {
             FileMode::Truncate => groups.iter().map(|_| Existing::Absent).collect(),
             FileMode::Append => {
                 let paths: Vec<PathBuf> = groups.iter().map(|g| g.path.to_path_buf()).collect();
-                tokio::task::spawn_blocking(move || {
+                let inspect_all = move || {
                     paths
                         .iter()
                         .map(|p| inspect(p))
                         .collect::<Result<Vec<_>, _>>()
-                })
-                .await
-                .map_err(CsvOutletError::from)??
+                };
+                if in_place(records) {
+                    inspect_all()?
+                } else {
+                    tokio::task::spawn_blocking(inspect_all)
+                        .await
+                        .map_err(CsvOutletError::from)??
+                }
             }
         };
         let encode = || {
@@ -693,12 +712,29 @@ impl Outlet for CsvOutlet {
         } else {
             encode()?
         };
-        let written = tokio::task::spawn_blocking(move || write_encoded(encoded))
-            .await
-            .map_err(CsvOutletError::from)?
-            .map_err(CsvOutletError::from)?;
+        let (written, to_sync) = if in_place(records) {
+            write_encoded(encoded)?
+        } else {
+            tokio::task::spawn_blocking(move || write_encoded(encoded))
+                .await
+                .map_err(CsvOutletError::from)?
+                .map_err(CsvOutletError::from)?
+        };
+        for (path, file, created) in to_sync {
+            self.unsynced.note(path, file, created);
+        }
         self.committed.update(written);
         rejected.into_result()
+    }
+
+    /// The rows are synced to disk by [`sync`](Outlet::sync), which the
+    /// link calls before it relies on them.
+    fn defers_sync(&self) -> bool {
+        true
+    }
+
+    async fn sync(&mut self) -> Result<(), BoxError> {
+        Ok(self.unsynced.sync().await.map_err(CsvOutletError::from)?)
     }
 
     /// `{"files": {path: length}}`: each appended file's length after the

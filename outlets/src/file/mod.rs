@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use databay_core::{BoxError, Outlet, Record, Rejected, Update, async_trait};
 use serde_json::Value;
 
-use crate::common::{FileIoError, json_kind, open_for_write, sync};
+use crate::common::{FileIoError, json_kind, open_for_write};
 use crate::file_mode::{FileMode, ParseFileModeError};
 
 /// A documented config table for this outlet, every option with its default
@@ -57,6 +57,8 @@ pub struct FileOutlet {
     default_file_mode: FileMode,
     base_dir: Option<PathBuf>,
     committed: crate::common::CommittedLengths,
+    /// What pushes wrote since the last sync.
+    unsynced: crate::common::Unsynced,
 }
 
 /// Why a [`FileOutlet`] push or setting failed.
@@ -113,6 +115,7 @@ impl FileOutlet {
             default_file_mode: FileMode::Append,
             base_dir: None,
             committed: Default::default(),
+            unsynced: Default::default(),
         }
     }
 
@@ -218,29 +221,51 @@ impl FileOutlet {
     }
 }
 
-/// Writes and syncs each target in turn; says how many bytes the targets
-/// written so far hold and each one's path, whether it was truncated, and
-/// its length, also when a later one fails.
-fn write_targets(targets: Vec<Target>) -> (u64, crate::common::Written, Result<(), FileIoError>) {
-    let mut bytes = 0;
-    let mut written = Vec::with_capacity(targets.len());
+/// What [`write_targets`] did: the bytes the targets written so far hold,
+/// each one's path, whether it was truncated and its length, the files to
+/// sync (path, file, whether the write created it), and how it ended.
+struct Wrote {
+    bytes: u64,
+    written: crate::common::Written,
+    to_sync: Vec<(PathBuf, std::fs::File, bool)>,
+    result: Result<(), FileIoError>,
+}
+
+/// Writes each target in turn, leaving the sync to the caller; says what
+/// it wrote also when a later target fails.
+fn write_targets(targets: Vec<Target>) -> Wrote {
+    let mut wrote = Wrote {
+        bytes: 0,
+        written: Vec::with_capacity(targets.len()),
+        to_sync: Vec::with_capacity(targets.len()),
+        result: Ok(()),
+    };
     for target in targets {
         let path = target.path.as_path();
         let result = open_for_write(path, target.truncate).and_then(|(mut file, created)| {
             file.write_all(&target.lines)
                 .map_err(|e| FileIoError::new("write", path, e))?;
-            sync(&file, path, created)?;
-            crate::common::length(path)
+            let len = file
+                .metadata()
+                .map_err(|e| FileIoError::new("read the length of", path, e))?
+                .len();
+            Ok((file, created, len))
         });
         match result {
-            Ok(len) => {
-                bytes += target.lines.len() as u64;
-                written.push((target.path.clone(), target.truncate, len));
+            Ok((file, created, len)) => {
+                wrote.bytes += target.lines.len() as u64;
+                wrote
+                    .written
+                    .push((target.path.clone(), target.truncate, len));
+                wrote.to_sync.push((target.path, file, created));
             }
-            Err(e) => return (bytes, written, Err(e)),
+            Err(e) => {
+                wrote.result = Err(e);
+                break;
+            }
         }
     }
-    (bytes, written, Ok(()))
+    wrote
 }
 
 #[async_trait]
@@ -251,14 +276,32 @@ impl Outlet for FileOutlet {
         }
         let mut rejected = Rejected::new();
         let targets = self.render(records, &mut rejected)?;
-        let (bytes, written, result) = tokio::task::spawn_blocking(move || write_targets(targets))
-            .await
-            .map_err(FileOutletError::from)?;
-        databay_core::bytes::add(bytes);
-        // What was written before a failure is durable: its length counts.
-        self.committed.update(written);
-        result.map_err(FileOutletError::from)?;
+        let wrote = if crate::common::in_place(records) {
+            write_targets(targets)
+        } else {
+            tokio::task::spawn_blocking(move || write_targets(targets))
+                .await
+                .map_err(FileOutletError::from)?
+        };
+        databay_core::bytes::add(wrote.bytes);
+        // What was written before a failure is kept (once synced): its
+        // length counts.
+        for (path, file, created) in wrote.to_sync {
+            self.unsynced.note(path, file, created);
+        }
+        self.committed.update(wrote.written);
+        wrote.result.map_err(FileOutletError::from)?;
         rejected.into_result()
+    }
+
+    /// The lines are synced to disk by [`sync`](Outlet::sync), which the
+    /// link calls before it relies on them.
+    fn defers_sync(&self) -> bool {
+        true
+    }
+
+    async fn sync(&mut self) -> Result<(), BoxError> {
+        Ok(self.unsynced.sync().await.map_err(FileOutletError::from)?)
     }
 
     /// `{"files": {path: length}}`: each appended file's length after the

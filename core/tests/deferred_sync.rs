@@ -1,0 +1,230 @@
+//! Outlets that defer their sync (`Outlet::defers_sync`): the link syncs
+//! them before anything relies on their records (a checkpoint, an inlet
+//! letting go of the records at their source), at least once a second
+//! while it pushes, and when they shut down; otherwise a push is not
+//! synced on its own.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use databay_core::checkpoint::{Checkpoint, MemoryStore, StateStore};
+use databay_core::source::PartitionedInlet;
+use databay_core::testing::{StaticInlet, TestingSource};
+use databay_core::{
+    BoxError, InletHandle, Link, Outlet, OutletHandle, Record, RetryPolicy, SYNC_AT_LEAST_EVERY,
+    Update, async_trait,
+};
+
+type Events = Arc<Mutex<Vec<String>>>;
+
+/// Writes nothing anywhere: notes each push (`push N`, by update index),
+/// sync and shutdown in `events`.
+#[derive(Clone, Default)]
+struct Deferring {
+    events: Events,
+    fail_sync: bool,
+}
+
+#[async_trait]
+impl Outlet for Deferring {
+    async fn push(&mut self, _records: &[Record], update: &Update) -> Result<(), BoxError> {
+        let event = format!("push {}", update.index());
+        self.events.lock().unwrap().push(event);
+        Ok(())
+    }
+
+    fn defers_sync(&self) -> bool {
+        true
+    }
+
+    async fn sync(&mut self) -> Result<(), BoxError> {
+        self.events.lock().unwrap().push("sync".into());
+        if self.fail_sync {
+            return Err("the disk went away".into());
+        }
+        Ok(())
+    }
+
+    async fn on_shutdown(&mut self) -> Result<(), BoxError> {
+        self.events.lock().unwrap().push("shutdown".into());
+        Ok(())
+    }
+}
+
+/// A [`MemoryStore`] that notes each save in `events`.
+struct Noting {
+    inner: MemoryStore,
+    events: Events,
+}
+
+#[async_trait]
+impl StateStore for Noting {
+    async fn load(&self, link: &str) -> Result<Option<Checkpoint>, BoxError> {
+        self.inner.load(link).await
+    }
+
+    async fn save(&self, link: &str, checkpoint: &Checkpoint) -> Result<(), BoxError> {
+        self.events.lock().unwrap().push("checkpoint".into());
+        self.inner.save(link, checkpoint).await
+    }
+
+    async fn remove(&self, link: &str) -> Result<(), BoxError> {
+        self.inner.remove(link).await
+    }
+}
+
+/// An inlet that keeps resume state: three records, one a pull.
+fn resumable() -> InletHandle {
+    InletHandle::builder(PartitionedInlet::new(
+        TestingSource::new([1, 2, 3]).batch_size(1),
+    ))
+    .name("numbers")
+    .build()
+}
+
+fn events(events: &Events) -> Vec<String> {
+    events.lock().unwrap().clone()
+}
+
+async fn transfers(link: &Link, n: usize) {
+    for _ in 0..n {
+        link.transfer().await.expect("the transfer succeeds");
+    }
+}
+
+#[tokio::test]
+async fn without_a_checkpoint_the_pushes_are_synced_when_the_outlet_stops() {
+    let outlet = Deferring::default();
+    let link = Link::builder("deferred")
+        .inlet(resumable())
+        .outlet(outlet.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    transfers(&link, 3).await;
+    assert_eq!(events(&outlet.events), ["push 0", "push 1", "push 2"]);
+    assert!(link.shutdown().await.is_empty());
+    assert_eq!(
+        events(&outlet.events),
+        ["push 0", "push 1", "push 2", "sync", "shutdown"]
+    );
+}
+
+#[tokio::test]
+async fn with_a_checkpoint_each_push_is_synced_before_it() {
+    let outlet = Deferring::default();
+    let store = Arc::new(Noting {
+        inner: MemoryStore::new(),
+        events: outlet.events.clone(),
+    });
+    let link = Link::builder("checkpointed")
+        .inlet(resumable())
+        .outlet(outlet.clone())
+        .state_store(store)
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    outlet.events.lock().unwrap().clear();
+    transfers(&link, 2).await;
+    assert_eq!(
+        events(&outlet.events),
+        [
+            "push 0",
+            "sync",
+            "checkpoint",
+            "push 1",
+            "sync",
+            "checkpoint"
+        ]
+    );
+    // Nothing written since: nothing to sync at shutdown.
+    assert!(link.shutdown().await.is_empty());
+    assert_eq!(events(&outlet.events).last().unwrap(), "shutdown");
+    assert_eq!(
+        events(&outlet.events)
+            .iter()
+            .filter(|e| *e == "sync")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_inlet_without_resume_state_has_each_push_synced() {
+    // Its commit lets go of the records at their source (a broker's
+    // acknowledgement): they must be kept by then.
+    let outlet = Deferring::default();
+    let link = Link::builder("letting-go")
+        .inlet(StaticInlet::values([1, 2]))
+        .outlet(outlet.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    transfers(&link, 2).await;
+    assert_eq!(events(&outlet.events), ["push 0", "sync", "push 1", "sync"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deferred_pushes_wait_at_most_a_second_for_their_sync() {
+    let outlet = Deferring::default();
+    let link = Link::builder("deferred")
+        .inlet(resumable())
+        .outlet(outlet.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    transfers(&link, 2).await;
+    assert_eq!(events(&outlet.events), ["push 0", "push 1"]);
+    tokio::time::advance(SYNC_AT_LEAST_EVERY + Duration::from_millis(1)).await;
+    transfers(&link, 1).await;
+    assert_eq!(
+        events(&outlet.events),
+        ["push 0", "push 1", "push 2", "sync"]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_sync_fails_the_delivery_without_pushing_again() {
+    let outlet = Deferring {
+        fail_sync: true,
+        ..Deferring::default()
+    };
+    let handle = OutletHandle::builder(outlet.clone())
+        .name("disk")
+        .retry(RetryPolicy::new(3).initial(Duration::from_millis(1)))
+        .build();
+    let link = Link::builder("failing")
+        .inlet(StaticInlet::values([1]))
+        .outlet(handle)
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    let error = link.transfer().await.expect_err("the sync failed");
+    assert!(error.to_string().contains("the disk went away"), "{error}");
+    // Written once: trying the push again would write the records twice.
+    assert_eq!(events(&outlet.events), ["push 0", "sync"]);
+}
+
+#[tokio::test]
+async fn a_failed_sync_at_shutdown_is_reported() {
+    let outlet = Deferring {
+        fail_sync: true,
+        ..Deferring::default()
+    };
+    let link = Link::builder("deferred")
+        .inlet(resumable())
+        .outlet(outlet.clone())
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    transfers(&link, 1).await;
+    let errors = link.shutdown().await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].to_string().contains("the disk went away"),
+        "{}",
+        errors[0]
+    );
+    // The hook still ran.
+    assert_eq!(events(&outlet.events), ["push 0", "sync", "shutdown"]);
+}
