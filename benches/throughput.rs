@@ -256,10 +256,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The cost of safety: the native run again with `[daemon] state_dir` (a
-/// checkpoint after each of its transfers of 512 records), fsyncs per
-/// transfer (with strace, when the machine has it), and the state store's
-/// commit latency.
+/// The cost of safety: the native run again with `[daemon] state_dir`,
+/// once with a checkpoint after each of its transfers of 512 records and
+/// once with `checkpoint_every = "1s"`; fsyncs per transfer (with strace,
+/// when the machine has it), and the state store's commit latency.
 fn checkpoints(
     root: &Path,
     dir: &Path,
@@ -268,22 +268,8 @@ fn checkpoints(
     lines: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let state = dir.join("state");
-    let config = dir.join("file_to_csv_checkpointed.toml");
     let text = std::fs::read_to_string(root.join("config/file_to_csv.toml"))?;
-    std::fs::write(
-        &config,
-        format!(
-            "[daemon]\nstate_dir = {:?}\n\n{text}",
-            state.display().to_string()
-        ),
-    )?;
     let output = dir.join("checkpointed.csv");
-    let run = |env: &[(&str, &Path)]| -> Result<Duration, Box<dyn std::error::Error>> {
-        let _ = std::fs::remove_file(&output);
-        let _ = std::fs::remove_dir_all(&state);
-        let (took, _) = support::once(&config, env)?;
-        Ok(took)
-    };
     let env = [("ORDERS_FILE", input), ("ORDERS_CSV", output.as_path())];
     let plain = {
         let plain_out = dir.join("plain.csv");
@@ -294,25 +280,46 @@ fn checkpoints(
         )?
         .0
     };
-    let checkpointed = run(&env)?;
-    let written = rows_in(&output)?;
-    if written != rows {
-        return Err(
-            format!("checkpointed: wrote {written} rows, the hand loop wrote {rows}").into(),
-        );
-    }
     let transfers = lines.div_ceil(LINES_PER_TRANSFER);
     println!(
-        "checkpoints off    : {:>6.0} ms; on: {:>6.0} ms ({:+.1}%), {transfers} transfers of {LINES_PER_TRANSFER} records",
-        plain.as_secs_f64() * 1e3,
-        checkpointed.as_secs_f64() * 1e3,
-        100.0 * (checkpointed.as_secs_f64() / plain.as_secs_f64() - 1.0)
+        "checkpoints off    : {:>6.0} ms, {transfers} transfers of {LINES_PER_TRANSFER} records",
+        plain.as_secs_f64() * 1e3
     );
-    if let Some(fsyncs) = fsyncs(&config, &env, &output, &state) {
+    let every = "every = \"1s\"\n";
+    for (label, link_key) in [
+        ("each transfer", ""),
+        ("at most 1/s", "checkpoint_every = \"1s\"\n"),
+    ] {
+        let config = dir.join("file_to_csv_checkpointed.toml");
+        let linked = text.replacen(every, &format!("{every}{link_key}"), 1);
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nstate_dir = {:?}\n\n{linked}",
+                state.display().to_string()
+            ),
+        )?;
+        let _ = std::fs::remove_file(&output);
+        let _ = std::fs::remove_dir_all(&state);
+        let (checkpointed, _) = support::once(&config, &env)?;
+        let written = rows_in(&output)?;
+        if written != rows {
+            return Err(format!(
+                "checkpointed ({label}): wrote {written} rows, the hand loop wrote {rows}"
+            )
+            .into());
+        }
         println!(
-            "fsyncs             : {fsyncs} in the checkpointed run, {:.1} per transfer (the CSV outlet's sync included)",
-            fsyncs as f64 / transfers as f64
+            "checkpoints on, {label:<13}: {:>6.0} ms ({:+.1}%)",
+            checkpointed.as_secs_f64() * 1e3,
+            100.0 * (checkpointed.as_secs_f64() / plain.as_secs_f64() - 1.0)
         );
+        if let Some(fsyncs) = fsyncs(&config, &env, &output, &state) {
+            println!(
+                "fsyncs, {label:<13}: {fsyncs} in the run, {:.2} per transfer (the CSV outlet's syncs included)",
+                fsyncs as f64 / transfers as f64
+            );
+        }
     }
     let latencies = commit_latencies(&state)?;
     println!(

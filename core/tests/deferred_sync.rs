@@ -228,3 +228,79 @@ async fn a_failed_sync_at_shutdown_is_reported() {
     // The hook still ran.
     assert_eq!(events(&outlet.events), ["push 0", "sync", "shutdown"]);
 }
+
+/// A link over five records, one a pull, checkpointing in `store` at most
+/// once in 10 s.
+fn every_ten_seconds(outlet: &Deferring, store: Arc<Noting>) -> Link {
+    Link::builder("seldom")
+        .inlet(
+            InletHandle::builder(PartitionedInlet::new(
+                TestingSource::new([1, 2, 3, 4, 5]).batch_size(1),
+            ))
+            .name("numbers")
+            .build(),
+        )
+        .outlet(outlet.clone())
+        .state_store(store)
+        .checkpoint_every(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn checkpoint_every_saves_one_in_its_while_and_the_last_at_shutdown() {
+    let outlet = Deferring::default();
+    let store = Arc::new(Noting {
+        inner: MemoryStore::new(),
+        events: outlet.events.clone(),
+    });
+    let link = every_ten_seconds(&outlet, store.clone());
+    link.start().await.unwrap();
+    outlet.events.lock().unwrap().clear();
+    transfers(&link, 3).await;
+    // The first is due (none saved yet); the two after it within 10 s are
+    // neither synced nor checkpointed.
+    assert_eq!(
+        events(&outlet.events),
+        ["push 0", "sync", "checkpoint", "push 1", "push 2"]
+    );
+    tokio::time::advance(Duration::from_secs(10)).await;
+    transfers(&link, 2).await;
+    assert_eq!(
+        events(&outlet.events)[5..],
+        ["push 3", "sync", "checkpoint", "push 4"]
+    );
+    assert!(link.shutdown().await.is_empty());
+    assert_eq!(
+        events(&outlet.events)[9..],
+        ["sync", "checkpoint", "shutdown"]
+    );
+
+    // Resumed from that last checkpoint: nothing is read again.
+    let again = Deferring::default();
+    let resumed = every_ten_seconds(&again, store);
+    resumed.start().await.unwrap();
+    let report = resumed.transfer().await.unwrap();
+    assert_eq!(report.records_in, 0);
+    assert!(!events(&again.events).iter().any(|e| e.starts_with("push")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_checkpoint_at_shutdown_a_restart_reads_again_what_came_after_the_last() {
+    // What the owed checkpoint is for: a link that stops without shutting
+    // down (a crash) resumes from the last one saved, at least once.
+    let outlet = Deferring::default();
+    let store = Arc::new(Noting {
+        inner: MemoryStore::new(),
+        events: outlet.events.clone(),
+    });
+    let link = every_ten_seconds(&outlet, store.clone());
+    link.start().await.unwrap();
+    transfers(&link, 3).await;
+    drop(link);
+    let again = Deferring::default();
+    let resumed = every_ten_seconds(&again, store);
+    resumed.start().await.unwrap();
+    let report = resumed.transfer().await.unwrap();
+    assert_eq!(report.records_in, 1, "the second record is read again");
+}

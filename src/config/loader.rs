@@ -380,6 +380,9 @@ impl<'t> Loader<'_, 't> {
         if let Some(v) = settings.inlet_timeout {
             builder = builder.inlet_timeout(v.0);
         }
+        if let Some(v) = settings.checkpoint_every {
+            builder = builder.checkpoint_every(v.0);
+        }
         if let Some(v) = settings.outlet_timeout {
             builder = builder.outlet_timeout(v.0);
         }

@@ -157,6 +157,7 @@ pub(super) struct LinkSettings {
     pub(super) parallelism: Option<usize>,
     pub(super) inlet_timeout: Option<HumanDuration>,
     pub(super) outlet_timeout: Option<HumanDuration>,
+    pub(super) checkpoint_every: Option<HumanDuration>,
     pub(super) inlet: Option<IgnoredAny>,
     pub(super) processor: Option<IgnoredAny>,
     pub(super) grouper: Option<IgnoredAny>,

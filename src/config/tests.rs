@@ -31,6 +31,7 @@ every = "250ms"
 jitter = "10ms"
 ignore_exceptions = true
 inlet_timeout = "1s"
+checkpoint_every = "5s"
 
   [[link.inlet]]
   type = "random_int"
@@ -72,6 +73,8 @@ fn a_good_config_builds_its_links() {
         Some(&serde_json::json!("cat"))
     );
     assert!(ints.link.ignores_exceptions());
+    assert_eq!(ints.link.checkpoint_every(), Duration::from_secs(5));
+    assert_eq!(config.links[1].link.checkpoint_every(), Duration::ZERO);
     assert_eq!(
         config.links[1].summary.schedule,
         "cron `0 3 * * *` Europe/Berlin"

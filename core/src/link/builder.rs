@@ -30,6 +30,7 @@ pub struct LinkBuilder {
     inlet_timeout: Option<Duration>,
     outlet_timeout: Option<Duration>,
     store: Option<Arc<dyn StateStore>>,
+    checkpoint_every: Duration,
 }
 
 impl LinkBuilder {
@@ -48,6 +49,22 @@ impl LinkBuilder {
     /// (see [`checkpoint`](crate::checkpoint)).
     pub fn state_store(mut self, store: Arc<dyn StateStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Saves at most one checkpoint in `every` (default zero: one after
+    /// each committed transfer), as Bytewax's snapshot interval does. The
+    /// transfers in between commit as always (their inlets move on, their
+    /// processors' state is what a failure rolls back to); the checkpoint
+    /// of the last of them is saved by the next transfer after `every`,
+    /// or when the link shuts down, and an outlet that defers its sync
+    /// ([`Outlet::defers_sync`](crate::Outlet::defers_sync)) is synced
+    /// only for the transfers that save one. A crash resumes from the
+    /// last checkpoint saved: at most `every` of transfers are read again
+    /// (the file outlets cut back what they wrote since, so they still
+    /// hold each record once).
+    pub fn checkpoint_every(mut self, every: Duration) -> Self {
+        self.checkpoint_every = every;
         self
     }
 
@@ -195,6 +212,9 @@ impl LinkBuilder {
                     .map(std::sync::OnceLock::from)
                     .unwrap_or_default(),
                 checkpoint: Mutex::new(None),
+                checkpoint_every: self.checkpoint_every,
+                checkpoint_saved_at: Mutex::new(None),
+                checkpoint_owed: Mutex::new(None),
                 committed_processors: Mutex::new(None),
                 restored: AtomicBool::new(false),
                 exactly_once: Mutex::new(None),
@@ -229,6 +249,7 @@ impl Link {
             inlet_timeout: None,
             outlet_timeout: None,
             store: None,
+            checkpoint_every: Duration::ZERO,
         }
     }
 }

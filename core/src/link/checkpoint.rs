@@ -193,6 +193,7 @@ impl Link {
         &self,
         index: u64,
         processors: std::collections::BTreeMap<String, serde_json::Value>,
+        due: bool,
     ) {
         let inner = &*self.inner;
         if inner.store.get().is_none() {
@@ -200,9 +201,67 @@ impl Link {
         }
         *lock(&inner.committed_processors) = Some(processors.clone());
         let (next, changed) = self.next_checkpoint(index, processors).await;
+        if !due {
+            // Saved by the next transfer due, or at shutdown.
+            if changed {
+                *lock(&inner.checkpoint_owed) = Some(next);
+            }
+            return;
+        }
+        *lock(&inner.checkpoint_owed) = None;
         if changed {
             self.save_checkpoint(next).await;
         }
+    }
+
+    /// At most one checkpoint is saved in this while
+    /// ([`LinkBuilder::checkpoint_every`](crate::LinkBuilder::checkpoint_every);
+    /// zero: after every committed transfer).
+    pub fn checkpoint_every(&self) -> std::time::Duration {
+        self.inner.checkpoint_every
+    }
+
+    /// Whether the transfer starting now saves its checkpoint (if it
+    /// commits): the link has a store, and its
+    /// [`checkpoint_every`](crate::LinkBuilder::checkpoint_every) passed
+    /// since the last one was saved.
+    pub(super) fn checkpoint_due(&self) -> bool {
+        let inner = &*self.inner;
+        if inner.store.get().is_none() {
+            return false;
+        }
+        if inner.checkpoint_every.is_zero() {
+            return true;
+        }
+        lock(&inner.checkpoint_saved_at).is_none_or(|at| {
+            crate::clock::now().saturating_duration_since(at) >= inner.checkpoint_every
+        })
+    }
+
+    /// At shutdown: saves the checkpoint a committed transfer left unsaved
+    /// ([`checkpoint_every`](crate::LinkBuilder::checkpoint_every)), once
+    /// every outlet that defers its sync has synced. Not while a transfer
+    /// runs (one abandoned after the grace): it would save its own.
+    pub(super) async fn save_owed_checkpoint(&self, errors: &mut Vec<NodeError>) {
+        let inner = &*self.inner;
+        let Ok(_pipeline) = inner.pipeline.try_lock() else {
+            return;
+        };
+        let Some(owed) = lock(&inner.checkpoint_owed).take() else {
+            return;
+        };
+        for outlet in self.outlets() {
+            if let Err(f) = outlet.sync(inner.outlet_timeout).await {
+                let e = self.hook_error(NodeKind::Outlet, outlet.name(), "sync", f);
+                tracing::error!(
+                    link = %inner.name,
+                    "{e}; the last checkpoint is not saved (a restart reads again what came after the one before)"
+                );
+                errors.push(e);
+                return;
+            }
+        }
+        self.save_checkpoint(owed).await;
     }
 
     /// The checkpoint after the committed transfer `index`, and whether it
@@ -240,7 +299,10 @@ impl Link {
             return;
         };
         match store.save(&inner.name, &next).await {
-            Ok(()) => *lock(&inner.checkpoint) = Some(next),
+            Ok(()) => {
+                *lock(&inner.checkpoint) = Some(next);
+                *lock(&inner.checkpoint_saved_at) = Some(crate::clock::now());
+            }
             Err(e) => {
                 let e = self.hook_error(
                     NodeKind::StateStore,

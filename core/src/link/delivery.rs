@@ -136,18 +136,19 @@ fn plan<'a>(batch: &'a [Record], outlets: &[OutletSlot]) -> Plan<'a> {
 impl Link {
     /// Whether this transfer's pushes must be durable when they return:
     /// when an outlet defers its sync ([`crate::Outlet::defers_sync`])
-    /// and the link checkpoints (the checkpoint says they are kept) or an
+    /// and the transfer saves a checkpoint (`checkpoint_due`: it says they
+    /// are kept) or an
     /// inlet it pulled keeps no resume state (its commit lets go of the
     /// records at their source: a broker's acknowledgement, a webhook's
     /// answer). Otherwise nothing relies on them before the outlet's next
     /// sync: at most [`crate::SYNC_AT_LEAST_EVERY`] later, or when it shuts
     /// down.
-    async fn pushes_must_be_durable(&self, outlets: &[OutletSlot]) -> bool {
+    async fn pushes_must_be_durable(&self, outlets: &[OutletSlot], checkpoint_due: bool) -> bool {
         let inner = &*self.inner;
         if !outlets.iter().any(|o| o.handle.defers_sync()) {
             return false;
         }
-        if inner.store.get().is_some() {
+        if checkpoint_due {
             return true;
         }
         let pulled: Vec<_> = lock(&inner.inlets)
@@ -171,6 +172,7 @@ impl Link {
         batches: &[Vec<Record>],
         update: &Update,
         cx: &Context<'_>,
+        checkpoint_due: bool,
         errors: &mut Vec<NodeError>,
     ) -> Result<Pushed, ()> {
         let inner = &*self.inner;
@@ -179,7 +181,7 @@ impl Link {
         let dead_letters = outlets.iter().position(|o| o.role == Role::DeadLetter);
         let fanout = outlets.iter().filter(|o| o.role == Role::Fanout).count() as u64;
         let timeout = inner.outlet_timeout;
-        let durable = self.pushes_must_be_durable(&outlets).await;
+        let durable = self.pushes_must_be_durable(&outlets, checkpoint_due).await;
         let mut pushed = Pushed::default();
         let mut dead: Vec<Record> = Vec::new();
         for (b, batch) in batches.iter().enumerate() {

@@ -128,6 +128,7 @@ impl Link {
         }
         *started = false;
         let mut errors = Vec::new();
+        self.save_owed_checkpoint(&mut errors).await;
         for inlet in self.inlets() {
             if let Err(f) = inlet.shutdown().await {
                 errors.push(self.hook_error(NodeKind::Inlet, inlet.name(), "on_shutdown", f));

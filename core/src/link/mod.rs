@@ -290,6 +290,14 @@ struct Inner {
     /// The checkpoint last saved or restored: a new one is written only
     /// when something in it changed.
     checkpoint: Mutex<Option<crate::checkpoint::Checkpoint>>,
+    /// At most one checkpoint saved in this while (zero: after every
+    /// committed transfer); see [`LinkBuilder::checkpoint_every`].
+    checkpoint_every: std::time::Duration,
+    /// When the last checkpoint was saved.
+    checkpoint_saved_at: Mutex<Option<Instant>>,
+    /// The checkpoint of the last committed transfer, not saved yet (its
+    /// while had not passed): saved by the next one due, or at shutdown.
+    checkpoint_owed: Mutex<Option<crate::checkpoint::Checkpoint>>,
     /// The stateful processors' states after the last committed transfer
     /// (or the restored ones): what a failed transfer rolls them back to.
     /// Kept only with a state store.

@@ -70,6 +70,8 @@ impl Link {
         // Reset even if this future is dropped midway (a cancelled transfer).
         let _transferring = Flag::raise(&inner.control.transferring);
         let held = self.transactional_outlet();
+        // Decided once: the pushes are synced for the checkpoint it saves.
+        let checkpoint_due = held.is_some() || self.checkpoint_due();
         let outcome = if inner.resync.load(Ordering::SeqCst) {
             self.resync(&mut pipeline).await.map_err(|e| vec![e])
         } else {
@@ -80,7 +82,7 @@ impl Link {
         }
         let mut outcome = match outcome {
             Ok(()) => {
-                self.run_stages(&mut pipeline, &update, trigger, pulls)
+                self.run_stages(&mut pipeline, &update, trigger, pulls, checkpoint_due)
                     .instrument(span.clone())
                     .await
             }
@@ -103,7 +105,7 @@ impl Link {
                 }
             }
             (true, Some(processors), None) => {
-                let checkpoint = self.write_checkpoint(index, processors);
+                let checkpoint = self.write_checkpoint(index, processors, checkpoint_due);
                 self.settle_around(&update, checkpoint)
                     .instrument(span.clone())
                     .await;
@@ -358,6 +360,7 @@ impl Link {
         update: &Update,
         trigger: Trigger,
         pulls: Pulls,
+        checkpoint_due: bool,
     ) -> Result<Staged, Vec<NodeError>> {
         let inner = &*self.inner;
         let mut errors = Vec::new();
@@ -481,7 +484,10 @@ impl Link {
             // flushes even when a grouper left no batch at all.
             batches.push(Vec::new());
         }
-        let Ok(pushed) = self.push_batches(&batches, update, &cx, &mut errors).await else {
+        let Ok(pushed) = self
+            .push_batches(&batches, update, &cx, checkpoint_due, &mut errors)
+            .await
+        else {
             return Err(errors);
         };
         // Freeing half a million records is heavy work too.
