@@ -66,6 +66,8 @@ pub struct CsvOutlet {
     committed: crate::common::CommittedLengths,
     /// What pushes wrote since the last sync.
     unsynced: crate::common::Unsynced,
+    /// How the last push left each file.
+    last_written: LastWritten,
 }
 
 /// What [`CsvOutlet`] does with a record key that is not a column of the
@@ -222,6 +224,46 @@ struct Encoded {
     /// The bytes to write, in order: the header and the first rows, then
     /// the rows encoded in parts, each part as it was encoded.
     bytes: Vec<Vec<u8>>,
+    /// The file's header once they are written.
+    header: Option<Vec<String>>,
+}
+
+/// What this outlet last wrote to a file: the file's length and identity
+/// after the write, and its header. A push that finds the file as it was
+/// left takes the header from here instead of reading it again.
+#[derive(Debug, Default)]
+struct LastWritten {
+    files: HashMap<PathBuf, (u64, Option<(u64, u64)>, Vec<String>)>,
+}
+
+/// A copy of an outlet reads each file's header again.
+impl Clone for LastWritten {
+    fn clone(&self) -> Self {
+        LastWritten::default()
+    }
+}
+
+/// What was last written is no part of an outlet's settings.
+impl PartialEq for LastWritten {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for LastWritten {}
+
+/// The device and inode of an open file, where the platform has them.
+fn identity(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((metadata.dev(), metadata.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        None
+    }
 }
 
 impl CsvOutlet {
@@ -239,6 +281,7 @@ impl CsvOutlet {
             columns: None,
             committed: Default::default(),
             unsynced: Default::default(),
+            last_written: Default::default(),
         }
     }
 
@@ -391,6 +434,7 @@ impl CsvOutlet {
                         file: None,
                         truncate,
                         bytes: Vec::new(),
+                        header: None,
                     });
                 }
                 writer.write_record(&columns).map_err(encode_error)?;
@@ -433,6 +477,7 @@ impl CsvOutlet {
             file,
             truncate,
             bytes,
+            header: Some(columns.iter().map(|c| (*c).to_owned()).collect()),
         })
     }
 }
@@ -589,17 +634,34 @@ fn push_cell(row: &mut csv::ByteRecord, scratch: &mut Vec<u8>, value: Option<&Va
 }
 
 /// Opens an existing file for appending and reads its header; `Absent` if
-/// there is no file.
-fn inspect(path: &Path) -> Result<Existing, CsvOutletError> {
+/// there is no file. `last`: what this outlet last wrote to it (length,
+/// identity, header); if the file is as that write left it, its header is
+/// that one and it ends with a line break.
+fn inspect(
+    path: &Path,
+    last: Option<(u64, Option<(u64, u64)>, Vec<String>)>,
+) -> Result<Existing, CsvOutletError> {
     let file = match OpenOptions::new().read(true).append(true).open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Existing::Absent),
         Err(e) => return Err(FileIoError::new("open", path, e).into()),
     };
-    let len = file
+    let metadata = file
         .metadata()
-        .map_err(|e| FileIoError::new("read the metadata of", path, e))?
-        .len();
+        .map_err(|e| FileIoError::new("read the metadata of", path, e))?;
+    let len = metadata.len();
+    if let Some((last_len, last_identity, header)) = last
+        && last_len == len
+        && len > 0
+        && last_identity.is_some()
+        && last_identity == identity(&metadata)
+    {
+        return Ok(Existing::Open {
+            file,
+            header: Some(header),
+            needs_newline: false,
+        });
+    }
     if len == 0 {
         return Ok(Existing::Open {
             file,
@@ -639,13 +701,19 @@ fn inspect(path: &Path) -> Result<Existing, CsvOutletError> {
 /// write created it; to be synced (see [`crate::common::Unsynced`]).
 type ToSync = (PathBuf, File, bool);
 
+/// A file just written: its path, length, identity and header (see
+/// [`LastWritten`]).
+type Wrote = (PathBuf, u64, Option<(u64, u64)>, Option<Vec<String>>);
+
 /// Writes each target, leaving the sync to the caller; says what was
-/// written (path, truncated, length) and what to sync.
+/// written (path, truncated, length), what to sync, and how each file was
+/// left.
 fn write_encoded(
     encoded: Vec<Encoded>,
-) -> Result<(crate::common::Written, Vec<ToSync>), FileIoError> {
+) -> Result<(crate::common::Written, Vec<ToSync>, Vec<Wrote>), FileIoError> {
     let mut written = Vec::with_capacity(encoded.len());
     let mut to_sync = Vec::with_capacity(encoded.len());
+    let mut wrote = Vec::with_capacity(encoded.len());
     for target in encoded {
         if target.bytes.iter().all(Vec::is_empty) && target.file.is_none() {
             // Every row bound for a new file was rejected.
@@ -660,14 +728,15 @@ fn write_encoded(
             file.write_all(bytes)
                 .map_err(|e| FileIoError::new("write", path, e))?;
         }
-        let len = file
+        let metadata = file
             .metadata()
-            .map_err(|e| FileIoError::new("read the length of", path, e))?
-            .len();
+            .map_err(|e| FileIoError::new("read the length of", path, e))?;
+        let len = metadata.len();
         written.push((target.path.clone(), target.truncate, len));
+        wrote.push((target.path.clone(), len, identity(&metadata), target.header));
         to_sync.push((target.path, file, created));
     }
-    Ok((written, to_sync))
+    Ok((written, to_sync, wrote))
 }
 
 #[async_trait]
@@ -682,11 +751,17 @@ impl Outlet for CsvOutlet {
             // Truncated files start over: nothing to read.
             FileMode::Truncate => groups.iter().map(|_| Existing::Absent).collect(),
             FileMode::Append => {
-                let paths: Vec<PathBuf> = groups.iter().map(|g| g.path.to_path_buf()).collect();
+                let paths: Vec<_> = groups
+                    .iter()
+                    .map(|g| {
+                        let last = self.last_written.files.get(&*g.path).cloned();
+                        (g.path.to_path_buf(), last)
+                    })
+                    .collect();
                 let inspect_all = move || {
                     paths
-                        .iter()
-                        .map(|p| inspect(p))
+                        .into_iter()
+                        .map(|(p, last)| inspect(&p, last))
                         .collect::<Result<Vec<_>, _>>()
                 };
                 if in_place(records) {
@@ -712,7 +787,7 @@ impl Outlet for CsvOutlet {
         } else {
             encode()?
         };
-        let (written, to_sync) = if in_place(records) {
+        let (written, to_sync, wrote) = if in_place(records) {
             write_encoded(encoded)?
         } else {
             tokio::task::spawn_blocking(move || write_encoded(encoded))
@@ -722,6 +797,18 @@ impl Outlet for CsvOutlet {
         };
         for (path, file, created) in to_sync {
             self.unsynced.note(path, file, created);
+        }
+        for (path, len, identity, header) in wrote {
+            match header {
+                Some(header) => {
+                    self.last_written
+                        .files
+                        .insert(path, (len, identity, header));
+                }
+                None => {
+                    self.last_written.files.remove(&path);
+                }
+            }
         }
         self.committed.update(written);
         rejected.into_result()

@@ -1,6 +1,7 @@
 //! Tests of [`CsvOutlet`] against real files in temporary directories.
 
 use std::fs;
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -427,6 +428,35 @@ async fn a_file_removed_between_pushes_gets_a_new_header() {
     fs::write(&path, "").unwrap();
     outlet.push(&records, &update()).await.unwrap();
     assert_eq!(read(&path), "id\n1\n");
+}
+
+#[tokio::test]
+async fn a_file_changed_by_someone_else_between_pushes_is_read_again() {
+    // The outlet remembers how its last push left the file; any other
+    // writer in between makes it read the header and last byte again.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let mut outlet = CsvOutlet::new(&path).extra_columns(ExtraColumns::Ignore);
+    let records = objects(&[json!({"id": 1, "name": "a"})]);
+    outlet.push(&records, &update()).await.unwrap();
+    // Appended to, without a final line break.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"2,b")
+        .unwrap();
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), "id,name\n1,a\n2,b\n1,a\n");
+    // Replaced by another file of the same length with another header
+    // (a new inode).
+    let other = dir.path().join("other.csv");
+    let replacement = "name,id\na,1\nb,2\nc,3\n";
+    assert_eq!(replacement.len(), read(&path).len());
+    fs::write(&other, replacement).unwrap();
+    fs::rename(&other, &path).unwrap();
+    outlet.push(&records, &update()).await.unwrap();
+    assert_eq!(read(&path), format!("{replacement}a,1\n"));
 }
 
 #[tokio::test]
