@@ -233,8 +233,12 @@ struct Encoded {
 /// left takes the header from here instead of reading it again.
 #[derive(Debug, Default)]
 struct LastWritten {
-    files: HashMap<PathBuf, (u64, Option<(u64, u64)>, Vec<String>)>,
+    files: HashMap<PathBuf, LeftAs>,
 }
+
+/// How a push left a file: its length, identity (device, inode) and
+/// header.
+type LeftAs = (u64, Option<(u64, u64)>, Vec<String>);
 
 /// A copy of an outlet reads each file's header again.
 impl Clone for LastWritten {
@@ -637,10 +641,7 @@ fn push_cell(row: &mut csv::ByteRecord, scratch: &mut Vec<u8>, value: Option<&Va
 /// there is no file. `last`: what this outlet last wrote to it (length,
 /// identity, header); if the file is as that write left it, its header is
 /// that one and it ends with a line break.
-fn inspect(
-    path: &Path,
-    last: Option<(u64, Option<(u64, u64)>, Vec<String>)>,
-) -> Result<Existing, CsvOutletError> {
+fn inspect(path: &Path, last: Option<LeftAs>) -> Result<Existing, CsvOutletError> {
     let file = match OpenOptions::new().read(true).append(true).open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Existing::Absent),
