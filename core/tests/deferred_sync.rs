@@ -86,6 +86,22 @@ fn events(events: &Events) -> Vec<String> {
     events.lock().unwrap().clone()
 }
 
+/// A started link called `name` from `inlet` to `outlet`, without a
+/// store.
+async fn started(
+    name: &str,
+    inlet: impl Into<InletHandle>,
+    outlet: impl Into<OutletHandle>,
+) -> Link {
+    let link = Link::builder(name)
+        .inlet(inlet)
+        .outlet(outlet)
+        .build()
+        .unwrap();
+    link.start().await.unwrap();
+    link
+}
+
 async fn transfers(link: &Link, n: usize) {
     for _ in 0..n {
         link.transfer().await.expect("the transfer succeeds");
@@ -95,12 +111,7 @@ async fn transfers(link: &Link, n: usize) {
 #[tokio::test]
 async fn without_a_checkpoint_the_pushes_are_synced_when_the_outlet_stops() {
     let outlet = Deferring::default();
-    let link = Link::builder("deferred")
-        .inlet(resumable())
-        .outlet(outlet.clone())
-        .build()
-        .unwrap();
-    link.start().await.unwrap();
+    let link = started("deferred", resumable(), outlet.clone()).await;
     transfers(&link, 3).await;
     assert_eq!(events(&outlet.events), ["push 0", "push 1", "push 2"]);
     assert!(link.shutdown().await.is_empty());
@@ -154,12 +165,7 @@ async fn an_inlet_without_resume_state_has_each_push_synced() {
     // Its commit lets go of the records at their source (a broker's
     // acknowledgement): they must be kept by then.
     let outlet = Deferring::default();
-    let link = Link::builder("letting-go")
-        .inlet(StaticInlet::values([1, 2]))
-        .outlet(outlet.clone())
-        .build()
-        .unwrap();
-    link.start().await.unwrap();
+    let link = started("letting-go", StaticInlet::values([1, 2]), outlet.clone()).await;
     transfers(&link, 2).await;
     assert_eq!(events(&outlet.events), ["push 0", "sync", "push 1", "sync"]);
 }
@@ -167,12 +173,7 @@ async fn an_inlet_without_resume_state_has_each_push_synced() {
 #[tokio::test(start_paused = true)]
 async fn deferred_pushes_wait_at_most_a_second_for_their_sync() {
     let outlet = Deferring::default();
-    let link = Link::builder("deferred")
-        .inlet(resumable())
-        .outlet(outlet.clone())
-        .build()
-        .unwrap();
-    link.start().await.unwrap();
+    let link = started("deferred", resumable(), outlet.clone()).await;
     transfers(&link, 2).await;
     assert_eq!(events(&outlet.events), ["push 0", "push 1"]);
     tokio::time::advance(SYNC_AT_LEAST_EVERY + Duration::from_millis(1)).await;
@@ -193,12 +194,7 @@ async fn a_failed_sync_fails_the_delivery_without_pushing_again() {
         .name("disk")
         .retry(RetryPolicy::new(3).initial(Duration::from_millis(1)))
         .build();
-    let link = Link::builder("failing")
-        .inlet(StaticInlet::values([1]))
-        .outlet(handle)
-        .build()
-        .unwrap();
-    link.start().await.unwrap();
+    let link = started("failing", StaticInlet::values([1]), handle).await;
     let error = link.transfer().await.expect_err("the sync failed");
     assert!(error.to_string().contains("the disk went away"), "{error}");
     // Written once: trying the push again would write the records twice.
@@ -211,12 +207,7 @@ async fn a_failed_sync_at_shutdown_is_reported() {
         fail_sync: true,
         ..Deferring::default()
     };
-    let link = Link::builder("deferred")
-        .inlet(resumable())
-        .outlet(outlet.clone())
-        .build()
-        .unwrap();
-    link.start().await.unwrap();
+    let link = started("deferred", resumable(), outlet.clone()).await;
     transfers(&link, 1).await;
     let errors = link.shutdown().await;
     assert_eq!(errors.len(), 1, "{errors:?}");

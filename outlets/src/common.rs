@@ -96,6 +96,27 @@ pub(crate) fn in_place(records: &[databay_core::Record]) -> bool {
     records.len() < databay_core::compute::HEAVY_BATCH
 }
 
+/// What an outlet keeps about its files from one push to the next (what
+/// is left to sync, how a file was left), not one of its settings: a copy
+/// of the outlet starts without it, and it takes no part in comparing
+/// outlets.
+#[derive(Debug, Default)]
+pub(crate) struct Transient<T>(pub(crate) T);
+
+impl<T: Default> Clone for Transient<T> {
+    fn clone(&self) -> Self {
+        Transient(T::default())
+    }
+}
+
+impl<T> PartialEq for Transient<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> Eq for Transient<T> {}
+
 /// Files written and not yet synced, for an outlet that defers its sync
 /// ([`databay_core::Outlet::defers_sync`]): a handle on each path, and
 /// whether a push since the last sync created the file (its directory
@@ -104,23 +125,6 @@ pub(crate) fn in_place(records: &[databay_core::Record]) -> bool {
 pub(crate) struct Unsynced {
     files: std::collections::HashMap<PathBuf, (File, bool)>,
 }
-
-/// A copy of an outlet syncs what it writes itself: it starts with
-/// nothing to sync.
-impl Clone for Unsynced {
-    fn clone(&self) -> Self {
-        Unsynced::default()
-    }
-}
-
-/// What is left to sync is no part of an outlet's settings.
-impl PartialEq for Unsynced {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Unsynced {}
 
 impl Unsynced {
     /// Notes `file`, just written at `path` (`created` by that write).

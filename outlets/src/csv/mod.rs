@@ -65,9 +65,9 @@ pub struct CsvOutlet {
     columns: Option<Vec<String>>,
     committed: crate::common::CommittedLengths,
     /// What pushes wrote since the last sync.
-    unsynced: crate::common::Unsynced,
+    unsynced: crate::common::Transient<crate::common::Unsynced>,
     /// How the last push left each file.
-    last_written: LastWritten,
+    last_written: crate::common::Transient<LastWritten>,
 }
 
 /// What [`CsvOutlet`] does with a record key that is not a column of the
@@ -239,22 +239,6 @@ struct LastWritten {
 /// How a push left a file: its length, identity (device, inode) and
 /// header.
 type LeftAs = (u64, Option<(u64, u64)>, Vec<String>);
-
-/// A copy of an outlet reads each file's header again.
-impl Clone for LastWritten {
-    fn clone(&self) -> Self {
-        LastWritten::default()
-    }
-}
-
-/// What was last written is no part of an outlet's settings.
-impl PartialEq for LastWritten {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for LastWritten {}
 
 /// The device and inode of an open file, where the platform has them.
 fn identity(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
@@ -755,7 +739,7 @@ impl Outlet for CsvOutlet {
                 let paths: Vec<_> = groups
                     .iter()
                     .map(|g| {
-                        let last = self.last_written.files.get(&*g.path).cloned();
+                        let last = self.last_written.0.files.get(&*g.path).cloned();
                         (g.path.to_path_buf(), last)
                     })
                     .collect();
@@ -797,17 +781,18 @@ impl Outlet for CsvOutlet {
                 .map_err(CsvOutletError::from)?
         };
         for (path, file, created) in to_sync {
-            self.unsynced.note(path, file, created);
+            self.unsynced.0.note(path, file, created);
         }
         for (path, len, identity, header) in wrote {
             match header {
                 Some(header) => {
                     self.last_written
+                        .0
                         .files
                         .insert(path, (len, identity, header));
                 }
                 None => {
-                    self.last_written.files.remove(&path);
+                    self.last_written.0.files.remove(&path);
                 }
             }
         }
@@ -822,7 +807,7 @@ impl Outlet for CsvOutlet {
     }
 
     async fn sync(&mut self) -> Result<(), BoxError> {
-        Ok(self.unsynced.sync().await.map_err(CsvOutletError::from)?)
+        Ok(self.unsynced.0.sync().await.map_err(CsvOutletError::from)?)
     }
 
     /// `{"files": {path: length}}`: each appended file's length after the

@@ -58,7 +58,7 @@ pub struct FileOutlet {
     base_dir: Option<PathBuf>,
     committed: crate::common::CommittedLengths,
     /// What pushes wrote since the last sync.
-    unsynced: crate::common::Unsynced,
+    unsynced: crate::common::Transient<crate::common::Unsynced>,
 }
 
 /// Why a [`FileOutlet`] push or setting failed.
@@ -287,7 +287,7 @@ impl Outlet for FileOutlet {
         // What was written before a failure is kept (once synced): its
         // length counts.
         for (path, file, created) in wrote.to_sync {
-            self.unsynced.note(path, file, created);
+            self.unsynced.0.note(path, file, created);
         }
         self.committed.update(wrote.written);
         wrote.result.map_err(FileOutletError::from)?;
@@ -301,7 +301,12 @@ impl Outlet for FileOutlet {
     }
 
     async fn sync(&mut self) -> Result<(), BoxError> {
-        Ok(self.unsynced.sync().await.map_err(FileOutletError::from)?)
+        Ok(self
+            .unsynced
+            .0
+            .sync()
+            .await
+            .map_err(FileOutletError::from)?)
     }
 
     /// `{"files": {path: length}}`: each appended file's length after the
