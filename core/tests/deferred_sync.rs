@@ -73,6 +73,14 @@ impl StateStore for Noting {
     }
 }
 
+/// An empty store noting its saves in `outlet`'s events.
+fn noting(outlet: &Deferring) -> Arc<Noting> {
+    Arc::new(Noting {
+        inner: MemoryStore::new(),
+        events: outlet.events.clone(),
+    })
+}
+
 /// An inlet that keeps resume state: three records, one a pull.
 fn resumable() -> InletHandle {
     InletHandle::builder(PartitionedInlet::new(
@@ -124,10 +132,7 @@ async fn without_a_checkpoint_the_pushes_are_synced_when_the_outlet_stops() {
 #[tokio::test]
 async fn with_a_checkpoint_each_push_is_synced_before_it() {
     let outlet = Deferring::default();
-    let store = Arc::new(Noting {
-        inner: MemoryStore::new(),
-        events: outlet.events.clone(),
-    });
+    let store = noting(&outlet);
     let link = Link::builder("checkpointed")
         .inlet(resumable())
         .outlet(outlet.clone())
@@ -241,10 +246,7 @@ fn every_ten_seconds(outlet: &Deferring, store: Arc<Noting>) -> Link {
 #[tokio::test(start_paused = true)]
 async fn checkpoint_every_saves_one_in_its_while_and_the_last_at_shutdown() {
     let outlet = Deferring::default();
-    let store = Arc::new(Noting {
-        inner: MemoryStore::new(),
-        events: outlet.events.clone(),
-    });
+    let store = noting(&outlet);
     let link = every_ten_seconds(&outlet, store.clone());
     link.start().await.unwrap();
     outlet.events.lock().unwrap().clear();
@@ -281,10 +283,7 @@ async fn without_the_checkpoint_at_shutdown_a_restart_reads_again_what_came_afte
     // What the owed checkpoint is for: a link that stops without shutting
     // down (a crash) resumes from the last one saved, at least once.
     let outlet = Deferring::default();
-    let store = Arc::new(Noting {
-        inner: MemoryStore::new(),
-        events: outlet.events.clone(),
-    });
+    let store = noting(&outlet);
     let link = every_ten_seconds(&outlet, store.clone());
     link.start().await.unwrap();
     transfers(&link, 3).await;
