@@ -117,8 +117,9 @@ struct Shared {
     has_processors: bool,
     /// [`Outlet::defers_sync`], asked once.
     defers_sync: bool,
-    /// When the first push since the outlet's last sync wrote (a
-    /// deferring outlet; changed with `outlet` held).
+    /// When the first push since the outlet's last sync returned, whether
+    /// it succeeded or not (a deferring outlet; changed with `outlet`
+    /// held).
     unsynced_since: std::sync::Mutex<Option<Instant>>,
     processors: tokio::sync::Mutex<Vec<Stage>>,
     outlet: tokio::sync::Mutex<Box<dyn Outlet>>,
@@ -356,7 +357,13 @@ impl OutletHandle {
         let mut attempt = 1;
         let mut outlet = self.shared.outlet.lock().await;
         let failure = loop {
-            let written = match guarded(outlet.push(records, update), timeout).await {
+            let pushed = guarded(outlet.push(records, update), timeout).await;
+            if self.shared.defers_sync {
+                // Even a failed push may have written some of its records.
+                let now = crate::clock::now();
+                crate::sync::lock(&self.shared.unsynced_since).get_or_insert(now);
+            }
+            let written = match pushed {
                 Ok(()) => Ok(Delivered::written(records.len(), attempt)),
                 Err(Failure::Error(e)) => match e.downcast::<Rejected>() {
                     Ok(rejected) => split_rejects(records, *rejected, attempt)
@@ -428,9 +435,11 @@ impl OutletHandle {
         if !self.shared.defers_sync {
             return Ok(());
         }
-        let now = crate::clock::now();
-        let since = *crate::sync::lock(&self.shared.unsynced_since).get_or_insert(now);
-        if !durable && now.saturating_duration_since(since) < SYNC_AT_LEAST_EVERY {
+        let since = *crate::sync::lock(&self.shared.unsynced_since);
+        let waited = since.is_some_and(|since| {
+            crate::clock::now().saturating_duration_since(since) >= SYNC_AT_LEAST_EVERY
+        });
+        if !durable && !waited {
             return Ok(());
         }
         self.sync_held(outlet, timeout).await

@@ -23,6 +23,9 @@ type Events = Arc<Mutex<Vec<String>>>;
 struct Deferring {
     events: Events,
     fail_sync: bool,
+    /// Each push notes itself, then fails (as one that wrote part of its
+    /// batch).
+    fail_push: bool,
 }
 
 #[async_trait]
@@ -30,6 +33,9 @@ impl Outlet for Deferring {
     async fn push(&mut self, _records: &[Record], update: &Update) -> Result<(), BoxError> {
         let event = format!("push {}", update.index());
         self.events.lock().unwrap().push(event);
+        if self.fail_push {
+            return Err("the disk is full".into());
+        }
         Ok(())
     }
 
@@ -293,4 +299,18 @@ async fn without_the_checkpoint_at_shutdown_a_restart_reads_again_what_came_afte
     resumed.start().await.unwrap();
     let report = resumed.transfer().await.unwrap();
     assert_eq!(report.records_in, 1, "the second record is read again");
+}
+
+#[tokio::test]
+async fn what_a_failed_push_wrote_is_synced_at_shutdown_too() {
+    let outlet = Deferring {
+        fail_push: true,
+        ..Deferring::default()
+    };
+    let link = started("failing", resumable(), outlet.clone()).await;
+    link.transfer().await.expect_err("the push failed");
+    assert!(link.shutdown().await.is_empty());
+    let events = events(&outlet.events);
+    assert_eq!(events.last().unwrap(), "shutdown");
+    assert!(events.iter().any(|e| e == "sync"), "{events:?}");
 }
