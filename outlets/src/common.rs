@@ -141,16 +141,15 @@ impl Unsynced {
         }
         let mut files = std::mem::take(&mut self.files);
         let synced = tokio::task::spawn_blocking(move || {
-            let paths: Vec<PathBuf> = files.keys().cloned().collect();
-            for path in paths {
-                if let Some((file, created)) = files.get(&path) {
-                    if let Err(e) = sync(file, &path, *created) {
-                        return (files, Err(e));
-                    }
-                    files.remove(&path);
+            let mut result = Ok(());
+            // Synced files leave the map; after a failure the rest stay.
+            files.retain(|path, (file, created)| {
+                result.is_err() || {
+                    result = sync(file, path, *created);
+                    result.is_err()
                 }
-            }
-            (files, Ok(()))
+            });
+            (files, result)
         })
         .await;
         match synced {

@@ -151,14 +151,22 @@ impl Link {
         if checkpoint_due {
             return true;
         }
-        let pulled: Vec<_> = lock(&inner.inlets)
+        // Each inlet's snapshot is taken once, until it shows resume state:
+        // a large one (a `dir` inlet's every file) is not built per push.
+        let unknown: Vec<_> = lock(&inner.inlets)
             .iter()
-            .filter(|s| s.unsettled.is_some())
+            .filter(|s| s.unsettled.is_some() && !s.keeps_state)
             .map(|s| s.handle.clone())
             .collect();
-        for inlet in pulled {
+        for inlet in unknown {
             if inlet.snapshot().await.is_none() {
                 return true;
+            }
+            if let Some(slot) = lock(&inner.inlets)
+                .iter_mut()
+                .find(|s| s.handle.same_as(&inlet))
+            {
+                slot.keeps_state = true;
             }
         }
         false

@@ -198,6 +198,9 @@ struct InletSlot {
     /// back: `Some(true)` when the pull succeeded.
     unsettled: Option<bool>,
     counters: Arc<NodeCounters>,
+    /// The inlet was seen to keep resume state (its snapshot was `Some`):
+    /// its commit lets go of nothing at the source. Asked once.
+    keeps_state: bool,
 }
 
 impl InletSlot {
@@ -210,6 +213,7 @@ impl InletSlot {
             ending: false,
             unsettled: None,
             counters: Arc::default(),
+            keeps_state: false,
         }
     }
 }

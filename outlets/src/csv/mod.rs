@@ -682,23 +682,26 @@ fn inspect(path: &Path, last: Option<LeftAs>) -> Result<Existing, CsvOutletError
     })
 }
 
-/// A target file just written: its path, the open file, and whether the
-/// write created it; to be synced (see [`crate::common::Unsynced`]).
-type ToSync = (PathBuf, File, bool);
+/// A file a push just wrote, as the outlet takes note of it.
+struct WrittenFile {
+    path: PathBuf,
+    /// It was truncated first.
+    truncate: bool,
+    /// Its length and identity after the write (see [`LastWritten`]).
+    len: u64,
+    identity: Option<(u64, u64)>,
+    /// Its header now.
+    header: Option<Vec<String>>,
+    /// The open file and whether the write created it, to be synced (see
+    /// [`crate::common::Unsynced`]).
+    file: File,
+    created: bool,
+}
 
-/// A file just written: its path, length, identity and header (see
-/// [`LastWritten`]).
-type Wrote = (PathBuf, u64, Option<(u64, u64)>, Option<Vec<String>>);
-
-/// Writes each target, leaving the sync to the caller; says what was
-/// written (path, truncated, length), what to sync, and how each file was
-/// left.
-fn write_encoded(
-    encoded: Vec<Encoded>,
-) -> Result<(crate::common::Written, Vec<ToSync>, Vec<Wrote>), FileIoError> {
+/// Writes each target, leaving the sync to the caller; says what it
+/// wrote.
+fn write_encoded(encoded: Vec<Encoded>) -> Result<Vec<WrittenFile>, FileIoError> {
     let mut written = Vec::with_capacity(encoded.len());
-    let mut to_sync = Vec::with_capacity(encoded.len());
-    let mut wrote = Vec::with_capacity(encoded.len());
     for target in encoded {
         if target.bytes.iter().all(Vec::is_empty) && target.file.is_none() {
             // Every row bound for a new file was rejected.
@@ -716,12 +719,17 @@ fn write_encoded(
         let metadata = file
             .metadata()
             .map_err(|e| FileIoError::new("read the length of", path, e))?;
-        let len = metadata.len();
-        written.push((target.path.clone(), target.truncate, len));
-        wrote.push((target.path.clone(), len, identity(&metadata), target.header));
-        to_sync.push((target.path, file, created));
+        written.push(WrittenFile {
+            path: target.path,
+            truncate: target.truncate,
+            len: metadata.len(),
+            identity: identity(&metadata),
+            header: target.header,
+            file,
+            created,
+        });
     }
-    Ok((written, to_sync, wrote))
+    Ok(written)
 }
 
 #[async_trait]
@@ -772,7 +780,7 @@ impl Outlet for CsvOutlet {
         } else {
             encode()?
         };
-        let (written, to_sync, wrote) = if in_place(records) {
+        let files = if in_place(records) {
             write_encoded(encoded)?
         } else {
             tokio::task::spawn_blocking(move || write_encoded(encoded))
@@ -780,21 +788,19 @@ impl Outlet for CsvOutlet {
                 .map_err(CsvOutletError::from)?
                 .map_err(CsvOutletError::from)?
         };
-        for (path, file, created) in to_sync {
-            self.unsynced.0.note(path, file, created);
-        }
-        for (path, len, identity, header) in wrote {
-            match header {
+        let mut written = Vec::with_capacity(files.len());
+        for f in files {
+            match f.header {
                 Some(header) => {
-                    self.last_written
-                        .0
-                        .files
-                        .insert(path, (len, identity, header));
+                    let left = (f.len, f.identity, header);
+                    self.last_written.0.files.insert(f.path.clone(), left);
                 }
                 None => {
-                    self.last_written.0.files.remove(&path);
+                    self.last_written.0.files.remove(&f.path);
                 }
             }
+            written.push((f.path.clone(), f.truncate, f.len));
+            self.unsynced.0.note(f.path, f.file, f.created);
         }
         self.committed.update(written);
         rejected.into_result()
